@@ -1,0 +1,1 @@
+"""Registered policies of this family; every module here is imported by `policies.registry.load_all`."""

@@ -1,0 +1,283 @@
+"""Run configuration: frozen dataclasses for the workload, the instances, the cluster and the run.
+
+Owns parsing and validation of config dicts/TOML (errors name the file, the field and the fix).
+Resolving names into objects (workloads, cost models, policies) happens in `sim.build`, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim.errors import InputError
+
+Params = tuple[tuple[str, Any], ...]
+
+
+def freeze_params(d: Mapping[str, Any] | Params | None) -> Params:
+    """A mapping as a sorted tuple of pairs, so configs stay hashable and comparable."""
+    if not d:
+        return ()
+    items = d.items() if isinstance(d, Mapping) else d
+    out = []
+    for k, v in sorted(items):
+        if isinstance(v, list):
+            v = tuple(v)
+        elif isinstance(v, Mapping):
+            v = freeze_params(v)
+        out.append((str(k), v))
+    return tuple(out)
+
+
+def params_dict(p: Params) -> dict[str, Any]:
+    return {k: v for k, v in p}
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """Which requests: a bundled trace/generator name or a file path, plus scaling knobs.
+
+    rate: requests/s to rescale arrivals to (None = as in the source / generator default)
+    duration_s: keep arrivals up to this time; num_requests: keep the first n requests
+    """
+
+    source: str = "azure-conv-2023"
+    rate: float | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    params: Params = ()
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One group of identical engine instances.
+
+    cost: "roofline" | "linear:a,b,c,d" | "staircase:c,a,b0" | "profiled:<table>"
+    batching: a registered batching policy name, with `batching_params` for its constructor
+    token_budget: max tokens (prefill + decode) per iteration; max_batch_requests: cap on requests
+    admission_interval: admit new requests only every k iterations (VTC artifact: 10)
+    role: "mixed" | "prefill" | "decode" (disaggregated pools)
+    kv_capacity_tokens: override the derived KV capacity (None = from the catalogue)
+    """
+
+    model: str = "llama-2-7b"
+    gpu: str = "a100-80gb"
+    tp: int = 1
+    cost: str = "roofline"
+    batching: str = "sarathi"
+    batching_params: Params = ()
+    token_budget: int = 512
+    max_batch_requests: int = 256
+    block_size: int = 16
+    kv_capacity_tokens: int | None = None
+    admission_interval: int = 1
+    watermark_blocks: int = 0
+    role: str = "mixed"
+    prefix_cache: bool = True
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The instances, the router, and the link used for KV transfer and migration.
+
+    Default link: 25 GB/s, 10 us — an assumption standing for one 200 Gb/s NIC (InfiniBand HDR);
+    override per experiment.
+    """
+
+    instances: tuple[InstanceSpec, ...] = (InstanceSpec(),)
+    router: str = "round-robin"
+    router_params: Params = ()
+    kv_link_bandwidth_Bps: float = 25e9
+    kv_link_latency_s: float = 1e-5
+
+    @property
+    def n_instances(self) -> int:
+        return sum(i.count for i in self.instances)
+
+    def expanded(self) -> list[InstanceSpec]:
+        return [spec for spec in self.instances for _ in range(spec.count)]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. Same config + seed => identical results.
+
+    input_weight / output_weight: w_p, w_q of the service accounting (VTC defaults 1 and 2).
+    mode: "fast" (exact fast-forward) or "step" (reference, one iteration at a time).
+    """
+
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+    seed: int = 0
+    mode: str = "fast"
+    input_weight: float = 1.0
+    output_weight: float = 2.0
+    record_service: bool = True
+    max_sim_time_s: float = math.inf
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any], source: str = "config") -> RunConfig:
+        return _parse(RunConfig, d, source, "")
+
+    @staticmethod
+    def from_toml(path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(str(path), "", "config file not found", "pass an existing .toml file")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(str(path), "", f"not valid TOML ({exc})", "fix the TOML syntax") from None
+        return RunConfig.from_dict(data, str(path))
+
+    def validate(self, source: str = "config") -> RunConfig:
+        _check(self, source)
+        return self
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if f.name.endswith("params"):
+                v = {k: _to_plain(x) for k, x in v}
+            else:
+                v = _to_plain(v)
+            out[f.name] = v
+        return out
+    if isinstance(obj, tuple):
+        return [_to_plain(x) for x in obj]
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf"
+    return obj
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check/coerce a TOML scalar against a dataclass field annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return True, None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            ok, v = _type_ok(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is float:
+        if isinstance(value, str) and value.lower() in ("inf", "infinity"):
+            return True, math.inf
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is int:
+        return (isinstance(value, int) and not isinstance(value, bool)), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is str:
+        return isinstance(value, str), value
+    return True, value
+
+
+def _parse(cls: type, d: Any, source: str, prefix: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise InputError(source, prefix or "<root>", "must be a table/mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise InputError(source, where, "unknown field", f"use one of: {', '.join(sorted(names))}")
+        tp = hints[key]
+        if key.endswith("params"):
+            if not isinstance(value, Mapping):
+                raise InputError(source, where, "must be a table of parameters")
+            kwargs[key] = freeze_params(value)
+        elif tp is WorkloadSpec:
+            if isinstance(value, str):
+                value = {"source": value}
+            kwargs[key] = _parse(WorkloadSpec, value, source, where + ".")
+        elif tp is ClusterSpec:
+            kwargs[key] = _parse(ClusterSpec, value, source, where + ".")
+        elif key == "instances":
+            if isinstance(value, Mapping):
+                value = [value]
+            if not isinstance(value, list) or not value:
+                raise InputError(source, where, "must be a non-empty list of instance tables")
+            kwargs[key] = tuple(
+                _parse(InstanceSpec, v, source, f"{where}[{i}].") for i, v in enumerate(value)
+            )
+        else:
+            ok, coerced = _type_ok(value, tp)
+            if not ok:
+                tname = getattr(tp, "__name__", str(tp))
+                raise InputError(source, where, f"expected {tname}, got {value!r}")
+            kwargs[key] = coerced
+    obj = cls(**kwargs)
+    if cls is RunConfig:
+        _check(obj, source)
+    return obj
+
+
+def _check(cfg: RunConfig, source: str) -> None:
+    def bad(field_: str, problem: str, fix: str = "") -> None:
+        raise InputError(source, field_, problem, fix)
+
+    if cfg.mode not in ("fast", "step"):
+        bad("mode", f"unknown mode {cfg.mode!r}", "use 'fast' or 'step'")
+    if cfg.input_weight < 0 or cfg.output_weight < 0:
+        bad("input_weight/output_weight", "must be >= 0")
+    w = cfg.workload
+    if w.rate is not None and not (w.rate > 0 and math.isfinite(w.rate)):
+        bad("workload.rate", f"must be a positive number of requests/s, got {w.rate}")
+    if w.duration_s is not None and not w.duration_s > 0:
+        bad("workload.duration_s", f"must be > 0 seconds, got {w.duration_s}")
+    if w.num_requests is not None and w.num_requests < 1:
+        bad("workload.num_requests", f"must be >= 1, got {w.num_requests}")
+    c = cfg.cluster
+    if not c.instances:
+        bad("cluster.instances", "needs at least one instance")
+    if not c.kv_link_bandwidth_Bps > 0:
+        bad("cluster.kv_link_bandwidth_Bps", "must be > 0 bytes/s")
+    if c.kv_link_latency_s < 0:
+        bad("cluster.kv_link_latency_s", "must be >= 0 s")
+    roles = set()
+    for i, spec in enumerate(c.instances):
+        p = f"cluster.instances[{i}]."
+        if spec.count < 1:
+            bad(p + "count", "must be >= 1")
+        if spec.tp < 1:
+            bad(p + "tp", "tensor-parallel degree must be >= 1")
+        if spec.token_budget < 1:
+            bad(p + "token_budget", "must be >= 1 token")
+        if spec.max_batch_requests < 1:
+            bad(p + "max_batch_requests", "must be >= 1")
+        if spec.block_size < 1:
+            bad(p + "block_size", "must be >= 1 token")
+        if spec.admission_interval < 1:
+            bad(p + "admission_interval", "must be >= 1 iteration")
+        if spec.kv_capacity_tokens is not None and spec.kv_capacity_tokens < spec.block_size:
+            bad(p + "kv_capacity_tokens", "must hold at least one block")
+        if spec.role not in ("mixed", "prefill", "decode"):
+            bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill or decode")
+        roles.add(spec.role)
+    if ("prefill" in roles) != ("decode" in roles):
+        bad("cluster.instances", "disaggregation needs both a prefill and a decode pool",
+            "add instances with role='prefill' and role='decode', or use role='mixed'")
+    if "mixed" in roles and len(roles) > 1:
+        bad("cluster.instances", "cannot mix role='mixed' with prefill/decode pools")
