@@ -1,0 +1,93 @@
+"""The reproduction registry: every paper figure/table the toolkit regenerates is one entry.
+
+A reproduction is a function `run(ctx: ReproContext) -> ReproOutput` registered with
+`@reproduction(name=..., paper=..., target=...)` in a module under `experiments.reproductions`;
+`load_all()` imports them. Writing tables/figures/reports is the runner's job (`experiments.reproduce`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One published number next to ours.
+
+    relation: how to read it — "ratio" (ours/paper), "direction" (same sign/ordering), "within"
+    (ours within `tolerance` relative of paper), or "info".
+    """
+
+    metric: str
+    paper_value: float | str
+    ours: float | str
+    unit: str = ""
+    relation: str = "ratio"
+    tolerance: float | None = None
+    note: str = ""
+    agrees: bool | None = None
+
+
+@dataclass
+class ReproOutput:
+    tables: dict[str, Any] = field(default_factory=dict)  # name -> pandas.DataFrame (tidy)
+    figures: list[Path] = field(default_factory=list)  # files written (PNG + PDF)
+    comparisons: list[Comparison] = field(default_factory=list)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ReproContext:
+    out_dir: Path
+    quick: bool
+    seed: int = 0
+
+    def path(self, name: str) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self.out_dir / name
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    name: str
+    paper: str
+    target: str  # e.g. "Fig. 3" or "Table 2"
+    run: Callable[[ReproContext], ReproOutput]
+    description: str = ""
+    quick_minutes: float = 2.0  # expected wall time of quick mode on a 2-core machine
+
+
+_REGISTRY: dict[str, Reproduction] = {}
+_loaded = False
+
+
+def reproduction(name: str, paper: str, target: str, quick_minutes: float = 2.0):
+    def deco(fn: Callable[[ReproContext], ReproOutput]):
+        if name in _REGISTRY and _REGISTRY[name].run is not fn:
+            raise ValueError(f"reproduction {name!r} registered twice")
+        doc = (fn.__doc__ or "").strip()
+        _REGISTRY[name] = Reproduction(name, paper, target, fn, doc, quick_minutes)
+        return fn
+
+    return deco
+
+
+def load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    pkg = importlib.import_module("experiments.reproductions")
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"experiments.reproductions.{mod.name}")
+    _loaded = True
+
+
+def all_reproductions() -> dict[str, Reproduction]:
+    load_all()
+    return dict(sorted(_REGISTRY.items()))

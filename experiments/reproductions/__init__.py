@@ -1,0 +1,1 @@
+"""One module per paper (or figure group); each registers its reproductions with `@reproduction`."""

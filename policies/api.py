@@ -1,0 +1,211 @@
+"""The policy protocols and the `PlanBuilder` every batching policy uses to write its plan.
+
+A batching policy sees a read-only `InstanceView` and returns a `Plan` for the next iteration; a
+router sees a `ClusterView` and returns an instance index. The engine owns all bookkeeping
+(memory, accounting, progress); policies keep only their own decision state (e.g. VTC lift offsets).
+
+Stability contract (what makes exact fast-forward possible): between two change points (arrival,
+admission, prefill completion, completion, preemption, migration, admission-cadence tick) a policy
+asked again must return the same plan, with each prefill chunk the same size, as long as that
+request still has at least a full chunk left. A policy whose decisions depend on the clock sets
+`Plan.replan_each_iteration = True`. The fast-forward-equals-step property test holds every
+registered policy to this contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass
+class Plan:
+    """One iteration's decisions.
+
+    admit:   waiting request ids to admit now, in order (the engine allocates their KV and charges
+             their uncached prompt tokens at this moment)
+    chunks:  prefill request id -> prompt tokens to compute this iteration (>= 1)
+    decodes: decoding request ids that generate one token this iteration (None = all of them)
+    replan_each_iteration: the plan depends on the clock; ask again every iteration
+    """
+
+    admit: list[int] = field(default_factory=list)
+    chunks: dict[int, int] = field(default_factory=dict)
+    decodes: list[int] | None = None
+    replan_each_iteration: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.chunks and not self.admit and self.decodes == []
+
+
+@runtime_checkable
+class InstanceView(Protocol):
+    """Read-only view of one instance at the current decision point."""
+
+    now: float
+    instance: int
+    token_budget: int
+    max_batch_requests: int
+    admission_open: bool  # the admission cadence allows new requests this iteration
+    waiting: Sequence[int]  # request ids queued at this instance, in arrival order
+    prefilling: Sequence[int]  # admitted, prompt not fully computed, in admission order
+    decoding: Sequence[int]  # admitted and generating, in admission order
+
+    def prompt_tokens(self, rid: int) -> int: ...
+    def output_tokens(self, rid: int) -> int: ...
+    def generated_tokens(self, rid: int) -> int: ...
+    def remaining_prefill(self, rid: int) -> int: ...  # tokens to compute before the next token
+    def client(self, rid: int) -> int: ...
+    def arrival_s(self, rid: int) -> float: ...
+    def priority(self, rid: int) -> int: ...
+    def tbt_slo_s(self, rid: int) -> float: ...
+    def last_token_s(self, rid: int) -> float: ...  # time of the request's latest token (nan if none)
+    def cached_prefix_tokens(self, rid: int) -> int: ...  # prefix-cache hit if admitted now
+    def admissible(self, rids: Sequence[int]) -> bool: ...  # would KV fit for all of these?
+    def client_weight(self, client: int) -> float: ...
+    def input_service(self, client: int) -> int: ...  # prompt tokens charged on this instance
+    def cached_input_service(self, client: int) -> int: ...
+    def output_service(self, client: int) -> int: ...  # output tokens generated on this instance
+    def kv_free_fraction(self) -> float: ...
+
+
+class BatchPolicy(Protocol):
+    """Per-instance batching. Hooks are optional; `plan` is required."""
+
+    def plan(self, view: InstanceView) -> Plan: ...
+
+
+@runtime_checkable
+class ArrivalHook(Protocol):
+    def on_arrival(self, rid: int, view: InstanceView) -> None: ...
+
+
+@runtime_checkable
+class LeaveHook(Protocol):
+    """Called when a request leaves the waiting queue (admitted), with the view after it left."""
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None: ...
+
+
+class InstanceStats(Protocol):
+    index: int
+    role: str
+    waiting_count: int
+    running_count: int
+    outstanding_tokens: int  # remaining prefill + remaining decode tokens of all its requests
+    kv_blocks_free: int
+    kv_blocks_total: int
+
+    def prefix_match_tokens(self, rid: int) -> int: ...
+
+
+class ClusterView(Protocol):
+    now: float
+    n_instances: int
+
+    def instance(self, i: int) -> InstanceStats: ...
+    def prompt_tokens(self, rid: int) -> int: ...
+    def output_tokens(self, rid: int) -> int: ...
+    def client(self, rid: int) -> int: ...
+
+
+class Router(Protocol):
+    def route(self, rid: int, view: ClusterView) -> int: ...
+
+
+class PlanBuilder:
+    """Writes a plan within the token budget, the request cap and KV memory.
+
+    Typical use (Sarathi-Serve):
+        b = PlanBuilder(view)
+        b.decode_all()
+        for rid in view.prefilling: b.chunk(rid)
+        for rid in view.waiting:
+            if not b.admit(rid): break
+        return b.plan()
+    """
+
+    def __init__(self, view: InstanceView, token_budget: int | None = None) -> None:
+        self.view = view
+        self.budget_left = view.token_budget if token_budget is None else token_budget
+        self.slots_left = view.max_batch_requests
+        self._admit: list[int] = []
+        self._chunks: dict[int, int] = {}
+        self._decodes: list[int] = []
+        self._in_batch: set[int] = set()
+        self.replan_each_iteration = False
+
+    # -- decodes ---------------------------------------------------------------------------
+    def decode(self, rid: int) -> bool:
+        if self.budget_left < 1 or self.slots_left < 1 or rid in self._in_batch:
+            return False
+        self._decodes.append(rid)
+        self._in_batch.add(rid)
+        self.budget_left -= 1
+        self.slots_left -= 1
+        return True
+
+    def decode_all(self, rids: Sequence[int] | None = None) -> int:
+        n = 0
+        for rid in self.view.decoding if rids is None else rids:
+            if not self.decode(rid):
+                break
+            n += 1
+        return n
+
+    # -- prefills --------------------------------------------------------------------------
+    def chunk(self, rid: int, max_tokens: int | None = None, whole: bool = False) -> int:
+        """Schedule up to `max_tokens` of an admitted request's prompt (0 if nothing fits).
+
+        whole=True: only schedule if the entire remaining prompt fits (no chunking).
+        """
+        if rid in self._in_batch or self.slots_left < 1:
+            return 0
+        remaining = self.view.remaining_prefill(rid)
+        if whole and remaining > self.budget_left:
+            return 0
+        c = min(remaining, self.budget_left, remaining if max_tokens is None else max_tokens)
+        if c < 1:
+            return 0
+        self._chunks[rid] = c
+        self._in_batch.add(rid)
+        self.budget_left -= c
+        self.slots_left -= 1
+        return c
+
+    def can_admit(self, rid: int, whole: bool = False) -> bool:
+        if not self.view.admission_open or self.slots_left < 1 or self.budget_left < 1:
+            return False
+        if whole and self.view.remaining_prefill(rid) - self.view.cached_prefix_tokens(rid) > self.budget_left:
+            return False
+        return self.view.admissible([*self._admit, rid])
+
+    def admit(self, rid: int, whole: bool = False, max_tokens: int | None = None) -> bool:
+        """Admit a waiting request and schedule its first chunk; False (and no change) if it
+        does not fit in memory, slots or budget, or admission is closed."""
+        if not self.can_admit(rid, whole):
+            return False
+        self._admit.append(rid)
+        remaining_after_cache = self.view.remaining_prefill(rid) - self.view.cached_prefix_tokens(rid)
+        c = min(remaining_after_cache, self.budget_left)
+        if max_tokens is not None:
+            c = min(c, max_tokens)
+        self._chunks[rid] = c
+        self._in_batch.add(rid)
+        self.budget_left -= c
+        self.slots_left -= 1
+        return True
+
+    @property
+    def admitted(self) -> list[int]:
+        return list(self._admit)
+
+    def plan(self) -> Plan:
+        return Plan(
+            admit=self._admit,
+            chunks=self._chunks,
+            decodes=self._decodes,
+            replan_each_iteration=self.replan_each_iteration,
+        )
