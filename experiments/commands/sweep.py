@@ -1,0 +1,55 @@
+"""`llmsched sweep SWEEP.toml`: run a resumable grid of configs locally (joblib) or on Dask.
+
+Exit 0 when every point is done, 1 when some points failed (they are retried on the next start),
+2 on a malformed sweep file or bad flags. The machinery lives in `experiments.sweep`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sim.errors import InputError
+
+HELP = "run a grid of configs (resumable) with joblib, or on Dask with --dask ADDRESS / --dask-local N"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep_file", help="TOML with [base] (a RunConfig), [grid] (dotted key = [values]) "
+                   "and optional [sweep] (name, point, metrics)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
+    g.add_argument("--dask-local", metavar="N", type=int, help="start a local Dask cluster of N worker processes")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="local worker processes (joblib; default 1)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: sweeps/<sweep name>)")
+    p.add_argument("--rerun", action="store_true", help="recompute every point, even completed ones")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments import sweep
+
+    if args.dask is not None and args.jobs != 1:
+        raise InputError("llmsched sweep", "--jobs", "has no effect with --dask", "drop --jobs")
+    spec = sweep.load_spec(args.sweep_file)
+    out = Path(args.out) if args.out else Path("sweeps") / spec.name
+    if args.dry_run:
+        points = sweep.expand(spec)
+        done = sweep.completed_points(out)
+        for pt in points:
+            state = "done" if pt.key in done else "todo"
+            label = ", ".join(f"{k}={v!r}" for k, v in pt.params.items())
+            print(f"{pt.index:>5} {pt.key} {state}  {label}")
+        print(f"{len(points)} points, {sum(p.key in done for p in points)} done, output {out}")
+        return 0
+    outcome = sweep.run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask,
+                              dask_local=args.dask_local, progress=not args.quiet, rerun=args.rerun)
+    print(f"{spec.name}: {outcome.total} points, {outcome.skipped} already done, {outcome.ran} run "
+          f"({outcome.backend}), {len(outcome.failed)} failed; summary: {out / 'summary.parquet'}")
+    if outcome.failed:
+        sys.stderr.write(f"{len(outcome.failed)} point(s) failed; errors in {out / 'failed'}; "
+                         "run the same command again to retry them\n")
+        return 1
+    return 0
