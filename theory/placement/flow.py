@@ -1,0 +1,198 @@
+"""Max-flow of a placement: the runtime flow graph, its max flow, a min cut as certificate, and a
+fast integer max-flow evaluator for search.
+
+A placement is `{node: (start_layer, num_layers)}` (absent = unused). Graph (Helix
+`simulator/scheduler/global_maxflow/network_flow.py`, re-derived): every used node i is split
+in_i -> start_i -> end_i -> out_i with capacities NIC_in/activation, T_i(k), NIC_out/activation;
+edge out_i -> in_j exists iff i's last layer + 1 == j's first layer (source -> in_i iff i starts at
+layer 0, out_i -> sink iff i ends at layer L), capacity = link bandwidth / bytes per token.
+Flow value == the Helix MILP objective for the same placement (T_i(k) already includes the NIC cap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_flow
+
+from theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
+
+Placement = dict[int, tuple[int, int]]
+
+
+@dataclass
+class FlowProblem:
+    """Everything fixed while the placement varies: capacities and the directed link list."""
+
+    cluster: PlacementCluster
+    model: ModelSpec
+    caps: list[list[float]]  # T_i(k), index k-1
+    edges: list[tuple[int | str, int | str, float, float]]  # (u, v, tokens/s, latency s)
+
+    @property
+    def L(self) -> int:
+        return self.model.num_layers
+
+    @property
+    def n(self) -> int:
+        return self.cluster.n
+
+    def max_layers(self, i: int) -> int:
+        return len(self.caps[i])
+
+    def node_cap(self, i: int, k: int) -> float:
+        return self.caps[i][k - 1]
+
+
+def make_problem(cluster: PlacementCluster, model: ModelSpec, caps: list[list[float]] | None = None,
+                 prune_keep: int | None = None) -> FlowProblem:
+    from theory.placement.profiles import node_capacities
+
+    caps = caps if caps is not None else node_capacities(cluster, model)
+    edges = cluster.directed_edges(model)
+    if prune_keep:
+        edges = prune_edges(edges, prune_keep)
+    return FlowProblem(cluster, model, caps, edges)
+
+
+def prune_edges(edges, keep: int):
+    """Helix-style link pruning (`fake_cluster_generator.py::prune_cluster`, min_keep = max_keep
+    = keep): an undirected compute link survives if it is among the `keep` fastest links of either
+    endpoint; coordinator links are all kept (they carry token ids, never a bottleneck in the
+    Helix configs). Ties break by the other endpoint's index, so the result is deterministic."""
+    pair_bw: dict[tuple[int, int], float] = {}
+    for u, v, c, _ in edges:
+        if isinstance(u, int) and isinstance(v, int):
+            pair_bw[(min(u, v), max(u, v))] = c
+    by_node: dict[int, list[tuple[float, int, tuple[int, int]]]] = {}
+    for (a, b), c in pair_bw.items():
+        by_node.setdefault(a, []).append((-c, b, (a, b)))
+        by_node.setdefault(b, []).append((-c, a, (a, b)))
+    kept = set()
+    for lst in by_node.values():
+        lst.sort()
+        kept.update(p for _, _, p in lst[:keep])
+    return [e for e in edges if not (isinstance(e[0], int) and isinstance(e[1], int))
+            or (min(e[0], e[1]), max(e[0], e[1])) in kept]
+
+
+def enabled(p: FlowProblem, plc: Placement, u, v) -> bool:
+    """Whether directed edge u -> v can carry flow under placement `plc` (layer chaining)."""
+    if u == SOURCE:
+        return v in plc and plc[v][0] == 0
+    if v == SINK:
+        return u in plc and plc[u][0] + plc[u][1] == p.L
+    if u not in plc or v not in plc:
+        return False
+    return plc[u][0] + plc[u][1] == plc[v][0]
+
+
+def flow_graph(p: FlowProblem, plc: Placement) -> nx.DiGraph:
+    """The runtime flow graph (node split in/start/end/out) as a networkx DiGraph."""
+    g = nx.DiGraph()
+    g.add_node(SOURCE)
+    g.add_node(SINK)
+    for i, (s, k) in plc.items():
+        nd = p.cluster.nodes[i]
+        g.add_edge(("in", i), ("start", i), capacity=nd.nic_in_Bps / p.model.activation_bytes)
+        g.add_edge(("start", i), ("end", i), capacity=p.node_cap(i, k))
+        g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / p.model.activation_bytes)
+    for u, v, c, _ in p.edges:
+        if enabled(p, plc, u, v):
+            a = SOURCE if u == SOURCE else ("out", u)
+            b = SINK if v == SINK else ("in", v)
+            g.add_edge(a, b, capacity=c)
+    return g
+
+
+@dataclass
+class FlowResult:
+    value: float
+    edge_flow: dict[tuple, float]  # link flows (u, v) in node-index terms -> tokens/s
+    node_flow: dict[int, float]
+    cut_value: float
+    cut_edges: list[tuple]  # graph edges from the source side to the sink side
+
+
+def solve_flow(p: FlowProblem, plc: Placement) -> FlowResult:
+    """Max flow (networkx preflow-push) and a minimum s-t cut of the placement's graph."""
+    g = flow_graph(p, plc)
+    value, fd = nx.maximum_flow(g, SOURCE, SINK)
+    cut_value, (S, T) = nx.minimum_cut(g, SOURCE, SINK)
+    cut_edges = [(a, b) for a in S for b in g.successors(a) if b in T]
+    edge_flow: dict[tuple, float] = {}
+    node_flow: dict[int, float] = {}
+    for a, nbrs in fd.items():
+        for b, f in nbrs.items():
+            if a == ("start", b[1]) if isinstance(b, tuple) and b[0] == "end" else False:
+                node_flow[b[1]] = f
+            u = SOURCE if a == SOURCE else (a[1] if isinstance(a, tuple) and a[0] == "out" else None)
+            v = SINK if b == SINK else (b[1] if isinstance(b, tuple) and b[0] == "in" else None)
+            if u is not None and v is not None and f > 0:
+                edge_flow[(u, v)] = f
+    for i in plc:
+        node_flow.setdefault(i, 0.0)
+    return FlowResult(float(value), edge_flow, node_flow, float(cut_value), cut_edges)
+
+
+class FastFlow:
+    """Integer max flow (scipy, Dinic) of a placement, for local search: capacities are scaled by
+    `scale` and rounded down, so the value is within n_edges/scale of the exact one (below it)."""
+
+    def __init__(self, p: FlowProblem, scale: float = 1000.0):
+        self.p = p
+        self.scale = scale
+        n = p.n
+        big = int(min(2**30, scale * 10 * max(max(c) for c in p.caps) * n))
+        self.big = big
+        self.cap_link = {}
+        for u, v, c, _ in p.edges:
+            self.cap_link[(u, v)] = min(big, int(c * scale))
+        self.icap = [[min(big, int(t * scale)) for t in c] for c in p.caps]
+        self.src_nodes = [v for (u, v) in self.cap_link if u == SOURCE]
+        self.sink_nodes = [u for (u, v) in self.cap_link if v == SINK]
+        self.out_links: dict[int, list[int]] = {i: [] for i in range(n)}
+        for (u, v) in self.cap_link:
+            if isinstance(u, int) and isinstance(v, int):
+                self.out_links[u].append(v)
+
+    def value(self, plc: Placement) -> float:
+        p = self.p
+        n = p.n
+        L = p.L
+        # vertex ids: 0 source, 1 sink, 2+2i in_i, 3+2i out_i
+        rows, cols, data = [], [], []
+        by_start: dict[int, list[int]] = {}
+        for i, (s, _k) in plc.items():
+            by_start.setdefault(s, []).append(i)
+        for i, (s, k) in plc.items():
+            rows.append(2 + 2 * i)
+            cols.append(3 + 2 * i)
+            data.append(self.icap[i][k - 1])
+        for i in self.src_nodes:
+            if i in plc and plc[i][0] == 0:
+                rows.append(0)
+                cols.append(2 + 2 * i)
+                data.append(self.cap_link[(SOURCE, i)])
+        for i in self.sink_nodes:
+            if i in plc and plc[i][0] + plc[i][1] == L:
+                rows.append(3 + 2 * i)
+                cols.append(1)
+                data.append(self.cap_link[(i, SINK)])
+        for i, (s, k) in plc.items():
+            e = s + k
+            if e >= L:
+                continue
+            for j in by_start.get(e, ()):
+                c = self.cap_link.get((i, j))
+                if c:
+                    rows.append(3 + 2 * i)
+                    cols.append(2 + 2 * j)
+                    data.append(c)
+        if not rows:
+            return 0.0
+        m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
+        return maximum_flow(m, 0, 1, method="dinic").flow_value / self.scale

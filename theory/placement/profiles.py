@@ -1,0 +1,178 @@
+"""Per-node compute capacity T_i(k): tokens/s a GPU node sustains when it holds k layers.
+
+Method ("typical batch", Helix `simulator/model_manager/llama2_70b/helper.py` and
+`<gpu>/llama2_70b_<gpu>.py::get_typical_token_throughput`, re-implemented from the formulas):
+a node holding k of L layers spends a fraction r = k*t_g / ((L-k)*t_avg + k*t_g) of a request's
+round trip computing, so a KV high-water mark of 30% of its cache gives a typical batch of
+prompt and decode tokens; the throughput is those tokens over k times the interpolated per-layer
+prompt + decode time. Per-type layer times 1/perf_g are refined by 10 fixed-point iterations
+(Helix `llama2_70b.py` L24-L80). Constants: AVG_INPUT_LEN 750, AVG_OUTPUT_LEN 240, KV_CACHE_HWM 0.3,
+VLLM_BLOCK_SIZE 16 (`simulator/event_simulator/utils.py` L37-L44). The node's NIC caps it at
+min(NIC in, NIC out) / activation bytes (Helix `ilp_layout.py` L234-L241).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from sim.errors import InputError
+from theory.placement.io import DATA_DIR
+from theory.placement.spec import ModelSpec, PlacementCluster
+
+AVG_INPUT_LEN = 750  # Helix utils.py L37
+AVG_OUTPUT_LEN = 240  # L38
+KV_CACHE_HWM = 0.3  # L44
+VLLM_BLOCK_SIZE = 16  # L42
+FIXED_POINT_ITERATIONS = 10  # llama2_70b.py L38 `for iteration in range(10)`
+
+# Initial guesses (Helix llama2_70b.py L26/L31/L35, llama1_30b.py L26/L31/L35).
+TYPICAL_LAYERS = {
+    "LLaMA-2-70B": ({"A100": 8, "V100": 3, "L4": 4, "L4x2": 9, "T4": 3, "T4x2": 6, "T4x4": 12},
+                    {"A100": 12, "V100": 4, "L4": 7, "L4x2": 14, "T4": 4, "T4x2": 9, "T4x4": 18}),
+    "LLaMA-1-30B": ({"A100": 12, "V100": 4, "L4": 8, "L4x2": 14, "T4": 4, "T4x2": 10, "T4x4": 20},
+                    {"A100": 18, "V100": 7, "L4": 11, "L4x2": 22, "T4": 7, "T4x2": 15, "T4x4": 30}),
+}
+NORMALIZED_PERF = {
+    "LLaMA-2-70B": {"A100": 80, "V100": 40, "L4": 20, "L4x2": 30, "T4": 12.5, "T4x2": 20, "T4x4": 30},
+    "LLaMA-1-30B": {"A100": 48, "V100": 25, "L4": 9, "L4x2": 15, "T4": 8, "T4x2": 15, "T4x4": 23},
+}
+# Helix switches to the larger typical-layer guess when the cluster holds < 1.2 model copies
+# under the smaller one (llama2_70b.py L27-L30).
+TYPICAL_SWITCH_COPIES = 1.2
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """Per-layer profile of one GPU type for one model (times in seconds)."""
+
+    gpu_type: str
+    max_layers: int
+    prompt_tokens: tuple[int, ...]
+    prompt_time_s: tuple[float, ...]
+    decode_tokens: tuple[int, ...]
+    decode_time_s: tuple[float, ...]
+    vllm_blocks: tuple[int, ...]  # index k-1 -> vLLM KV blocks when k layers are loaded
+    prompt_max_tokens: tuple[int, ...]
+    decode_max_tokens: tuple[int, ...]
+
+    def kv_entries(self, k: int) -> int:
+        """KV capacity in token x layer entries (Helix: 16 x blocks x layers)."""
+        return VLLM_BLOCK_SIZE * self.vllm_blocks[k - 1] * k
+
+    def prompt_time(self, tokens: float) -> float:
+        return _interp(self.prompt_tokens, self.prompt_time_s, tokens)
+
+    def decode_time(self, tokens: float) -> float:
+        return _interp(self.decode_tokens, self.decode_time_s, tokens)
+
+
+def _interp(xs: tuple[int, ...], ys: tuple[float, ...], x: float) -> float:
+    """Piecewise-linear interpolation; beyond the last point extrapolate from the last segment."""
+    if x <= xs[-1]:
+        return float(np.interp(x, xs, ys))
+    slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    return ys[-1] + slope * (x - xs[-1])
+
+
+@lru_cache(maxsize=8)
+def load_profiles(profile_key: str, tables_dir: str | None = None) -> dict[str, GpuProfile]:
+    """GPU type -> profile, read from `data/helix/tables/` (copied from the Helix artifact)."""
+    tdir = Path(tables_dir) if tables_dir else DATA_DIR / "tables"
+    curves: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    with open(tdir / "bs2time_all.csv") as fh:
+        for row in csv.DictReader(fh):
+            if row["model"] != profile_key:
+                continue
+            key = (row["gpu_config"], row["phase"])
+            curves.setdefault(key, []).append((int(row["batch_tokens"]), float(row["layer_time_ms"]) * 1e-3))
+    layer_rows: dict[str, list[dict]] = {}
+    names: dict[str, str] = {}
+    with open(tdir / "per_gpu_layer_tables.csv") as fh:
+        for row in csv.DictReader(fh):
+            if row["model"] != profile_key:
+                continue
+            layer_rows.setdefault(row["gpu_config"], []).append(row)
+            names[row["gpu_config"]] = row["machine_name"]
+    if not layer_rows:
+        raise InputError(str(tdir), "model", f"no profiles for {profile_key!r}")
+    out = {}
+    for cfg, rows in layer_rows.items():
+        rows.sort(key=lambda r: int(r["num_layers_on_node"]))
+        # a repeated batch size keeps its last value, as Helix's dict-based loader does
+        p = sorted(dict(curves[(cfg, "prompt")]).items())
+        d = sorted(dict(curves[(cfg, "decode")]).items())
+        out[names[cfg]] = GpuProfile(
+            names[cfg], len(rows),
+            tuple(x for x, _ in p), tuple(y for _, y in p),
+            tuple(x for x, _ in d), tuple(y for _, y in d),
+            tuple(int(r["vllm_num_blocks"]) for r in rows),
+            tuple(int(r["prompt_max_tokens"]) for r in rows),
+            tuple(int(r["decode_max_tokens"]) for r in rows),
+        )
+    return out
+
+
+def _typical_throughput(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
+                        typical_layers: dict[str, int], perf: dict[str, float]) -> float:
+    layer_time = {g: 1.0 / perf[g] for g in type_counts}
+    num = sum(type_counts[g] * typical_layers[g] * layer_time[g] for g in type_counts)
+    den = sum(type_counts[g] * typical_layers[g] for g in type_counts)
+    batch_time = k * layer_time[prof.gpu_type]
+    round_trip = (L - k) * (num / den) + batch_time
+    ratio = batch_time / round_trip
+    seq = AVG_INPUT_LEN + AVG_OUTPUT_LEN
+    avail = int(KV_CACHE_HWM * prof.kv_entries(k) / k)
+    prompt_req = avail / seq * ratio / AVG_OUTPUT_LEN
+    prompt_tok = round(prompt_req * AVG_INPUT_LEN)
+    decode_tok = round(avail / seq * ratio)
+    if prompt_req > 1:  # linear region: one typical request per batch
+        prompt_req, prompt_tok, decode_tok = 1, AVG_INPUT_LEN, AVG_OUTPUT_LEN
+    if prompt_req >= 1:
+        tokens = prompt_tok + decode_tok
+        t = k * (prof.prompt_time(prompt_tok) + prof.decode_time(decode_tok))
+    else:  # rescale the batch to one whole prompt
+        r = 1.0 / prompt_req
+        tokens = r * (prompt_tok + decode_tok)
+        t = k * (prof.prompt_time(int(prompt_tok * r)) + prof.decode_time(decode_tok) * r)
+    return tokens / t
+
+
+def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[float]]:
+    """GPU type -> [T(1), ..., T(K)] compute-only tokens/s (index k-1), for this cluster's type mix."""
+    profiles = load_profiles(model.profile_key)
+    for g in type_counts:
+        if g not in profiles:
+            raise InputError("cluster", "type", f"no {model.name} profile for GPU type {g!r}",
+                             f"use one of {sorted(profiles)}")
+    small, large = TYPICAL_LAYERS[model.profile_key]
+    typical = dict(small)
+    if sum(type_counts[g] * small[g] for g in type_counts) < model.num_layers * TYPICAL_SWITCH_COPIES:
+        typical = dict(large)
+    perf = {g: float(NORMALIZED_PERF[model.profile_key][g]) for g in type_counts}
+    for _ in range(FIXED_POINT_ITERATIONS):
+        perf = {g: _typical_throughput(profiles[g], typical[g], model.num_layers, type_counts, typical, perf)
+                * typical[g] for g in type_counts}
+    return {g: [_typical_throughput(profiles[g], k, model.num_layers, type_counts, typical, perf)
+                for k in range(1, profiles[g].max_layers + 1)] for g in type_counts}
+
+
+def node_capacities(cluster: PlacementCluster, model: ModelSpec) -> list[list[float]]:
+    """T_i(k) for every node i: [T_i(1), ..., T_i(K_i)], compute capped by the NIC."""
+    table = typical_capacity_table(model, cluster.type_counts())
+    out = []
+    for nd in cluster.nodes:
+        nic = min(nd.nic_in_Bps, nd.nic_out_Bps) / model.activation_bytes
+        out.append([min(t, nic) for t in table[nd.gpu_type]])
+    return out
+
+
+def infinite_network_bound(caps: list[list[float]], num_layers: int) -> float:
+    """UB = sum_i max_k k*T_i(k) / L: the flow with an infinitely fast network (Helix
+    `ilp_layout.py::get_flow_upper_bound`). No placement can exceed it: each unit of flow needs L
+    layer-passes and node i supplies at most max_k k*T_i(k) layer-passes per second."""
+    return sum(max(k * t for k, t in enumerate(c, start=1)) for c in caps) / num_layers
