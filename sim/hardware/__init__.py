@@ -1,0 +1,45 @@
+"""Hardware and model catalogue plus derived quantities (FLOPs, bytes, KV capacity).
+
+`catalogue` holds the cited specs and name lookup; `derived` the arithmetic over them.
+Nothing here knows about cost models or the engine.
+"""
+
+from sim.hardware.catalogue import (
+    GPU,
+    GPUS,
+    MODELS,
+    Model,
+    get_gpu,
+    get_model,
+    gpu_names,
+    model_names,
+)
+from sim.hardware.derived import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    activation_reserve_bytes,
+    effective_tp,
+    kv_bytes_per_token,
+    kv_capacity_tokens,
+    layer_work,
+    param_count,
+    weight_bytes,
+)
+
+__all__ = [
+    "DEFAULT_GPU_MEMORY_UTILIZATION",
+    "GPU",
+    "GPUS",
+    "MODELS",
+    "Model",
+    "activation_reserve_bytes",
+    "effective_tp",
+    "get_gpu",
+    "get_model",
+    "gpu_names",
+    "kv_bytes_per_token",
+    "kv_capacity_tokens",
+    "layer_work",
+    "model_names",
+    "param_count",
+    "weight_bytes",
+]

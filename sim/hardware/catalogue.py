@@ -1,0 +1,266 @@
+"""The hardware and model catalogue: frozen dataclasses with a cited source for every number.
+
+Owns GPU and model specifications and name lookup (case-insensitive, with aliases). Derived
+quantities (FLOPs, bytes, KV capacity) live in `sim.hardware.derived`; nothing here computes.
+Must not import the engine, policies or cost models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.errors import InputError
+
+GiB = 1024**3
+TERA = 1e12
+GIGA = 1e9
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator type, or a multi-GPU node of identical accelerators (`num_gpus` > 1).
+
+    peak_flops:              dense bf16/fp16 tensor-core peak per GPU, FLOP/s (no sparsity)
+    hbm_bandwidth_Bps:       device memory bandwidth per GPU, bytes/s
+    memory_bytes:            device memory per GPU, bytes (marketed "N GB" read as N GiB: the
+                             HBM/GDDR parts are binary-sized, e.g. nvidia-smi shows 81920 MiB on an
+                             A100-80GB; our choice, documented in docs/hardware.md)
+    link_bandwidth_Bps:      per-direction GPU-GPU bandwidth inside a node (NVLink or PCIe), bytes/s
+    link_latency_s:          per-message latency of that link (assumption, see docs/hardware.md)
+    num_gpus:                GPUs in the node; a node with num_gpus > 1 runs tensor-parallel over them
+    node_sku:                name of a measured collective profile (Vidur) for this node, if any
+    sources:                 citation per field
+    """
+
+    name: str
+    peak_flops: float
+    hbm_bandwidth_Bps: float
+    memory_bytes: int
+    link_bandwidth_Bps: float
+    link_latency_s: float
+    num_gpus: int = 1
+    node_sku: str = ""
+    aliases: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Model:
+    """A decoder-only transformer (Llama family: RMSNorm, RoPE, gated SiLU MLP, no biases).
+
+    layers, hidden (d_model), heads (query heads), kv_heads (GQA groups), ffn (MLP inner size),
+    vocab, bytes_per_param (2 = fp16/bf16), tied_embeddings (input and output embedding shared).
+    """
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    bytes_per_param: int = 2
+    tied_embeddings: bool = False
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+# Link figures. NVLink numbers are per direction (half the datasheet's bidirectional total).
+# PCIe: Gen3 x16 = 15.75 GB/s, Gen4 x16 = 31.5 GB/s per direction (PCI-SIG base specs 3.0/4.0:
+# 8 and 16 GT/s per lane, 128b/130b encoding). Latencies: assumptions of a few microseconds per
+# message (NCCL small-message all-reduce on NVLink measures ~7-40 us in Vidur's a100/h100
+# all_reduce.csv; PCIe is set higher); documented in docs/hardware.md.
+PCIE3_X16_Bps = 15.75 * GIGA
+PCIE4_X16_Bps = 31.5 * GIGA
+
+_DS_A100 = "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16 tensor 312 TFLOPS dense (624 sparse)"
+_DS_H100 = "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16 tensor 1,979 TFLOPS with sparsity -> 989.5 dense"
+
+GPUS: tuple[GPU, ...] = (
+    GPU(
+        "a10g", 70 * TERA, 600 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6,
+        aliases=("nvidia-a10g", "a10g-24gb"),
+        sources=(
+            ("peak_flops", "AWS G5 A10G: no NVIDIA datasheet; 70 TFLOPS bf16 tensor dense as tabulated in "
+                           "Baseten, 'NVIDIA A10 vs A10G for ML model inference' (2023) spec table"),
+            ("hbm_bandwidth_Bps", "same source: 24 GB GDDR6, 600 GB/s (shared with the NVIDIA A10 datasheet)"),
+            ("memory_bytes", "NVIDIA A10 datasheet / AWS G5 instance page: 24 GB GDDR6"),
+            ("link_bandwidth_Bps", "PCIe Gen4 x16 (PCI-SIG 4.0)"),
+        ),
+    ),
+    GPU(
+        "a100-40gb", 312 * TERA, 1555 * GIGA, 40 * GiB, 300 * GIGA, 5e-6, node_sku="a100_dgx",
+        aliases=("a100", "a100-sxm4-40gb", "nvidia-a100-40gb"),
+        sources=(
+            ("peak_flops", _DS_A100),
+            ("hbm_bandwidth_Bps", "NVIDIA A100 datasheet: A100 40GB SXM 1,555 GB/s HBM2"),
+            ("memory_bytes", "NVIDIA A100 datasheet: 40 GB HBM2"),
+            ("link_bandwidth_Bps", "NVIDIA A100 datasheet: NVLink 600 GB/s (bidirectional) -> 300 GB/s per direction"),
+        ),
+    ),
+    GPU(
+        "a100-80gb", 312 * TERA, 2039 * GIGA, 80 * GiB, 300 * GIGA, 5e-6, node_sku="a100_dgx",
+        aliases=("a100-sxm4-80gb", "nvidia-a100-80gb", "a100-80g"),
+        sources=(
+            ("peak_flops", _DS_A100),
+            ("hbm_bandwidth_Bps", "NVIDIA A100 datasheet: A100 80GB SXM 2,039 GB/s HBM2e"),
+            ("memory_bytes", "NVIDIA A100 datasheet: 80 GB HBM2e"),
+            ("link_bandwidth_Bps", "NVIDIA A100 datasheet: NVLink 600 GB/s (bidirectional) -> 300 GB/s per direction"),
+        ),
+    ),
+    GPU(
+        "h100-80gb", 989.5 * TERA, 3350 * GIGA, 80 * GiB, 450 * GIGA, 5e-6, node_sku="h100_dgx",
+        aliases=("h100", "h100-sxm", "h100-sxm5-80gb", "nvidia-h100"),
+        sources=(
+            ("peak_flops", _DS_H100),
+            ("hbm_bandwidth_Bps", "NVIDIA H100 datasheet (SXM5): 3.35 TB/s HBM3"),
+            ("memory_bytes", "NVIDIA H100 datasheet (SXM5): 80 GB"),
+            ("link_bandwidth_Bps", "NVIDIA H100 datasheet: NVLink 900 GB/s (bidirectional) -> 450 GB/s per direction"),
+        ),
+    ),
+    GPU(
+        "l4", 121 * TERA, 300 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6,
+        aliases=("nvidia-l4", "l4-24gb"),
+        sources=(
+            ("peak_flops", "NVIDIA L4 datasheet: FP16/BF16 tensor 242 TFLOPS with sparsity -> 121 dense"),
+            ("hbm_bandwidth_Bps", "NVIDIA L4 datasheet: 300 GB/s GDDR6"),
+            ("memory_bytes", "NVIDIA L4 datasheet: 24 GB"),
+            ("link_bandwidth_Bps", "NVIDIA L4 datasheet: PCIe Gen4 x16 64 GB/s (bidirectional)"),
+        ),
+    ),
+    GPU(
+        "t4", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6,
+        aliases=("nvidia-t4", "t4-16gb"),
+        sources=(
+            ("peak_flops", "NVIDIA T4 datasheet: mixed precision (FP16/FP32) 65 TFLOPS"),
+            ("hbm_bandwidth_Bps", "NVIDIA T4 datasheet: 320+ GB/s GDDR6"),
+            ("memory_bytes", "NVIDIA T4 datasheet: 16 GB GDDR6"),
+            ("link_bandwidth_Bps", "NVIDIA T4 datasheet: PCIe Gen3 x16 32 GB/s (bidirectional)"),
+        ),
+    ),
+    GPU(
+        "v100-16gb", 125 * TERA, 900 * GIGA, 16 * GiB, 150 * GIGA, 5e-6,
+        aliases=("v100", "v100-sxm2-16gb", "nvidia-v100"),
+        sources=(
+            ("peak_flops", "NVIDIA V100 datasheet (SXM2): tensor performance 125 TFLOPS"),
+            ("hbm_bandwidth_Bps", "NVIDIA V100 datasheet: 900 GB/s HBM2"),
+            ("memory_bytes", "NVIDIA V100 datasheet: 16 GB HBM2"),
+            ("link_bandwidth_Bps", "NVIDIA V100 datasheet: NVLink 300 GB/s (bidirectional) -> 150 GB/s per direction"),
+        ),
+    ),
+    GPU(
+        "rtx-6000-ada", 364.25 * TERA, 960 * GIGA, 48 * GiB, PCIE4_X16_Bps, 10e-6,
+        aliases=("rtx6000ada", "rtx-6000-ada-generation", "rtx6000-ada", "nvidia-rtx-6000-ada"),
+        sources=(
+            ("peak_flops", "NVIDIA RTX 6000 Ada datasheet: 1,457 TFLOPS FP8 tensor with sparsity -> 728.5 FP8 "
+                           "dense -> 364.25 FP16 dense (Ada architecture whitepaper, Appendix: FP16 with FP32 "
+                           "accumulate at full rate on RTX 6000 Ada)"),
+            ("hbm_bandwidth_Bps", "NVIDIA RTX 6000 Ada datasheet: 960 GB/s GDDR6"),
+            ("memory_bytes", "NVIDIA RTX 6000 Ada datasheet: 48 GB GDDR6"),
+            ("link_bandwidth_Bps", "NVIDIA RTX 6000 Ada datasheet: PCIe Gen4 x16"),
+        ),
+    ),
+    # Helix's multi-GPU nodes (Google Cloud machines, reference/helix/upstream/artifact_evaluation/
+    # single_cluster/config/machine_profiles.ini: T4x2 32 GB, T4x4 64 GB, L4x2 48 GB of VRAM; the
+    # per-GPU model files name them "L4 24GB x 2", "T4 16GB x 4"). Each node serves one pipeline
+    # stage with tensor parallelism over its GPUs across PCIe (no NVLink on g2 / n1+T4 machines).
+    GPU(
+        "l4x2", 121 * TERA, 300 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6, num_gpus=2,
+        aliases=("2xl4",),
+        sources=(("all", "2 x NVIDIA L4 (see l4) over PCIe Gen4; Helix machine_profiles.ini [L4x2] vram 48 GB"),),
+    ),
+    GPU(
+        "t4x2", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6, num_gpus=2,
+        aliases=("2xt4",),
+        sources=(("all", "2 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x2] vram 32 GB"),),
+    ),
+    GPU(
+        "t4x4", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6, num_gpus=4,
+        aliases=("4xt4",),
+        sources=(("all", "4 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x4] vram 64 GB"),),
+    ),
+)
+
+_HF = "Hugging Face config.json of "
+MODELS: tuple[Model, ...] = (
+    Model("llama-2-7b", 32, 4096, 32, 32, 11008, 32000,
+          aliases=("llama2-7b", "meta-llama/llama-2-7b-hf", "llama-2-7b-hf", "llama-7b"),
+          source=_HF + "meta-llama/Llama-2-7b-hf; also vidur/derived/model_configs.csv (vocab 32768 there)"),
+    Model("llama-2-13b", 40, 5120, 40, 40, 13824, 32000,
+          aliases=("llama2-13b", "meta-llama/llama-2-13b-hf", "llama-2-13b-hf"),
+          source=_HF + "meta-llama/Llama-2-13b-hf"),
+    Model("llama-2-70b", 80, 8192, 64, 8, 28672, 32000,
+          aliases=("llama2-70b", "meta-llama/llama-2-70b-hf", "llama-2-70b-hf", "llama70b"),
+          source=_HF + "meta-llama/Llama-2-70b-hf; Helix AE model config llama70b/config.json"),
+    Model("llama-3.1-8b", 32, 4096, 32, 8, 14336, 128256,
+          aliases=("llama3.1-8b", "meta-llama/llama-3.1-8b", "llama-3-8b", "meta-llama-3-8b"),
+          source=_HF + "meta-llama/Llama-3.1-8B (same geometry as Meta-Llama-3-8B in vidur/derived/model_configs.csv)"),
+    Model("llama-3.1-70b", 80, 8192, 64, 8, 28672, 128256,
+          aliases=("llama3.1-70b", "meta-llama/llama-3.1-70b", "llama-3-70b"),
+          source=_HF + "meta-llama/Llama-3.1-70B (= Meta-Llama-3-70B in vidur/derived/model_configs.csv)"),
+    Model("llama-3.2-3b", 28, 3072, 24, 8, 8192, 128256, tied_embeddings=True,
+          aliases=("llama3.2-3b", "meta-llama/llama-3.2-3b"),
+          source=_HF + "meta-llama/Llama-3.2-3B (tie_word_embeddings: true)"),
+    Model("mistral-7b", 32, 4096, 32, 8, 14336, 32000,
+          aliases=("mistral-7b-v0.1", "mistral-7b-instruct-v0.2", "mistralai/mistral-7b-instruct-v0.2"),
+          source=_HF + "mistralai/Mistral-7B-v0.1 and Mistral-7B-Instruct-v0.2 (v0.3 has vocab 32768)"),
+    Model("codellama-34b", 48, 8192, 64, 8, 22016, 32000,
+          aliases=("codellama/codellama-34b-instruct-hf", "code-llama-34b", "codellama-34b-instruct"),
+          source=_HF + "codellama/CodeLlama-34b-hf; vidur/derived/model_configs.csv (vocab 32768 there)"),
+    Model("yi-34b", 60, 7168, 56, 8, 20480, 64000,
+          aliases=("01-ai/yi-34b", "yi-34b-200k"),
+          source=_HF + "01-ai/Yi-34B (Yi-34B-200K has the same geometry)"),
+    Model("llama-1-30b", 60, 6656, 52, 52, 17920, 32000,
+          aliases=("llama-30b", "llama1-30b", "llama30b", "llama-1-33b"),
+          source="Helix AE model config llama30b/config.json (reference/helix/upstream/.../llama30b/config.json)"),
+)
+
+
+def _norm(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _index(items) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for it in items:
+        for key in (it.name, *it.aliases):
+            out[_norm(key)] = it
+    return out
+
+
+_GPU_INDEX = _index(GPUS)
+_MODEL_INDEX = _index(MODELS)
+
+
+def gpu_names() -> list[str]:
+    return [g.name for g in GPUS]
+
+
+def model_names() -> list[str]:
+    return [m.name for m in MODELS]
+
+
+def get_gpu(name: str | GPU) -> GPU:
+    """The catalogue GPU (or node) by case-insensitive name or alias; unknown -> InputError."""
+    if isinstance(name, GPU):
+        return name
+    g = _GPU_INDEX.get(_norm(name))
+    if g is None:
+        raise InputError("hardware catalogue", "gpu", f"unknown GPU {name!r}",
+                         f"use one of: {', '.join(gpu_names())}")
+    return g  # type: ignore[return-value]
+
+
+def get_model(name: str | Model) -> Model:
+    """The catalogue model by case-insensitive name or alias; unknown -> InputError."""
+    if isinstance(name, Model):
+        return name
+    m = _MODEL_INDEX.get(_norm(name))
+    if m is None:
+        raise InputError("hardware catalogue", "model", f"unknown model {name!r}",
+                         f"use one of: {', '.join(model_names())}")
+    return m  # type: ignore[return-value]
