@@ -1,0 +1,139 @@
+"""Workload moments for the throughput theory: means and second moments of prompt and output lengths.
+
+Owns the reduction of a `Workload` to the few numbers the fluid and capacity models need, and the
+per-request work/KV-residency formulas built from them. Must not depend on engine code.
+
+Convention (shared with the run format, where `first_token_s` is the end of the iteration that
+produced the first output token): the round that finishes a prompt also emits the first output
+token, so a request with o output tokens needs o − 1 decode rounds ("decode tokens" below).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WorkloadStats:
+    """Moments of one request population (tokens; rate in requests/s if known).
+
+    mean_prompt_tokens = E[p], mean_output_tokens = E[o], prompt_sq = E[p²], output_sq = E[o²],
+    prompt_output = E[p·o]. `first_token_in_prefill` (default True, see module docstring) decides
+    whether a request needs o − 1 (True) or o (False) decode rounds.
+    """
+
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+    prompt_sq: float
+    output_sq: float
+    prompt_output: float
+    rate_rps: float | None = None
+    n_requests: int = 0
+    first_token_in_prefill: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.mean_prompt_tokens >= 0 and self.mean_output_tokens >= 1):
+            raise ValueError("need mean_prompt_tokens >= 0 and mean_output_tokens >= 1")
+        tol = 1e-9 * max(1.0, self.prompt_sq, self.output_sq)
+        if self.prompt_sq < self.mean_prompt_tokens**2 - tol or self.output_sq < self.mean_output_tokens**2 - tol:
+            raise ValueError("second moments must be >= squared means")
+
+    # -- constructors ---------------------------------------------------------------------------
+    @staticmethod
+    def deterministic(prompt_tokens: float, output_tokens: float, rate_rps: float | None = None,
+                      first_token_in_prefill: bool = True) -> WorkloadStats:
+        """Every request has the same lengths (second moments are squares)."""
+        p, o = float(prompt_tokens), float(output_tokens)
+        return WorkloadStats(p, o, p * p, o * o, p * o, rate_rps, 0, first_token_in_prefill)
+
+    @staticmethod
+    def from_arrays(prompt_tokens, output_tokens, rate_rps: float | None = None,
+                    first_token_in_prefill: bool = True) -> WorkloadStats:
+        p = np.asarray(prompt_tokens, dtype=np.float64)
+        o = np.asarray(output_tokens, dtype=np.float64)
+        if p.size == 0 or p.shape != o.shape:
+            raise ValueError("need equal-length, non-empty prompt and output arrays")
+        return WorkloadStats(float(p.mean()), float(o.mean()), float((p * p).mean()),
+                             float((o * o).mean()), float((p * o).mean()), rate_rps, int(p.size),
+                             first_token_in_prefill)
+
+    @staticmethod
+    def from_workload(workload, first_token_in_prefill: bool = True) -> WorkloadStats:
+        """Moments of a `sim.workload.Workload`; the rate is n / (arrival span) when the span > 0."""
+        n = workload.n
+        span = workload.duration_s
+        rate = (n - 1) / span if n > 1 and span > 0 else None
+        return WorkloadStats.from_arrays(workload.prompt_tokens, workload.output_tokens, rate,
+                                         first_token_in_prefill)
+
+    # -- derived per-request quantities -----------------------------------------------------------
+    @property
+    def decode_offset(self) -> float:
+        return 1.0 if self.first_token_in_prefill else 0.0
+
+    @property
+    def mean_decode_tokens(self) -> float:
+        """E[d], d = decode rounds per request (o − 1 by default)."""
+        return self.mean_output_tokens - self.decode_offset
+
+    @property
+    def decode_sq(self) -> float:
+        """E[d²] = E[o²] − 2kE[o] + k², k = decode_offset."""
+        k = self.decode_offset
+        return self.output_sq - 2 * k * self.mean_output_tokens + k * k
+
+    @property
+    def prompt_decode(self) -> float:
+        """E[p·d] = E[p·o] − k·E[p]."""
+        return self.prompt_output - self.decode_offset * self.mean_prompt_tokens
+
+    @property
+    def mean_work_tokens(self) -> float:
+        """E[p + d]: tokens computed per request (prefill + decode rounds)."""
+        return self.mean_prompt_tokens + self.mean_decode_tokens
+
+    @property
+    def mean_decode_context(self) -> float:
+        """KV tokens read by an average decode token: E[Σ_{j=1..d}(p + j − 1)] / E[d]."""
+        ed = self.mean_decode_tokens
+        if ed <= 0:
+            return self.mean_prompt_tokens
+        return (self.prompt_decode + (self.decode_sq - ed) / 2.0) / ed
+
+    def prefill_rounds(self, chunk_tokens: float | None) -> float:
+        """E[K], K = rounds a prompt spends prefilling: 1 for whole prompts, ≈ p/c + 1/2 chunked.
+
+        ⌈p/c⌉ is approximated by p/c + 1/2 (uniform rounding remainder; our approximation).
+        """
+        if chunk_tokens is None:
+            return 1.0
+        return self.mean_prompt_tokens / float(chunk_tokens) + 0.5
+
+    def kv_token_rounds(self, chunk_tokens: float | None, include_prefill: bool = True) -> float:
+        """E[g]: Σ over the rounds a request is in the batch of the KV tokens it holds (token·rounds).
+
+        Decode round j (1..d) holds p + j tokens: Σ_j (p + j) = d·p + d(d+1)/2, so
+        E = E[p d] + (E[d²] + E[d])/2. Prefill: whole prompt, one round holding p; in chunks of c the
+        k-th round holds ≈ k·c, Σ ≈ p²/(2c) + p/2, so E ≈ E[p²]/(2c) + E[p]/2. This is the
+        "lifetime cumulative KV demand" that Little's law turns into mean KV occupancy (the idea
+        of Nie–Si–Zhou, arXiv 2605.04595, as summarised by a third party; the formula is ours).
+        """
+        decode = self.prompt_decode + (self.decode_sq + self.mean_decode_tokens) / 2.0
+        if not include_prefill:
+            return decode
+        if chunk_tokens is None:
+            prefill = self.mean_prompt_tokens
+        else:
+            prefill = max(self.mean_prompt_tokens,
+                          self.prompt_sq / (2.0 * float(chunk_tokens)) + self.mean_prompt_tokens / 2.0)
+        return decode + prefill
+
+    def with_rate(self, rate_rps: float) -> WorkloadStats:
+        if not (rate_rps > 0 and math.isfinite(rate_rps)):
+            raise ValueError(f"rate must be positive, got {rate_rps}")
+        return WorkloadStats(self.mean_prompt_tokens, self.mean_output_tokens, self.prompt_sq,
+                             self.output_sq, self.prompt_output, rate_rps, self.n_requests,
+                             self.first_token_in_prefill)
