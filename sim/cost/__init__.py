@@ -1,0 +1,82 @@
+"""Cost models: a batch shape in, iteration seconds out (see `sim.cost.base` for the contract).
+
+`build(spec, model, gpu, tp)` resolves an instance's `cost` string into a cached model:
+"roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
+"staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sim.cost import refdata
+from sim.cost.base import BatchShape, CostModel, iteration_time
+from sim.cost.profiled import build_profiled, profiled_tables
+from sim.cost.roofline import RooflineCost, RooflineParams
+from sim.cost.simple import LinearCost, StaircaseCost
+from sim.errors import InputError
+from sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
+
+ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
+            '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"')
+
+
+def fitted_params(gpu: str) -> RooflineParams:
+    """The calibrated factors for this catalogue GPU (data/reference/fits.json), else the defaults."""
+    g = get_gpu(gpu)
+    entry = refdata.load_fits().get("gpus", {}).get(g.name)
+    if not entry:
+        return RooflineParams()
+    fields = RooflineParams.__dataclass_fields__
+    return RooflineParams(**{k: float(v) for k, v in entry["params"].items() if k in fields})
+
+
+def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
+    parts = [p.strip() for p in body.split(",")]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != n or any(v != v for v in vals):
+        raise InputError("cost model", "cost", f"{spec!r}: expected {n} numbers ({what})",
+                         f"write it like {'linear:0.005,6e-5,2e-4,1e-7' if n == 4 else 'staircase:0.01128,0.03547,128'}"
+                         f"; accepted forms: {ACCEPTED}")
+    return vals
+
+
+@lru_cache(maxsize=256)
+def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
+    kind, _, body = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "roofline":
+        if body.strip() not in ("", "fitted", "unfitted"):
+            raise InputError("cost model", "cost", f"unknown roofline variant {spec!r}", f"accepted forms: {ACCEPTED}")
+        params = RooflineParams() if body.strip() == "unfitted" else fitted_params(gpu)
+        return RooflineCost.create(model, gpu, tp, params)
+    if kind == "linear":
+        a, b, c, d = _numbers(spec, body, 4, "a, b, c, d")
+        return LinearCost(a, b, c, d, name=spec)
+    if kind == "staircase":
+        if not body.strip():
+            return StaircaseCost()
+        c, a, b0 = _numbers(spec, body, 3, "c, a, b0")
+        if b0 < 1 or b0 != int(b0):
+            raise InputError("cost model", "cost", f"{spec!r}: b0 must be a positive integer number of tokens",
+                             "e.g. staircase:0.01128,0.03547,128")
+        return StaircaseCost(c, a, int(b0), name=spec)
+    if kind == "profiled":
+        return build_profiled(body.strip().lower(), model, gpu, tp,
+                              lambda: RooflineCost.create(model, gpu, tp, fitted_params(gpu)))
+    raise InputError("cost model", "cost", f"unknown cost model {spec!r}", f"accepted forms: {ACCEPTED}")
+
+
+def build(spec: str, model: str, gpu: str, tp: int = 1) -> CostModel:
+    """The cost model an instance uses; cheap on repeat calls (cached by normalised arguments)."""
+    m, g = get_model(model), get_gpu(gpu)
+    return _build(str(spec).strip(), m.name, g.name, effective_tp(m, g, tp))
+
+
+__all__ = [
+    "ACCEPTED", "BatchShape", "CostModel", "LinearCost", "RooflineCost", "RooflineParams", "StaircaseCost",
+    "build", "fitted_params", "iteration_time", "kv_capacity_tokens", "profiled_tables",
+]

@@ -1,0 +1,124 @@
+"""The roofline cost model: per-layer FLOPs and bytes of a batch shape, max(compute, memory) with
+efficiency factors, tensor-parallel all-reduces, the LM head and fixed overheads.
+
+Owns `RooflineParams` (the fitted factors) and `RooflineCost`. Element-wise over iterations using
+only +, -, *, /, max, np.where and np.interp (bit-identical for 1 or n iterations). FLOP/byte
+counting lives in `sim.hardware.derived`; fitting lives in `experiments/calibration.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.cost import comm
+from sim.cost.base import BatchShape
+from sim.hardware import GPU, Model, effective_tp, get_gpu, get_model
+from sim.hardware import derived as hw
+
+
+@dataclass(frozen=True)
+class RooflineParams:
+    """Efficiency factors and overheads (fitted per GPU by experiments/calibration.py).
+
+    eff_compute:          fraction of peak FLOP/s reached by the GEMMs (QKV, O, MLP, LM head)
+    eff_memory:           fraction of peak memory bandwidth reached when streaming weights and KV
+    eff_attention:        fraction of peak FLOP/s reached by attention kernels (score and value products)
+    layer_overhead_s:     fixed time per layer per iteration (kernel launches, small element-wise ops)
+    iteration_overhead_s: fixed time per iteration (scheduler, input preparation, sampling launch)
+    request_overhead_s:   extra time per request in the batch (per-sequence bookkeeping, sampling)
+
+    Defaults (used for a GPU without a fit) are the unfitted starting point of the calibration:
+    iteration/request overheads from a line through Vidur's Llama-2-7B CPU overheads
+    (vidur/upstream_old/.../cpu_overheads.csv: ~1.2 ms at batch 8, ~6.2 ms at batch 128),
+    efficiencies chosen by us (typical GEMM ~0.6, streaming ~0.8, attention ~0.4).
+    """
+
+    eff_compute: float = 0.6
+    eff_memory: float = 0.8
+    eff_attention: float = 0.4
+    layer_overhead_s: float = 20e-6
+    iteration_overhead_s: float = 0.9e-3
+    request_overhead_s: float = 40e-6
+
+
+@dataclass(frozen=True, eq=False)
+class RooflineCost:
+    """Roofline iteration time of `model` on `gpu` at tensor-parallel degree `tp`.
+
+    Per layer and rank:
+      linear    = max(2*W*T/tp / (peak*eff_compute), (W_bytes/tp + act_bytes*T) / (bw*eff_memory))
+      prefill   = max(4*d*heads/tp*pairs / (peak*eff_attention), (KV(past) + KV/QO(chunk)) / (bw*eff_memory))
+      decode    = max(4*d*heads/tp*(ctx+n) / (peak*eff_attention), (KV(ctx) + KV/QO(n)) / (bw*eff_memory))
+      comm      = 2 all-reduces of T*hidden*bytes (measured Vidur profile or ring over the link)
+      layer     = linear + prefill + decode + comm + layer_overhead_s
+    iteration = layers*layer + LM head (max of its FLOPs and weight read, one token per request)
+                + iteration_overhead_s + request_overhead_s*num_requests;  0 s with no tokens.
+    (T = prefill + decode tokens; W = linear weights per layer; pairs = prefill_attention_pairs.)
+    """
+
+    model: Model
+    gpu: GPU
+    tp: int
+    params: RooflineParams = field(default_factory=RooflineParams)
+    name: str = "roofline"
+    measured_comm: bool = True
+
+    def __post_init__(self) -> None:
+        m, g, tp, p = self.model, self.gpu, self.tp, self.params
+        flops = g.peak_flops
+        bw = g.hbm_bandwidth_Bps
+        c = {
+            "lin_flop_s_per_token": 2.0 * hw.linear_params_per_layer(m) / tp / (flops * p.eff_compute),
+            "lin_weight_s": hw.layer_weight_bytes(m, tp) / (bw * p.eff_memory),
+            "lin_act_s_per_token": hw.layer_activation_elems_per_token(m, tp) * m.bytes_per_param / (bw * p.eff_memory),
+            "attn_flop_s_per_pair": 4.0 * m.head_dim * (m.heads // tp) / (flops * p.eff_attention),
+            "kv_s_per_token": hw.layer_kv_bytes_per_token(m, tp) / (bw * p.eff_memory),
+            "qo_s_per_token": 2.0 * (m.heads // tp) * m.head_dim * m.bytes_per_param / (bw * p.eff_memory),
+            "head_flop_s_per_req": 2.0 * m.hidden * m.vocab / tp / (flops * p.eff_compute),
+            "head_weight_s": m.hidden * m.vocab * m.bytes_per_param / tp / (bw * p.eff_memory),
+            "allreduce_bytes_per_token": float(m.hidden * m.bytes_per_param),
+        }
+        object.__setattr__(self, "_c", c)
+        object.__setattr__(self, "_allreduce", comm.all_reduce(g, tp, measured=self.measured_comm))
+
+    @staticmethod
+    def create(model: str, gpu: str, tp: int = 1, params: RooflineParams | None = None,
+               measured_comm: bool = True) -> RooflineCost:
+        m, g = get_model(model), get_gpu(gpu)
+        tp = effective_tp(m, g, tp)
+        return RooflineCost(m, g, tp, params or RooflineParams(), measured_comm=measured_comm)
+
+    def components(self, shape: BatchShape) -> dict[str, np.ndarray]:
+        """Per-layer seconds of each part (linear, prefill_attn, decode_attn, comm, layer), and the
+        per-iteration extras (head, overhead) and the total."""
+        c, p = self._c, self.params
+        pt = shape.prefill_tokens.astype(np.float64)
+        dt = shape.decode_tokens.astype(np.float64)
+        tokens = pt + dt
+        busy = tokens > 0
+        past = shape.prefill_context_tokens.astype(np.float64) - pt
+        dctx = shape.decode_context_tokens.astype(np.float64)
+        nreq = shape.num_requests.astype(np.float64)
+
+        lin = np.maximum(tokens * c["lin_flop_s_per_token"],
+                         np.where(busy, c["lin_weight_s"], 0.0) + tokens * c["lin_act_s_per_token"])
+        pre = np.maximum(shape.prefill_attention_pairs.astype(np.float64) * c["attn_flop_s_per_pair"],
+                         past * c["kv_s_per_token"] + pt * (c["kv_s_per_token"] + c["qo_s_per_token"]))
+        dec = np.maximum((dctx + dt) * c["attn_flop_s_per_pair"],
+                         dctx * c["kv_s_per_token"] + dt * (c["kv_s_per_token"] + c["qo_s_per_token"]))
+        com = 2.0 * self._allreduce(tokens * c["allreduce_bytes_per_token"])
+        layer = lin + pre + dec + com + np.where(busy, p.layer_overhead_s, 0.0)
+        head = np.where(busy, np.maximum(nreq * c["head_flop_s_per_req"], c["head_weight_s"]), 0.0)
+        over = np.where(busy, p.iteration_overhead_s + p.request_overhead_s * nreq, 0.0)
+        total = layer * float(self.model.layers) + head + over
+        return {"linear": lin, "prefill_attn": pre, "decode_attn": dec, "comm": com, "layer": layer,
+                "head": head, "overhead": over, "total": total}
+
+    def layer_times(self, shape: BatchShape) -> np.ndarray:
+        """Seconds of one transformer layer (incl. its all-reduces), without head and overheads."""
+        return self.components(shape)["layer"]
+
+    def iteration_times(self, shape: BatchShape) -> np.ndarray:
+        return self.components(shape)["total"]
