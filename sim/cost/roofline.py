@@ -26,6 +26,7 @@ class RooflineParams:
     eff_memory:           fraction of peak memory bandwidth reached when streaming weights and KV
     eff_attention:        fraction of peak FLOP/s reached by attention kernels (score and value products)
     layer_overhead_s:     fixed time per layer per iteration (kernel launches, small element-wise ops)
+    attention_overhead_s: fixed time of each attention kernel (one for prefill chunks, one for decodes)
     iteration_overhead_s: fixed time per iteration (scheduler, input preparation, sampling launch)
     request_overhead_s:   extra time per request in the batch (per-sequence bookkeeping, sampling)
 
@@ -39,6 +40,7 @@ class RooflineParams:
     eff_memory: float = 0.8
     eff_attention: float = 0.4
     layer_overhead_s: float = 20e-6
+    attention_overhead_s: float = 10e-6
     iteration_overhead_s: float = 0.9e-3
     request_overhead_s: float = 40e-6
 
@@ -50,7 +52,9 @@ class RooflineCost:
     Per layer and rank:
       linear    = max(2*W*T/tp / (peak*eff_compute), (W_bytes/tp + act_bytes*T) / (bw*eff_memory))
       prefill   = max(4*d*heads/tp*pairs / (peak*eff_attention), (KV(past) + KV/QO(chunk)) / (bw*eff_memory))
+                  + attention_overhead_s   (if any prefill token)
       decode    = max(4*d*heads/tp*(ctx+n) / (peak*eff_attention), (KV(ctx) + KV/QO(n)) / (bw*eff_memory))
+                  + attention_overhead_s   (if any decode)
       comm      = 2 all-reduces of T*hidden*bytes (measured Vidur profile or ring over the link)
       layer     = linear + prefill + decode + comm + layer_overhead_s
     iteration = layers*layer + LM head (max of its FLOPs and weight read, one token per request)
@@ -106,8 +110,10 @@ class RooflineCost:
                          np.where(busy, c["lin_weight_s"], 0.0) + tokens * c["lin_act_s_per_token"])
         pre = np.maximum(shape.prefill_attention_pairs.astype(np.float64) * c["attn_flop_s_per_pair"],
                          past * c["kv_s_per_token"] + pt * (c["kv_s_per_token"] + c["qo_s_per_token"]))
+        pre = pre + np.where(pt > 0, p.attention_overhead_s, 0.0)
         dec = np.maximum((dctx + dt) * c["attn_flop_s_per_pair"],
                          dctx * c["kv_s_per_token"] + dt * (c["kv_s_per_token"] + c["qo_s_per_token"]))
+        dec = dec + np.where(dt > 0, p.attention_overhead_s, 0.0)
         com = 2.0 * self._allreduce(tokens * c["allreduce_bytes_per_token"])
         layer = lin + pre + dec + com + np.where(busy, p.layer_overhead_s, 0.0)
         head = np.where(busy, np.maximum(nreq * c["head_flop_s_per_req"], c["head_weight_s"]), 0.0)
