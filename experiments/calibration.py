@@ -218,7 +218,14 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
     bad = [(p, y) for p, y in zip(points, pred) if max(y / p.measured_s, p.measured_s / y) > 2.0]
     L += ["", "## Misses", ""]
     L += [f"{len(bad)} points are off by more than 2x." if bad else "No point is off by more than 2x."]
-    L += ["", "MISSES_PLACEHOLDER", "",
+    far = [(p, y) for p, y in zip(points, pred) if max(y / p.measured_s, p.measured_s / y) > 1.5]
+    L += [f"{len(far)} points are off by more than 1.5x; by source, with the reason:", ""]
+    for src in sorted({p.source for p, _ in far}):
+        mine = [(p, y) for p, y in far if p.source == src]
+        L.append(f"- **{src}** ({len(mine)} points: "
+                 + ", ".join(f"{p.gpu} {p.label} {y / p.measured_s:.2f}x" for p, y in mine[:12])
+                 + (", ..." if len(mine) > 12 else "") + f"). {MISS_EXPLANATIONS.get(src, '')}")
+    L += ["",
           "## Every reference point", "",
           "Also in `data/reference/fit_points.csv` (full precision).", "",
           "| source | GPU | model | tp | point | measured (ms) | predicted (ms) | error |",
@@ -230,7 +237,28 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
     return "\n".join(L) + "\n"
 
 
-MISSES_TEXT = ""  # filled in below once the fit has been inspected
+# Why the physics model cannot follow some points (read off fit_points.csv after fitting; the
+# report lists every point beyond 1.5x under these headings).
+MISS_EXPLANATIONS = {
+    "helix": "Helix's profiles are single timings rounded to 0.1-1 ms and not monotonic in places: the "
+             "V100 LLaMA-2-70B decode curve jumps from 2.7 ms (30 sequences) to 4.3-7.0 ms (35-85) and falls "
+             "back to 4.5 ms at 90, which no smooth roofline follows; batches of 120-300 sequences on A100/T4 "
+             "step up in whole-ms increments. Helix does not record the context length of its decode batches; "
+             "we assume 1000 tokens, which overstates the KV reads of LLaMA-1-30B (no GQA, 52 KV heads) at "
+             "400-500 sequences on a 16 GB V100 (such a batch could not even hold 1000 tokens each).",
+    "sarathi": "Sarathi-Serve's 256-token prefill (121 ms) is slower than its 512-token prefill (106 ms): a "
+               "measurement outlier. Its small decode batches (47-49 ms for 1-4 sequences, weights alone "
+               "are ~18 ms) are dominated by the engine's per-iteration overhead, fitted as the 'sarathi' engine.",
+    "vidur-attention": "Causal prefill chunks with no cached context (kv=0) take ~1.5-1.8x the modelled time: "
+                       "the pair count c(c+1)/2 assumes the masked upper triangle is free, while the kernel "
+                       "pays for whole diagonal tiles at lower occupancy; with cached context the rectangular "
+                       "part dominates and the same eff_attention fits.",
+    "vtc": "S-LoRA's prefill of many tiny prompts (49 x 8 tokens) costs more per token than the roofline: "
+           "per-request padding/launch work that one per-request overhead cannot capture for all batch sizes.",
+    "vidur-mlp": "Single-token GEMMs at TP 4-8 take 20-40 us regardless of size (launch-bound); the per-layer "
+                 "overhead is one number per GPU.",
+    "slai": "",
+}
 
 
 def main() -> int:
@@ -240,7 +268,7 @@ def main() -> int:
     refdata.FITS_PATH.write_text(json.dumps(fits, indent=1, sort_keys=True) + "\n")
     write_points(points, pred)
     fig_path = figure(points, pred)
-    text = report(fits, points, pred, fig_path).replace("MISSES_PLACEHOLDER", MISSES_TEXT)
+    text = report(fits, points, pred, fig_path)
     (DOCS / "cost-models.md").write_text(text)
     o = fits["overall"]
     print(f"{o['n']} points: median |err| {o['median_abs_rel_err']:.1%}, worst {o['max_ratio']:.2f}x")

@@ -180,14 +180,14 @@ def _vtc_points() -> list[RefPoint]:
     out = []
     seen_prefill = set()
     for r in refdata.vtc_profile():
-        L, O, B = int(r["input_len"]), int(r["output_len"]), int(r["batch_size"])
+        L, out_len, B = int(r["input_len"]), int(r["output_len"]), int(r["batch_size"])
         if (L, B) not in seen_prefill:
             seen_prefill.add((L, B))
             out.append(RefPoint("vtc", "vtc", "a10g", "llama-2-7b", 1, "iteration", f"prefill {B}x{L}",
                                 r["prefill_time_per_req_s"], _shapes([prefill_row(L, 0, B)]), 1.0 / B))
-        if O > 1:
-            rows = [decode_row(B, L + j) for j in range(1, O)]
-            out.append(RefPoint("vtc", "vtc", "a10g", "llama-2-7b", 1, "iteration", f"decode {B}x{L}+{O}",
+        if out_len > 1:
+            rows = [decode_row(B, L + j) for j in range(1, out_len)]
+            out.append(RefPoint("vtc", "vtc", "a10g", "llama-2-7b", 1, "iteration", f"decode {B}x{L}+{out_len}",
                                 r["decode_time_per_req_s"], _shapes(rows), 1.0 / B))
     return out
 
