@@ -28,12 +28,15 @@ class Plan:
     chunks:  prefill request id -> prompt tokens to compute this iteration (>= 1)
     decodes: decoding request ids that generate one token this iteration (None = all of them)
     replan_each_iteration: the plan depends on the clock; ask again every iteration
+    retry_at_s: for an empty plan (nothing to run), wake the instance again at this time even if
+                nothing else happens (rate limiters that are not work-conserving need it)
     """
 
     admit: list[int] = field(default_factory=list)
     chunks: dict[int, int] = field(default_factory=dict)
     decodes: list[int] | None = None
     replan_each_iteration: bool = False
+    retry_at_s: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -136,6 +139,7 @@ class PlanBuilder:
         self._decodes: list[int] = []
         self._in_batch: set[int] = set()
         self.replan_each_iteration = False
+        self.retry_at_s: float | None = None
 
     # -- decodes ---------------------------------------------------------------------------
     def decode(self, rid: int) -> bool:
@@ -148,12 +152,23 @@ class PlanBuilder:
         return True
 
     def decode_all(self, rids: Sequence[int] | None = None) -> int:
-        n = 0
-        for rid in self.view.decoding if rids is None else rids:
-            if not self.decode(rid):
-                break
-            n += 1
-        return n
+        """Add decodes in order until the budget or the request cap runs out; returns how many."""
+        rids = self.view.decoding if rids is None else rids
+        if self._in_batch:
+            n = 0
+            for rid in rids:
+                if not self.decode(rid):
+                    break
+                n += 1
+            return n
+        n = min(len(rids), self.budget_left, self.slots_left)
+        if n > 0:
+            take = list(rids[:n])
+            self._decodes.extend(take)
+            self._in_batch.update(take)
+            self.budget_left -= n
+            self.slots_left -= n
+        return max(n, 0)
 
     # -- prefills --------------------------------------------------------------------------
     def chunk(self, rid: int, max_tokens: int | None = None, whole: bool = False) -> int:
@@ -208,4 +223,5 @@ class PlanBuilder:
             chunks=self._chunks,
             decodes=self._decodes,
             replan_each_iteration=self.replan_each_iteration,
+            retry_at_s=self.retry_at_s,
         )

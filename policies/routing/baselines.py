@@ -1,0 +1,61 @@
+"""Baseline routers: round-robin, uniform random, least outstanding tokens, power of two choices.
+
+Each maps one arriving request to an instance of the pool it is shown; ties go to the lowest
+index, so every router is deterministic given its random stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies.api import ClusterView
+from policies.registry import ROUTING, register
+
+
+@register(ROUTING, "round-robin")
+class RoundRobin:
+    """Instances in turn, ignoring their state."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        i = self._next % view.n_instances
+        self._next = i + 1
+        return i
+
+
+@register(ROUTING, "random")
+class Random:
+    """A uniformly random instance (from the run's seeded stream)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        return int(self.rng.integers(view.n_instances))
+
+
+@register(ROUTING, "least-outstanding-tokens")
+class LeastOutstandingTokens:
+    """The instance with the fewest outstanding tokens (remaining prefill + decode of its requests)."""
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        loads = [view.instance(i).outstanding_tokens for i in range(view.n_instances)]
+        return int(np.argmin(loads))
+
+
+@register(ROUTING, "power-of-two")
+class PowerOfTwo:
+    """Two distinct instances at random; the one with fewer outstanding tokens (Mitzenmacher 2001)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        n = view.n_instances
+        if n == 1:
+            return 0
+        a, b = (int(x) for x in self.rng.choice(n, size=2, replace=False))
+        la, lb = view.instance(a).outstanding_tokens, view.instance(b).outstanding_tokens
+        return a if (la, a) <= (lb, b) else b

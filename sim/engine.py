@@ -1,0 +1,279 @@
+"""The discrete-event loop of a cluster: arrivals, routing, instance wake-ups, KV transfers,
+migrations and router ticks, on one heap of `(time, priority, key, seq, kind, payload)`.
+
+The order of events is total and deterministic: at equal times, request-like events (arrivals,
+KV transfers landing) come before router ticks, which come before instance wake-ups; ties are then
+broken by a stable key (request id / instance index) and finally by the push counter.
+Owns cluster-level mechanics only; per-instance mechanics live in `sim.instance`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from sim.instance import Instance
+from sim.state import DECODING, REJECTED, TRANSFERRING, RequestTable
+
+ARRIVE, TICK, WAKE = 0, 1, 2  # priorities
+EV_TRANSFER, EV_TICK, EV_WAKE = "transfer", "tick", "wake"
+
+
+class InstanceStats:
+    """What a router sees of one instance (synced to the current time on access)."""
+
+    __slots__ = ("_inst",)
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+
+    index = property(lambda self: self._inst.index)
+    role = property(lambda self: self._inst.spec.role)
+    spec = property(lambda self: self._inst.spec)
+    waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready))
+    running_count = property(lambda self: self._inst.running_count)
+    outstanding_tokens = property(lambda self: self._inst.outstanding_tokens)
+    kv_blocks_free = property(lambda self: self._inst.pool.free_blocks)
+    kv_blocks_available = property(lambda self: self._inst.pool.available_blocks)
+    kv_blocks_used = property(lambda self: self._inst.pool.used_blocks)
+    kv_blocks_total = property(lambda self: self._inst.pool.total_blocks)
+    block_size = property(lambda self: self._inst.block_size)
+    waiting = property(lambda self: tuple(self._inst.waiting))
+    decoding = property(lambda self: tuple(self._inst.decoding))
+    prefilling = property(lambda self: tuple(self._inst.prefilling))
+    prefix_tree = property(lambda self: self._inst.tree)
+
+    def prefix_match_tokens(self, rid: int) -> int:
+        inst = self._inst
+        if inst.tree is None:
+            return 0
+        return len(inst.tree.match(inst._prefix_blocks(rid))) * inst.hash_block_tokens
+
+
+class ClusterView:
+    """What a router sees: the instances of one pool, request attributes, and the migration hook."""
+
+    def __init__(self, engine: Engine, pool: list[int]) -> None:
+        self._engine = engine
+        self.pool = pool
+        self._stats = [InstanceStats(engine.instances[i]) for i in pool]
+        self.now = 0.0
+
+    @property
+    def n_instances(self) -> int:
+        return len(self.pool)
+
+    def instance(self, j: int) -> InstanceStats:
+        self._engine.instances[self.pool[j]].sync(self.now)
+        return self._stats[j]
+
+    def prompt_tokens(self, rid: int) -> int:
+        return int(self._engine.reqs.prompt[rid])
+
+    def output_tokens(self, rid: int) -> int:
+        return int(self._engine.reqs.output[rid])
+
+    def client(self, rid: int) -> int:
+        return int(self._engine.reqs.client[rid])
+
+    def hashes(self, rid: int) -> np.ndarray:
+        return self._engine.reqs.hashes(rid)
+
+    def arrival_s(self, rid: int) -> float:
+        return float(self._engine.reqs.arrival_s[rid])
+
+    def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool:
+        """Move a decoding request's KV to pool instance `to_instance` (see `Engine.migrate`)."""
+        return self._engine.migrate(rid, self.pool[to_instance], downtime_s)
+
+
+class Engine:
+    def __init__(
+        self,
+        reqs: RequestTable,
+        instances: list[Instance],
+        router,
+        decode_router=None,
+        link_bandwidth_Bps: float = 25e9,
+        link_latency_s: float = 1e-5,
+        kv_bytes_per_token: Callable[[Instance], float] | None = None,
+        max_sim_time_s: float = math.inf,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.reqs = reqs
+        self.instances = instances
+        self.router = router
+        self.decode_router = decode_router
+        self.link_bandwidth_Bps = link_bandwidth_Bps
+        self.link_latency_s = link_latency_s
+        self.kv_bytes_per_token = kv_bytes_per_token or (lambda inst: 0.0)
+        self.max_sim_time_s = max_sim_time_s
+        self.progress = progress
+        self._heap: list = []
+        self._seq = itertools.count()
+        self.now = 0.0
+        roles = {inst.spec.role for inst in instances}
+        self.disaggregated = "prefill" in roles
+        entry = [i.index for i in instances if i.spec.role in ("mixed", "prefill")]
+        self.entry_view = ClusterView(self, entry)
+        self.decode_view = (
+            ClusterView(self, [i.index for i in instances if i.spec.role == "decode"])
+            if self.disaggregated else None
+        )
+        for inst in instances:
+            inst.on_prefilled = self._prefilled if self.disaggregated else None
+        # the largest request any entry instance could ever hold (else it is rejected)
+        self._max_tokens = min(
+            instances[i].pool.total_blocks * instances[i].block_size for i in entry
+        )
+        if self.disaggregated:
+            self._max_tokens = min(
+                self._max_tokens,
+                *(instances[i].pool.total_blocks * instances[i].block_size for i in self.decode_view.pool),
+            )
+        self.finished_or_rejected = 0
+        tick = getattr(router, "tick_interval_s", None)
+        self._tick_s = float(tick) if tick else 0.0
+
+    # ------------------------------------------------------------------ heap
+    def _push(self, t: float, prio: int, key: int, kind: str, payload) -> None:
+        heapq.heappush(self._heap, (t, prio, key, next(self._seq), kind, payload))
+
+    def _wake(self, inst: Instance, t: float) -> None:
+        inst.version += 1
+        self._push(t, WAKE, inst.index, EV_WAKE, (inst.index, inst.version))
+
+    def _poke(self, inst: Instance) -> None:
+        """Something changed at `inst`: re-plan after the iteration in flight (or now if idle)."""
+        if inst.busy:
+            end = inst.truncate_to_inflight()
+            if end is not None:
+                self._wake(inst, end)
+        else:
+            self._wake(inst, self.now)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        reqs = self.reqs
+        arrivals = reqs.arrival_s
+        n = reqs.n
+        i = 0
+        heap = self._heap
+        if self._tick_s > 0 and n:
+            self._push(float(arrivals[0]) + self._tick_s, TICK, -1, EV_TICK, None)
+        while True:
+            if i < n and (not heap or (arrivals[i], ARRIVE, i) < heap[0][:3]):
+                t = float(arrivals[i])
+                if t > self.max_sim_time_s:
+                    break
+                self.now = t
+                self._arrive(i)
+                i += 1
+                continue
+            if not heap:
+                break
+            t, _, _, _, kind, payload = heapq.heappop(heap)
+            if t > self.max_sim_time_s:
+                break
+            self.now = t
+            if kind == EV_WAKE:
+                idx, version = payload
+                inst = self.instances[idx]
+                if version == inst.version:
+                    self._on_wake(inst)
+            elif kind == EV_TRANSFER:
+                rid, dst = payload
+                inst = self.instances[dst]
+                inst.sync(t)
+                inst.arrive(rid, t)
+                self._poke(inst)
+            elif kind == EV_TICK:
+                self.entry_view.now = t
+                self.router.tick(self.entry_view)
+                if self.finished_or_rejected < n and (i < n or self._busy()):
+                    self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
+
+    def _busy(self) -> bool:
+        return any(inst.busy or inst.waiting or inst.ready for inst in self.instances)
+
+    def _arrive(self, rid: int) -> None:
+        reqs = self.reqs
+        if int(reqs.prompt[rid] + reqs.output[rid]) > self._max_tokens:
+            reqs.state[rid] = REJECTED
+            self.finished_or_rejected += 1
+            return
+        view = self.entry_view
+        view.now = self.now
+        j = self.router.route(rid, view)
+        if not (0 <= j < view.n_instances):
+            raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
+        inst = self.instances[view.pool[j]]
+        inst.sync(self.now)
+        inst.arrive(rid, self.now)
+        self._poke(inst)
+        if self.progress is not None:
+            self.progress(rid)
+
+    def _on_wake(self, inst: Instance) -> None:
+        t = self.now
+        inst.finish_segment(t)
+        if inst.pending_migrations:
+            self._do_migrations(inst, t)
+        end = inst.start_segment(t)
+        if end is None:
+            return
+        if end < 0:
+            self._wake(inst, -end)
+        else:
+            self._wake(inst, end)
+
+    # ------------------------------------------------------------------ disaggregation / migration
+    def _transfer_time(self, inst: Instance, kv_tokens: int) -> float:
+        return self.link_latency_s + kv_tokens * self.kv_bytes_per_token(inst) / self.link_bandwidth_Bps
+
+    def _prefilled(self, rid: int, src: int, t: float) -> None:
+        """A prefill-pool instance produced the first token: ship the KV to a decode instance."""
+        reqs = self.reqs
+        view = self.decode_view
+        view.now = t
+        router = self.decode_router or self.router
+        j = router.route(rid, view)
+        dst = view.pool[j]
+        reqs.kv_ready[rid] = True
+        reqs.state[rid] = TRANSFERRING
+        kv_tokens = int(reqs.computed[rid])
+        self._push(t + self._transfer_time(self.instances[src], kv_tokens), ARRIVE, rid,
+                   EV_TRANSFER, (rid, dst))
+
+    def migrate(self, rid: int, dst: int, downtime_s: float | None = None) -> bool:
+        """Request a live migration of decoding request `rid` to instance `dst`.
+
+        Takes effect at the end of the source's iteration in flight; the request stops decoding
+        for `downtime_s` (default: the whole KV over the link, i.e. stop-and-copy) and resumes on
+        `dst` as soon as `dst` has memory. Returns False if the request is not decoding.
+        """
+        reqs = self.reqs
+        src_idx = int(reqs.instance[rid])
+        if src_idx < 0 or src_idx == dst or reqs.state[rid] != DECODING:
+            return False
+        src = self.instances[src_idx]
+        if rid not in src.decoding or any(m[0] == rid for m in src.pending_migrations):
+            return False
+        src.sync(self.now)
+        src.pending_migrations.append((rid, dst, downtime_s))
+        self._poke(src)
+        return True
+
+    def _do_migrations(self, src: Instance, t: float) -> None:
+        for rid, dst, downtime_s in src.pending_migrations:
+            if self.reqs.state[rid] != DECODING or rid not in src.decoding:
+                continue  # finished in the meantime
+            kv_tokens = src.remove_for_migration(rid)
+            delay = self._transfer_time(src, kv_tokens) if downtime_s is None else downtime_s
+            self._push(t + delay, ARRIVE, rid, EV_TRANSFER, (rid, dst))
+        src.pending_migrations.clear()
+        src.log.change_point(src, t)

@@ -1,0 +1,572 @@
+"""One engine instance: queues, KV memory, and exact fast-forward over iteration segments.
+
+An instance asks its batching policy for a plan at each decision point and then runs that plan
+for as many iterations as no decision can change ("a segment"), computing every iteration's
+duration in one vectorised call and applying progress lazily. In step mode a segment is one
+iteration; both modes produce identical numbers. Routing, transfers and the event heap belong to
+`sim.engine`; this module never pushes events itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from policies.api import ArrivalHook, LeaveHook, Plan
+from sim.config import InstanceSpec
+from sim.cost.base import BatchShape, CostModel
+from sim.kvcache import KVPool, PrefixTree
+from sim.state import DECODING, DONE, PREFILLING, TRANSFERRING, WAITING, RequestTable
+
+MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
+
+
+class InstanceView:
+    """The read-only window a batching policy gets on its instance (see `policies.api`)."""
+
+    __slots__ = ("_inst", "now")
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+        self.now = 0.0
+
+    instance = property(lambda self: self._inst.index)
+    token_budget = property(lambda self: self._inst.spec.token_budget)
+    max_batch_requests = property(lambda self: self._inst.spec.max_batch_requests)
+    admission_open = property(lambda self: self._inst.admission_open())
+    waiting = property(lambda self: self._inst.waiting)
+    prefilling = property(lambda self: self._inst.prefilling)
+    decoding = property(lambda self: self._inst.decoding)
+    role = property(lambda self: self._inst.spec.role)
+
+    def prompt_tokens(self, rid: int) -> int:
+        return int(self._inst.reqs.prompt[rid])
+
+    def output_tokens(self, rid: int) -> int:
+        return int(self._inst.reqs.output[rid])
+
+    def generated_tokens(self, rid: int) -> int:
+        return int(self._inst.reqs.generated[rid])
+
+    def remaining_prefill(self, rid: int) -> int:
+        r = self._inst.reqs
+        if r.state[rid] == WAITING:
+            return int(r.prompt[rid] + r.generated[rid])
+        return max(int(r.prefill_target[rid] - r.computed[rid]), 0)
+
+    def client(self, rid: int) -> int:
+        return int(self._inst.reqs.client[rid])
+
+    def arrival_s(self, rid: int) -> float:
+        return float(self._inst.reqs.arrival_s[rid])
+
+    def priority(self, rid: int) -> int:
+        return int(self._inst.reqs.priority[rid])
+
+    def tbt_slo_s(self, rid: int) -> float:
+        return float(self._inst.reqs.tbt_slo_s[rid])
+
+    def ttft_slo_s(self, rid: int) -> float:
+        return float(self._inst.reqs.ttft_slo_s[rid])
+
+    def last_token_s(self, rid: int) -> float:
+        return float(self._inst.reqs.last_token_s[rid])
+
+    def cached_prefix_tokens(self, rid: int) -> int:
+        return self._inst.cached_tokens_if_admitted(rid)[0]
+
+    def admissible(self, rids: Sequence[int]) -> bool:
+        return self._inst.admissible(rids)
+
+    def client_weight(self, client: int) -> float:
+        return float(self._inst.reqs.workload.client_weight[client])
+
+    def input_service(self, client: int) -> int:
+        return int(self._inst.reqs.input_service[self._inst.index, client])
+
+    def cached_input_service(self, client: int) -> int:
+        return int(self._inst.reqs.cached_input_service[self._inst.index, client])
+
+    def output_service(self, client: int) -> int:
+        return int(self._inst.reqs.output_service[self._inst.index, client])
+
+    def waiting_count(self, client: int) -> int:
+        return int(self._inst.reqs.waiting_count[self._inst.index, client])
+
+    def kv_free_fraction(self) -> float:
+        pool = self._inst.pool
+        return pool.available_blocks / pool.total_blocks
+
+    @property
+    def n_clients(self) -> int:
+        return self._inst.reqs.workload.n_clients
+
+
+class Instance:
+    """State and mechanics of one instance. The engine drives it through `arrive`, `sync`,
+    `finish_segment` and `start_segment`."""
+
+    def __init__(
+        self,
+        index: int,
+        spec: InstanceSpec,
+        cost: CostModel,
+        policy,
+        reqs: RequestTable,
+        total_blocks: int,
+        step_mode: bool,
+        logger,
+        on_prefilled: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.spec = spec
+        self.cost = cost
+        self.policy = policy
+        self.reqs = reqs
+        self.step_mode = step_mode
+        self.log = logger
+        self.on_prefilled = on_prefilled  # disaggregation: called when a prefill-role request has its first token
+        self.block_size = spec.block_size
+        hb = reqs.workload.hash_block_tokens
+        use_tree = spec.prefix_cache and reqs.workload.has_prefixes and hb % spec.block_size == 0
+        self.hash_block_tokens = hb
+        self.tree = PrefixTree(hb // spec.block_size) if use_tree else None
+        self.pool = KVPool(total_blocks, spec.block_size, self.tree)
+        self.view = InstanceView(self)
+        self.waiting: list[int] = []
+        self.ready: list[int] = []  # arrived with KV (transfer/migration), awaiting memory
+        self.prefilling: list[int] = []
+        self.decoding: list[int] = []
+        self.iterations = 0
+        self.outstanding_tokens = 0
+        self.admit_counter = 0
+        self.version = 0  # bumps whenever the pending wake-up is superseded
+        self.changed = False  # a change point happened since the last log
+        self.dirty: set[int] = set()  # clients whose counters changed since the last log
+        self.pending_migrations: list[tuple[int, int, float | None]] = []
+        self.cache_hit_tokens = 0
+        self.prompt_tokens_admitted = 0
+        self._arrival_hook = isinstance(policy, ArrivalHook)
+        self._leave_hook = isinstance(policy, LeaveHook)
+        self._clear_segment()
+
+    # ------------------------------------------------------------------ basic state
+    def _clear_segment(self) -> None:
+        self.seg_n = 0
+        self.seg_done = 0
+        self.seg_ends: np.ndarray | None = None
+        self.seg_decodes = np.zeros(0, dtype=np.int64)
+        self.seg_decode_client_counts: np.ndarray | None = None
+        self.seg_chunks: list[tuple[int, int]] = []
+        self.seg_clients: set[int] = set()
+
+    @property
+    def busy(self) -> bool:
+        return self.seg_ends is not None
+
+    @property
+    def running_count(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    def admission_open(self) -> bool:
+        interval = self.spec.admission_interval
+        return interval == 1 or self.iterations % interval == 0 or not (self.prefilling or self.decoding)
+
+    # ------------------------------------------------------------------ memory helpers
+    def _blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
+
+    def _prefix_blocks(self, rid: int) -> np.ndarray:
+        """Hash blocks of the prompt that are full (only full blocks are cached)."""
+        h = self.reqs.hashes(rid)
+        full = int(self.reqs.prompt[rid]) // self.hash_block_tokens
+        return h[: min(full, len(h))]
+
+    def cached_tokens_if_admitted(self, rid: int) -> tuple[int, list[int]]:
+        r = self.reqs
+        if self.tree is None:
+            return 0, []
+        path = self.tree.match(self._prefix_blocks(rid))
+        target = int(r.prompt[rid] + r.generated[rid])
+        while path and len(path) * self.hash_block_tokens >= target:
+            path.pop()  # at least one token must be computed to produce the next token
+        return len(path) * self.hash_block_tokens, path
+
+    def _decode_block_needs_now(self, rids) -> int:
+        """Blocks the given decodes need for their next iteration."""
+        r = self.reqs
+        if len(rids) == 0:
+            return 0
+        idx = np.asarray(rids, dtype=np.int64)
+        return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
+
+    def admissible(self, rids: Sequence[int]) -> bool:
+        """Would the KV of all `rids` (waiting requests) fit now, keeping the running decodes'
+        next-iteration blocks and the watermark free?"""
+        r = self.reqs
+        need = self._decode_block_needs_now(self.decoding) + self.spec.watermark_blocks
+        pinned: set[int] = set()
+        for rid in rids:
+            cached, path = self.cached_tokens_if_admitted(rid)
+            target = int(r.prompt[rid] + r.generated[rid])
+            need += self._blocks_for(target - cached)
+            pinned.update(path)
+        avail = self.pool.available_blocks
+        if self.tree is not None and pinned:
+            ref = self.tree._ref
+            avail -= sum(1 for node in pinned if ref[node] == 0) * self.tree.blocks_per_node
+        return need <= avail
+
+    # ------------------------------------------------------------------ arrivals
+    def arrive(self, rid: int, now: float) -> None:
+        """A request joins this instance's waiting queue (engine has synced us to `now`)."""
+        r = self.reqs
+        c = int(r.client[rid])
+        r.instance[rid] = self.index
+        if r.kv_ready[rid]:
+            r.state[rid] = WAITING
+            self.ready.append(rid)
+            self.outstanding_tokens += int(r.output[rid] - r.generated[rid])
+        else:
+            r.state[rid] = WAITING
+            r.prefill_target[rid] = r.prompt[rid] + r.generated[rid]
+            self.waiting.append(rid)
+            r.waiting_count[self.index, c] += 1
+            self.outstanding_tokens += int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
+            if self._arrival_hook:
+                self.view.now = now
+                self.policy.on_arrival(rid, self.view)
+        self.dirty.add(c)
+        self.changed = True
+        self.log.change_point(self, now)
+
+    # ------------------------------------------------------------------ lazy progress
+    def sync(self, t: float) -> None:
+        """Apply every iteration of the current segment that ended strictly before `t`."""
+        if self.seg_ends is None:
+            return
+        m = int(np.searchsorted(self.seg_ends, t, side="left"))
+        if m >= self.seg_n:
+            m = self.seg_n - 1  # the last iteration is applied by its own wake-up
+        if m > self.seg_done:
+            self._apply(self.seg_done, m)
+
+    def truncate_to_inflight(self) -> float | None:
+        """End the segment after the iteration in flight; returns the new wake time if changed."""
+        if self.seg_ends is None:
+            return None
+        new_n = self.seg_done + 1
+        if new_n >= self.seg_n:
+            return None
+        self.seg_n = new_n
+        return float(self.seg_ends[new_n - 1])
+
+    def _apply(self, a: int, m: int) -> None:
+        """Apply iterations a..m-1 of the current segment (progress, memory, tokens, service)."""
+        r = self.reqs
+        k = m - a
+        ends = self.seg_ends
+        for rid, c in self.seg_chunks:
+            r.computed[rid] += k * c
+            self.outstanding_tokens -= k * c
+        d = self.seg_decodes
+        if len(d):
+            comp = r.computed[d]
+            shared = r.shared_tokens[d]
+            old_held = r.held_blocks[d]
+            comp = comp + k
+            r.computed[d] = comp
+            r.generated[d] += k
+            new_held = (comp - shared + (self.block_size - 1)) // self.block_size
+            r.held_blocks[d] = new_held
+            self.pool.allocate(int(new_held.sum() - old_held.sum()))
+            first_gap = ends[a] - r.last_token_s[d]
+            gap_max = first_gap
+            slo = r.tbt_slo_s[d]
+            misses = (first_gap > slo).astype(np.int64)
+            if k > 1:
+                inner = np.diff(ends[a:m])
+                gap_max = np.maximum(first_gap, inner.max())
+                if np.isfinite(slo).any():
+                    inner_sorted = np.sort(inner)
+                    misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
+            r.tbt_max_s[d] = np.maximum(r.tbt_max_s[d], gap_max)
+            r.tbt_misses[d] += misses
+            r.last_token_s[d] = ends[m - 1]
+            r.output_service[self.index] += self.seg_decode_client_counts * k
+            self.outstanding_tokens -= k * len(d)
+            self.dirty.update(self.seg_clients)
+        self.iterations += k
+        self.seg_done = m
+
+    # ------------------------------------------------------------------ segment end
+    def finish_segment(self, now: float) -> None:
+        """Apply the rest of the segment and handle prefill completions and finished requests."""
+        if self.seg_ends is None:
+            return
+        if self.seg_n > self.seg_done:
+            self._apply(self.seg_done, self.seg_n)
+        r = self.reqs
+        t = float(self.seg_ends[self.seg_n - 1])
+        finished: list[int] = []
+        for rid, _ in self.seg_chunks:
+            if r.computed[rid] >= r.prefill_target[rid]:
+                self._prefill_done(rid, t, finished)
+        d = self.seg_decodes
+        if len(d):
+            done = d[r.generated[d] >= r.output[d]]
+            finished.extend(int(x) for x in done)
+        if finished:
+            fin = set(finished)
+            self.decoding = [x for x in self.decoding if x not in fin]
+            for rid in finished:
+                self._finish(rid, t)
+        self._clear_segment()
+
+    def _prefill_done(self, rid: int, t: float, finished: list[int]) -> None:
+        r = self.reqs
+        c = int(r.client[rid])
+        r.generated[rid] += 1
+        self.outstanding_tokens -= 1
+        r.output_service[self.index, c] += 1
+        if np.isnan(r.first_token_s[rid]):
+            r.first_token_s[rid] = t
+        else:  # token produced by a recompute after preemption / a resumed request
+            gap = t - r.last_token_s[rid]
+            r.tbt_max_s[rid] = max(r.tbt_max_s[rid], gap)
+            r.tbt_misses[rid] += int(gap > r.tbt_slo_s[rid])
+        r.last_token_s[rid] = t
+        if self.tree is not None:
+            path = r.paths.setdefault(rid, [])
+            blocks = self._prefix_blocks(rid)
+            if len(blocks) > len(path):
+                self.tree.insert(blocks, len(path), path)
+                shared = len(path) * self.hash_block_tokens
+                new_held = self._blocks_for(int(r.prefill_target[rid]) - shared)
+                self.pool.release(int(r.held_blocks[rid]) - new_held)
+                r.held_blocks[rid] = new_held
+                r.shared_tokens[rid] = shared
+        self.prefilling.remove(rid)
+        self.dirty.add(c)
+        self.changed = True
+        if r.generated[rid] >= r.output[rid]:
+            finished.append(rid)
+        elif self.spec.role == "prefill" and self.on_prefilled is not None:
+            self._release(rid)
+            r.running_count[self.index, c] -= 1
+            r.state[rid] = TRANSFERRING
+            self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
+            self.on_prefilled(rid, self.index, t)
+        else:
+            r.state[rid] = DECODING
+            self.decoding.append(rid)
+
+    def _release(self, rid: int) -> None:
+        r = self.reqs
+        self.pool.release(int(r.held_blocks[rid]))
+        r.held_blocks[rid] = 0
+        path = r.paths.pop(rid, None)
+        if path:
+            self.tree.release(path)
+        r.shared_tokens[rid] = 0
+
+    def _finish(self, rid: int, t: float) -> None:
+        r = self.reqs
+        c = int(r.client[rid])
+        r.finish_s[rid] = t
+        r.state[rid] = DONE
+        r.instance[rid] = self.index
+        self._release(rid)
+        r.running_count[self.index, c] -= 1
+        self.dirty.add(c)
+        self.changed = True
+
+    def preempt(self, rid: int) -> None:
+        """Recompute-style preemption: drop the request's KV and requeue it at the head."""
+        r = self.reqs
+        c = int(r.client[rid])
+        old_remaining = max(int(r.prefill_target[rid] - r.computed[rid]), 0)
+        if r.state[rid] == PREFILLING:
+            self.prefilling.remove(rid)
+        else:
+            self.decoding.remove(rid)
+        self._release(rid)
+        r.computed[rid] = 0
+        r.prefill_target[rid] = r.prompt[rid] + r.generated[rid]
+        r.state[rid] = WAITING
+        r.preemptions[rid] += 1
+        self.outstanding_tokens += int(r.prefill_target[rid]) - old_remaining
+        self.waiting.insert(0, rid)
+        r.running_count[self.index, c] -= 1
+        r.waiting_count[self.index, c] += 1
+        self.dirty.add(c)
+        self.changed = True
+
+    def remove_for_migration(self, rid: int) -> int:
+        """Take a decoding request out (its KV leaves with it); returns the KV tokens moved."""
+        r = self.reqs
+        c = int(r.client[rid])
+        self.decoding.remove(rid)
+        kv_tokens = int(r.computed[rid])
+        self._release(rid)
+        r.running_count[self.index, c] -= 1
+        r.state[rid] = TRANSFERRING
+        r.kv_ready[rid] = True
+        r.migrations[rid] += 1
+        self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
+        self.dirty.add(c)
+        self.changed = True
+        return kv_tokens
+
+    # ------------------------------------------------------------------ planning
+    def _victim(self) -> int:
+        r = self.reqs
+        running = self.prefilling + self.decoding
+        return max(running, key=lambda x: r.admit_seq[x])
+
+    def _admit_ready(self, now: float) -> None:
+        """Requests that arrive with their KV join the decode set as soon as memory allows."""
+        r = self.reqs
+        while self.ready:
+            rid = self.ready[0]
+            need = self._blocks_for(int(r.computed[rid]) + 1) + self._decode_block_needs_now(self.decoding)
+            if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
+                break
+            self.ready.pop(0)
+            held = self._blocks_for(int(r.computed[rid]))
+            self.pool.allocate(held)
+            r.held_blocks[rid] = held
+            r.shared_tokens[rid] = 0
+            r.kv_ready[rid] = False
+            r.state[rid] = DECODING
+            self.admit_counter += 1
+            r.admit_seq[rid] = self.admit_counter
+            r.instance[rid] = self.index
+            r.running_count[self.index, int(r.client[rid])] += 1
+            self.dirty.add(int(r.client[rid]))
+            self.decoding.append(rid)
+            self.changed = True
+
+    def _admit(self, rid: int, now: float) -> None:
+        r = self.reqs
+        c = int(r.client[rid])
+        cached, path = self.cached_tokens_if_admitted(rid)
+        if path:
+            self.tree.acquire(path)
+            r.paths[rid] = path
+        target = int(r.prompt[rid] + r.generated[rid])
+        r.prefill_target[rid] = target
+        r.shared_tokens[rid] = cached
+        r.computed[rid] = cached
+        held = self._blocks_for(target - cached)
+        self.pool.allocate(held)
+        r.held_blocks[rid] = held
+        r.cached_tokens[rid] = cached
+        self.cache_hit_tokens += cached
+        self.prompt_tokens_admitted += target
+        self.outstanding_tokens -= cached
+        if not r.charged[rid]:
+            r.charged[rid] = True
+            r.input_service[self.index, c] += int(r.prompt[rid])
+            r.cached_input_service[self.index, c] += min(cached, int(r.prompt[rid]))
+        if np.isnan(r.dispatch_s[rid]):
+            r.dispatch_s[rid] = now
+        r.state[rid] = PREFILLING
+        r.prefill_instance[rid] = self.index
+        self.admit_counter += 1
+        r.admit_seq[rid] = self.admit_counter
+        self.waiting.remove(rid)
+        r.waiting_count[self.index, c] -= 1
+        r.running_count[self.index, c] += 1
+        self.prefilling.append(rid)
+        self.dirty.add(c)
+        self.changed = True
+        if self._leave_hook:
+            self.policy.on_leave_queue(rid, self.view)
+
+    def _plan(self, now: float) -> Plan:
+        """Ask the policy; preempt (latest admitted first) until the plan's decodes fit."""
+        self.view.now = now
+        while True:
+            plan = self.policy.plan(self.view)
+            decodes = self.decoding if plan.decodes is None else plan.decodes
+            need = self._decode_block_needs_now(decodes)
+            if need <= self.pool.available_blocks or not decodes:
+                return plan
+            self.preempt(self._victim())
+
+    def start_segment(self, now: float) -> float | None:
+        """Plan at `now` and lay out the next segment; returns its end time (None if idle).
+
+        Returns -retry_time when the policy asked to be woken at a later time while idle.
+        """
+        r = self.reqs
+        self._admit_ready(now)
+        plan = self._plan(now)
+        for rid in plan.admit:
+            self._admit(rid, now)
+        decodes = np.asarray(self.decoding if plan.decodes is None else plan.decodes, dtype=np.int64)
+        chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0]
+        if not chunks and len(decodes) == 0:
+            if self.changed:
+                self.log.change_point(self, now)
+            self._clear_segment()
+            if plan.retry_at_s is not None and plan.retry_at_s > now:
+                return -float(plan.retry_at_s)
+            return None
+        # ---- how many iterations can run before any decision can change
+        if self.step_mode or plan.replan_each_iteration:
+            n = 1
+        else:
+            n = MAX_SEGMENT_ITERATIONS
+            for rid, c in chunks:
+                n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
+            if len(decodes):
+                n = min(n, int((r.output[decodes] - r.generated[decodes]).min()))
+                n = min(n, self._memory_horizon(decodes))
+            interval = self.spec.admission_interval
+            if interval > 1 and (self.waiting or self.ready):
+                n = min(n, interval - self.iterations % interval)
+        n = max(n, 1)
+        # ---- the iterations' shapes are affine in the iteration index j
+        j = np.arange(n, dtype=np.int64)
+        k = len(decodes)
+        ctx0 = int(r.computed[decodes].sum()) if k else 0
+        sum_c = sum(c for _, c in chunks)
+        sum_c2 = sum(c * c for _, c in chunks)
+        pairs0 = sum(c * int(r.computed[rid]) + c * (c + 1) // 2 for rid, c in chunks)
+        pctx0 = sum(int(r.computed[rid]) + c for rid, c in chunks)
+        shape = BatchShape(
+            prefill_tokens=np.full(n, sum_c, dtype=np.int64),
+            prefill_attention_pairs=pairs0 + j * sum_c2,
+            prefill_context_tokens=pctx0 + j * sum_c,
+            decode_tokens=np.full(n, k, dtype=np.int64),
+            decode_context_tokens=ctx0 + j * k,
+            num_requests=np.full(n, k + len(chunks), dtype=np.int64),
+        )
+        durations = np.asarray(self.cost.iteration_times(shape), dtype=np.float64)
+        ends = np.cumsum(np.concatenate(([now], durations)))[1:]
+        self.seg_n = n
+        self.seg_done = 0
+        self.seg_ends = ends
+        self.seg_decodes = decodes
+        self.seg_chunks = chunks
+        if k:
+            clients = r.client[decodes]
+            self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])
+            self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
+        if self.changed:
+            self.log.timeline(self, now, sum_c, k, len(chunks), float(durations[0]))
+            self.log.change_point(self, now)
+        return float(ends[-1])
+
+    def _memory_horizon(self, decodes: np.ndarray) -> int:
+        """Iterations the decodes can run before KV (free + evictable) runs out."""
+        r = self.reqs
+        bs = self.block_size
+        first_new = (-(r.computed[decodes] - r.shared_tokens[decodes])) % bs  # iteration of 1st new block
+        avail = self.pool.available_blocks
+        k = len(decodes)
+        rounds, rem = divmod(avail, k)
+        return int(rounds * bs + np.sort(first_new)[rem])

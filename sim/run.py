@@ -1,0 +1,186 @@
+"""Entry points: `simulate(workload, cluster, ...)` on explicit objects and `run(config)` on a
+`RunConfig` (which resolves workload, cost-model and policy names first).
+
+Owns wiring (building instances, policies and the engine) and the final `RunResult`; no
+scheduling logic lives here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from policies import registry
+from sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
+from sim.cost.base import CostModel
+from sim.engine import Engine
+from sim.errors import InputError
+from sim.instance import Instance
+from sim.results import RunResult, requests_frame, summarize
+from sim.runlog import RunLog
+from sim.state import RequestTable
+from sim.workload.core import Workload
+
+__all__ = ["make_policy", "run", "simulate"]
+
+
+def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.random.Generator,
+                cost_model: CostModel | None = None, spec: InstanceSpec | None = None,
+                source: str = "config") -> Any:
+    """Instantiate a registered policy; `rng`, `cost_model` and `instance_spec` are passed to
+    factories whose signature asks for them. Unknown names/params give an InputError."""
+    try:
+        factory = registry.get(family, name)
+    except KeyError as exc:
+        field = "batching" if family == registry.BATCHING else "router"
+        raise InputError(source, field, str(exc.args[0]), "run `llmsched policies` to list them") from None
+    kwargs = dict(params)
+    try:
+        sig = inspect.signature(factory)
+        accepted = sig.parameters
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    except (TypeError, ValueError):
+        accepted, has_var_kw = {}, True
+    for key, value in (("rng", rng), ("cost_model", cost_model), ("instance_spec", spec)):
+        if key in accepted and key not in kwargs:
+            kwargs[key] = value
+    if not has_var_kw:
+        unknown = [k for k in kwargs if k not in accepted]
+        if unknown:
+            raise InputError(source, f"{family}_params", f"unknown parameter(s) {unknown} for {name!r}",
+                             f"accepted: {sorted(k for k in accepted if k not in ('rng', 'cost_model', 'instance_spec'))}")
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, f"{family}_params", f"{name}: {exc}") from None
+
+
+def _default_cost(spec: InstanceSpec) -> CostModel:
+    from sim.cost import build
+
+    return build(spec.cost, spec.model, spec.gpu, spec.tp)
+
+
+def _kv_capacity(spec: InstanceSpec) -> int:
+    if spec.kv_capacity_tokens is not None:
+        return int(spec.kv_capacity_tokens)
+    from sim.hardware import kv_capacity_tokens
+
+    return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
+
+
+def _kv_bytes_per_token(spec: InstanceSpec) -> float:
+    try:
+        from sim.hardware import model as model_spec
+
+        return float(model_spec(spec.model).kv_bytes_per_token)
+    except Exception:
+        return 0.0
+
+
+def simulate(
+    workload: Workload,
+    cluster: ClusterSpec,
+    *,
+    seed: int = 0,
+    mode: str = "fast",
+    cost_models: Sequence[CostModel] | Callable[[InstanceSpec], CostModel] | None = None,
+    input_weight: float = 1.0,
+    output_weight: float = 2.0,
+    record_service: bool = True,
+    max_sim_time_s: float = math.inf,
+    progress: bool = False,
+    config: dict[str, Any] | None = None,
+    source: str = "config",
+) -> RunResult:
+    """Run `workload` through `cluster` and return the result tables.
+
+    cost_models: one per expanded instance, or a function of the instance spec (default: the
+    catalogue cost model named by `spec.cost`).
+    """
+    t0 = time.perf_counter()
+    specs = cluster.expanded()
+    reqs = RequestTable(workload, len(specs))
+    log = RunLog(len(specs), input_weight, output_weight, record_service)
+    root = np.random.SeedSequence(seed)
+    streams = root.spawn(len(specs) + 2)
+    instances: list[Instance] = []
+    for i, spec in enumerate(specs):
+        if cost_models is None:
+            cost = _default_cost(spec)
+        elif callable(cost_models):
+            cost = cost_models(spec)
+        else:
+            cost = cost_models[i]
+        policy = make_policy(registry.BATCHING, spec.batching, params_dict(spec.batching_params),
+                             rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
+                             source=source)
+        total_blocks = _kv_capacity(spec) // spec.block_size
+        if total_blocks < 1:
+            raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
+        instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log))
+    router = make_policy(registry.ROUTING, cluster.router, params_dict(cluster.router_params),
+                         rng=np.random.default_rng(streams[-2]), source=source)
+    decode_router = None
+    if any(s.role == "decode" for s in specs):
+        decode_router = make_policy(registry.ROUTING, cluster.router, params_dict(cluster.router_params),
+                                    rng=np.random.default_rng(streams[-1]), source=source)
+    bar = None
+    tick = None
+    if progress and workload.n:
+        from tqdm import tqdm
+
+        bar = tqdm(total=workload.n, unit="req", desc="simulate", mininterval=0.5, leave=False)
+        step = max(workload.n // 200, 1)
+
+        def tick(rid: int) -> None:
+            if rid % step == 0:
+                bar.n = rid
+                bar.refresh()
+
+    engine = Engine(
+        reqs, instances, router, decode_router,
+        link_bandwidth_Bps=cluster.kv_link_bandwidth_Bps, link_latency_s=cluster.kv_link_latency_s,
+        kv_bytes_per_token=lambda inst: _kv_bytes_per_token(inst.spec),
+        max_sim_time_s=max_sim_time_s, progress=tick,
+    )
+    engine.run()
+    if bar is not None:
+        bar.n = workload.n
+        bar.close()
+    requests = requests_frame(reqs)
+    service, timeline = log.frames()
+    hits = sum(inst.cache_hit_tokens for inst in instances)
+    admitted = sum(inst.prompt_tokens_admitted for inst in instances)
+    summary = summarize(requests, hits, admitted)
+    summary["wall_s"] = time.perf_counter() - t0
+    summary["seed"] = seed
+    summary["mode"] = mode
+    summary["workload"] = workload.name
+    summary["config"] = config or {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        summary["llmsched_version"] = version("llmsched")
+    except PackageNotFoundError:
+        summary["llmsched_version"] = "dev"
+    return RunResult(requests, service, timeline, summary)
+
+
+def run(config: RunConfig, progress: bool = False, source: str = "config") -> RunResult:
+    """Resolve a `RunConfig` (workload, cost models, policies) and simulate it."""
+    from sim.workload import catalog
+
+    config.validate(source)
+    workload = catalog.load(config.workload, config.seed)
+    return simulate(
+        workload, config.cluster, seed=config.seed, mode=config.mode,
+        input_weight=config.input_weight, output_weight=config.output_weight,
+        record_service=config.record_service, max_sim_time_s=config.max_sim_time_s,
+        progress=progress, config=config.to_dict(), source=source,
+    )

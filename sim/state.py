@@ -1,0 +1,62 @@
+"""Per-request simulation state as one struct of arrays (the engine's single source of truth).
+
+Owns every mutable per-request number (progress, KV holdings, timestamps, metrics) and the
+per-(instance, client) service counters. Instances and the engine mutate it; policies only read it
+through views. Must not contain scheduling logic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.workload.core import Workload
+
+# request life cycle
+PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)
+
+
+class RequestTable:
+    def __init__(self, workload: Workload, n_instances: int) -> None:
+        n = workload.n
+        self.n = n
+        self.workload = workload
+        self.arrival_s = workload.arrival_s
+        self.prompt = workload.prompt_tokens
+        self.output = workload.output_tokens
+        self.client = workload.client
+        self.priority = workload.priority
+        self.ttft_slo_s = workload.ttft_slo_s
+        self.tbt_slo_s = workload.tbt_slo_s
+        i64 = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
+        nan = lambda: np.full(n, np.nan)  # noqa: E731
+        self.state = np.full(n, PENDING, dtype=np.int64)
+        self.instance = np.full(n, -1, dtype=np.int64)
+        self.prefill_instance = np.full(n, -1, dtype=np.int64)
+        self.prefill_target = i64()  # tokens the current prefill must put in KV (prompt + generated)
+        self.computed = i64()  # tokens whose KV is in memory
+        self.generated = i64()
+        self.shared_tokens = i64()  # tokens covered by referenced prefix-tree nodes
+        self.held_blocks = i64()  # private KV blocks
+        self.admit_seq = i64()
+        self.kv_ready = np.zeros(n, dtype=bool)  # arrives with its KV (P/D transfer, migration)
+        self.charged = np.zeros(n, dtype=bool)
+        self.dispatch_s = nan()
+        self.first_token_s = nan()
+        self.last_token_s = nan()
+        self.finish_s = nan()
+        self.tbt_max_s = np.zeros(n)
+        self.tbt_misses = i64()
+        self.preemptions = i64()
+        self.migrations = i64()
+        self.cached_tokens = i64()
+        self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
+        n_clients = workload.n_clients
+        self.input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
+        self.cached_input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
+        self.output_service = np.zeros((n_instances, n_clients), dtype=np.int64)
+        self.waiting_count = np.zeros((n_instances, n_clients), dtype=np.int64)
+        self.running_count = np.zeros((n_instances, n_clients), dtype=np.int64)
+
+    def hashes(self, rid: int) -> np.ndarray:
+        w = self.workload
+        return w.hash_values[w.hash_offsets[rid] : w.hash_offsets[rid + 1]]
