@@ -175,9 +175,8 @@ class KVPool:
             self.private_blocks += n
             return
         short = n - self.free_blocks
-        if short > 0:
-            if self.tree is None or self.tree.evict(short) < short:
-                raise RuntimeError("KV allocation beyond capacity (engine invariant broken)")
+        if short > 0 and (self.tree is None or self.tree.evict(short) < short):
+            raise RuntimeError("KV allocation beyond capacity (engine invariant broken)")
         self.private_blocks += n
 
     def release(self, n: int) -> None:

@@ -63,7 +63,7 @@ def test_round_compositions(policy, b_max, mode):
     if mode == "fast":  # fast mode plans only at decision points: expand by the clock instead
         times = [t for t, _ in _RECORDS]
         rounds = [comp for k, (t, comp) in enumerate(_RECORDS)
-                  for _ in range(int(round((times[k + 1] if k + 1 < len(times) else res.requests["finish_s"].max()) - t)))]
+                  for _ in range(round((times[k + 1] if k + 1 < len(times) else res.requests["finish_s"].max()) - t))]
     assert rounds[0] == "Ap Bp Cp"
     expected = [" ".join(sorted(r.split())) for r in EXPECTED[(policy, b_max)]]
     assert rounds[1:] == expected
