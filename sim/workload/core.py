@@ -30,6 +30,7 @@ class Workload:
     Ragged prefix block hashes: request i's blocks are `hash_values[hash_offsets[i]:hash_offsets[i+1]]`,
     each block covering `hash_block_tokens` prompt tokens, in prefix order.
     Per client: `client_weight[c]` (fair-share weight) and `client_names[c]`.
+    `meta["row_labels"]` (optional): {label: per-row array}, kept aligned by `take`/`head`/`until`.
     """
 
     arrival_s: np.ndarray
@@ -135,18 +136,17 @@ class Workload:
         starts, ends = self.hash_offsets[idx], self.hash_offsets[idx + 1]
         lens = ends - starts
         offsets = np.concatenate([[0], np.cumsum(lens)])
-        values = (
-            np.concatenate([self.hash_values[s:e] for s, e in zip(starts, ends)])
-            if lens.sum()
-            else np.zeros(0, np.int64)
-        )
+        values = self.hash_values[_ragged_gather(starts, lens, offsets)]
+        meta = dict(self.meta)
+        if "row_labels" in meta:  # per-row label arrays (e.g. session/turn) follow the rows
+            meta["row_labels"] = {k: np.asarray(v)[idx] for k, v in meta["row_labels"].items()}
         return Workload(
             arrival_s=self.arrival_s[idx], client=self.client[idx],
             prompt_tokens=self.prompt_tokens[idx], output_tokens=self.output_tokens[idx],
             hash_offsets=offsets, hash_values=values, priority=self.priority[idx],
             ttft_slo_s=self.ttft_slo_s[idx], tbt_slo_s=self.tbt_slo_s[idx],
             client_weight=self.client_weight, client_names=self.client_names,
-            hash_block_tokens=self.hash_block_tokens, name=name or self.name, meta=dict(self.meta),
+            hash_block_tokens=self.hash_block_tokens, name=name or self.name, meta=meta,
         )
 
     def head(self, n: int) -> Workload:
@@ -172,6 +172,14 @@ class Workload:
                 "ttft_slo_s": self.ttft_slo_s, "tbt_slo_s": self.tbt_slo_s,
             }
         )
+
+
+def _ragged_gather(starts: np.ndarray, lens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Indices that copy segments [starts[i], starts[i]+lens[i]) one after another (vectorised)."""
+    total = int(offsets[-1])
+    if total == 0:
+        return np.zeros(0, np.int64)
+    return np.arange(total, dtype=np.int64) + np.repeat(np.asarray(starts, np.int64) - offsets[:-1], lens)
 
 
 def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:
@@ -200,11 +208,7 @@ def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:
     all_values = np.concatenate([w.hash_values for w, _ in parts]) if parts else np.zeros(0, np.int64)
     lens_o, starts_o = lens[order], starts[order]
     offsets = np.concatenate([[0], np.cumsum(lens_o)]).astype(np.int64)
-    values = (
-        np.concatenate([all_values[s : s + ln] for s, ln in zip(starts_o, lens_o)])
-        if lens_o.sum()
-        else np.zeros(0, np.int64)
-    )
+    values = all_values[_ragged_gather(starts_o, lens_o, offsets)]
 
     def cat(col: str) -> np.ndarray:
         return np.concatenate([getattr(w, col) for w, _ in parts])[order]

@@ -1,0 +1,69 @@
+"""Column checks shared by the trace readers: each failure is one `InputError` naming file, column, row.
+
+Owns only validation of parsed tables (pandas DataFrames); parsing and Workload assembly live in
+the reader modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import InputError
+
+
+def require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise InputError(str(path), "", f"{what} not found",
+                         "pass an existing file (bundled traces live under data/traces/)")
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], path: Path | str, fix: str = "") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns)) or "none"
+        raise InputError(str(path), missing[0], f"missing column (have: {have})",
+                         fix or f"add a header with the columns {', '.join(columns)}")
+
+
+def _row(df: pd.DataFrame, pos: int, header_lines: int) -> str:
+    return f"row {pos + 1} (line {pos + 1 + header_lines})"
+
+
+def numeric(df: pd.DataFrame, col: str, path: Path | str, *, integer: bool = False,
+            minimum: float | None = 0, header_lines: int = 1, allow_inf: bool = False) -> np.ndarray:
+    """Column `col` as float64 (or int64), rejecting non-numeric, non-finite, fractional or small values."""
+    raw = df[col]
+    vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(vals) if allow_inf else ~np.isfinite(vals)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not a number ({raw.iloc[pos]!r})",
+                         "write a plain decimal number in every row")
+    if integer:
+        frac = vals != np.floor(vals)
+        if frac.any():
+            pos = int(np.flatnonzero(frac)[0])
+            raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not an integer ({vals[pos]!r})",
+                             "token counts must be whole numbers")
+    if minimum is not None and (vals < minimum).any():
+        pos = int(np.flatnonzero(vals < minimum)[0])
+        what = "negative" if vals[pos] < 0 else f"below {minimum:g}"
+        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: {what} value {vals[pos]!r}",
+                         f"every value must be >= {minimum:g}")
+    return vals.astype(np.int64) if integer else vals
+
+
+def sorted_times(t: np.ndarray, col: str, path: Path | str, header_lines: int = 1) -> None:
+    """Reject decreasing arrival times (we never re-sort a user's file silently)."""
+    if len(t) > 1:
+        dec = np.flatnonzero(np.diff(t) < 0)
+        if len(dec):
+            pos = int(dec[0]) + 1
+            raise InputError(str(path), col,
+                             f"row {pos + 1} (line {pos + 1 + header_lines}): arrival {t[pos]!r} is earlier "
+                             f"than the previous row's {t[pos - 1]!r} (rows must be sorted by time)",
+                             f"sort the file by {col} before loading it")
