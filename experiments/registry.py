@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class Reproduction:
 
 
 _REGISTRY: dict[str, Reproduction] = {}
+_IMPORT_ERRORS: dict[str, str] = {}  # module name -> traceback of a reproduction module that failed to import
 _loaded = False
 
 
@@ -77,15 +79,35 @@ def reproduction(name: str, paper: str, target: str, quick_minutes: float = 2.0)
     return deco
 
 
+def unregister(name: str) -> None:
+    """Remove a reproduction (tests register throwaway entries and clean up after themselves)."""
+    _REGISTRY.pop(name, None)
+
+
 def load_all() -> None:
+    """Import every module under `experiments.reproductions` so that its decorators run.
+
+    A module that fails to import does not hide the others: its traceback is kept in
+    `import_errors()` and the runner reports it as a failure.
+    """
     global _loaded
     if _loaded:
         return
     pkg = importlib.import_module("experiments.reproductions")
     for mod in pkgutil.iter_modules(pkg.__path__):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"experiments.reproductions.{mod.name}")
+            full = f"experiments.reproductions.{mod.name}"
+            try:
+                importlib.import_module(full)
+            except Exception:
+                _IMPORT_ERRORS[full] = traceback.format_exc()
     _loaded = True
+
+
+def import_errors() -> dict[str, str]:
+    """Reproduction modules that failed to import: module name -> traceback."""
+    load_all()
+    return dict(_IMPORT_ERRORS)
 
 
 def all_reproductions() -> dict[str, Reproduction]:

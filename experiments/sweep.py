@@ -231,9 +231,8 @@ def resolve_point_fn(ref: str, source: str = "sweep") -> Callable[[dict[str, Any
 
 def simulate_point(config: dict[str, Any]) -> dict[str, Any]:
     """The default point: run the simulator on the config and return its summary (see run-format.md)."""
-    from sim.run import run
-
     from sim.config import RunConfig
+    from sim.run import run
 
     result = run(RunConfig.from_dict(config, "sweep point"))
     return dict(result.summary)
@@ -343,7 +342,7 @@ def summary_frame(points: Sequence[SweepPoint], done: Mapping[str, Mapping[str, 
         m = rec["metrics"]
         if metrics:
             m = {k: v for k, v in m.items() if any(k == s or k.startswith(s + ".") for s in metrics)}
-        row.update(m)
+        row.update(sorted(m.items()))  # sorted: same columns whether read back from disk or fresh
         rows.append(row)
         timing_rows.append({"point": p.key, "index": p.index, "wall_s": rec.get("wall_s"),
                             "host": rec.get("host"), "pid": rec.get("pid")})

@@ -60,3 +60,19 @@ def synthetic_point(config: dict[str, Any]) -> dict[str, Any]:
         "draws": [float(noise[1]), float(noise[2])],
         "wall_s": 0.123,  # must never reach the summary table
     }
+
+
+def synthetic_sweep_toml(name: str = "synthetic", rates: tuple[float, ...] = (0.5, 1.0, 1.5),
+                         seeds: tuple[int, ...] = (0, 1), policies: tuple[str, ...] = ("sarathi", "vllm"),
+                         work_ms: float = 0.0) -> str:
+    """A sweep file over the synthetic point: policies x rates x seeds (for tests and timings)."""
+    def lst(xs):
+        return "[" + ", ".join(repr(x) if not isinstance(x, str) else f'"{x}"' for x in xs) + "]"
+
+    return (
+        f'[sweep]\nname = "{name}"\npoint = "experiments.sweep_testing:synthetic_point"\n\n'
+        f"[base]\nseed = 0\n\n[base.workload]\nsource = \"synthetic\"\n\n"
+        f"[base.workload.params]\nsynthetic_work_ms = {float(work_ms)!r}\n\n"
+        f'[grid]\n"cluster.instances.0.batching" = {lst(policies)}\n'
+        f'"workload.rate" = {lst(rates)}\nseed = {lst(seeds)}\n'
+    )

@@ -1,0 +1,144 @@
+"""Build `docs/reproductions.md` from a reproduction results directory, and nothing else.
+
+Reads OUT/NAME/meta.json and comparisons.parquet (written by `experiments.reproduce`), copies each
+PNG figure next to the report (`<report dir>/figures/reproductions/NAME/`) so the Markdown renders in
+the repository, and writes the page atomically. The page is regenerated, never edited by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments import atomic
+from sim.errors import InputError
+
+DEFAULT_OUTPUT = Path("docs") / "reproductions.md"
+FIGURES_SUBDIR = Path("figures") / "reproductions"
+
+
+def _fmt(x: Any) -> str:
+    """Numbers to 4 significant digits; text as is; missing as an em dash."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x).replace("|", "\\|")
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == int(v) and abs(v) < 1e12:
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+def _agree_mark(a: Any) -> str:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return "n/a"
+    return "yes" if bool(a) else "**no**"
+
+
+def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
+    """meta.json of every reproduction under results_dir (sorted by name), with its comparisons."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise InputError(str(root), "RESULTS_DIR", "is not a directory",
+                         "pass the --out directory of `llmsched reproduce`")
+    entries = []
+    for meta_path in sorted(root.glob("*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise InputError(str(meta_path), "", f"unreadable meta.json ({exc})", "re-run the reproduction") from None
+        comp_path = meta_path.parent / "comparisons.parquet"
+        meta["_comparisons"] = pd.read_parquet(comp_path) if comp_path.is_file() else None
+        meta["_dir"] = meta_path.parent
+        entries.append(meta)
+    if not entries:
+        raise InputError(str(root), "RESULTS_DIR", "holds no reproduction results (no */meta.json)",
+                         "run `llmsched reproduce ... --out DIR` first")
+    return entries
+
+
+def _comparison_table(df: pd.DataFrame) -> list[str]:
+    lines = ["| metric | paper | ours | unit | ours / paper | relation | agrees | note |",
+             "|---|---:|---:|---|---:|---|---|---|"]
+    for r in df.to_dict("records"):
+        rel = r["relation"] + (f" (±{_fmt(r['tolerance'])})" if r.get("tolerance") not in (None,) and
+                               not (isinstance(r.get("tolerance"), float) and math.isnan(r["tolerance"])) else "")
+        lines.append(f"| {_fmt(r['metric'])} | {_fmt(r['paper_value'])} | {_fmt(r['ours'])} | {r['unit'] or ''} | "
+                     f"{_fmt(r['ratio'])} | {rel} | {_agree_mark(r['agrees'])} | {_fmt(r['note']) if r['note'] else ''} |")
+    return lines
+
+
+def _section(meta: dict[str, Any], report_dir: Path) -> list[str]:
+    name = meta["name"]
+    lines = [f"## {name}", "", f"**{meta.get('paper', '')}**, {meta.get('target', '')}. "
+             f"Mode: {meta.get('mode', '?')}; seed {meta.get('seed', '?')}; "
+             f"commit `{meta.get('commit') or 'unknown'}`; wall time {_fmt(meta.get('wall_s'))} s.", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    lines += ["```bash", meta.get("command", ""), "```", ""]
+    if meta.get("status") != "ok":
+        lines += [f"**Failed:** `{meta.get('error', '')}` (traceback in `error.txt` of the results directory).", ""]
+        return lines
+    fig_dir = report_dir / FIGURES_SUBDIR / name
+    pngs = [f for f in meta.get("figures", []) if f.lower().endswith(".png")]
+    if pngs:
+        if fig_dir.exists():
+            shutil.rmtree(fig_dir)
+        fig_dir.mkdir(parents=True)
+    for f in pngs:
+        src = meta["_dir"] / f
+        if not src.is_file():
+            lines += [f"*(figure `{f}` missing from the results directory)*", ""]
+            continue
+        dst = fig_dir / Path(f).name
+        shutil.copy2(src, dst)
+        rel = Path(os.path.relpath(dst, report_dir)).as_posix()
+        lines += [f"![{name}: {Path(f).stem}]({rel})", ""]
+    comp = meta.get("_comparisons")
+    if comp is not None and len(comp):
+        lines += [*_comparison_table(comp), ""]
+    else:
+        lines += ["*(no published numbers compared)*", ""]
+    if meta.get("notes"):
+        lines += [meta["notes"].strip(), ""]
+    return lines
+
+
+def build_report(results_dir: str | Path, output: str | Path = DEFAULT_OUTPUT) -> Path:
+    """Write the Markdown report for every reproduction under results_dir; return its path."""
+    entries = load_results(results_dir)
+    output = Path(output)
+    report_dir = output.parent
+    report_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Reproductions",
+        "",
+        "<!-- Generated by `llmsched report`; do not edit by hand: re-run the reproductions instead. -->",
+        "",
+        "Each section is one registered reproduction: the paper and the figure or table it reproduces, "
+        "the command, seed and commit it ran with, our figure, and every published number next to ours. "
+        "Regenerate with `llmsched reproduce --all --quick --out results` (or `llmsched report results`).",
+        "",
+        "| reproduction | paper | target | mode | status | agree / compared | wall time (s) |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
+    for m in entries:
+        comp = m.get("_comparisons")
+        n = 0 if comp is None else len(comp)
+        agree = 0 if comp is None else int((comp["agrees"] == True).sum())  # noqa: E712
+        lines.append(f"| [{m['name']}](#{m['name'].lower()}) | {m.get('paper', '')} | {m.get('target', '')} | "
+                     f"{m.get('mode', '')} | {m.get('status', '?')} | {agree} / {n} | {_fmt(m.get('wall_s'))} |")
+    lines.append("")
+    for m in entries:
+        lines += _section(m, report_dir)
+    atomic.write_text(output, "\n".join(lines).rstrip() + "\n")
+    return output

@@ -1,0 +1,188 @@
+"""The reproduction runner: run registered reproductions and write their results directories.
+
+For each reproduction NAME it writes, under OUT/NAME/: the reproduction's tables (Parquet + CSV),
+its figures (PNG + PDF, drawn by the reproduction through `experiments.style`), `comparisons.csv`
+(paper value, ours, ratio, agreement) and `meta.json` (what ran, how, on which commit, how long).
+A failing reproduction is recorded (`meta.json` status "failed", `error.txt`) and the others go on.
+It does not draw figures or decide what a reproduction computes (`experiments.reproductions.*`).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments import atomic
+from experiments.registry import (
+    Comparison,
+    ReproContext,
+    Reproduction,
+    ReproOutput,
+    all_reproductions,
+)
+from experiments.tables import write_table
+from sim.errors import InputError
+
+COMPARISON_COLUMNS = ["metric", "paper_value", "ours", "unit", "relation", "tolerance", "ratio",
+                      "agrees", "note"]
+
+
+@dataclass(frozen=True)
+class ReproRecord:
+    name: str
+    status: str  # "ok" | "failed"
+    out_dir: Path
+    wall_s: float
+    error: str = ""
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD's commit of the checkout holding this package (suffixed "-dirty" if it has local edits)."""
+    where = Path(cwd) if cwd else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha or None
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        try:
+            x = float(x)  # numpy scalars, numeric strings
+        except (TypeError, ValueError):
+            return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def judge(c: Comparison) -> tuple[float | None, bool | None]:
+    """(ours/paper, agrees) for one comparison.
+
+    An explicit `agrees` wins. Otherwise: "ratio"/"within" with a tolerance agree when
+    |ours/paper - 1| <= tolerance; "direction" agrees when ours has the paper's sign (a paper value
+    of 0 or a non-number: undecided); "info" and missing tolerances are undecided (None).
+    """
+    p, o = _number(c.paper_value), _number(c.ours)
+    ratio = o / p if p not in (None, 0.0) and o is not None else None
+    if c.agrees is not None:
+        return ratio, bool(c.agrees)
+    if c.relation in ("ratio", "within") and c.tolerance is not None and ratio is not None:
+        return ratio, abs(ratio - 1.0) <= c.tolerance
+    if c.relation == "direction" and p not in (None, 0.0) and o is not None:
+        return ratio, (p > 0) == (o > 0) and o != 0.0
+    return ratio, None
+
+
+def comparisons_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    rows = []
+    for c in comparisons:
+        ratio, agrees = judge(c)
+        rows.append({"metric": c.metric, "paper_value": str(c.paper_value), "ours": str(c.ours),
+                     "unit": c.unit, "relation": c.relation, "tolerance": c.tolerance, "ratio": ratio,
+                     "agrees": agrees, "note": c.note})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def _keep_figures(figures: Sequence[Path | str], out_dir: Path) -> list[str]:
+    """Figures as paths relative to out_dir; files written elsewhere are copied in."""
+    kept: list[str] = []
+    for f in figures:
+        f = Path(f)
+        if not f.is_file():
+            raise FileNotFoundError(f"the reproduction reported figure {f} but did not write it")
+        try:
+            rel = f.resolve().relative_to(out_dir.resolve())
+        except ValueError:
+            shutil.copy2(f, out_dir / f.name)
+            rel = Path(f.name)
+        kept.append(rel.as_posix())
+    return kept
+
+
+def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command: str,
+            commit: str | None) -> ReproRecord:
+    """Run one reproduction into out_root/NAME; never raises for the reproduction's own errors."""
+    out_dir = out_root / repro.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("error.txt", "meta.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    meta: dict[str, Any] = {
+        "name": repro.name, "paper": repro.paper, "target": repro.target, "description": repro.description,
+        "mode": "quick" if quick else "full", "quick": quick, "seed": seed, "command": command,
+        "commit": commit, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(), "quick_minutes_expected": repro.quick_minutes,
+    }
+    t0 = time.perf_counter()
+    status, error = "ok", ""
+    try:
+        result = repro.run(ReproContext(out_dir=out_dir, quick=quick, seed=seed))
+        if not isinstance(result, ReproOutput):
+            raise TypeError(f"reproduction {repro.name!r} returned {type(result).__name__}, not ReproOutput")
+        tables = {}
+        for tname, df in result.tables.items():
+            write_table(df, out_dir, tname)
+            tables[tname] = {"parquet": f"{tname}.parquet", "csv": f"{tname}.csv", "rows": len(df)}
+        comp = comparisons_frame(result.comparisons)
+        write_table(comp, out_dir, "comparisons")
+        meta.update(tables=tables, figures=_keep_figures(result.figures, out_dir), notes=result.notes,
+                    comparisons=len(comp), agree=int((comp["agrees"] == True).sum()),  # noqa: E712
+                    disagree=int((comp["agrees"] == False).sum()))  # noqa: E712
+    except Exception as exc:
+        status = "failed"
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        atomic.write_text(out_dir / "error.txt", traceback.format_exc())
+    wall = time.perf_counter() - t0
+    meta.update(status=status, error=error, wall_s=round(wall, 3))
+    atomic.write_json(out_dir / "meta.json", meta)
+    return ReproRecord(repro.name, status, out_dir, wall, error)
+
+
+def select(names: Sequence[str], run_all: bool) -> list[Reproduction]:
+    entries = all_reproductions()
+    if run_all:
+        return list(entries.values())
+    if not names:
+        raise InputError("llmsched reproduce", "NAME", "no reproduction named",
+                         "give names (see --list) or --all")
+    unknown = [n for n in names if n not in entries]
+    if unknown:
+        raise InputError("llmsched reproduce", "NAME", f"unknown reproduction {unknown[0]!r}",
+                         f"use one of: {', '.join(entries) or '(none registered)'}")
+    return [entries[n] for n in dict.fromkeys(names)]
+
+
+def run_reproductions(repros: Sequence[Reproduction], out_root: str | Path, *, quick: bool, seed: int = 0,
+                      command: str | None = None, progress: bool = True) -> list[ReproRecord]:
+    """Run each reproduction in turn (a failure does not stop the others)."""
+    from tqdm import tqdm
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    command = command or " ".join(["llmsched", *sys.argv[1:]])
+    commit = git_commit()
+    records = []
+    bar = tqdm(repros, desc="reproduce", unit="repro", disable=not progress, dynamic_ncols=True)
+    for repro in bar:
+        bar.set_postfix_str(repro.name)
+        rec = run_one(repro, out_root, quick, seed, command, commit)
+        if rec.status != "ok":
+            bar.write(f"{repro.name}: FAILED ({rec.error}); see {rec.out_dir / 'error.txt'}")
+        records.append(rec)
+    bar.close()
+    return records

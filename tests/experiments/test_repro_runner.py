@@ -1,0 +1,132 @@
+"""Reproduction registry, runner and CLI: --list, running tiny registered reproductions into a
+temp dir (tables, figures, comparisons, meta), failures that do not stop the others, and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from experiments import cli, registry, style
+from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from experiments.reproduce import judge
+
+TINY, BROKEN = "zz-test-tiny", "zz-test-broken"
+
+
+def _tiny(ctx: ReproContext) -> ReproOutput:
+    """A throwaway reproduction used by the tests."""
+    xs = [1.0, 2.0, 3.0]
+    ys = [x * x + ctx.seed for x in xs]
+    fig, ax = style.figure()
+    ax.plot(xs, ys, marker="o")
+    ax.set_xlabel("load (req/s)")
+    figs = style.save(fig, ctx.out_dir, "tiny")
+    return ReproOutput(
+        tables={"curve": pd.DataFrame({"x": xs, "y": ys, "quick": ctx.quick})},
+        figures=figs,
+        comparisons=[
+            Comparison("y at x=3", 9.0, ys[-1], relation="within", tolerance=0.05),
+            Comparison("slope sign", 1.0, ys[-1] - ys[0], relation="direction"),
+            Comparison("label", "n/a", "text", relation="info"),
+        ],
+        notes="tiny notes",
+    )
+
+
+def _broken(ctx: ReproContext) -> ReproOutput:
+    raise RuntimeError("deliberate failure\nsecond line")
+
+
+@pytest.fixture
+def registered():
+    reproduction(name=TINY, paper="Test et al. 2099", target="Fig. 0", quick_minutes=0.01)(_tiny)
+    reproduction(name=BROKEN, paper="Test et al. 2099", target="Table 0", quick_minutes=0.01)(_broken)
+    yield
+    registry.unregister(TINY)
+    registry.unregister(BROKEN)
+
+
+def test_registry_rejects_a_second_function_under_the_same_name(registered):
+    entries = registry.all_reproductions()
+    assert entries[TINY].paper == "Test et al. 2099" and entries[TINY].target == "Fig. 0"
+    assert entries[TINY].description.startswith("A throwaway")
+    with pytest.raises(ValueError, match="registered twice"):
+        reproduction(name=TINY, paper="p", target="t")(_broken)
+
+
+def test_list(registered, capsys):
+    assert cli.main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert TINY in out and "Test et al. 2099" in out and "Fig. 0" in out
+
+
+def test_run_tiny_writes_results_and_report(registered, tmp_path, capsys):
+    out, report = tmp_path / "results", tmp_path / "docs" / "reproductions.md"
+    rc = cli.main(["reproduce", TINY, "--quick", "--seed", "3", "--out", str(out), "--report", str(report), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    d = out / TINY
+    for name in ("curve.parquet", "curve.csv", "tiny.png", "tiny.pdf", "comparisons.parquet",
+                 "comparisons.csv", "meta.json"):
+        assert (d / name).is_file(), name
+    curve = pd.read_parquet(d / "curve.parquet")
+    assert curve["y"].tolist() == [4.0, 7.0, 12.0]  # x^2 + seed 3
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "ok" and meta["seed"] == 3 and meta["quick"] is True and meta["mode"] == "quick"
+    assert meta["paper"] == "Test et al. 2099" and meta["figures"] == ["tiny.png", "tiny.pdf"]
+    assert meta["wall_s"] >= 0 and "commit" in meta and meta["agree"] == 1 and meta["disagree"] == 1
+    comp = pd.read_csv(d / "comparisons.csv")
+    # y(3) = 12 vs paper 9: ratio 12/9, outside 5 % -> disagrees; slope 8 > 0 like the paper -> agrees
+    assert math.isclose(comp.loc[0, "ratio"], 12 / 9) and not comp.loc[0, "agrees"]
+    assert bool(comp.loc[1, "agrees"]) and pd.isna(comp.loc[2, "agrees"])
+    text = report.read_text()
+    assert f"## {TINY}" in text and "figures/reproductions/zz-test-tiny/tiny.png" in text
+    assert (report.parent / "figures" / "reproductions" / TINY / "tiny.png").is_file()
+    assert "| y at x=3 | 9 | 12 |" in text and "**no**" in text and "tiny notes" in text
+    assert "--seed 3" in text or "seed 3" in text
+
+
+def test_a_failure_does_not_stop_the_others(registered, tmp_path, capsys):
+    out, report = tmp_path / "results", tmp_path / "r.md"
+    rc = cli.main(["reproduce", BROKEN, TINY, "--quick", "--out", str(out), "--report", str(report), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and BROKEN in err
+    meta = json.loads((out / BROKEN / "meta.json").read_text())
+    assert meta["status"] == "failed" and meta["error"] == "RuntimeError: deliberate failure"
+    assert "deliberate failure" in (out / BROKEN / "error.txt").read_text()
+    assert json.loads((out / TINY / "meta.json").read_text())["status"] == "ok"
+    text = report.read_text()
+    assert "**Failed:**" in text and f"## {TINY}" in text
+    # the report alone can be rebuilt from the results directory
+    report.unlink()
+    assert cli.main(["report", str(out), "--output", str(report)]) == 0 and report.is_file()
+
+
+def test_bad_input_is_exit_2(registered, tmp_path, capsys):
+    assert cli.main(["reproduce", "no-such-repro", "--out", str(tmp_path)]) == 2
+    assert cli.main(["reproduce", "--out", str(tmp_path)]) == 2
+    assert cli.main(["report", str(tmp_path / "absent")]) == 2
+    assert cli.main(["report", str(tmp_path)]) == 2  # exists but holds no results
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.parametrize(
+    ("comp", "ratio", "agrees"),
+    [
+        (Comparison("m", 2.0, 2.1, relation="within", tolerance=0.1), 1.05, True),
+        (Comparison("m", 2.0, 2.3, relation="ratio", tolerance=0.1), 1.15, False),
+        (Comparison("m", 2.0, 2.3, relation="ratio"), 1.15, None),  # no tolerance: undecided
+        (Comparison("m", -1.0, -5.0, relation="direction"), 5.0, True),
+        (Comparison("m", -1.0, 5.0, relation="direction"), -5.0, False),
+        (Comparison("m", 0.0, 5.0, relation="direction"), None, None),
+        (Comparison("m", 2.0, 9.0, relation="within", tolerance=0.1, agrees=True), 4.5, True),
+        (Comparison("m", "2.6x", "2.1x", relation="info"), None, None),
+    ],
+)
+def test_judge(comp, ratio, agrees):
+    r, a = judge(comp)
+    assert (r is None) == (ratio is None) and (r is None or math.isclose(r, ratio))
+    assert a == agrees
