@@ -1,0 +1,92 @@
+"""Shared mechanics of the fairness/locality batching policies (VTC family, DLPM, LPM, FCFS, RPM).
+
+Owns the plan skeleton (running decodes, ongoing prefill chunks, then admissions that stop at the
+first misfit), the optional output reservation that makes admission non-preemptive, and the
+stability guard. Holds no policy's decision state and never touches the engine's accounting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from policies.api import InstanceView, PlanBuilder
+
+ADMISSION_MODES = ("engine", "reserve")
+
+
+def kv_capacity_blocks(instance_spec: Any) -> int | None:
+    """KV capacity of the instance in blocks (None if no spec was given)."""
+    if instance_spec is None:
+        return None
+    tokens = instance_spec.kv_capacity_tokens
+    if tokens is None:
+        from sim.hardware import kv_capacity_tokens
+
+        tokens = kv_capacity_tokens(instance_spec.model, instance_spec.gpu, instance_spec.tp)
+    return int(tokens) // int(instance_spec.block_size)
+
+
+class Admitter:
+    """Admission control shared by the policies.
+
+    admission="engine": a request fits when the engine says its prompt's KV fits now (vLLM-style;
+    the engine may later preempt to make room for decodes).
+    admission="reserve": additionally reserve every admitted request's full prompt + output KV
+    (the artifact's `ignore_eos` runs know the output length; VTC-artifact
+    `slora/server/router/req_queue.py::_can_add_new_req` reserves for it too), so a reserved batch
+    never needs preemption: VTC's theorems assume non-preemptive batching.
+    """
+
+    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+        if admission not in ADMISSION_MODES:
+            raise ValueError(f"admission must be one of {ADMISSION_MODES}, got {admission!r}")
+        self.reserve = admission == "reserve"
+        self.capacity_blocks = kv_capacity_blocks(instance_spec) if self.reserve else None
+        self.block_size = int(instance_spec.block_size) if instance_spec is not None else 16
+        if self.reserve and self.capacity_blocks is None:
+            raise ValueError("admission='reserve' needs the instance spec (KV capacity)")
+        self._reserved = 0
+
+    def _blocks(self, view: InstanceView, rid: int) -> int:
+        tokens = view.prompt_tokens(rid) + view.output_tokens(rid)
+        return -(-tokens // self.block_size)
+
+    def start(self, view: InstanceView) -> PlanBuilder:
+        """A builder holding every running decode and the next chunk of every ongoing prefill."""
+        b = PlanBuilder(view)
+        b.decode_all()
+        for rid in view.prefilling:
+            b.chunk(rid)
+        if self.reserve:
+            self._reserved = sum(self._blocks(view, r) for r in (*view.prefilling, *view.decoding))
+        return b
+
+    def fits(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
+        if not b.can_admit(rid):
+            return False
+        return not self.reserve or self._reserved + self._blocks(view, rid) <= self.capacity_blocks
+
+    def admit(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
+        """Admit `rid` with its first chunk; False (no change) when it does not fit."""
+        if not self.fits(b, view, rid) or not b.admit(rid):
+            return False
+        if self.reserve:
+            self._reserved += self._blocks(view, rid)
+        return True
+
+    def guard(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> None:
+        """Stability guard: a plan that stopped at a misfit stays right until the next change
+        point only if nothing left behind fits now (free memory only shrinks between change
+        points). Otherwise the choice may depend on counters that move every iteration, so ask
+        again each iteration (the fast-forward-equals-step contract of `policies.api`)."""
+        if any(self.fits(b, view, rid) for rid in left_behind):
+            b.replan_each_iteration = True
+
+
+def waiting_by_client(view: InstanceView) -> dict[int, list[int]]:
+    """The waiting queue split per client, each list in arrival order."""
+    out: dict[int, list[int]] = {}
+    for rid in view.waiting:
+        out.setdefault(view.client(rid), []).append(rid)
+    return out

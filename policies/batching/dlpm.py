@@ -1,0 +1,85 @@
+"""DLPM, Deficit Longest Prefix Match (Cao et al., "Locality-aware Fair Scheduling in LLM Serving",
+arXiv 2501.14312, Alg. 1 as far as it is published): LPM order over the prefix cache, admitting
+only clients with a positive deficit, refilled by a quantum Q_u when every active client is at
+or below zero.
+
+Owns only the quanta granted per client. A deficit is quanta granted − service, where service
+counts uncached prompt tokens (w_p) and output tokens (w_q), read from the engine's accounting.
+Choices where the paper is silent are listed in docs/theory/fairness.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from policies.api import InstanceView, Plan
+from policies.batching._fair_common import Admitter
+from policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
+from policies.registry import BATCHING, register
+from theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+
+
+@register(BATCHING, "dlpm")
+class DLPM:
+    """DLPM: longest-prefix-match order, admitting only clients whose deficit is positive.
+
+    quantum: Q_u in service units (w_p per uncached prompt token, w_q per output token); inf
+    makes DLPM exactly LPM.
+    """
+
+    def __init__(self, quantum: float = 1024.0, input_weight: float = DEFAULT_INPUT_WEIGHT,
+                 output_weight: float = DEFAULT_OUTPUT_WEIGHT, admission: str = "engine",
+                 instance_spec: Any = None) -> None:
+        if not quantum > 0:
+            raise ValueError("quantum Q_u must be > 0")
+        self.quantum = float(quantum)
+        self.w_p = float(input_weight)
+        self.w_q = float(output_weight)
+        self.admitter = Admitter(admission, instance_spec)
+        self.granted: dict[int, float] = {}  # quanta granted (+ service forgiven at activation)
+
+    def service(self, view: InstanceView, client: int) -> float:
+        uncached = view.input_service(client) - view.cached_input_service(client)
+        return self.w_p * uncached + self.w_q * view.output_service(client)
+
+    def deficit(self, view: InstanceView, client: int) -> float:
+        return self.granted.get(client, 0.0) - self.service(view, client)
+
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        """A client that becomes active starts with one fresh quantum (DRR: an idle flow's deficit
+        is reset; ours also forgives debt left by requests still running)."""
+        u = view.client(rid)
+        if any(view.client(r) == u for r in view.waiting if r != rid):
+            return
+        self.granted[u] = self.service(view, u) + self.quantum
+
+    def plan(self, view: InstanceView) -> Plan:
+        a = self.admitter
+        b = a.start(view)
+        if not view.waiting or not view.admission_open:
+            return b.plan()
+        remaining = lpm_order(view, list(view.waiting))
+        q = {view.client(r): self.deficit(view, view.client(r)) for r in remaining}
+        while remaining:
+            skipped: list[int] = []
+            for i, rid in enumerate(remaining):
+                u = view.client(rid)
+                if q[u] <= 0:
+                    skipped.append(rid)
+                    continue
+                if not a.admit(b, view, rid):
+                    a.guard(b, view, (skipped + remaining[i + 1:])[:GUARD_LOOKAHEAD])
+                    return b.plan()
+                q[u] -= self.w_p * (view.prompt_tokens(rid) - view.cached_prefix_tokens(rid))
+            remaining = skipped
+            if not remaining:
+                break
+            # every active client is at or below zero: refill by as many quanta as it takes for
+            # one of them to turn positive (k single refills at once)
+            active = {view.client(r) for r in remaining}
+            k = min(math.floor(-q[c] / self.quantum) + 1 for c in active)
+            for c in active:
+                self.granted[c] = self.granted.get(c, 0.0) + k * self.quantum
+                q[c] += k * self.quantum
+        return b.plan()

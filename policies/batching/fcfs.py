@@ -1,0 +1,31 @@
+"""FCFS batching: admit waiting requests in arrival order, stop at the first that does not fit.
+
+The VTC paper's baseline (artifact `--scheduler slora`, `req_queue.py`). No decision state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.api import InstanceView, Plan
+from policies.batching._fair_common import Admitter
+from policies.registry import BATCHING, register
+
+
+@register(BATCHING, "fcfs")
+class FCFS:
+    """FCFS: running decodes, ongoing prefill chunks, then admissions in arrival order (no skipping).
+
+    admission: "engine" or "reserve" (reserve prompt + output KV, as the VTC artifact does).
+    """
+
+    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+        self.admitter = Admitter(admission, instance_spec)
+
+    def plan(self, view: InstanceView) -> Plan:
+        b = self.admitter.start(view)
+        if view.admission_open:
+            for rid in view.waiting:
+                if not self.admitter.admit(b, view, rid):
+                    break  # memory only shrinks until the next change point: the plan is stable
+        return b.plan()

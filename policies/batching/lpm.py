@@ -1,0 +1,82 @@
+"""Pure-locality batching baselines from SGLang `python/sglang/srt/managers/schedule_policy.py`:
+LPM (longest prefix match first) and DFS-weight (waiting requests grouped by prefix subtree).
+
+Owns only the queue orderings; admission stops at the first request that does not fit, as
+SGLang's `PrefillAdder` does when the KV budget runs out. We do not copy SGLang's FCFS fallback
+for queues longer than 128 (a cost cut, not part of the policy) nor its in-batch deprioritisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from policies.api import InstanceView, Plan
+from policies.batching._fair_common import Admitter
+from policies.registry import BATCHING, register
+
+GUARD_LOOKAHEAD = 64  # left-behind requests checked by the stability guard (cost cap, our choice)
+
+
+def lpm_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
+    """Stable sort by cached prefix length, longest first (ties keep arrival order)."""
+    return sorted(rids, key=lambda r: -view.cached_prefix_tokens(r))
+
+
+def dfs_weight_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
+    """SGLang's DFS-weight: build the tree of the requests' prefix block paths, weight each node by
+    the waiting requests at or below it, visit children by descending weight and emit a node's
+    own requests after its children. Needs `view.prefix_hashes(rid)`; without it the order falls
+    back to LPM (documented in docs/theory/fairness.md)."""
+    hashes = getattr(view, "prefix_hashes", None)
+    if hashes is None:
+        return lpm_order(view, rids)
+    root: dict[str, Any] = {"kids": {}, "own": [], "w": 0}
+    for r in rids:
+        node = root
+        node["w"] += 1
+        for h in hashes(r):
+            node = node["kids"].setdefault(int(h), {"kids": {}, "own": [], "w": 0})
+            node["w"] += 1
+        node["own"].append(r)
+    out: list[int] = []
+    stack = [root]
+    while stack:  # iterative post-order: children (heaviest first), then the node's own requests
+        node = stack.pop()
+        if isinstance(node, list):
+            out.extend(node)
+            continue
+        stack.append(node["own"])
+        kids = sorted(node["kids"].values(), key=lambda k: k["w"])  # heaviest popped first
+        stack.extend(kids)
+    return out
+
+
+class _Ordered:
+    order = staticmethod(lpm_order)
+
+    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+        self.admitter = Admitter(admission, instance_spec)
+
+    def plan(self, view: InstanceView) -> Plan:
+        a = self.admitter
+        b = a.start(view)
+        if view.waiting and view.admission_open:
+            order = self.order(view, list(view.waiting))
+            for i, rid in enumerate(order):
+                if not a.admit(b, view, rid):
+                    a.guard(b, view, order[i + 1:i + 1 + GUARD_LOOKAHEAD])
+                    break
+        return b.plan()
+
+
+@register(BATCHING, "lpm")
+class LPM(_Ordered):
+    """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
+
+
+@register(BATCHING, "dfs-weight")
+class DFSWeight(_Ordered):
+    """DFS-weight (SGLang): admit requests subtree by subtree of the prefix tree, heaviest first."""
+
+    order = staticmethod(dfs_weight_order)

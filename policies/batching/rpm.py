@@ -1,0 +1,78 @@
+"""RPM(k) rate limiting, the VTC paper's "requests per minute" baseline (artifact
+`lshare_req_queue.py`): a client may have at most k requests admitted in any window of 60 s.
+
+Owns the per-client admission times. The artifact *rejects* over-limit requests at arrival; an
+engine cannot drop requests, so the policy *holds* them until the window allows (not
+work-conserving either way), and `rpm_filter` reproduces the artifact's dropping on a workload.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from policies.api import InstanceView, Plan
+from policies.batching._fair_common import Admitter
+from policies.registry import BATCHING, register
+
+WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_minute` (<= 60 s)
+
+
+@register(BATCHING, "rpm")
+class RPM:
+    """RPM(k): FCFS among requests whose client has had < k admissions in the last 60 s."""
+
+    def __init__(self, limit: int = 20, window_s: float = WINDOW_S, admission: str = "engine",
+                 instance_spec: Any = None) -> None:
+        if limit < 1 or not window_s > 0:
+            raise ValueError("limit must be >= 1 and window_s > 0")
+        self.limit = int(limit)
+        self.window_s = float(window_s)
+        self.admitter = Admitter(admission, instance_spec)
+        self.admitted: dict[int, deque[float]] = {}
+
+    def _recent(self, client: int, now: float) -> deque[float]:
+        q = self.admitted.setdefault(client, deque())
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.admitted.setdefault(view.client(rid), deque()).append(view.now)
+
+    def plan(self, view: InstanceView) -> Plan:
+        b = self.admitter.start(view)
+        now = view.now
+        held = False
+        if view.admission_open:
+            for rid in view.waiting:
+                q = self._recent(view.client(rid), now)
+                if len(q) + sum(1 for r in b.admitted if view.client(r) == view.client(rid)) >= self.limit:
+                    held = True
+                    continue
+                if not self.admitter.admit(b, view, rid):
+                    break
+        if held:  # the decision depends on the clock
+            b.replan_each_iteration = True
+            wake = [self.admitted[c][0] + self.window_s for c in self.admitted if self.admitted[c]]
+            b.retry_at_s = min(wake) if wake else None
+        return b.plan()
+
+
+def rpm_filter(arrival_s: np.ndarray, client: np.ndarray, limit: int,
+               window_s: float = WINDOW_S) -> np.ndarray:
+    """Boolean mask of requests the artifact's RPM(k) accepts: a request is rejected when its
+    client already had `limit` accepted requests in the `window_s` seconds before it."""
+    keep = np.zeros(len(arrival_s), dtype=bool)
+    recent: dict[int, deque[float]] = {}
+    for i in np.argsort(arrival_s, kind="stable"):
+        q = recent.setdefault(int(client[i]), deque())
+        t = float(arrival_s[i])
+        while q and t - q[0] > window_s:
+            q.popleft()
+        if len(q) < limit:
+            q.append(t)
+            keep[i] = True
+    return keep

@@ -1,0 +1,155 @@
+"""VTC, the Virtual Token Counter (Sheng et al., "Fairness in Serving LLMs", OSDI'24, Alg. 2),
+and its no-lift relatives LCF and `vtc-nolift`.
+
+Owns only VTC's decision state: per-client lift offsets and the clients that last left the queue.
+The counter itself is read from the engine's accounting: c_u = (w_p·input_service(u) +
+w_q·output_service(u)) / weight_u + offset_u. Variants with other charging live in
+`vtc_variants.py`. Choices where the paper is silent are listed in docs/theory/fairness.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.api import InstanceView, Plan
+from policies.batching._fair_common import Admitter, waiting_by_client
+from policies.registry import BATCHING, register
+from theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+
+LIFT_RULES = ("paper", "artifact", "none")
+
+
+class VirtualTokenCounter:
+    """Least-counter-first admission with the counter lift.
+
+    input_weight, output_weight: w_p, w_q (paper: 1 and 2, "following OpenAI pricing").
+    lift: "paper"    — a client arriving to an empty own queue is lifted to the least counter of
+                        the waiting clients, or, if none waits, to the counter of the client that
+                        last left the queue (Alg. 2);
+          "artifact" — only the first case (VTC-artifact `vtc_req_queue.py::append`);
+          "none"     — never (LCF).
+    weighted: divide every charge by the client's weight (weighted VTC, paper Sec. 4.3).
+    admission: "engine" or "reserve" (see `_fair_common.Admitter`).
+    """
+
+    def __init__(self, input_weight: float = DEFAULT_INPUT_WEIGHT,
+                 output_weight: float = DEFAULT_OUTPUT_WEIGHT, lift: str = "paper",
+                 weighted: bool = False, admission: str = "engine",
+                 instance_spec: Any = None) -> None:
+        if lift not in LIFT_RULES:
+            raise ValueError(f"lift must be one of {LIFT_RULES}, got {lift!r}")
+        if input_weight < 0 or output_weight < 0:
+            raise ValueError("input_weight and output_weight must be >= 0")
+        self.w_p = float(input_weight)
+        self.w_q = float(output_weight)
+        self.lift = lift
+        self.weighted = bool(weighted)
+        self.admitter = Admitter(admission, instance_spec)
+        self.offset: dict[int, float] = {}
+        self.last_left: tuple[int, set[int]] = (-1, set())  # (plan number, clients)
+        self._plans = 0
+
+    # -- the counter -------------------------------------------------------------------------
+    def service(self, view: InstanceView, client: int) -> float:
+        """Charged service of `client` on this instance (before the weight division)."""
+        return self.w_p * view.input_service(client) + self.w_q * view.output_service(client)
+
+    def dispatch_charge(self, view: InstanceView, rid: int) -> float:
+        """What admitting `rid` adds to its client's service (paper: w_p × prompt tokens)."""
+        return self.w_p * view.prompt_tokens(rid)
+
+    def counter(self, view: InstanceView, client: int) -> float:
+        w = view.client_weight(client) if self.weighted else 1.0
+        return self.service(view, client) / w + self.offset.get(client, 0.0)
+
+    def _weight(self, view: InstanceView, client: int) -> float:
+        return view.client_weight(client) if self.weighted else 1.0
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        """Counter lift when `rid`'s client had no waiting request before this arrival."""
+        u = view.client(rid)
+        others: set[int] = set()
+        for r in view.waiting:
+            if r == rid:
+                continue
+            c = view.client(r)
+            if c == u:
+                return  # u was already backlogged: no lift
+            others.add(c)
+        if self.lift == "none":
+            return
+        if others:
+            target = min(self.counter(view, v) for v in others)
+        elif self.lift == "paper" and self.last_left[1]:
+            # Several requests can leave at one admission instant; we take the largest of their
+            # clients' counters (documented choice; it keeps Lemma 4.3's argument intact).
+            target = max(self.counter(view, v) for v in self.last_left[1])
+        else:
+            return
+        own = self.counter(view, u)
+        if own < target:
+            self.offset[u] = self.offset.get(u, 0.0) + target - own
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        n, clients = self.last_left
+        if n != self._plans:  # the first request to leave at this plan's admission instant
+            self.last_left = (self._plans, {view.client(rid)})
+        else:
+            clients.add(view.client(rid))
+
+    # -- the plan ------------------------------------------------------------------------------
+    def plan(self, view: InstanceView) -> Plan:
+        self._plans += 1
+        a = self.admitter
+        b = a.start(view)
+        queues = waiting_by_client(view)
+        if not queues or not view.admission_open:
+            return b.plan()
+        counters = {u: self.counter(view, u) for u in queues}
+        heads = dict.fromkeys(queues, 0)
+        while queues:
+            # least counter; ties by the earlier head arrival, then the client id (our choice)
+            u = min(queues, key=lambda c: (counters[c], view.arrival_s(queues[c][heads[c]]), c))
+            rid = queues[u][heads[u]]
+            if not a.admit(b, view, rid):
+                a.guard(b, view, [q[heads[c]] for c, q in queues.items() if c != u])
+                break
+            counters[u] += self.dispatch_charge(view, rid) / self._weight(view, u)
+            heads[u] += 1
+            if heads[u] == len(queues[u]):
+                del queues[u]
+        return b.plan()
+
+
+@register(BATCHING, "vtc")
+class VTC(VirtualTokenCounter):
+    """VTC (OSDI'24): admit from the waiting client with the least virtual counter, with lift."""
+
+
+@register(BATCHING, "vtc-weighted")
+class WeightedVTC(VirtualTokenCounter):
+    """Weighted VTC (OSDI'24 Sec. 4.3): every charge divided by the client's weight."""
+
+    def __init__(self, **params: Any) -> None:
+        params.setdefault("weighted", True)
+        super().__init__(**params)
+
+
+@register(BATCHING, "lcf")
+class LCF(VirtualTokenCounter):
+    """LCF, least counter first without the lift (VTC artifact `lcf_req_queue.py`)."""
+
+    def __init__(self, **params: Any) -> None:
+        params["lift"] = "none"
+        super().__init__(**params)
+
+
+@register(BATCHING, "vtc-nolift")
+class VTCNoLift(VirtualTokenCounter):
+    """Negative control: VTC with the lift line deleted (same algorithm as LCF, kept as its own
+    name so tests state which line they break)."""
+
+    def __init__(self, **params: Any) -> None:
+        params["lift"] = "none"
+        super().__init__(**params)
