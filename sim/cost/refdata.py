@@ -56,12 +56,15 @@ def col(rows, name: str, dtype=float) -> np.ndarray:
 
 @cache
 def vidur_mlp(model: str, gpu: str, tp: int) -> tuple[np.ndarray, np.ndarray]:
-    """(num_tokens, per-layer seconds summed over VIDUR_LAYER_OPS medians) at this TP, sorted."""
+    """(num_tokens, per-layer seconds summed over VIDUR_LAYER_OPS medians) at this TP, sorted, unique."""
     rows = [r for r in read_csv(VIDUR_MLP[(model, gpu)]) if int(r["num_tensor_parallel_workers"]) == tp]
     rows.sort(key=lambda r: int(r["num_tokens"]))
     n = col(rows, "num_tokens", int)
     t = sum(col(rows, f"time_stats.{op}.median") for op in VIDUR_LAYER_OPS) * 1e-3
-    return n, t
+    # a few token counts were profiled twice (e.g. 4096): keep one point, the mean of the repeats
+    un, inv = np.unique(n, return_inverse=True)
+    tm = np.bincount(inv, weights=t) / np.bincount(inv)
+    return un, tm
 
 
 def vidur_mlp_tps(model: str, gpu: str) -> list[int]:
