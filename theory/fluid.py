@@ -157,8 +157,9 @@ def _arrays(classes: Sequence[RequestClass]):
 def _solution(x, T, classes, binding, scale, feasible=True, details=None) -> FluidSolution:
     _, _, p, d, g, ll = _arrays(classes)
     x = np.asarray(x, float)
-    return FluidSolution(x, float(T), x * T * ll, float(T * x @ p), float(T * x @ d), float(T * x @ g),
-                         tuple(binding), float(scale), feasible, details or {})
+    with np.errstate(invalid="ignore"):  # T = inf (overloaded) with a zero-rate class gives nan
+        comp = (x * T * ll, float(T * x @ p), float(T * x @ d), float(T * x @ g))
+    return FluidSolution(x, float(T), *comp, tuple(binding), float(scale), feasible, details or {})
 
 
 def fluid_equilibrium(classes: Sequence[RequestClass], round_time: LinearRoundTime,
@@ -257,9 +258,10 @@ def _binding(x, u, s, g, ll, lam, B, M, K, objective) -> tuple[str, ...]:
 def optimal_token_budget(t: BatchTime, b_max: int) -> tuple[int, float]:
     """The budget b* ≤ b_max maximising the token rate b/t(b), and that rate (tokens/s).
 
-    For t = c + a⌈b/b0⌉ (c, a > 0) this is b0·⌊b_max/b0⌋ when b_max ≥ b0: inside a step the rate
-    grows with b; across full steps k·b0/(c + a·k) grows with k. (Our derivation of RAD's
-    "optimal tiling" principle.)
+    For t = c + a⌈b/b0⌉ (c, a > 0): inside a step the rate grows with b and across full steps
+    k·b0/(c + a·k) grows with k, so b* is K·b0 (K = ⌊b_max/b0⌋, tile-aligned) unless the partial
+    last step carries j = b_max − K·b0 > K·b0·a/(c + a·K) extra tokens. (Our derivation of RAD's
+    "optimal tiling" principle; see `theory.stability.best_token_rate`.)
     """
     from theory.stability import best_token_rate
 

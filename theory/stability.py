@@ -57,9 +57,10 @@ def best_token_rate(t: BatchTime, b_max: int) -> tuple[int, float]:
 
     This is the upper bound for *any* policy limited to b_max tokens per round (a policy may choose
     to run smaller rounds). It equals `token_capacity` when b/t(b) is non-decreasing (e.g. linear
-    t), and exceeds it for a staircase when b_max is not tile-aligned ("optimal tiling", RAD
-    principle of arXiv 2508.01002; the closed form b* = b0·⌊b_max/b0⌋ for t = c + a⌈b/b0⌉ is ours).
-    Ties go to the smallest b.
+    t), and can exceed it for a staircase when b_max is not tile-aligned ("optimal tiling", RAD
+    principle of arXiv 2508.01002). For t = c + a⌈b/b0⌉ our closed form is b* ∈ {K·b0, b_max},
+    K = ⌊b_max/b0⌋: the partial last step wins only if its extra j = b_max − K·b0 tokens exceed
+    K·b0·a/(c + a·K). Ties go to the smallest b.
     """
     b = _check_budget(b_max)
     grid = np.arange(1, b + 1, dtype=np.float64)

@@ -104,31 +104,38 @@ class WorkloadStats:
         return (self.prompt_decode + (self.decode_sq - ed) / 2.0) / ed
 
     def prefill_rounds(self, chunk_tokens: float | None) -> float:
-        """E[K], K = rounds a prompt spends prefilling: 1 for whole prompts, ≈ p/c + 1/2 chunked.
+        """E[K], K = ⌈p/c⌉ rounds a prompt spends prefilling (1 for whole prompts).
 
-        ⌈p/c⌉ is approximated by p/c + 1/2 (uniform rounding remainder; our approximation).
+        With p = q·c + r, r ∈ {1..c} uniform and independent of q (our approximation for a spread-out
+        length distribution): E[K] = E[q] + 1 = E[p]/c + (c − 1)/(2c); at least 1.
         """
         if chunk_tokens is None:
             return 1.0
-        return self.mean_prompt_tokens / float(chunk_tokens) + 0.5
+        c = float(chunk_tokens)
+        return max(1.0, self.mean_prompt_tokens / c + (c - 1.0) / (2.0 * c))
 
     def kv_token_rounds(self, chunk_tokens: float | None, include_prefill: bool = True) -> float:
         """E[g]: Σ over the rounds a request is in the batch of the KV tokens it holds (token·rounds).
 
         Decode round j (1..d) holds p + j tokens: Σ_j (p + j) = d·p + d(d+1)/2, so
-        E = E[p d] + (E[d²] + E[d])/2. Prefill: whole prompt, one round holding p; in chunks of c the
-        k-th round holds ≈ k·c, Σ ≈ p²/(2c) + p/2, so E ≈ E[p²]/(2c) + E[p]/2. This is the
-        "lifetime cumulative KV demand" that Little's law turns into mean KV occupancy (the idea
-        of Nie–Si–Zhou, arXiv 2605.04595, as summarised by a third party; the formula is ours).
+        E = E[p d] + (E[d²] + E[d])/2. Prefill of a whole prompt: one round holding p. In chunks of c,
+        round k holds min(k·c, p); with p = q·c + r the sum is c·q(q+1)/2 + p
+        = p²/(2c) + p + q(c/2 − r) − r²/(2c). Averaging with r uniform on {1..c} independent of q
+        (exact for a population covering whole periods of c) gives
+        E[p²]/(2c) + E[p](1 − 1/(2c)) − (c² − 1)/(6c); we floor it at E[p] (prompts shorter than a chunk
+        take one round). This is the "lifetime cumulative KV demand" that Little's law turns into mean
+        KV occupancy (the idea of Nie–Si–Zhou, arXiv 2605.04595, as summarised by a third party; the
+        formulas are ours).
         """
         decode = self.prompt_decode + (self.decode_sq + self.mean_decode_tokens) / 2.0
         if not include_prefill:
             return decode
+        ep = self.mean_prompt_tokens
         if chunk_tokens is None:
-            prefill = self.mean_prompt_tokens
+            prefill = ep
         else:
-            prefill = max(self.mean_prompt_tokens,
-                          self.prompt_sq / (2.0 * float(chunk_tokens)) + self.mean_prompt_tokens / 2.0)
+            c = float(chunk_tokens)
+            prefill = max(ep, self.prompt_sq / (2.0 * c) + ep * (1.0 - 1.0 / (2.0 * c)) - (c * c - 1.0) / (6.0 * c))
         return decode + prefill
 
     def with_rate(self, rate_rps: float) -> WorkloadStats:
