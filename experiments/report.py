@@ -83,7 +83,7 @@ def _section(meta: dict[str, Any], report_dir: Path) -> list[str]:
              f"Mode: {meta.get('mode', '?')}; seed {meta.get('seed', '?')}; "
              f"commit `{meta.get('commit') or 'unknown'}`; wall time {_fmt(meta.get('wall_s'))} s.", ""]
     if meta.get("description"):
-        lines += [meta["description"], ""]
+        lines += [" ".join(meta["description"].split()), ""]
     lines += ["```bash", meta.get("command", ""), "```", ""]
     if meta.get("status") != "ok":
         lines += [f"**Failed:** `{meta.get('error', '')}` (traceback in `error.txt` of the results directory).", ""]
