@@ -62,7 +62,7 @@ def fit_gpu(gpu: str, points: list[RefPoint], vllm: dict) -> tuple[dict, dict]:
     """Fit this GPU's factors (+ the overheads of the engines measured on it). Returns (params, engines)."""
     default = RooflineParams()
     names = list(EFF_FIELDS)
-    engines = sorted({p.engine for p in points if p.kind == "iteration"})
+    engines = sorted({p.engine for p in points if p.kind == "iteration" and p.engine})
     for e in engines:
         names += [f"{e}:{k}" for k in ENGINE_FIELDS]
     x0 = np.array([math.log(getattr(default, n.split(":")[-1])) for n in names])

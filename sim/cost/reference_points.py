@@ -40,6 +40,8 @@ ASSUMPTIONS = {
                f"all-reduce from Vidur's a100_pairwise_nvlink profile); decode context {SARATHI_DECODE_CONTEXT} assumed; "
                "Fig 9 = sum of the chunk iterations of one prompt",
     "slai": "mean iteration time while prefilling 2048-token prompts in chunks of the token budget, one request at a time",
+    "llumnix": "Llumnix Fig 10 'recompute' downtime = one prefill of the whole sequence (LLaMA-7B on one A10, "
+               "LLaMA-30B on four A10 over PCIe, TP4), with vLLM's per-iteration overhead",
     "vtc": "S-LoRA engine on A10G with llama-7b geometry: prefill of batch_size prompts at once / batch_size; "
            "decode = sum of (output_len - 1) decode steps of the batch / batch_size (output_len = 1 rows excluded: "
            "no decode step runs, the recorded ~1 ms is bookkeeping)",
@@ -192,11 +194,23 @@ def _vtc_points() -> list[RefPoint]:
     return out
 
 
+def _llumnix_points() -> list[RefPoint]:
+    out = []
+    for r in refdata.read_csv("llumnix/derived/figure10_series.csv"):
+        if r["series"] != "recompute":
+            continue
+        model, tp = ("llama-2-7b", 1) if r["model"] == "LLaMA-7B" else ("llama-1-30b", 4)
+        n = int(r["sequence_length"])
+        out.append(RefPoint("llumnix", "", "a10", model, tp, "iteration", f"{r['model']} recompute {n}",
+                            float(r["value_ms"]) * 1e-3, _shapes([prefill_row(n)])))
+    return out
+
+
 @cache
 def reference_points() -> tuple[RefPoint, ...]:
     """All calibration points, in a fixed order."""
     return tuple(_helix_points() + _vidur_mlp_points() + _vidur_attention_points() + _sarathi_points()
-                 + _slai_points() + _vtc_points())
+                 + _slai_points() + _vtc_points() + _llumnix_points())
 
 
 def point_gpu(p: RefPoint) -> GPU:

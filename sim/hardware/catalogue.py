@@ -93,6 +93,16 @@ GPUS: tuple[GPU, ...] = (
         ),
     ),
     GPU(
+        "a10", 125 * TERA, 600 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6,
+        aliases=("nvidia-a10", "a10-24gb"),
+        sources=(
+            ("peak_flops", "NVIDIA A10 Tensor Core GPU datasheet: BF16 tensor 125 TFLOPS dense (250 sparse)"),
+            ("hbm_bandwidth_Bps", "NVIDIA A10 datasheet: 600 GB/s GDDR6"),
+            ("memory_bytes", "NVIDIA A10 datasheet: 24 GB GDDR6"),
+            ("link_bandwidth_Bps", "NVIDIA A10 datasheet: PCIe Gen4 x16 64 GB/s (bidirectional)"),
+        ),
+    ),
+    GPU(
         "a100-40gb", 312 * TERA, 1555 * GIGA, 40 * GiB, 300 * GIGA, 5e-6, node_sku="a100_dgx",
         aliases=("a100", "a100-sxm4-40gb", "nvidia-a100-40gb"),
         sources=(
@@ -189,7 +199,8 @@ _HF = "Hugging Face config.json of "
 MODELS: tuple[Model, ...] = (
     Model("llama-2-7b", 32, 4096, 32, 32, 11008, 32000,
           aliases=("llama2-7b", "meta-llama/llama-2-7b-hf", "llama-2-7b-hf", "llama-7b"),
-          source=_HF + "meta-llama/Llama-2-7b-hf; also vidur/derived/model_configs.csv (vocab 32768 there)"),
+          source=_HF + "meta-llama/Llama-2-7b-hf; also vidur/derived/model_configs.csv (vocab 32768 there); "
+                       "LLaMA-1-7B ('llama-7b') has the same geometry (LLaMA paper, Touvron et al. 2023, Table 2)"),
     Model("llama-2-13b", 40, 5120, 40, 40, 13824, 32000,
           aliases=("llama2-13b", "meta-llama/llama-2-13b-hf", "llama-2-13b-hf"),
           source=_HF + "meta-llama/Llama-2-13b-hf"),
