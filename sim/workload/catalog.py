@@ -477,10 +477,17 @@ def load(spec: WorkloadSpec, seed: int) -> Workload:
 
 
 def describe(name: str) -> dict[str, Any]:
-    """Rows, span and mean rate of a bundled request trace (as shipped); {} for other names."""
-    if name not in readers.TRACE_FILES or name in ("sharegpt", "arxiv-summarization"):
-        if name in ("sharegpt", "arxiv-summarization"):
-            return {"rows": len(readers.trace_pairs(name))}
+    """Statistics of a bundled source as shipped: rows, span and mean rate of request traces,
+    rows of length files, clients / span / mean total rate of ServeGen; {} for generators."""
+    if name in ("sharegpt", "arxiv-summarization"):
+        return {"rows": len(readers.trace_pairs(name))}
+    if name.startswith("servegen-"):
+        win = servegen.read_windows(name.removeprefix("servegen-"))
+        starts = win["window_start_s"].to_numpy()
+        span = float(starts.max() - starts.min() + servegen.ARRIVAL_WINDOW_S)
+        total = float(win["rate_rps"].sum()) * servegen.ARRIVAL_WINDOW_S
+        return {"span_s": span, "rate_rps": total / span, "clients": int(win["client_id"].nunique())}
+    if name not in readers.TRACE_FILES:
         return {}
     w = readers.read_bundled(name)
     return {"rows": w.n, "span_s": w.duration_s, "rate_rps": mean_rate(w), "clients": w.n_clients}
