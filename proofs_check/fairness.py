@@ -227,7 +227,8 @@ def work_conservation_violations(run: SavedRun, instance: int, reserve_output: b
     Definition (docs/theory/fairness.md): at an admission opportunity with a non-empty waiting
     queue, the next iteration must be full in some resource: every request slot used, the whole
     token budget used, or free KV memory too small for at least one waiting request (its prompt,
-    plus its output when `reserve_output`). An idle instance (nothing running) with waiting
+    plus its output when `reserve_output`, in which case the memory promised to the running
+    requests' whole outputs counts as used; default: the run's policy used admission="reserve"). An idle instance (nothing running) with waiting
     requests for a positive time is always a violation. With admission_interval > 1 only idling
     is checked (the log does not say which iterations were admission opportunities).
     """
@@ -255,16 +256,28 @@ def work_conservation_violations(run: SavedRun, instance: int, reserve_output: b
         mine = req[inst_col == instance]
         arrival = mine["arrival_s"].to_numpy()
         dispatch = mine["dispatch_s"].fillna(np.inf).to_numpy()
+        finish = mine["finish_s"].fillna(np.inf).to_numpy()
         need_tokens = mine["prompt_tokens"].to_numpy() + (mine["output_tokens"].to_numpy()
                                                           if reserve_output else 0)
+        if "preemptions" in mine:  # a requeued request recomputes prompt + generated tokens
+            pre = mine["preemptions"].to_numpy() > 0
+            need_tokens = np.where(pre, mine["prompt_tokens"].to_numpy()
+                                   + mine["output_tokens"].to_numpy(), need_tokens)
         need_blocks = -(-need_tokens // block)
         for row in tl.itertuples(index=False):
             checked += 1
             if row.batch_requests >= slots or row.prefill_tokens + row.decode_tokens >= budget:
                 continue
-            free_blocks = row.kv_blocks_total - row.kv_blocks_used
+            if reserve_output:  # memory promised to the running requests' whole outputs
+                running = (dispatch <= row.time_s) & (finish > row.time_s)
+                free_blocks = row.kv_blocks_total - int(need_blocks[running].sum())
+            else:
+                # each running decode may need one new block next iteration (engine keeps it free)
+                free_blocks = row.kv_blocks_total - row.kv_blocks_used - row.decode_tokens
             waiting = (arrival <= row.time_s) & (dispatch > row.time_s)
             if not waiting.any() or need_blocks[waiting].max() > free_blocks:
+                continue
+            if row.waiting > waiting.sum():  # requeued (preempted) requests of unknown need wait too
                 continue
             found.append({"instance": instance, "time_s": float(row.time_s), "kind": "under-filled",
                           "batch_requests": int(row.batch_requests),
@@ -423,7 +436,8 @@ def check_work_conservation(path: Path | str | SavedRun, **opts: Any) -> Verdict
     """Work conservation: never idle or under-filled while requests wait and fit."""
     _check_opts("work-conservation", opts)
     run = _as_run(path)
-    reserve = str(opts.get("reserve_output", "0")).lower() in ("1", "true", "yes")
+    default = "1" if run.instance_spec(0).get("batching_params", {}).get("admission") == "reserve" else "0"
+    reserve = str(opts.get("reserve_output", default)).lower() in ("1", "true", "yes")
     found, checked = [], 0
     for inst in _instances(run, opts):
         f, n = work_conservation_violations(run, inst, reserve)

@@ -131,18 +131,18 @@ class VTC(VirtualTokenCounter):
 class WeightedVTC(VirtualTokenCounter):
     """Weighted VTC (OSDI'24 Sec. 4.3): every charge divided by the client's weight."""
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
         params.setdefault("weighted", True)
-        super().__init__(**params)
+        super().__init__(instance_spec=instance_spec, **params)
 
 
 @register(BATCHING, "lcf")
 class LCF(VirtualTokenCounter):
     """LCF, least counter first without the lift (VTC artifact `lcf_req_queue.py`)."""
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
         params["lift"] = "none"
-        super().__init__(**params)
+        super().__init__(instance_spec=instance_spec, **params)
 
 
 @register(BATCHING, "vtc-nolift")
@@ -150,6 +150,6 @@ class VTCNoLift(VirtualTokenCounter):
     """Negative control: VTC with the lift line deleted (same algorithm as LCF, kept as its own
     name so tests state which line they break)."""
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
         params["lift"] = "none"
-        super().__init__(**params)
+        super().__init__(instance_spec=instance_spec, **params)

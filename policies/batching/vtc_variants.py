@@ -36,8 +36,8 @@ def profiled_cost(n_p: float, n_q: float) -> float:
 class _Tracked(VirtualTokenCounter):
     """VTC whose service needs per-request state: requests admitted here and still running."""
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
+    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
+        super().__init__(instance_spec=instance_spec, **params)
         self.running: dict[int, int] = {}  # rid -> client, admitted on this instance
 
     def _sync(self, view: InstanceView) -> None:
@@ -66,8 +66,8 @@ class PredictedLengthVTC(_Tracked):
     """Charge w_p·prompt + w_q·prediction at dispatch, w_q per token beyond the prediction, and
     refund unused predicted tokens at completion (artifact `vtc_pred_len_req_queue.py`)."""
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
+    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
+        super().__init__(instance_spec=instance_spec, **params)
         self.prediction: dict[int, float] = {}  # rid -> predicted output tokens (fixed at dispatch)
 
     def predict(self, view: InstanceView, rid: int) -> float:
@@ -104,8 +104,9 @@ class VTCPredict(PredictedLengthVTC):
     plain VTC charging until the client has history).
     """
 
-    def __init__(self, initial_prediction: float = 0.0, **params: Any) -> None:
-        super().__init__(**params)
+    def __init__(self, initial_prediction: float = 0.0, instance_spec: Any = None,
+                 **params: Any) -> None:
+        super().__init__(instance_spec=instance_spec, **params)
         self.initial_prediction = float(initial_prediction)
         self.ema: dict[int, float] = {}
 
@@ -126,8 +127,8 @@ class VTCOracle(PredictedLengthVTC):
     on a seed taken from the run's generator, so they do not depend on call order."""
 
     def __init__(self, rho: float = 0.0, rng: np.random.Generator | None = None,
-                 **params: Any) -> None:
-        super().__init__(**params)
+                 instance_spec: Any = None, **params: Any) -> None:
+        super().__init__(instance_spec=instance_spec, **params)
         if not 0 <= rho < 1:
             raise ValueError("rho must be in [0, 1)")
         self.rho = float(rho)
@@ -150,8 +151,8 @@ class VTCGeneralCost(_Tracked):
     """
 
     def __init__(self, cost: str | Callable[[float, float], float] = "profiled",
-                 scale: float = 1.0, **params: Any) -> None:
-        super().__init__(**params)
+                 scale: float = 1.0, instance_spec: Any = None, **params: Any) -> None:
+        super().__init__(instance_spec=instance_spec, **params)
         if not scale > 0:
             raise ValueError("scale must be > 0")
         if callable(cost):
