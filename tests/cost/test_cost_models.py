@@ -164,3 +164,13 @@ def test_measured_all_reduce_exact_at_profile_points():
     assert ar.source.startswith("vidur:") and np.array_equal(ar(sizes), secs)
     assert comm.all_reduce("t4x2", 2).source.startswith("ring:")
     assert float(comm.all_reduce("a100-80gb", 1)(np.array([1e6]))[0]) == 0.0
+
+
+def test_sarathi_mixed_rule_matches_table2_hybrid():
+    # Table 2: 1021 prefill + 3 decode tokens measured 217.65 ms. Rule P(1021) + D(3) - D(1):
+    # P(1021) = 105.58 + (214.30 - 105.58) * 509/512 = 213.66 ms; D(3) = (47.50 + 48.85)/2 = 48.17 ms;
+    # D(1) = 46.80 ms -> 215.03 ms, within 2% of the measurement.
+    cost = C.build("profiled:sarathi-yi-34b-a100-80gb", "yi-34b", "a100-80gb", 2)
+    s = BatchShape.single(1021, 1021 * 1022 // 2, 1021, 3, 3 * 1024, 4)
+    assert C.iteration_time(cost, s) == pytest.approx(0.21503, abs=2e-4)
+    assert C.iteration_time(cost, s) == pytest.approx(0.2176499, rel=0.02)
