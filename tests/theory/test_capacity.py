@@ -1,0 +1,133 @@
+"""theory.capacity and `llmsched capacity`: every binding constraint on hand-derived cases."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sim.config import ClusterSpec, InstanceSpec
+from sim.cost.base import BatchShape, CostModel
+from theory.capacity import capacity
+from theory.fluid import LinearRoundTime, fluid_capacity, mixed_class
+from theory.workload_stats import WorkloadStats
+
+
+@dataclass(frozen=True)
+class Stair:
+    """Test double: t = c + a⌈tokens/b0⌉ (Li–Dai–Peng constants by default)."""
+
+    c: float = 11.28e-3
+    a: float = 35.47e-3
+    b0: int = 128
+    name: str = "stair-test"
+
+    def iteration_times(self, s: BatchShape) -> np.ndarray:
+        return self.c + self.a * np.ceil(s.total_tokens / self.b0)
+
+
+@dataclass(frozen=True)
+class Lin:
+    """Test double: t = c0 + c1·tokens."""
+
+    c0: float = 0.01
+    c1: float = 1e-4
+    name: str = "lin-test"
+
+    def iteration_times(self, s: BatchShape) -> np.ndarray:
+        return self.c0 + self.c1 * s.total_tokens.astype(float)
+
+
+ST = WorkloadStats.deterministic(100, 101)  # 100 prompt + 100 decode tokens = 200 tokens of work
+
+
+def test_test_doubles_satisfy_the_protocol():
+    assert isinstance(Stair(), CostModel) and isinstance(Lin(), CostModel)
+
+
+def test_compute_bound_matches_li_dai_peng():
+    r = capacity(InstanceSpec(token_budget=512, max_batch_requests=10**6), Stair(), ST, use_catalogue=False)
+    assert r.binding_constraint == "compute"
+    assert r.requests_per_s == pytest.approx(512 / 0.15316 / 200, rel=1e-12)  # 16.71 req/s
+
+
+def test_untiled_budget_reports_the_better_tile():
+    r = capacity(InstanceSpec(token_budget=520, max_batch_requests=10**6), Stair(), ST, use_catalogue=False)
+    assert r.requests_per_s == pytest.approx(520 / (11.28e-3 + 5 * 35.47e-3) / 200, rel=1e-12)
+    g = r.details["groups"][0]
+    assert g["better_budget_tokens"] == 512
+    assert g["better_budget_requests_per_s"] == pytest.approx(512 / 0.15316 / 200, rel=1e-12)
+
+
+def test_kv_memory_bound_matches_the_fluid_lp():
+    """Little's law: rounds carry at most b_kv = M·m/E[g] tokens. With E[g] = 100·100 + (100² + 100)/2
+    + 100 = 15150 and M = 2·15150, b_kv = 400, so λ = 400/(t(400)·200). The Charnes–Cooper LP of
+    theory.fluid is an independent computation of the same number."""
+    M = 2 * 15150
+    r = capacity(InstanceSpec(token_budget=512, max_batch_requests=10**6, kv_capacity_tokens=M), Lin(), ST)
+    assert r.binding_constraint == "kv_memory"
+    assert r.requests_per_s == pytest.approx(400 / ((0.01 + 1e-4 * 400) * 200), rel=1e-9)
+    chunk = r.details["groups"][0]["chunk_tokens"]
+    lp = fluid_capacity([mixed_class(ST, 1.0, chunk)], LinearRoundTime(0.01, 1e-4), token_budget=512,
+                        kv_capacity_tokens=M)
+    assert lp.total_rps == pytest.approx(r.requests_per_s, rel=1e-6)
+    # negative control: with plenty of memory the binding limit is compute again
+    r2 = capacity(InstanceSpec(token_budget=512, max_batch_requests=10**6, kv_capacity_tokens=10**8), Lin(), ST)
+    assert r2.binding_constraint == "compute"
+
+
+def test_request_cap_binds_on_decode_heavy_work():
+    # b_max = 128, k_max = 100, (p, d) = (1, 1000): the face y = 100 − x/29 of the capped region
+    # gives λ = 100/(1000 + 1/29)/t(128) < compute 128/(t(128)·1001)
+    st = WorkloadStats.deterministic(1, 1001)
+    r = capacity(InstanceSpec(token_budget=128, max_batch_requests=100), Stair(), st, use_catalogue=False)
+    t128 = 11.28e-3 + 35.47e-3
+    assert r.binding_constraint == "request_cap"
+    assert r.requests_per_s == pytest.approx(100 / (1000 + 1 / 29) / t128, rel=1e-9)
+
+
+def test_disaggregated_pools_and_link():
+    cl = ClusterSpec(instances=(
+        InstanceSpec(role="prefill", token_budget=512, count=1, kv_capacity_tokens=10**7),
+        InstanceSpec(role="decode", token_budget=512, max_batch_requests=128, count=3, kv_capacity_tokens=10**7),
+    ), kv_link_bandwidth_Bps=1e6)
+    st = WorkloadStats.deterministic(1000, 101)
+    r = capacity(cl, Stair(), st)
+    prefill = 512 / 0.15316 / 1000  # prefill pool: 3.34 req/s
+    decode = 3 * 128 / (11.28e-3 + 35.47e-3) / 100  # 3 instances × 128 decodes per 46.75 ms round / 100
+    assert r.details["limits_requests_per_s"]["prefill_pool"] == pytest.approx(prefill, rel=1e-12)
+    assert r.details["limits_requests_per_s"]["decode_pool"] == pytest.approx(decode, rel=1e-12)
+    assert r.binding_constraint == "prefill_pool:compute"
+    r_link = capacity(cl, Stair(), st, kv_bytes_per_token=1000.0)  # 1 MB/s / (1000 tokens · 1 kB) = 1 req/s
+    assert r_link.binding_constraint == "kv_link"
+    assert r_link.requests_per_s == pytest.approx(1.0)
+
+
+def test_heterogeneous_groups_add_up_with_per_group_cost_models():
+    cl = ClusterSpec(instances=(InstanceSpec(gpu="a100-80gb", count=2, max_batch_requests=10**6),
+                                InstanceSpec(gpu="h100-80gb", count=1, max_batch_requests=10**6)))
+    costs = {"a100-80gb": Stair(), "h100-80gb": Stair(c=5e-3, a=20e-3)}
+    r = capacity(cl, lambda spec: costs[spec.gpu], ST, use_catalogue=False)
+    expect = 2 * 512 / 0.15316 / 200 + 512 / (5e-3 + 4 * 20e-3) / 200
+    assert r.requests_per_s == pytest.approx(expect, rel=1e-12)
+    assert r.binding_constraint == "compute"
+
+
+def test_cli_capacity_json(capsys):
+    from experiments.cli import main
+
+    rc = main(["capacity", "--workload", "means:100,101", "--cost", "staircase", "--max-batch-requests", "1000000",
+               "--kv-capacity-tokens", "100000000", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["binding_constraint"] == "compute"
+    assert out["requests_per_s"] == pytest.approx(512 / 0.15316 / 200, rel=1e-9)
+
+
+def test_cli_capacity_bad_input(capsys):
+    from experiments.cli import main
+
+    assert main(["capacity", "--workload", "means:1"]) == 2
+    assert main(["capacity", "--workload", "means:100,101", "--prefill-instances", "1"]) == 2
+    assert main(["capacity", "--workload", "means:100,101", "--token-budget", "0"]) == 2
+    assert "error:" in capsys.readouterr().err
