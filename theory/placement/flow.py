@@ -79,18 +79,21 @@ def prune_edges(edges, keep: int):
             or (min(e[0], e[1]), max(e[0], e[1])) in kept]
 
 
-def enabled(p: FlowProblem, plc: Placement, u, v) -> bool:
-    """Whether directed edge u -> v can carry flow under placement `plc` (layer chaining)."""
+def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None = None) -> bool:
+    """Whether directed edge u -> v can carry flow under placement `plc` (layer chaining); with
+    `groups` (separate-pipeline baselines) only between nodes of the same group."""
     if u == SOURCE:
         return v in plc and plc[v][0] == 0
     if v == SINK:
         return u in plc and plc[u][0] + plc[u][1] == p.L
     if u not in plc or v not in plc:
         return False
+    if groups is not None and groups.get(u) != groups.get(v):
+        return False
     return plc[u][0] + plc[u][1] == plc[v][0]
 
 
-def flow_graph(p: FlowProblem, plc: Placement) -> nx.DiGraph:
+def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None) -> nx.DiGraph:
     """The runtime flow graph (node split in/start/end/out) as a networkx DiGraph."""
     g = nx.DiGraph()
     g.add_node(SOURCE)
@@ -101,7 +104,7 @@ def flow_graph(p: FlowProblem, plc: Placement) -> nx.DiGraph:
         g.add_edge(("start", i), ("end", i), capacity=p.node_cap(i, k))
         g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / p.model.activation_bytes)
     for u, v, c, _ in p.edges:
-        if enabled(p, plc, u, v):
+        if enabled(p, plc, u, v, groups):
             a = SOURCE if u == SOURCE else ("out", u)
             b = SINK if v == SINK else ("in", v)
             g.add_edge(a, b, capacity=c)
@@ -117,9 +120,9 @@ class FlowResult:
     cut_edges: list[tuple]  # graph edges from the source side to the sink side
 
 
-def solve_flow(p: FlowProblem, plc: Placement) -> FlowResult:
+def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None) -> FlowResult:
     """Max flow (networkx preflow-push) and a minimum s-t cut of the placement's graph."""
-    g = flow_graph(p, plc)
+    g = flow_graph(p, plc, groups)
     value, fd = nx.maximum_flow(g, SOURCE, SINK)
     cut_value, (S, T) = nx.minimum_cut(g, SOURCE, SINK)
     cut_edges = [(a, b) for a in S for b in g.successors(a) if b in T]

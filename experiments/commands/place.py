@@ -1,0 +1,77 @@
+"""`llmsched place`: heterogeneous layer placement (Helix MILP, heuristics, baselines) + certificate.
+
+Writes plan.json, flow.csv, cut.json, layout.ini, certificate.json and layout.png/pdf to --out,
+prints the max flow, the bound and the certificate verdict. Exit 0 if the certificate holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sim.errors import InputError
+
+HELP = "place model layers on a heterogeneous cluster (MILP/heuristic/baselines) with a max-flow certificate"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", required=True,
+                   help="single24 | 3cluster24 | cluster42 | cluster10 | PATH (.ini Helix format or .toml)")
+    p.add_argument("--model", default="llama-2-70b", help="llama-2-70b | llama-1-30b")
+    p.add_argument("--method", default="milp",
+                   help="milp | heuristic | swarm | petals | sp | sp+ | homogeneous")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds for milp/heuristic (default 60)")
+    p.add_argument("--solver", default="highs", help="highs (default) | cbc")
+    p.add_argument("--prune", type=int, default=None,
+                   help="keep each node's K fastest links in the MILP (default: Helix AE setting)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output directory (default results/place/<cluster>-<method>)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--no-figure", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from proofs_check.placement import check_placement
+    from theory.placement.flow import make_problem, solve_flow
+    from theory.placement.io import load_cluster
+    from theory.placement.plan import layout_figure, write_plan
+    from theory.placement.solve import METHODS, place
+    from theory.placement.spec import MODELS
+
+    if args.model not in MODELS:
+        raise InputError("--model", args.model, "unknown model", f"use one of {', '.join(MODELS)}")
+    if args.method not in METHODS:
+        raise InputError("--method", args.method, "unknown method", f"use one of {', '.join(METHODS)}")
+    if not args.time_limit > 0:
+        raise InputError("--time-limit", str(args.time_limit), "must be > 0 seconds")
+    if args.solver not in ("highs", "cbc"):
+        raise InputError("--solver", args.solver, "unknown solver", "use highs or cbc")
+    cluster = load_cluster(args.cluster)
+    model = MODELS[args.model]
+    cluster_ref = args.cluster if not Path(args.cluster).exists() else str(Path(args.cluster).resolve())
+    out = Path(args.out or f"results/place/{cluster.name}-{args.method.replace('+', 'plus')}")
+    res = place(cluster, model, args.method, args.time_limit, seed=args.seed, prune_keep=args.prune,
+                solver=args.solver, quiet=args.quiet)
+    p = make_problem(cluster, model)
+    numbers = {"upper_bound_tok_s": res.upper_bound, "heuristic_flow_tok_s": res.heuristic_flow,
+               "milp": res.milp, "times_s": res.times_s, "time_limit_s": args.time_limit,
+               "seed": args.seed, "log": res.log}
+    write_plan(out, p, res.placement, args.method, cluster_ref, numbers, res.groups)
+    if not args.no_figure:
+        fl = solve_flow(p, res.placement, res.groups)
+        layout_figure(p, res.placement, fl.node_flow, out,
+                      f"{cluster.name} {model.name} {args.method}: {res.max_flow:.0f} tokens/s")
+    verdict = check_placement(out)
+    (out / "certificate.json").write_text(verdict.to_json())
+    summary = {"cluster": cluster.name, "model": model.name, "method": args.method,
+               "max_flow_tok_s": round(res.max_flow, 3), "upper_bound_tok_s": round(res.upper_bound, 3),
+               "certificate": "PASS" if verdict.ok else "FAIL", "out": str(out)}
+    if res.milp:
+        summary["milp_objective_tok_s"] = res.milp.get("objective")
+        summary["milp_bound_tok_s"] = res.milp.get("bound")
+        summary["milp_solve_time_s"] = round(res.milp.get("solve_time_s", 0.0), 1)
+    print(json.dumps(summary))
+    if not verdict.ok:
+        print(str(verdict))
+    return 0 if verdict.ok else 1

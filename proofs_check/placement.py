@@ -1,0 +1,197 @@
+"""Certificate checker for a placement plan directory (`llmsched check placement PLAN_DIR`).
+
+Recomputes node capacities T_i(k) and link capacities from the cluster and model named in the plan,
+then checks: (1) each node holds a contiguous layer range within its layer limit; (2) every
+positive-flow edge chains (u's last layer + 1 == v's first; source -> layer 0; -> sink from L-1),
+so every source-to-sink path covers layers 0..L-1 in order (verified by walking the paths);
+(3) conservation at every node; (4) link and node capacities respected; (5) the recorded flow
+value is maximum: it equals an independent networkx max flow and the recorded min cut, whose
+edges separate source from sink; (6) MILP objective and flow <= the infinite-network bound.
+Returns the first violation with a witness.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import networkx as nx
+
+from proofs_check.registry import checker
+from proofs_check.verdict import Verdict
+
+NAME = "placement"
+
+
+def _fail(summary: str, witness: dict, details: dict | None = None) -> Verdict:
+    return Verdict(NAME, False, summary, witness, details or {})
+
+
+@checker(NAME, target="plan", help="placement plan: contiguous layers, chaining, conservation, "
+                                    "capacities, max flow == min cut, objective <= bound")
+def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) -> Verdict:
+    from theory.placement.io import load_cluster
+    from theory.placement.profiles import infinite_network_bound, node_capacities
+    from theory.placement.spec import MODELS, SINK, SOURCE
+    from theory.placement.plan import read_plan
+
+    plan, rows, cut = read_plan(path)
+    cluster = load_cluster(plan["cluster"])
+    model = MODELS[plan["model"]]
+    L = model.num_layers
+    caps = node_capacities(cluster, model)
+    tol = lambda x: abs_tol + rel_tol * abs(x)  # noqa: E731
+
+    # (1) contiguous ranges within limits
+    rng: dict[int, tuple[int, int]] = {}
+    groups: dict[int, int] = {}
+    if len(plan["nodes"]) != cluster.n:
+        return _fail("plan lists a different number of nodes than the cluster",
+                     {"plan_nodes": len(plan["nodes"]), "cluster_nodes": cluster.n})
+    for nd in plan["nodes"]:
+        i, layers = int(nd["index"]), list(nd["layers"])
+        if nd.get("group") is not None:
+            groups[i] = int(nd["group"])
+        if not layers:
+            continue
+        lo, hi = min(layers), max(layers)
+        if layers != list(range(lo, hi + 1)):
+            missing = sorted(set(range(lo, hi + 1)) - set(layers))
+            return _fail(f"node {i} holds a non-contiguous layer set", {"node": i, "layers": layers,
+                                                                        "missing": missing})
+        if lo < 0 or hi >= L:
+            return _fail(f"node {i} holds layers outside 0..{L - 1}", {"node": i, "layers": [lo, hi]})
+        if len(layers) > len(caps[i]):
+            return _fail(f"node {i} exceeds its layer limit", {"node": i, "holds": len(layers),
+                                                               "limit": len(caps[i])})
+        rng[i] = (lo, hi + 1)
+
+    # link capacities recomputed from the cluster
+    link_cap = {(u, v): c for u, v, c, _ in cluster.directed_edges(model)}
+    inflow: dict[int, float] = defaultdict(float)
+    outflow: dict[int, float] = defaultdict(float)
+    value = 0.0
+    pos_edges = []
+    for r in rows:
+        u, v, f = r["src"], r["dst"], r["flow_tok_s"]
+        if (u, v) not in link_cap:
+            return _fail("flow on a link that does not exist", {"edge": [u, v], "flow": f})
+        if f < -tol(0):
+            return _fail("negative flow", {"edge": [u, v], "flow": f})
+        if f > link_cap[(u, v)] + tol(link_cap[(u, v)]):
+            return _fail("link over capacity", {"edge": [u, v], "flow": f, "capacity": link_cap[(u, v)]})
+        if f <= tol(0):
+            continue
+        # (2) chaining
+        ok = True
+        if u != SOURCE and u not in rng or v != SINK and v not in rng:
+            ok = False
+        elif u == SOURCE:
+            ok = rng[v][0] == 0
+        elif v == SINK:
+            ok = rng[u][1] == L
+        else:
+            ok = rng[u][1] == rng[v][0] and (not groups or groups.get(u) == groups.get(v))
+        if not ok:
+            return _fail("flow on an edge whose layer ranges do not chain",
+                         {"edge": [u, v], "flow": f, "src_layers": rng.get(u), "dst_layers": rng.get(v)})
+        pos_edges.append((u, v, f))
+        if u == SOURCE:
+            value += f
+        else:
+            outflow[u] += f
+        if v != SINK:
+            inflow[v] += f
+
+    # (3) conservation, (4) node capacity
+    for i in set(inflow) | set(outflow):
+        if abs(inflow[i] - outflow[i]) > tol(inflow[i]):
+            return _fail(f"flow not conserved at node {i}", {"node": i, "in": inflow[i], "out": outflow[i]})
+        k = rng[i][1] - rng[i][0]
+        if inflow[i] > caps[i][k - 1] + tol(caps[i][k - 1]):
+            return _fail(f"node {i} over capacity", {"node": i, "flow_in": inflow[i],
+                                                      "capacity_T_i_k": caps[i][k - 1], "k": k})
+
+    # (2b) walk every source-to-sink path of the positive-flow subgraph: layers 0..L-1 in order
+    succ: dict = defaultdict(list)
+    for u, v, _ in pos_edges:
+        succ[u].append(v)
+    stack = [(SOURCE, 0, [SOURCE])]
+    seen_state = set()
+    while stack:
+        node, next_layer, trail = stack.pop()
+        if node == SINK:
+            if next_layer != L:
+                return _fail("a flow path reaches the sink without covering all layers",
+                             {"path": trail, "covered_up_to": next_layer})
+            continue
+        if node != SOURCE:
+            lo, hi = rng[node]
+            if lo != next_layer:
+                return _fail("a flow path skips or repeats layers", {"path": trail, "expected": next_layer,
+                                                                      "node_layers": [lo, hi]})
+            next_layer = hi
+        if (node, next_layer) in seen_state:
+            continue
+        seen_state.add((node, next_layer))
+        for v in succ[node]:
+            stack.append((v, next_layer, [*trail[-6:], v]))
+
+    # (5) recorded value is maximum: independent max flow and the recorded min cut
+    g = nx.DiGraph()
+    for i, (lo, hi) in rng.items():
+        nd = cluster.nodes[i]
+        g.add_edge(("in", i), ("start", i), capacity=nd.nic_in_Bps / model.activation_bytes)
+        g.add_edge(("start", i), ("end", i), capacity=caps[i][hi - lo - 1])
+        g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / model.activation_bytes)
+    for (u, v), c in link_cap.items():
+        if u != SOURCE and u not in rng or v != SINK and v not in rng:
+            continue
+        if u == SOURCE:
+            ok = rng[v][0] == 0
+        elif v == SINK:
+            ok = rng[u][1] == L
+        else:
+            ok = rng[u][1] == rng[v][0] and (not groups or groups.get(u) == groups.get(v))
+        if ok:
+            g.add_edge(SOURCE if u == SOURCE else ("out", u), SINK if v == SINK else ("in", v), capacity=c)
+    g.add_node(SOURCE)
+    g.add_node(SINK)
+    mf = nx.maximum_flow_value(g, SOURCE, SINK)
+    if abs(mf - value) > tol(mf):
+        return _fail("recorded flow is not a maximum flow", {"recorded": value, "max_flow": mf})
+    if abs(plan.get("max_flow_tok_s", value) - value) > tol(value):
+        return _fail("plan.json max_flow differs from the flow in flow.csv",
+                     {"plan_json": plan.get("max_flow_tok_s"), "flow_csv": value})
+
+    def parse(x):
+        if x in (SOURCE, SINK):
+            return x
+        a, b = x.split(":")
+        return (a, int(b))
+
+    cut_edges = [(parse(a), parse(b)) for a, b, _ in cut["edges"]]
+    cut_cap = 0.0
+    for a, b in cut_edges:
+        if not g.has_edge(a, b):
+            return _fail("min-cut edge is not in the flow graph", {"edge": [str(a), str(b)]})
+        cut_cap += g[a][b]["capacity"]
+    h = g.copy()
+    h.remove_edges_from(cut_edges)
+    if nx.has_path(h, SOURCE, SINK):
+        return _fail("recorded cut does not separate source from sink",
+                     {"path": [str(x) for x in nx.shortest_path(h, SOURCE, SINK)]})
+    if abs(cut_cap - value) > tol(value):
+        return _fail("flow value differs from the min-cut capacity", {"flow": value, "cut": cut_cap})
+
+    # (6) bound
+    ub = infinite_network_bound(caps, L)
+    milp_obj = (plan.get("milp") or {}).get("objective")
+    for label, x in (("max flow", value), ("MILP objective", milp_obj)):
+        if x is not None and x > ub + tol(ub):
+            return _fail(f"{label} exceeds the infinite-network bound", {label: x, "bound": ub})
+    return Verdict(NAME, True,
+                   f"valid plan: max flow {value:.2f} tokens/s == min cut {cut_cap:.2f}; "
+                   f"bound {ub:.2f}; {len(rng)} nodes used",
+                   None, {"max_flow_tok_s": value, "min_cut_tok_s": cut_cap, "upper_bound_tok_s": ub,
+                          "nodes_used": len(rng)})

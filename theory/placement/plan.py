@@ -1,0 +1,135 @@
+"""The placement plan directory: what `llmsched place` writes and `llmsched check placement` reads.
+
+Files: `plan.json` (cluster, model, method, per-node explicit layer lists, objective numbers),
+`flow.csv` (every directed link of the runtime graph: capacity, flow), `cut.json` (min-cut edges),
+`layout.ini` (Helix's layout format), and the figure `layout.png/pdf`. Plain JSON/CSV, SI units.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from sim.errors import InputError
+from theory.placement.flow import FlowProblem, Placement, flow_graph, solve_flow
+from theory.placement.io import write_helix_layout
+from theory.placement.spec import SINK, SOURCE
+
+PLAN_VERSION = 1
+
+
+def _node_key(x) -> str:
+    return x if isinstance(x, str) else str(x)
+
+
+def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
+               cluster_ref: str, numbers: dict, groups: dict[int, int] | None = None) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res = solve_flow(p, plc, groups)
+    nodes = []
+    for nd in p.cluster.nodes:
+        entry = {"index": nd.index, "gpu_type": nd.gpu_type, "max_layers": p.max_layers(nd.index)}
+        if nd.index in plc:
+            s, k = plc[nd.index]
+            entry.update(layers=list(range(s, s + k)), capacity_tok_s=p.node_cap(nd.index, k),
+                         flow_tok_s=res.node_flow.get(nd.index, 0.0))
+        else:
+            entry.update(layers=[], capacity_tok_s=0.0, flow_tok_s=0.0)
+        if groups is not None:
+            entry["group"] = groups.get(nd.index)
+        nodes.append(entry)
+    plan = {
+        "version": PLAN_VERSION,
+        "cluster": cluster_ref,
+        "cluster_name": p.cluster.name,
+        "model": p.model.name,
+        "num_layers": p.L,
+        "method": method,
+        "partial_inference": False,
+        "separate_groups": groups is not None,
+        "nodes": nodes,
+        "max_flow_tok_s": res.value,
+        "min_cut_tok_s": res.cut_value,
+        **numbers,
+    }
+    (out / "plan.json").write_text(json.dumps(plan, indent=2, default=float))
+    g = flow_graph(p, plc, groups)
+    with open(out / "flow.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "capacity_tok_s", "flow_tok_s", "latency_s"])
+        for u, v, c, lat in p.edges:
+            a = SOURCE if u == SOURCE else ("out", u)
+            b = SINK if v == SINK else ("in", v)
+            f = res.edge_flow.get((u, v), 0.0)
+            if g.has_edge(a, b) or f > 0:
+                w.writerow([u, v, c, f, lat])
+    cut = [[_cut_name(a), _cut_name(b), g[a][b]["capacity"]] for a, b in res.cut_edges]
+    (out / "cut.json").write_text(json.dumps({"value_tok_s": res.cut_value, "edges": cut}, indent=2))
+    write_helix_layout(out / "layout.ini", plc)
+    return plan
+
+
+def _cut_name(x) -> str:
+    return x if isinstance(x, str) else f"{x[0]}:{x[1]}"
+
+
+def read_plan(plan_dir: str | Path) -> tuple[dict, list[dict], dict]:
+    """plan.json, flow.csv rows (floats), cut.json."""
+    d = Path(plan_dir)
+    for name in ("plan.json", "flow.csv", "cut.json"):
+        if not (d / name).is_file():
+            raise InputError(str(d), name, "missing", "pass a directory written by `llmsched place`")
+    try:
+        plan = json.loads((d / "plan.json").read_text())
+        cut = json.loads((d / "cut.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(str(d), "plan.json/cut.json", f"not valid JSON ({exc})") from None
+    rows = []
+    with open(d / "flow.csv") as fh:
+        for r in csv.DictReader(fh):
+            rows.append({
+                "src": r["src"] if r["src"] == SOURCE else int(r["src"]),
+                "dst": r["dst"] if r["dst"] == SINK else int(r["dst"]),
+                "capacity_tok_s": float(r["capacity_tok_s"]),
+                "flow_tok_s": float(r["flow_tok_s"]),
+            })
+    return plan, rows, cut
+
+
+def placement_from_plan(plan: dict) -> Placement:
+    """node -> (start, count) from explicit layer lists (assumes they were checked contiguous)."""
+    out: Placement = {}
+    for nd in plan["nodes"]:
+        if nd["layers"]:
+            out[int(nd["index"])] = (min(nd["layers"]), len(nd["layers"]))
+    return out
+
+
+def layout_figure(p: FlowProblem, plc: Placement, node_flow: dict[int, float], out_dir: str | Path,
+                  title: str = "") -> list[Path]:
+    """Bars of each node's layer range, coloured by GPU type, shaded by flow / capacity."""
+    from experiments.style import figure, save
+
+    fig, ax = figure("text", height_in=0.16 * p.n + 0.8)
+    types = sorted({nd.gpu_type for nd in p.cluster.nodes})
+    cmap = {g: f"C{j}" for j, g in enumerate(types)}
+    order = sorted(range(p.n), key=lambda i: (plc.get(i, (p.L + 1, 0))[0], i))
+    for row, i in enumerate(order):
+        if i not in plc:
+            continue
+        s, k = plc[i]
+        g = p.cluster.nodes[i].gpu_type
+        util = node_flow.get(i, 0.0) / max(p.node_cap(i, k), 1e-9)
+        ax.barh(row, k, left=s, color=cmap[g], alpha=0.3 + 0.7 * min(util, 1.0), edgecolor="k", linewidth=0.3)
+    for g in types:
+        ax.barh([], [], color=cmap[g], label=g)
+    ax.set_yticks(range(len(order)), [f"{i}" for i in order])
+    ax.set_xlim(0, p.L)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("node")
+    ax.legend(ncol=len(types), loc="upper center", bbox_to_anchor=(0.5, 1.12), frameon=False)
+    if title:
+        ax.set_title(title, pad=18)
+    return save(fig, out_dir, "layout")

@@ -1,0 +1,114 @@
+"""One entry point: place a model on a cluster with a method, returning the plan and its numbers.
+
+`place(...)` runs a baseline, or for method "milp": stage construction -> local search -> the
+Helix MILP warm-started from the best heuristic plan -> a final local-search polish, splitting the
+time limit 35% / 55% / 10%. Every candidate is scored by the exact max flow on the *unpruned*
+cluster; link pruning only shrinks the MILP. Progress lines go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from theory.placement import baselines
+from theory.placement.flow import FastFlow, FlowProblem, Placement, make_problem, solve_flow
+from theory.placement.heuristic import best_stage_plan, fill_unused, local_search
+from theory.placement.profiles import infinite_network_bound
+from theory.placement.spec import ModelSpec, PlacementCluster
+
+METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
+# Helix AE pruning (top-12 links per node) for the geo-distributed and 42-node setups
+# (`artifact_evaluation/*/layout_llama70b/ilp/*new.ini`: enable_pruning, min_keep = max_keep = 12);
+# single24 was solved unpruned.
+DEFAULT_PRUNE = {"3cluster24": 12, "cluster42": 12}
+
+
+@dataclass
+class PlaceResult:
+    method: str
+    placement: Placement
+    max_flow: float
+    upper_bound: float  # infinite-network bound
+    groups: dict[int, int] | None = None
+    heuristic_flow: float | None = None
+    milp: dict = field(default_factory=dict)
+    times_s: dict = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+def _say(log: list[str], msg: str, quiet: bool) -> None:
+    log.append(msg)
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s: float = 60.0,
+          seed: int = 0, prune_keep: int | None = None, solver: str = "highs",
+          quiet: bool = False, threads: int = 1) -> PlaceResult:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    p = make_problem(cluster, model)
+    ub = infinite_network_bound(p.caps, model.num_layers)
+    log: list[str] = []
+    t0 = time.monotonic()
+    if method in baselines.BASELINES:
+        fn = baselines.BASELINES[method]
+        plc = fn(p, seed) if method == "petals" else fn(p)
+        groups = baselines.group_map(p) if method in ("sp", "sp+") else None
+        val = solve_flow(p, plc, groups).value
+        _say(log, f"[{method}] max flow {val:.2f} tokens/s (bound {ub:.2f})", quiet)
+        return PlaceResult(method, plc, val, ub, groups=groups, times_s={"total": time.monotonic() - t0}, log=log)
+
+    ff = FastFlow(p)
+    cands: list[tuple[float, str, Placement]] = []
+    plc, v = best_stage_plan(p, ff, ub)
+    cands.append((v, "stage", plc))
+    for name in ("swarm", "petals"):
+        b = fill_unused(p, baselines.BASELINES[name](p))
+        cands.append((ff.value(b), name, b))
+    cands.sort(key=lambda x: -x[0])
+    _say(log, "[heuristic] seeds: " + ", ".join(f"{n}={v:.1f}" for v, n, _ in cands), quiet)
+    best_v, best_name, best = cands[0]
+    t_ls = 0.35 * time_limit_s if method == "milp" else 0.9 * time_limit_s
+    best, best_v = local_search(p, best, t_ls, seed=seed, ff=ff,
+                                progress=None if quiet else
+                                (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
+    t_heur = time.monotonic() - t0
+    heur_v = solve_flow(p, best).value
+    _say(log, f"[heuristic] {heur_v:.2f} tokens/s after {t_heur:.1f}s (seed {best_name})", quiet)
+    milp_info: dict = {}
+    if method == "milp":
+        from theory.placement.milp import solve_milp
+
+        pk = prune_keep if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
+        pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk) if pk else p
+        t_milp = max(1.0, 0.55 * time_limit_s)
+        warm = best
+        res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet)
+        if res.objective is None and solver == "highs":
+            _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
+            res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet)
+        milp_info = {"objective": res.objective, "bound": res.bound, "gap": res.gap,
+                     "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
+                     "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v}
+        log.extend(res.log)
+        _say(log, f"[milp] {res.solver} status={res.status} objective={res.objective} bound={res.bound} "
+                  f"gap={res.gap} time={res.solve_time_s:.1f}s rows={res.rows} cols={res.cols}", quiet)
+        if res.placement is not None:
+            v_m = solve_flow(p, res.placement).value
+            if v_m > best_v + 1e-6:
+                best, best_v = res.placement, v_m
+        remaining = time_limit_s - (time.monotonic() - t0)
+        if remaining > 1.0:
+            best, best_v = local_search(p, best, remaining, seed=seed + 1, ff=ff, temperature=1e-3)
+    final = solve_flow(p, best).value
+    _say(log, f"[{method}] final max flow {final:.2f} tokens/s (bound {ub:.2f}) in "
+              f"{time.monotonic() - t0:.1f}s", quiet)
+    return PlaceResult(method, best, final, ub, heuristic_flow=heur_v, milp=milp_info,
+                       times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log)
+
+
+def evaluate(p: FlowProblem, plc: Placement) -> float:
+    return solve_flow(p, plc).value
