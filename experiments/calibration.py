@@ -27,11 +27,10 @@ DOCS = ROOT / "docs"
 FIG_DIR = DOCS / "figures"
 POINTS_CSV = refdata.REF_DIR / "fit_points.csv"
 
-EFF_FIELDS = ("eff_compute", "eff_memory", "eff_attention", "layer_overhead_s", "attention_overhead_s")
 ENGINE_FIELDS = ("iteration_overhead_s", "request_overhead_s")
 BOUNDS = {"eff_compute": (0.02, 1.0), "eff_memory": (0.02, 1.0), "eff_attention": (0.005, 1.0),
           "layer_overhead_s": (1e-7, 5e-3), "attention_overhead_s": (1e-7, 1e-3),
-          "iteration_overhead_s": (1e-6, 0.2), "request_overhead_s": (1e-8, 2e-3)}
+          "iteration_overhead_s": (1e-6, 0.2), "request_overhead_s": (1e-8, 2e-3), "eff_link": (0.02, 1.0)}
 PRIOR_WEIGHT = 0.05  # weak pull (in log space) toward the unfitted defaults: keeps unidentified factors there
 VLLM_ENGINE = "vllm"
 
@@ -52,28 +51,37 @@ def ratio_stats(pred: np.ndarray, meas: np.ndarray) -> dict:
             "max_ratio": float(np.max(np.maximum(r, 1.0 / r))) if len(r) else 1.0}
 
 
-def _params(vec: dict, engine: str) -> RooflineParams:
-    d = {k: vec[k] for k in EFF_FIELDS}
-    d.update({k: vec[f"{engine}:{k}"] if f"{engine}:{k}" in vec else vec[f"{VLLM_ENGINE}:{k}"] for k in ENGINE_FIELDS})
+# Multi-GPU nodes share their chip's efficiencies with the single GPU (same silicon); each node
+# fits its own link efficiency and per-layer overhead. Other GPUs are fitted alone.
+FAMILIES = {"l4": ("l4", "l4x2"), "t4": ("t4", "t4x2", "t4x4")}
+CHIP_FIELDS = ("eff_compute", "eff_memory", "eff_attention", "attention_overhead_s")
+NODE_FIELDS = ("layer_overhead_s", "eff_link")
+
+
+def _params(vec: dict, gpu: str, engine: str) -> RooflineParams:
+    d = {k: vec[k] for k in CHIP_FIELDS}
+    d.update({k: vec[f"{gpu}:{k}"] for k in NODE_FIELDS})
+    d.update({k: vec.get(f"{engine}:{k}", vec[f"{VLLM_ENGINE}:{k}"]) for k in ENGINE_FIELDS})
     return RooflineParams(**d)
 
 
-def fit_gpu(gpu: str, points: list[RefPoint], vllm: dict) -> tuple[dict, dict]:
-    """Fit this GPU's factors (+ the overheads of the engines measured on it). Returns (params, engines)."""
+def fit_family(gpus: tuple[str, ...], points: list[RefPoint], vllm: dict) -> tuple[dict, dict]:
+    """Fit one chip's factors over its GPUs/nodes (+ the overheads of the engines measured on them).
+    Returns ({gpu: params}, {engine: overheads})."""
     default = RooflineParams()
-    names = list(EFF_FIELDS)
+    names = list(CHIP_FIELDS) + [f"{g}:{k}" for g in gpus for k in NODE_FIELDS]
     engines = sorted({p.engine for p in points if p.kind == "iteration" and p.engine})
-    for e in engines:
-        names += [f"{e}:{k}" for k in ENGINE_FIELDS]
-    x0 = np.array([math.log(getattr(default, n.split(":")[-1])) for n in names])
-    lo = np.array([math.log(BOUNDS[n.split(":")[-1]][0]) for n in names])
-    hi = np.array([math.log(BOUNDS[n.split(":")[-1]][1]) for n in names])
+    names += [f"{e}:{k}" for e in engines for k in ENGINE_FIELDS]
+    field = [n.split(":")[-1] for n in names]
+    x0 = np.array([math.log(getattr(default, f)) for f in field])
+    lo = np.array([math.log(BOUNDS[f][0]) for f in field])
+    hi = np.array([math.log(BOUNDS[f][1]) for f in field])
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
     meas = np.array([p.measured_s for p in points])
-    counts: dict[str, int] = {}
+    counts: dict[tuple, int] = {}
     for p in points:
-        counts[p.source] = counts.get(p.source, 0) + 1
-    w = np.array([1.0 / math.sqrt(counts[p.source]) for p in points])
+        counts[(p.gpu, p.source)] = counts.get((p.gpu, p.source), 0) + 1
+    w = np.array([1.0 / math.sqrt(counts[(p.gpu, p.source)]) for p in points])
     fixed = {f"{VLLM_ENGINE}:{k}": vllm[k] for k in ENGINE_FIELDS}
 
     def unpack(x):
@@ -83,12 +91,12 @@ def fit_gpu(gpu: str, points: list[RefPoint], vllm: dict) -> tuple[dict, dict]:
 
     def resid(x):
         vec = unpack(x)
-        pred = predict(points, lambda p: _params(vec, p.engine or VLLM_ENGINE))
+        pred = predict(points, lambda p: _params(vec, p.gpu, p.engine or VLLM_ENGINE))
         return np.concatenate([w * np.log(pred / meas), PRIOR_WEIGHT * (x - x0)])
 
     sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=1.0, max_nfev=400)
     vec = unpack(sol.x)
-    params = {k: vec[k] for k in EFF_FIELDS}
+    params = {g: {**{k: vec[k] for k in CHIP_FIELDS}, **{k: vec[f"{g}:{k}"] for k in NODE_FIELDS}} for g in gpus}
     eng = {e: {k: vec[f"{e}:{k}"] for k in ENGINE_FIELDS} for e in engines}
     return params, eng
 
@@ -97,19 +105,26 @@ def calibrate() -> dict:
     points = list(reference_points())
     vllm = vllm_overhead_fit()
     fits = {"generated_by": "python -m experiments.calibration",
-            "method": "per GPU: scipy.optimize.least_squares on w_i*log(pred/measured), w_i = 1/sqrt(points of the "
-                      f"source on that GPU), plus a {PRIOR_WEIGHT} log-space pull to the unfitted defaults",
+            "method": "per chip (a GPU and its multi-GPU nodes share eff_compute, eff_memory, eff_attention and "
+                      "attention_overhead_s; each node has its own layer_overhead_s and eff_link): "
+                      "scipy.optimize.least_squares on w_i*log(pred/measured), w_i = 1/sqrt(points of the same "
+                      f"source and GPU), plus a {PRIOR_WEIGHT} log-space pull to the unfitted defaults",
             "assumptions": ASSUMPTIONS, "engines": {VLLM_ENGINE: {**vllm, "gpu": "any"}}, "gpus": {}}
     gpus = sorted({p.gpu for p in points})
-    engine_params: dict[str, dict] = {VLLM_ENGINE: {k: vllm[k] for k in ENGINE_FIELDS}}
+    family_of = {g: fam for fam, members in FAMILIES.items() for g in members}
+    families: dict[str, tuple[str, ...]] = {}
     for g in gpus:
-        pts = [p for p in points if p.gpu == g]
-        params, eng = fit_gpu(g, pts, vllm)
-        engine_params.update(eng)
+        families.setdefault(family_of.get(g, g), ())
+        families[family_of.get(g, g)] += (g,)
+    for members in families.values():
+        pts = [p for p in points if p.gpu in members]
+        params, eng = fit_family(members, pts, vllm)
         for e, v in eng.items():
-            fits["engines"][e] = {**v, "gpu": g, "source": e}
-        fits["gpus"][g] = {"params": {**params, **{k: vllm[k] for k in ENGINE_FIELDS}},
-                           "sources": sorted({p.source for p in pts}), "n_points": len(pts)}
+            fits["engines"][e] = {**v, "gpu": ", ".join(members), "source": e}
+        for g in members:
+            fits["gpus"][g] = {"params": {**params[g], **{k: vllm[k] for k in ENGINE_FIELDS}},
+                               "sources": sorted({p.source for p in pts if p.gpu == g}),
+                               "n_points": sum(p.gpu == g for p in pts), "fitted_with": list(members)}
     pred = predict(points, lambda p: params_for_point(fits, p))
     meas = np.array([p.measured_s for p in points])
     for g in gpus:
@@ -230,16 +245,20 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
         L.append(f"| {s} | {st['n']} | {st['median_abs_rel_err']:.1%} | {st['max_ratio']:.2f}x |")
     L += ["", f"![predicted vs measured](figures/{fig_path.name})", "", MODELS_TEXT,
           "## Fitted factors per GPU", "",
-          "Efficiencies are fractions of the catalogue peak (docs/hardware.md). The per-iteration overheads "
+          "Efficiencies are fractions of the catalogue peak (docs/hardware.md). A GPU and its multi-GPU nodes "
+          "(L4 with l4x2; T4 with t4x2 and t4x4) share the chip's efficiencies; each node fits its own "
+          "`eff_link`, the fraction of the PCIe link bandwidth its ring all-reduce reaches (Helix's Google Cloud "
+          "VMs reach 4-7 GB/s, i.e. no peer-to-peer PCIe). `eff_link` = 1 where nothing constrains it. "
+          "The per-iteration overheads "
           "in `sim.cost.build('roofline', ...)` are the vLLM ones below for every GPU; engine-specific "
           "overheads were fitted only to explain that engine's measurements.", "",
-          "| GPU | sources | points | eff_compute | eff_memory | eff_attention | layer_overhead (us) | "
+          "| GPU | sources | points | eff_compute | eff_memory | eff_attention | eff_link | layer_overhead (us) | "
           "attention_overhead (us) | median abs error | worst ratio |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for g, f in fits["gpus"].items():
         p = f["params"]
         L.append(f"| {g} | {', '.join(f['sources'])} | {f['n_points']} | {p['eff_compute']:.3f} | {p['eff_memory']:.3f} | "
-                 f"{p['eff_attention']:.3f} | {p['layer_overhead_s'] * 1e6:.1f} | {p['attention_overhead_s'] * 1e6:.1f} | "
+                 f"{p['eff_attention']:.3f} | {p['eff_link']:.3f} | {p['layer_overhead_s'] * 1e6:.1f} | {p['attention_overhead_s'] * 1e6:.1f} | "
                  f"{f['median_abs_rel_err']:.1%} | {f['max_ratio']:.2f}x |")
     L += ["", "Per-iteration overhead per serving engine (`iteration + request * num_requests`):", "",
           "| engine | fitted on | iteration_overhead (ms) | request_overhead (us) |", "|---|---|---:|---:|"]

@@ -40,8 +40,9 @@ class CollectiveTime:
         return np.where(b > 0, t, 0.0)
 
 
-def all_reduce(gpu: str | GPU, tp: int, measured: bool = True) -> CollectiveTime:
-    """All-reduce among `tp` ranks of one node of this GPU type."""
+def all_reduce(gpu: str | GPU, tp: int, measured: bool = True, eff_link: float = 1.0) -> CollectiveTime:
+    """All-reduce among `tp` ranks of one node of this GPU type; `eff_link` scales the link bandwidth
+    of the ring model (a fitted factor; unused when a measured profile exists)."""
     g = get_gpu(gpu)
     if tp <= 1:
         return CollectiveTime("none", np.zeros(0), np.zeros(0))
@@ -52,7 +53,7 @@ def all_reduce(gpu: str | GPU, tp: int, measured: bool = True) -> CollectiveTime
     # Ring all-reduce: 2(tp-1) steps, each moving nbytes/tp and paying one link latency.
     return CollectiveTime(
         f"ring:{g.name}", np.zeros(0), np.zeros(0),
-        latency_s=2 * (tp - 1) * g.link_latency_s, bandwidth_Bps=g.link_bandwidth_Bps * tp / (2 * (tp - 1)))
+        latency_s=2 * (tp - 1) * g.link_latency_s, bandwidth_Bps=g.link_bandwidth_Bps * eff_link * tp / (2 * (tp - 1)))
 
 
 def send_recv(gpu: str | GPU, measured: bool = True) -> CollectiveTime:

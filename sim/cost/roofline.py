@@ -27,6 +27,8 @@ class RooflineParams:
     eff_attention:        fraction of peak FLOP/s reached by attention kernels (score and value products)
     layer_overhead_s:     fixed time per layer per iteration (kernel launches, small element-wise ops)
     attention_overhead_s: fixed time of each attention kernel (one for prefill chunks, one for decodes)
+    eff_link:             fraction of the catalogue link bandwidth a ring all-reduce reaches (only where
+                          no measured collective profile exists, e.g. PCIe nodes)
     iteration_overhead_s: fixed time per iteration (scheduler, input preparation, sampling launch)
     request_overhead_s:   extra time per request in the batch (per-sequence bookkeeping, sampling)
 
@@ -41,6 +43,7 @@ class RooflineParams:
     eff_attention: float = 0.4
     layer_overhead_s: float = 20e-6
     attention_overhead_s: float = 10e-6
+    eff_link: float = 1.0
     iteration_overhead_s: float = 0.9e-3
     request_overhead_s: float = 40e-6
 
@@ -85,7 +88,8 @@ class RooflineCost:
             "allreduce_bytes_per_token": float(m.hidden * m.bytes_per_param),
         }
         object.__setattr__(self, "_c", c)
-        object.__setattr__(self, "_allreduce", comm.all_reduce(g, tp, measured=self.measured_comm))
+        object.__setattr__(self, "_allreduce", comm.all_reduce(g, tp, measured=self.measured_comm,
+                                                                   eff_link=p.eff_link))
 
     @staticmethod
     def create(model: str, gpu: str, tp: int = 1, params: RooflineParams | None = None,
