@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.config import ClusterSpec, InstanceSpec
 from sim.cost.base import CostModel
+from sim.workload.core import Workload
 from theory.batch_time import (
     RoundTime,
     ShapeMoments,
@@ -26,7 +27,7 @@ from theory.batch_time import (
 from theory.stability import cap_region_capacity
 from theory.workload_stats import WorkloadStats
 
-__all__ = ["CapacityResult", "capacity", "instance_capacity"]
+__all__ = ["CapacityResult", "FluidSlopes", "capacity", "fluid_slopes", "instance_capacity"]
 
 CostModelArg = CostModel | Callable[[InstanceSpec], CostModel]
 KvArg = int | Callable[[InstanceSpec], int | None] | None
@@ -181,7 +182,7 @@ def instance_capacity(spec: InstanceSpec, cost_model: CostModel, workload_stats:
 
 
 def capacity(cluster: ClusterSpec | InstanceSpec, cost_model: CostModelArg,
-             workload_stats: WorkloadStats, *, kv_capacity_tokens: KvArg = None,
+             workload_stats: WorkloadStats | Workload, *, kv_capacity_tokens: KvArg = None,
              use_catalogue: bool = True, kv_bytes_per_token: float | None = None,
              request_cap: bool = True) -> CapacityResult:
     """Predicted capacity of a cluster (or one instance group) for a workload, with the binding limit.
@@ -198,9 +199,10 @@ def capacity(cluster: ClusterSpec | InstanceSpec, cost_model: CostModelArg,
     request over a link of `cluster.kv_link_bandwidth_Bps`; one link per prefill instance is our
     assumption). KV capacity per instance: spec.kv_capacity_tokens, else `kv_capacity_tokens`
     (int or callable), else the `sim.hardware` catalogue when `use_catalogue`, else not modelled.
+    `workload_stats` may also be a `Workload` (its moments are taken with `WorkloadStats.from_workload`).
     """
     cl = ClusterSpec(instances=(cluster,)) if isinstance(cluster, InstanceSpec) else cluster
-    st = workload_stats
+    st = workload_stats if isinstance(workload_stats, WorkloadStats) else WorkloadStats.from_workload(workload_stats)
     groups = []
     for i, spec in enumerate(cl.instances):
         kv, kv_src = _kv_for(kv_capacity_tokens, spec, use_catalogue)
@@ -252,3 +254,24 @@ def _pd_ratio(groups) -> float | None:
     if "prefill" in mu and "decode" in mu and mu["prefill"] > 0:
         return mu["decode"] / mu["prefill"]
     return None
+
+
+@dataclass(frozen=True)
+class FluidSlopes:
+    """Fluid backlog growth above a capacity: requests/s and tokens/s (0 below capacity)."""
+
+    requests_per_s: float
+    tokens_per_s: float
+    load: float
+
+
+def fluid_slopes(capacity_rps: float, rate_rps: float, workload_stats: WorkloadStats) -> FluidSlopes:
+    """Slopes to compare with `llmsched check stability -o fluid_slope=...` (docs/theory, §1, §5).
+
+    Tokens: max(0, λ − μ)·m with m = E[p] + E[d] — the work arriving minus the work a saturated
+    server completes (μ·m). Requests: max(0, λ − μ), valid for service in arrival mix.
+    """
+    if not capacity_rps > 0:
+        raise ValueError("capacity must be > 0")
+    excess = max(0.0, rate_rps - capacity_rps)
+    return FluidSlopes(excess, excess * workload_stats.mean_work_tokens, rate_rps / capacity_rps)

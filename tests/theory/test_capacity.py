@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.config import ClusterSpec, InstanceSpec
 from sim.cost.base import BatchShape, CostModel
@@ -131,3 +133,31 @@ def test_cli_capacity_bad_input(capsys):
     assert main(["capacity", "--workload", "means:100,101", "--prefill-instances", "1"]) == 2
     assert main(["capacity", "--workload", "means:100,101", "--token-budget", "0"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_capacity_accepts_a_workload_and_gives_fluid_slopes():
+    from sim.workload import Workload
+    from theory.capacity import fluid_slopes
+
+    w = Workload(arrival_s=np.arange(50) * 0.1, client=np.zeros(50, int), prompt_tokens=np.full(50, 100),
+                 output_tokens=np.full(50, 101))
+    r = capacity(InstanceSpec(token_budget=512, max_batch_requests=10**6), Stair(), w, use_catalogue=False)
+    assert r.requests_per_s == pytest.approx(512 / 0.15316 / 200, rel=1e-12)
+    s = fluid_slopes(r.requests_per_s, 1.1 * r.requests_per_s, ST)
+    # 1.1λ*: 0.1·16.71 req/s and 0.1·3342.9 tokens/s (= the notes' 0.334 tokens/ms)
+    assert s.requests_per_s == pytest.approx(0.1 * r.requests_per_s)
+    assert s.tokens_per_s == pytest.approx(0.1 * 512 / 0.15316, rel=1e-9)
+    assert fluid_slopes(r.requests_per_s, 0.9 * r.requests_per_s, ST).tokens_per_s == 0.0
+
+
+@settings(max_examples=25)
+@given(m1=st.integers(2_000, 400_000), m2=st.integers(2_000, 400_000), b=st.integers(16, 1024),
+       p=st.integers(1, 3000), o=st.integers(2, 1000))
+def test_capacity_is_monotone_in_memory(m1, m2, b, p, o):
+    """More KV capacity never lowers the predicted capacity (linear cost, fixed budget)."""
+    lo, hi = sorted((m1, m2))
+    s = WorkloadStats.deterministic(p, o)
+    c_lo = capacity(InstanceSpec(token_budget=b, max_batch_requests=10**6, kv_capacity_tokens=lo), Lin(), s)
+    c_hi = capacity(InstanceSpec(token_budget=b, max_batch_requests=10**6, kv_capacity_tokens=hi), Lin(), s)
+    assert c_hi.requests_per_s >= c_lo.requests_per_s * (1 - 1e-12)
+    assert c_lo.requests_per_s <= b / ((0.01 + 1e-4 * b) * (p + o - 1)) * (1 + 1e-12)
