@@ -131,9 +131,41 @@ def calibrate() -> dict:
         sel = np.array([p.gpu == g for p in points])
         fits["gpus"][g].update(ratio_stats(pred[sel], meas[sel]))
     fits["overall"] = ratio_stats(pred, meas)
+    fits["held_out_2fold"] = cross_validate(points, vllm)
     fits["by_source"] = {s: ratio_stats(pred[sel], meas[sel]) for s in sorted({p.source for p in points})
                          for sel in [np.array([p.source == s for p in points])]}
     return fits
+
+
+def cross_validate(points: list[RefPoint], vllm: dict) -> dict:
+    """Two-fold check of over-fitting: points alternate between folds within each (GPU, source) table;
+    each fold is predicted by factors fitted on the other. Returns held-out error stats."""
+    family_of = {g: fam for fam, members in FAMILIES.items() for g in members}
+    seen: dict[tuple, int] = {}
+    fold = []
+    for p in points:
+        k = (p.gpu, p.source)
+        fold.append(seen.get(k, 0) % 2)
+        seen[k] = seen.get(k, 0) + 1
+    fold = np.array(fold)
+    pred = np.zeros(len(points))
+    for fam in sorted({family_of.get(p.gpu, p.gpu) for p in points}):
+        in_fam = np.array([family_of.get(p.gpu, p.gpu) == fam for p in points])
+        members = tuple(sorted({p.gpu for p, f in zip(points, in_fam) if f}))
+        for k in (0, 1):
+            train = [p for p, f, fd in zip(points, in_fam, fold) if f and fd != k]
+            test_idx = np.nonzero(in_fam & (fold == k))[0]
+            params, eng = fit_family(members, train, vllm)
+            vec = {f"{VLLM_ENGINE}:{x}": vllm[x] for x in ENGINE_FIELDS}
+            for e, v in eng.items():
+                vec.update({f"{e}:{x}": y for x, y in v.items()})
+            for g, prm in params.items():
+                vec.update({x: prm[x] for x in CHIP_FIELDS})
+                vec.update({f"{g}:{x}": prm[x] for x in NODE_FIELDS})
+            test = [points[i] for i in test_idx]
+            pred[test_idx] = predict(test, lambda p, vec=vec: _params(vec, p.gpu, p.engine or VLLM_ENGINE))
+    meas = np.array([p.measured_s for p in points])
+    return ratio_stats(pred, meas)
 
 
 def params_for_point(fits: dict, p: RefPoint) -> RooflineParams:
@@ -240,6 +272,9 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
          "## Result", "",
          f"Over all {o['n']} reference points: **median absolute relative error {o['median_abs_rel_err']:.1%}**, "
          f"worst point off by **{o['max_ratio']:.2f}x** (target: median <= 15%, no point beyond 2x).", "",
+         "Over-fitting check (two folds, alternate points of every table, each fold predicted by factors "
+         f"fitted on the other): median {fits['held_out_2fold']['median_abs_rel_err']:.1%}, worst "
+         f"{fits['held_out_2fold']['max_ratio']:.2f}x.", "",
          "| source | points | median abs error | worst ratio |", "|---|---:|---:|---:|"]
     for s, st in fits["by_source"].items():
         L.append(f"| {s} | {st['n']} | {st['median_abs_rel_err']:.1%} | {st['max_ratio']:.2f}x |")
@@ -336,6 +371,8 @@ def main() -> int:
     (DOCS / "cost-models.md").write_text(text)
     o = fits["overall"]
     print(f"{o['n']} points: median |err| {o['median_abs_rel_err']:.1%}, worst {o['max_ratio']:.2f}x")
+    h = fits["held_out_2fold"]
+    print(f"held out (2-fold): median |err| {h['median_abs_rel_err']:.1%}, worst {h['max_ratio']:.2f}x")
     for s, st in fits["by_source"].items():
         print(f"  {s}: n={st['n']} median {st['median_abs_rel_err']:.1%} worst {st['max_ratio']:.2f}x")
     for g, f in fits["gpus"].items():
