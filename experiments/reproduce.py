@@ -77,9 +77,10 @@ def judge(c: Comparison) -> tuple[float | None, bool | None]:
     An explicit `agrees` wins. Otherwise: "ratio"/"within" with a tolerance agree when
     |ours/paper - 1| <= tolerance; "direction" agrees when ours has the paper's sign (a paper value
     of 0 or a non-number: undecided); "info" and missing tolerances are undecided (None).
+    The ratio is not reported for "direction" (the paper value only carries a sign there).
     """
     p, o = _number(c.paper_value), _number(c.ours)
-    ratio = o / p if p not in (None, 0.0) and o is not None else None
+    ratio = o / p if p not in (None, 0.0) and o is not None and c.relation != "direction" else None
     if c.agrees is not None:
         return ratio, bool(c.agrees)
     if c.relation in ("ratio", "within") and c.tolerance is not None and ratio is not None:
@@ -115,13 +116,28 @@ def _keep_figures(figures: Sequence[Path | str], out_dir: Path) -> list[str]:
     return kept
 
 
-def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command: str,
-            commit: str | None) -> ReproRecord:
-    """Run one reproduction into out_root/NAME; never raises for the reproduction's own errors."""
-    out_dir = out_root / repro.name
+MARKER = ".llmsched-reproduction"  # marks a directory this runner created (and may clear)
+
+
+def _fresh_dir(out_dir: Path, resume: bool) -> None:
+    """Start from an empty out_dir, unless resuming; only directories this runner made are cleared."""
+    if out_dir.exists() and not resume and (out_dir / MARKER).is_file():
+        shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).touch()
     for stale in ("error.txt", "meta.json"):
         (out_dir / stale).unlink(missing_ok=True)
+
+
+def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command: str,
+            commit: str | None, resume: bool = False) -> ReproRecord:
+    """Run one reproduction into out_root/NAME; never raises for the reproduction's own errors.
+
+    Without `resume` the directory is cleared first, so results never mix code versions; with it,
+    reproductions that run sweeps skip the points already on disk.
+    """
+    out_dir = out_root / repro.name
+    _fresh_dir(out_dir, resume)
     meta: dict[str, Any] = {
         "name": repro.name, "paper": repro.paper, "target": repro.target, "description": repro.description,
         "mode": "quick" if quick else "full", "quick": quick, "seed": seed, "command": command,
@@ -168,7 +184,8 @@ def select(names: Sequence[str], run_all: bool) -> list[Reproduction]:
 
 
 def run_reproductions(repros: Sequence[Reproduction], out_root: str | Path, *, quick: bool, seed: int = 0,
-                      command: str | None = None, progress: bool = True) -> list[ReproRecord]:
+                      command: str | None = None, progress: bool = True,
+                      resume: bool = False) -> list[ReproRecord]:
     """Run each reproduction in turn (a failure does not stop the others)."""
     from tqdm import tqdm
 
@@ -180,7 +197,7 @@ def run_reproductions(repros: Sequence[Reproduction], out_root: str | Path, *, q
     bar = tqdm(repros, desc="reproduce", unit="repro", disable=not progress, dynamic_ncols=True)
     for repro in bar:
         bar.set_postfix_str(repro.name)
-        rec = run_one(repro, out_root, quick, seed, command, commit)
+        rec = run_one(repro, out_root, quick, seed, command, commit, resume)
         if rec.status != "ok":
             bar.write(f"{repro.name}: FAILED ({rec.error}); see {rec.out_dir / 'error.txt'}")
         records.append(rec)

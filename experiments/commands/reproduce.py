@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="PATH", default="docs/reproductions.md",
                    help="where to write the report (default: docs/reproductions.md)")
     p.add_argument("--no-report", action="store_true", help="do not rebuild the report")
+    p.add_argument("--resume", action="store_true",
+                   help="keep sweep points already in OUT/NAME (default: start each reproduction afresh)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     repros = select(args.names, args.all)
     command = "llmsched " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     records = run_reproductions(repros, args.out, quick=args.quick, seed=args.seed, command=command,
-                                progress=not args.quiet)
+                                progress=not args.quiet, resume=args.resume)
     failed = [r for r in records if r.status != "ok"]
     for r in records:
         print(f"{r.name:<28} {r.status:<7} {r.wall_s:8.1f} s  {r.out_dir}")

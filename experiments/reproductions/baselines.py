@@ -29,7 +29,7 @@ LABELS = {"vllm": "vLLM", "fastertransformer": "FasterTransformer", "orca": "Orc
 # vLLM and FasterTransformer keep their whole-prompt budget (policies/batching/baselines.py).
 MODEL, GPU, TOKEN_BUDGET, MAX_BATCH = "llama-2-7b", "a100-80gb", 512, 128
 # ShareGPT lengths (microsoft/sarathi-serve data/processed_traces, as bundled) with Poisson arrivals.
-WORKLOAD: dict[str, Any] = {"source": "sharegpt", "params": {"arrival": "poisson"}}
+WORKLOAD: dict[str, Any] = {"source": "sharegpt", "params": {"process": "poisson"}}
 # Sarathi-Serve capacity: the largest load whose P50 scheduling delay is <= 2 s and P99 TBT <= SLO
 # (sarathi/benchmark/capacity_search, --scheduling-delay-slo-value 2.0; notes §5.2). We use median
 # TTFT for the scheduling delay and the P99 of per-request mean TBT (run-format.md `tbt_s`), with the

@@ -119,8 +119,8 @@ def test_bad_input_is_exit_2(registered, tmp_path, capsys):
         (Comparison("m", 2.0, 2.1, relation="within", tolerance=0.1), 1.05, True),
         (Comparison("m", 2.0, 2.3, relation="ratio", tolerance=0.1), 1.15, False),
         (Comparison("m", 2.0, 2.3, relation="ratio"), 1.15, None),  # no tolerance: undecided
-        (Comparison("m", -1.0, -5.0, relation="direction"), 5.0, True),
-        (Comparison("m", -1.0, 5.0, relation="direction"), -5.0, False),
+        (Comparison("m", -1.0, -5.0, relation="direction"), None, True),
+        (Comparison("m", -1.0, 5.0, relation="direction"), None, False),
         (Comparison("m", 0.0, 5.0, relation="direction"), None, None),
         (Comparison("m", 2.0, 9.0, relation="within", tolerance=0.1, agrees=True), 4.5, True),
         (Comparison("m", "2.6x", "2.1x", relation="info"), None, None),
@@ -130,3 +130,19 @@ def test_judge(comp, ratio, agrees):
     r, a = judge(comp)
     assert (r is None) == (ratio is None) and (r is None or math.isclose(r, ratio))
     assert a == agrees
+
+
+def test_rerun_starts_afresh_unless_resume(registered, tmp_path, capsys):
+    out = tmp_path / "results"
+    args = ["reproduce", TINY, "--quick", "--out", str(out), "--no-report", "-q"]
+    assert cli.main(args) == 0
+    (out / TINY / "stale.txt").write_text("from an older run")
+    assert cli.main([*args, "--resume"]) == 0
+    assert (out / TINY / "stale.txt").exists()
+    assert cli.main(args) == 0
+    assert not (out / TINY / "stale.txt").exists() and (out / TINY / "meta.json").is_file()
+    # a directory the runner did not create is never cleared
+    (out / BROKEN).mkdir()
+    (out / BROKEN / "mine.txt").write_text("user data")
+    assert cli.main(["reproduce", BROKEN, "--out", str(out), "--no-report", "-q"]) == 1
+    assert (out / BROKEN / "mine.txt").read_text() == "user data"

@@ -13,6 +13,17 @@ from experiments.sweep_testing import synthetic_sweep_toml
 
 pytestmark = pytest.mark.dask
 
+REAL_SWEEP = """
+[base.workload]
+source = "sharegpt"
+num_requests = 30
+[base.cluster]
+instances = [{model = "llama-2-7b", gpu = "a100-80gb"}]
+[grid]
+"cluster.instances.0.batching" = ["sarathi", "vllm"]
+"workload.rate" = [1.0, 3.0]
+"""
+
 
 def test_dask_cluster_equals_local(tmp_path):
     distributed = pytest.importorskip("distributed")
@@ -27,6 +38,16 @@ def test_dask_cluster_equals_local(tmp_path):
         pids = set(pd.read_parquet(tmp_path / "dask" / "timings.parquet")["pid"])
         with distributed.Client(cluster) as client:
             worker_pids = set(client.run(os.getpid).values())
+        # the same on real (tiny) simulations through the default point function (sim.run.run)
+        real_toml = tmp_path / "real.toml"
+        real_toml.write_text(REAL_SWEEP)
+        real_spec = sweep.load_spec(real_toml)
+        real_remote = sweep.run_sweep(real_spec, tmp_path / "real-dask", dask_address=cluster.scheduler_address,
+                                      progress=False)
+    real_local = sweep.run_sweep(real_spec, tmp_path / "real-local", progress=False)
+    assert real_local.ok and real_remote.ok, (real_local.failed, real_remote.failed)
+    assert len(real_local.summary) == 4 and "ttft_s.p50" in real_local.summary
+    pd.testing.assert_frame_equal(real_local.summary, real_remote.summary, check_exact=True)
     assert local.ok and remote.ok and remote.backend.startswith("dask(")
     assert len(local.summary) == 24
     pd.testing.assert_frame_equal(local.summary, remote.summary, check_exact=True)
