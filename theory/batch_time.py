@@ -40,8 +40,29 @@ def linear(c_s: float, a_s_per_token: float) -> BatchTime:
     return t
 
 
-def eval_batch_time(t: BatchTime, b) -> np.ndarray:
-    """Evaluate a t(b) callable on an array, falling back to a Python loop for scalar-only callables."""
+def batch_time_from_cost_model(cost_model: CostModel, moments: ShapeMoments | None = None,
+                               prefill_share: float = 1.0) -> BatchTime:
+    """t(b) of a cost model. Without `moments`, a round of b tokens is one fresh prefill chunk of b
+    tokens (exact for token-count-only models such as the staircase; a stand-in otherwise). With
+    `moments`, rounds are steady-state shapes (see `steady_state_shape`) split by `prefill_share`.
+    """
+    if moments is not None:
+        return batch_time_at_mix(round_time_from_cost_model(cost_model, moments), prefill_share)
+
+    def t(b):
+        b = np.atleast_1d(np.rint(np.asarray(b, np.float64)).astype(np.int64))
+        z = np.zeros_like(b)
+        shape = BatchShape(b, b * (b + 1) // 2, b, z, z, np.where(b > 0, 1, 0))
+        return np.asarray(cost_model.iteration_times(shape), np.float64)
+
+    return t
+
+
+def eval_batch_time(t: BatchTime | CostModel, b) -> np.ndarray:
+    """Evaluate a t(b) callable (or a `CostModel`, via `batch_time_from_cost_model`) on an array,
+    falling back to a Python loop for scalar-only callables."""
+    if isinstance(t, CostModel):
+        t = batch_time_from_cost_model(t)
     arr = np.asarray(b, dtype=np.float64)
     try:
         out = np.asarray(t(arr), dtype=np.float64)
@@ -52,7 +73,7 @@ def eval_batch_time(t: BatchTime, b) -> np.ndarray:
     return np.array([float(t(float(x))) for x in arr.ravel()]).reshape(arr.shape)
 
 
-def round_time_from_batch_time(t: BatchTime) -> RoundTime:
+def round_time_from_batch_time(t: BatchTime | CostModel) -> RoundTime:
     """A token-count-only model (Li–Dai–Peng's assumption): t(p, d) = t(p + d)."""
 
     def rt(p, d):

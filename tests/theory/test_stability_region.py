@@ -150,3 +150,21 @@ def test_bad_budget_rejected():
         token_capacity(T, 0)
     with pytest.raises(ValueError):
         cap_region_vertices(T, 128, 0)
+
+
+def test_cost_model_is_accepted_as_batch_time():
+    """A `CostModel` (here a staircase test double over BatchShape) gives the same capacity as t(b)."""
+    from dataclasses import dataclass
+
+    from sim.cost.base import BatchShape
+
+    @dataclass(frozen=True)
+    class StairModel:
+        name: str = "stair"
+
+        def iteration_times(self, s: BatchShape) -> np.ndarray:
+            return C_S + A_S * np.ceil(s.total_tokens / B0)
+
+    assert token_capacity(StairModel(), 512) == pytest.approx(token_capacity(T, 512), rel=1e-15)
+    assert best_token_rate(StairModel(), 520) == best_token_rate(T, 520)
+    np.testing.assert_allclose(cap_region_vertices(StairModel(), 128, 100), cap_region_vertices(T, 128, 100))
