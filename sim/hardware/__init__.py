@@ -25,6 +25,10 @@ from sim.hardware.derived import (
     weight_bytes,
 )
 
+# Short aliases: sim.hardware.model("llama-2-7b"), sim.hardware.gpu("a100-80gb").
+model = get_model
+gpu = get_gpu
+
 __all__ = [
     "DEFAULT_GPU_MEMORY_UTILIZATION",
     "GPU",
@@ -35,10 +39,12 @@ __all__ = [
     "effective_tp",
     "get_gpu",
     "get_model",
+    "gpu",
     "gpu_names",
     "kv_bytes_per_token",
     "kv_capacity_tokens",
     "layer_work",
+    "model",
     "model_names",
     "param_count",
     "weight_bytes",

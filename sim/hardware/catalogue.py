@@ -68,6 +68,11 @@ class Model:
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """K and V of one token over all layers (whole model, before any TP split)."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_param
+
 
 # Link figures. NVLink numbers are per direction (half the datasheet's bidirectional total).
 # PCIe: Gen3 x16 = 15.75 GB/s, Gen4 x16 = 31.5 GB/s per direction (PCI-SIG base specs 3.0/4.0:

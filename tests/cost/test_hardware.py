@@ -36,6 +36,8 @@ def test_llama2_7b_kv_bytes_per_token():
     assert kv_bytes_per_token("llama-2-7b") == 524_288
     # Llama-2-70B uses GQA: 2 * 80 layers * 8 KV heads * 128 * 2 = 327,680 B
     assert kv_bytes_per_token("llama-2-70b") == 327_680
+    import sim.hardware as hw
+    assert hw.model("llama-2-7b").kv_bytes_per_token == 524_288 and hw.gpu("t4").name == "t4"
 
 
 def test_one_layer_prefill_flops_and_bytes_llama2_7b():
