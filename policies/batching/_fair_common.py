@@ -12,7 +12,7 @@ from typing import Any
 
 from policies.api import InstanceView, PlanBuilder
 
-ADMISSION_MODES = ("engine", "reserve")
+ADMISSION_MODES = ("engine", "reserve", "peak")
 
 
 def kv_capacity_blocks(instance_spec: Any) -> int | None:
@@ -36,12 +36,18 @@ class Admitter:
     (the artifact's `ignore_eos` runs know the output length; VTC-artifact
     `slora/server/router/req_queue.py::_can_add_new_req` reserves for it too), so a reserved batch
     never needs preemption: VTC's theorems assume non-preemptive batching.
+    admission="peak": the artifact's own test (`_can_add_new_req`): with every running and new
+    request run to its output length in lock-step, the peak KV, max_i(left_i·(i+1) + Σ_{j≤i}
+    held_j) over requests sorted by remaining output descending, must stay below the capacity.
+    Also non-preemptive (the engine decodes every running request each iteration), and admits
+    more than "reserve".
     """
 
     def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
         if admission not in ADMISSION_MODES:
             raise ValueError(f"admission must be one of {ADMISSION_MODES}, got {admission!r}")
-        self.reserve = admission == "reserve"
+        self.mode = admission
+        self.reserve = admission in ("reserve", "peak")
         self.capacity_blocks = kv_capacity_blocks(instance_spec) if self.reserve else None
         self.block_size = int(instance_spec.block_size) if instance_spec is not None else 16
         if self.reserve and self.capacity_blocks is None:
@@ -58,21 +64,41 @@ class Admitter:
         b.decode_all()
         for rid in view.prefilling:
             b.chunk(rid)
-        if self.reserve:
+        if self.mode == "reserve":
             self._reserved = sum(self._blocks(view, r) for r in (*view.prefilling, *view.decoding))
+        elif self.mode == "peak":
+            self._held = [(view.prompt_tokens(r) + view.generated_tokens(r),
+                           view.output_tokens(r) - view.generated_tokens(r))
+                          for r in (*view.prefilling, *view.decoding)]
         return b
+
+    def _peak_ok(self, extra: tuple[int, int]) -> bool:
+        rows = sorted([*self._held, extra], key=lambda x: -x[1])
+        held = 0
+        for i, (h, left) in enumerate(rows):
+            held += h
+            if left * (i + 1) + held >= self.capacity_blocks * self.block_size:
+                return False
+        return True
+
+    def _entry(self, view: InstanceView, rid: int) -> tuple[int, int]:
+        return view.prompt_tokens(rid), view.output_tokens(rid)
 
     def fits(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
         if not b.can_admit(rid):
             return False
+        if self.mode == "peak":
+            return self._peak_ok(self._entry(view, rid))
         return not self.reserve or self._reserved + self._blocks(view, rid) <= self.capacity_blocks
 
     def admit(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
         """Admit `rid` with its first chunk; False (no change) when it does not fit."""
         if not self.fits(b, view, rid) or not b.admit(rid):
             return False
-        if self.reserve:
+        if self.mode == "reserve":
             self._reserved += self._blocks(view, rid)
+        elif self.mode == "peak":
+            self._held.append(self._entry(view, rid))
         return True
 
     def guard(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> None:

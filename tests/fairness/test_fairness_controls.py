@@ -1,0 +1,143 @@
+"""Negative controls (the checkers catch policies that break the bounds), the Thm 4.8 lower bound
+being reached, the CLI acceptance check, and metamorphic relations between policies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fairness_sim import COST, run_saved, scenarios
+from hypothesis import given, settings
+
+from experiments.cli import main as cli
+from experiments.reproductions._vtc_suites import dist_shift, flooding
+from proofs_check import fairness as fc
+from proofs_check._service_log import SavedRun
+from sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
+from sim.run import simulate
+from sim.workload.core import Workload
+from theory import fairness as bounds
+
+M_FLOOD = 1000
+
+
+def _run(w: Workload, policy: str, M: int, **params):
+    spec = InstanceSpec(batching=policy, batching_params=freeze_params(params),
+                        kv_capacity_tokens=M, block_size=1, token_budget=2048)
+    cluster = ClusterSpec(instances=(spec,))
+    cfg = RunConfig(cluster=cluster).to_dict()
+    res = simulate(w, cluster, cost_models=[COST], config=cfg)
+    return SavedRun(res.service, res.requests, res.timeline, cfg), res
+
+
+# ------------------------------------------------------------------------ Thm 4.8 flooding
+def test_flooding_fcfs_breaks_2u_vtc_does_not_and_reaches_lower_bound():
+    w = flooding(M_FLOOD)
+    fcfs, _ = _run(w, "fcfs", M_FLOOD, admission="reserve")
+    v = fc.check_backlogged_pair(fcfs)
+    assert not v.ok and {v.witness["client_f"], v.witness["client_g"]} == {0, 1}
+    assert v.witness["difference"] > v.witness["bound"]
+    vtc, _ = _run(w, "vtc", M_FLOOD, admission="reserve")
+    v = fc.check_backlogged_pair(vtc)
+    assert v.ok
+    # Thm 4.8: client 0's ten requests fill M before client 1 arrives; while 1 waits, they
+    # generate 10 × 99 outputs: W_0 − W_1 = 2 · 990 = 1980 = 0.99 · w_q·M, within 2U = 4000.
+    lower = bounds.work_conserving_lower_bound(bounds.ServiceScale(1, 2, 1, M_FLOOD))
+    assert v.details["worst"]["difference"] >= 0.99 * lower
+
+
+def test_cli_acceptance(tmp_path, capsys):
+    w = flooding(M_FLOOD)
+    for policy, code in (("fcfs", 1), ("vtc", 0)):
+        _, res = _run(w, policy, M_FLOOD, admission="reserve")
+        d = res.save(tmp_path / policy)
+        assert cli(["check", "vtc-2u", str(d)]) == code
+        out = capsys.readouterr().out
+        assert ("witness" in out) == (code == 1), out
+
+
+# ------------------------------------------------------------------ three-phase dist_shift
+@pytest.fixture(scope="module")
+def shift_workload():
+    # phases of 30 s (time × 0.1, rates × 10), 32/32 tokens, cut after phase 2 (45 s); with
+    # M = 192 the server runs ~8 req/s, so both clients are backlogged in phase 2
+    return dist_shift(np.random.default_rng(0), time_scale=0.1, prompt=32, output=32).until(45)
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "lcf", "vtc-nolift"])
+def test_dist_shift_breaks_2u_without_lift(shift_workload, policy):
+    run, _ = _run(shift_workload, policy, 192, **({} if policy == "fcfs" else {"admission": "reserve"}))
+    v = fc.check_backlogged_pair(run)
+    assert not v.ok
+    assert v.witness["difference"] > 4 * v.witness["bound"]
+    assert not fc.check_counter_gap(run).ok
+
+
+def test_dist_shift_vtc_holds(shift_workload):
+    run, _ = _run(shift_workload, "vtc", 192, admission="reserve")
+    for check in (fc.check_counter_gap, fc.check_backlogged_pair, fc.check_backlogged_vs_any,
+                  fc.check_work_conservation):
+        assert check(run).ok
+
+
+def test_artifact_lift_breaks_bound_paper_lift_does_not():
+    # client 0 is served alone (its counter grows), its queue empties; client 1 then arrives to
+    # an empty queue: the paper lifts it to client 0's counter, the artifact does not, and then
+    # serves client 1 alone while both wait until its counter catches up.
+    n0, n1 = 30, 30
+    arr = np.concatenate([np.zeros(n0), np.full(n1, 2.0), np.full(n1, 2.001)])
+    cl = np.concatenate([np.zeros(n0, int), np.ones(n1, int), np.zeros(n1, int)])
+    n = len(arr)
+    w = Workload(arrival_s=arr, client=cl, prompt_tokens=np.full(n, 8), output_tokens=np.full(n, 8))
+    # M = 64: four requests at once; client 0's first 30 take ~8 rounds of ~0.1 s, done before t=2
+    paper, _ = _run(w, "vtc", 64, admission="reserve")
+    assert fc.check_backlogged_pair(paper).ok and fc.check_counter_gap(paper).ok
+    artifact, _ = _run(w, "vtc", 64, admission="reserve", lift="artifact")
+    v = fc.check_backlogged_pair(artifact)
+    assert not v.ok
+    assert not fc.check_counter_gap(artifact, lift="artifact").ok
+
+
+# ------------------------------------------------------------------------ work conservation
+def test_rpm_is_not_work_conserving():
+    n = 20
+    w = Workload(arrival_s=np.zeros(n), client=np.zeros(n, int), prompt_tokens=np.full(n, 8),
+                 output_tokens=np.full(n, 4))
+    run, res = _run(w, "rpm", 512, limit=5, window_s=10.0)
+    assert res.summary["num_finished"] == n  # held requests are served in later windows
+    v = fc.check_work_conservation(run)
+    assert not v.ok and v.witness["kind"] in ("idle", "under-filled")
+    run, _ = _run(w, "fcfs", 512)
+    assert fc.check_work_conservation(run).ok
+
+
+# ------------------------------------------------------------------------ metamorphic
+def _same_schedule(a, b):
+    for col in ("dispatch_s", "first_token_s", "finish_s"):
+        assert np.array_equal(a.requests[col].to_numpy(), b.requests[col].to_numpy()), col
+
+
+@settings(max_examples=100)
+@given(scenarios(max_clients=5))
+def test_scaling_h_leaves_schedule_unchanged(sc):
+    _, a = run_saved(sc, "vtc-h", cost="profiled", admission="reserve")
+    _, b = run_saved(sc, "vtc-h", cost="profiled", scale=8.0, admission="reserve")
+    _same_schedule(a, b)
+
+
+@settings(max_examples=100)
+@given(scenarios(max_clients=5))
+def test_weighted_vtc_with_equal_weights_is_vtc(sc):
+    _, a = run_saved(sc, "vtc", admission="reserve")
+    _, b = run_saved(sc, "vtc-weighted", admission="reserve")
+    _same_schedule(a, b)
+    w2 = sc.workload.with_columns(client_weight=np.full(sc.workload.n_clients, 2.0))
+    _, c = run_saved(type(sc)(w2, *list(sc.__dict__.values())[1:]), "vtc-weighted", admission="reserve")
+    _same_schedule(a, c)
+
+
+@settings(max_examples=100)
+@given(scenarios(max_clients=5, prefixes=True))
+def test_dlpm_with_infinite_quantum_is_lpm(sc):
+    _, a = run_saved(sc, "lpm")
+    _, b = run_saved(sc, "dlpm", quantum=float("inf"))
+    _same_schedule(a, b)
