@@ -1,6 +1,8 @@
 """Prefix programs and block hashes: prefix properties, sharing exactly what the content shares,
 determinism from the seed, and an independent token-level oracle for the content tree."""
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +20,7 @@ def turns_extend(w) -> bool:
     for s in np.unique(labels["session"]):
         rows = np.flatnonzero(labels["session"] == s)
         rows = rows[np.argsort(labels["turn"][rows])]
-        for a, b in zip(rows[:-1], rows[1:]):
+        for a, b in itertools.pairwise(rows):
             ha, hb = w.hashes(a), w.hashes(b)
             if len(hb) < len(ha) or not np.array_equal(hb[: len(ha)], ha):
                 return False
@@ -34,7 +36,7 @@ def test_multi_turn_prefix_property_and_negative_control():
     for s in np.unique(lab["session"])[:20]:
         rows = np.flatnonzero(lab["session"] == s)
         rows = rows[np.argsort(lab["turn"][rows])]
-        for a, b in zip(rows[:-1], rows[1:]):
+        for a, b in itertools.pairwise(rows):
             assert w.prompt_tokens[b] > w.prompt_tokens[a] + w.output_tokens[a]
     assert np.array_equal(np.diff(w.hash_offsets), w.prompt_tokens // 16)  # full blocks only
     # unrelated sessions share no block (no system prompt here)
@@ -161,7 +163,7 @@ def test_content_tree_matches_token_oracle(case):
     prompts = []
     for leaf, c in zip(leaves, cut):
         seq = tokens(leaf)
-        m = max(1, int(round(c * len(seq))))
+        m = max(1, round(c * len(seq)))
         prompts.append((seq[:m], tree.blocks(leaf, m)))
     for seq, h in prompts:
         assert len(h) == len(seq) // B
