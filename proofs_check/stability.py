@@ -1,8 +1,8 @@
 """Stability checker: is a run's backlog bounded, or does it grow — and at the fluid slope?
 
 Owns `backlog_slope` (a pure function: regression slope of a backlog series with a batch-means
-confidence interval), the backlog reconstruction from `requests.parquet` (requests or outstanding
-tokens in system) and the `stability` checker (`llmsched check stability RUN_DIR`). It reads run
+confidence interval), the backlog reconstruction (requests in system from `requests.parquet`;
+outstanding tokens exactly from `timeline.parquet`, or approximately from the request table) and the `stability` checker (`llmsched check stability RUN_DIR`). It reads run
 files only; it never runs a simulation. Theory: docs/theory/throughput.md, "Stability checker".
 """
 
@@ -20,7 +20,8 @@ from proofs_check.registry import checker
 from proofs_check.verdict import Verdict
 from sim.errors import InputError
 
-__all__ = ["SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict"]
+__all__ = ["METRICS", "SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict",
+           "work_backlog"]
 
 #: Default relative threshold ε: slopes below ε·(arrival rate) count as "not growing". A fluid
 #: slope λ − μ < ελ means an offered load λ/μ < 1/(1 − ε), i.e. within ≈ε of capacity, where no
@@ -112,8 +113,11 @@ def backlog_slope(times, backlog, *, window: tuple[float, float] | None = None,
 
 _NEEDED = {
     "requests": ("arrival_s", "finish_s"),
-    "tokens": ("arrival_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens"),
+    "tokens-approx": ("arrival_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens"),
+    "tokens": ("arrival_s", "finish_s", "first_token_s", "prompt_tokens", "output_tokens", "instance"),
 }
+_TIMELINE_NEEDED = ("time_s", "instance", "prefill_tokens", "decode_tokens", "iteration_s")
+METRICS = ("requests", "tokens", "tokens-approx")
 
 
 def backlog_series(requests: pd.DataFrame, metric: str = "requests", grid: np.ndarray | None = None,
@@ -121,15 +125,16 @@ def backlog_series(requests: pd.DataFrame, metric: str = "requests", grid: np.nd
     """Backlog over time from a request table.
 
     metric="requests": N(t) = arrivals ≤ t − completions ≤ t (never-finished requests stay).
-    metric="tokens": outstanding work W(t) = Σ over requests in system of p + d not yet computed,
-    where d = o − 1 decode rounds (the prefill round emits the first token). The request table only
-    has first-token and finish times, so we take the whole prompt as done at `first_token_s` and
-    the d decode tokens as done at a constant rate between `first_token_s` and `finish_s` (exact
-    for decode, a step approximation for chunked prefill).
+    metric="tokens-approx": outstanding work W(t) = Σ over requests in system of p + d not yet
+    computed, where d = o − 1 decode rounds (the prefill round emits the first token). The request
+    table only has first-token and finish times, so we take the whole prompt as done at
+    `first_token_s` and the d decode tokens as done at a constant rate between `first_token_s` and
+    `finish_s`. Biased when a request's decode speed varies (e.g. decodes starved by a
+    prefill-first policy under overload); `work_backlog` (metric "tokens") is exact.
     Returns (times, values) of a right-continuous step function, or its samples on `grid`.
     """
-    if metric not in _NEEDED:
-        raise ValueError(f"metric must be 'requests' or 'tokens', got {metric!r}")
+    if metric not in ("requests", "tokens-approx"):
+        raise ValueError(f"metric must be 'requests' or 'tokens-approx', got {metric!r}")
     missing = [c for c in _NEEDED[metric] if c not in requests.columns]
     if missing:
         raise InputError("requests.parquet", ",".join(missing), "missing column(s)",
@@ -172,6 +177,71 @@ def backlog_series(requests: pd.DataFrame, metric: str = "requests", grid: np.nd
     k = np.searchsorted(rt_t, g, side="right")
     ramps = np.where(k > 0, g * c_rate[np.maximum(k - 1, 0)] - c_rate_t[np.maximum(k - 1, 0)], 0.0)
     return g, np.maximum(steps + ramps, 0.0)
+
+
+def _ramp_integral(starts: np.ndarray, ends: np.ndarray, rates: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Σ_j rate_j · clip(t − start_j, 0, end_j − start_j) at every grid time (vectorised)."""
+    ev_t = np.concatenate([starts, ends])
+    ev_r = np.concatenate([rates, -rates])
+    o = np.argsort(ev_t, kind="stable")
+    ev_t, ev_r = ev_t[o], ev_r[o]
+    c_r, c_rt = np.cumsum(ev_r), np.cumsum(ev_r * ev_t)
+    k = np.searchsorted(ev_t, grid, side="right")
+    i = np.maximum(k - 1, 0)
+    return np.where(k > 0, grid * c_r[i] - c_rt[i], 0.0)
+
+
+def work_backlog(requests: pd.DataFrame, timeline: pd.DataFrame, grid: np.ndarray,
+                 first_token_in_prefill: bool = True) -> np.ndarray:
+    """Outstanding tokens of work on a grid, exactly, from the request table and the timeline.
+
+    W(t) = arrived work − processed work. A request brings p − cached + d tokens at arrival (cached
+    prompt tokens from `cached_prompt_tokens` when present; d = o − 1). Each timeline row starts a
+    segment of identical iterations (`prefill_tokens + decode_tokens` tokens every `iteration_s`)
+    that lasts until the instance's next row or the next change point at which its work runs out.
+    Idle periods have no row, so a segment ends at the earlier of the next row and the first request
+    completion or prefill completion on that instance after the row's first iteration (any
+    completion is a change point, docs/run-format.md). Recomputation after preemption counts as
+    processed work, so under preemptions W is underestimated (the requests metric is exact).
+    """
+    missing = [c for c in _TIMELINE_NEEDED if c not in timeline.columns]
+    if missing:
+        raise InputError("timeline.parquet", ",".join(missing), "missing column(s)",
+                         "use a run directory written by `llmsched simulate --out` (docs/run-format.md)")
+    g = np.asarray(grid, np.float64)
+    p = requests["prompt_tokens"].to_numpy(np.float64)
+    if "cached_prompt_tokens" in requests.columns:
+        p = p - np.nan_to_num(requests["cached_prompt_tokens"].to_numpy(np.float64))
+    d = np.maximum(requests["output_tokens"].to_numpy(np.float64) - (1.0 if first_token_in_prefill else 0.0), 0.0)
+    arr = requests["arrival_s"].to_numpy(np.float64)
+    o = np.argsort(arr, kind="stable")
+    arr_sorted, w_cum = arr[o], np.cumsum((p + d)[o])
+    k = np.searchsorted(arr_sorted, g, side="right")
+    arrived = np.where(k > 0, w_cum[np.maximum(k - 1, 0)], 0.0)
+    fin = requests["finish_s"].to_numpy(np.float64)
+    ft = requests["first_token_s"].to_numpy(np.float64)
+    inst = requests["instance"].to_numpy()
+    pinst = requests["prefill_instance"].to_numpy() if "prefill_instance" in requests.columns else inst
+    starts, ends, rates = [], [], []
+    tl = timeline.sort_values(["instance", "time_s"], kind="stable")
+    for i, rows in tl.groupby("instance", sort=False):
+        t = rows["time_s"].to_numpy(np.float64)
+        it = rows["iteration_s"].to_numpy(np.float64)
+        tok = (rows["prefill_tokens"] + rows["decode_tokens"]).to_numpy(np.float64)
+        events = np.sort(np.concatenate([fin[(inst == i) & np.isfinite(fin)], ft[(pinst == i) & np.isfinite(ft)]]))
+        nxt = np.append(t[1:], np.inf)
+        j = np.searchsorted(events, t + 0.5 * it, side="right")
+        ev_next = np.where(j < len(events), events[np.minimum(j, len(events) - 1)], np.inf)
+        end = np.minimum(nxt, ev_next)
+        ok = (tok > 0) & (it > 0) & np.isfinite(end)
+        starts.append(t[ok])
+        ends.append(end[ok])
+        rates.append(tok[ok] / it[ok])
+    if starts:
+        processed = _ramp_integral(np.concatenate(starts), np.concatenate(ends), np.concatenate(rates), g)
+    else:
+        processed = np.zeros_like(g)
+    return arrived - processed
 
 
 # -- verdict ------------------------------------------------------------------------------------------
@@ -233,7 +303,7 @@ def _opt(options: dict, key: str, cast, default):
 def check_stability(path: Path, **options) -> Verdict:
     """Stability of a run: regression slope of the backlog over the second half of the arrival period.
 
-    Options: metric=requests|tokens, batches (10), confidence (0.95), rel_threshold (0.01),
+    Options: metric=requests|tokens|tokens-approx, batches (10), confidence (0.95), rel_threshold (0.01),
     fluid_slope (same unit as the metric, per second), expect=stable|unstable, grid_points (4000),
     window_start_s / window_end_s (override the window).
     """
@@ -251,8 +321,9 @@ def check_stability(path: Path, **options) -> Verdict:
         raise InputError("stability checker", ",".join(sorted(opts)), "unknown option(s)",
                          "use metric, batches, confidence, rel_threshold, fluid_slope, expect, grid_points, "
                          "window_start_s, window_end_s")
-    if metric not in _NEEDED:
-        raise InputError("stability checker", "metric", f"unknown metric {metric!r}", "use requests or tokens")
+    if metric not in METRICS:
+        raise InputError("stability checker", "metric", f"unknown metric {metric!r}",
+                         "use requests, tokens (needs timeline.parquet) or tokens-approx")
     f = Path(path) / "requests.parquet"
     if not f.is_file():
         raise InputError(str(path), "requests.parquet", "missing from the run directory",
@@ -268,7 +339,17 @@ def check_stability(path: Path, **options) -> Verdict:
         raise InputError(str(f), "arrival_s", "arrivals span no time; cannot estimate a slope",
                          "use a run with arrivals spread over time, or pass window_start_s/window_end_s")
     grid = np.linspace(t0, t1, max(grid_points, 4 * batches))
-    _, values = backlog_series(req, metric, grid)
+    if metric == "tokens":
+        tl_file = Path(path) / "timeline.parquet"
+        if not tl_file.is_file():
+            raise InputError(str(path), "timeline.parquet", "missing (metric=tokens needs it)",
+                             "use metric=tokens-approx or a full run directory")
+        missing = [c for c in _NEEDED["tokens"] if c not in req.columns]
+        if missing:
+            raise InputError(str(f), ",".join(missing), "missing column(s)", "see docs/run-format.md")
+        values = work_backlog(req, pd.read_parquet(tl_file), grid)
+    else:
+        _, values = backlog_series(req, metric, grid)
     est = backlog_slope(grid, values, window=(t0, t1), batches=batches, confidence=confidence,
                         grid_points=grid_points)
     in_win = (arr >= t0) & (arr <= t1)
