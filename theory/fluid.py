@@ -1,13 +1,8 @@
 """Fluid model of continuous batching with KV memory: equilibrium batch composition and capacity.
 
-Owns the steady-state (fluid) LP of a batching server with a linear or staircase round time, a
-token budget, a KV-memory limit and a request cap; the optimal tiled budget; static vs dynamic
-prefill/decode splits; and the optimal prefill:decode instance ratio of a disaggregated pool.
-
-Reconstruction note: the model follows the *principles* stated in the abstract of Ao, Luo,
-Simchi-Levi, Wang (arXiv 2504.11320: linear iteration times, KV growth, fluid equilibrium batch
-composition) and RAD's two principles (arXiv 2508.01002: optimal tiling, dynamic allocation). Their
-bodies were not readable here; formulas and LPs below are our derivations (docs/theory/throughput.md).
+Owns the fluid LP (linear/staircase round time, token budget, KV limit, request cap), optimal tiling,
+static vs dynamic prefill/decode splits and the P/D instance ratio. Reconstructed from the stated
+principles of arXiv 2504.11320 and 2508.01002 (bodies unread): the formulas are ours, see docs/theory.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Workload moments for the throughput theory: means and second moments of prompt and output lengths.
 
-Owns the reduction of a `Workload` to the few numbers the fluid and capacity models need, and the
-per-request work/KV-residency formulas built from them. Must not depend on engine code.
-
-Convention (shared with the run format, where `first_token_s` is the end of the iteration that
-produced the first output token): the round that finishes a prompt also emits the first output
-token, so a request with o output tokens needs o − 1 decode rounds ("decode tokens" below).
+Owns the reduction of a `Workload` to the numbers the fluid/capacity models need and the per-request
+work and KV-residency formulas. Convention (as the engine and run format): the round finishing a
+prompt emits the first token, so o output tokens need o − 1 decode rounds. No engine imports.
 """
 
 from __future__ import annotations
