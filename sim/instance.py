@@ -489,6 +489,7 @@ class Instance:
         """Ask the policy; preempt (latest admitted first) until the plan's decodes fit."""
         self.view.now = now
         while True:
+            self._admit_ready(now)  # again after a preemption: freed memory may admit them now
             plan = self.policy.plan(self.view)
             decodes = self.decoding if plan.decodes is None else plan.decodes
             need = self._decode_block_needs_now(decodes)
@@ -502,7 +503,6 @@ class Instance:
         Returns -retry_time when the policy asked to be woken at a later time while idle.
         """
         r = self.reqs
-        self._admit_ready(now)
         plan = self._plan(now)
         for rid in plan.admit:
             self._admit(rid, now)
