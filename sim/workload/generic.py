@@ -36,7 +36,7 @@ def _load_table(path: Path) -> tuple[pd.DataFrame, int, list | None]:
     if suffix == ".csv":
         try:
             df = pd.read_csv(path, dtype={"client_id": str, "hash_ids": str}, keep_default_na=False,
-                             na_values=[""], float_precision="round_trip")
+                             na_values=[""])
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(str(path), "", f"not a readable CSV ({str(exc).splitlines()[0]})", _FIX) from None
         except pd.errors.EmptyDataError:
