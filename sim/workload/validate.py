@@ -47,12 +47,12 @@ def numeric(df: pd.DataFrame, col: str, path: Path | str, *, integer: bool = Fal
         frac = vals != np.floor(vals)
         if frac.any():
             pos = int(np.flatnonzero(frac)[0])
-            raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not an integer ({vals[pos]!r})",
+            raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not an integer ({float(vals[pos])!r})",
                              "token counts must be whole numbers")
     if minimum is not None and (vals < minimum).any():
         pos = int(np.flatnonzero(vals < minimum)[0])
         what = "negative" if vals[pos] < 0 else f"below {minimum:g}"
-        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: {what} value {vals[pos]!r}",
+        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: {what} value {float(vals[pos])!r}",
                          f"every value must be >= {minimum:g}")
     return vals.astype(np.int64) if integer else vals
 
@@ -64,6 +64,6 @@ def sorted_times(t: np.ndarray, col: str, path: Path | str, header_lines: int = 
         if len(dec):
             pos = int(dec[0]) + 1
             raise InputError(str(path), col,
-                             f"row {pos + 1} (line {pos + 1 + header_lines}): arrival {t[pos]!r} is earlier "
-                             f"than the previous row's {t[pos - 1]!r} (rows must be sorted by time)",
+                             f"row {pos + 1} (line {pos + 1 + header_lines}): arrival {float(t[pos])!r} is earlier "
+                             f"than the previous row's {float(t[pos - 1])!r} (rows must be sorted by time)",
                              f"sort the file by {col} before loading it")
