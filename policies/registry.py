@@ -28,8 +28,8 @@ def register(family: str, name: str) -> Callable[[Any], Any]:
         if existing is not None and existing is not factory:
             raise ValueError(f"{family} policy {name!r} registered twice ({existing} and {factory})")
         _REGISTRIES[family][name] = factory
-        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
-        _DOCS[family][name] = doc[0] if doc else ""
+        doc = (getattr(factory, "__doc__", None) or "").strip().split("\n\n")[0]
+        _DOCS[family][name] = " ".join(doc.split())
         return factory
 
     return deco
