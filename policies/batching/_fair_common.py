@@ -88,7 +88,12 @@ class Admitter:
         if not b.can_admit(rid):
             return False
         if self.mode == "peak":
-            return self._peak_ok(self._entry(view, rid))
+            if self._peak_ok(self._entry(view, rid)):
+                return True
+            # the peak shrinks as running requests decode (unlike free memory), so a refusal may
+            # turn into an admission before the next change point: ask again each iteration
+            b.replan_each_iteration = True
+            return False
         return not self.reserve or self._reserved + self._blocks(view, rid) <= self.capacity_blocks
 
     def admit(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
