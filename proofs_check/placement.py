@@ -6,7 +6,7 @@ positive-flow edge chains (u's last layer + 1 == v's first; source -> layer 0; -
 so every source-to-sink path covers layers 0..L-1 in order (verified by walking the paths);
 (3) conservation at every node; (4) link and node capacities respected; (5) the recorded flow
 value is maximum: it equals an independent networkx max flow and the recorded min cut, whose
-edges separate source from sink; (6) MILP objective and flow <= the infinite-network bound.
+edges separate source from sink; (6) MILP objective and flow <= the infinite-network bound and the layer-coverage bound.
 Returns the first violation with a witness.
 """
 
@@ -31,9 +31,9 @@ def _fail(summary: str, witness: dict, details: dict | None = None) -> Verdict:
                                     "capacities, max flow == min cut, objective <= bound")
 def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) -> Verdict:
     from theory.placement.io import load_cluster
-    from theory.placement.profiles import infinite_network_bound, node_capacities
-    from theory.placement.spec import MODELS, SINK, SOURCE
     from theory.placement.plan import read_plan
+    from theory.placement.profiles import coverage_bound, infinite_network_bound, node_capacities
+    from theory.placement.spec import MODELS, SINK, SOURCE
 
     plan, rows, cut = read_plan(path)
     cluster = load_cluster(plan["cluster"])
@@ -84,7 +84,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             continue
         # (2) chaining
         ok = True
-        if u != SOURCE and u not in rng or v != SINK and v not in rng:
+        if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
             ok = False
         elif u == SOURCE:
             ok = rng[v][0] == 0
@@ -145,7 +145,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         g.add_edge(("start", i), ("end", i), capacity=caps[i][hi - lo - 1])
         g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / model.activation_bytes)
     for (u, v), c in link_cap.items():
-        if u != SOURCE and u not in rng or v != SINK and v not in rng:
+        if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
             continue
         if u == SOURCE:
             ok = rng[v][0] == 0
@@ -186,12 +186,15 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
 
     # (6) bound
     ub = infinite_network_bound(caps, L)
+    cb = coverage_bound(caps, L)
     milp_obj = (plan.get("milp") or {}).get("objective")
     for label, x in (("max flow", value), ("MILP objective", milp_obj)):
         if x is not None and x > ub + tol(ub):
             return _fail(f"{label} exceeds the infinite-network bound", {label: x, "bound": ub})
+        if x is not None and x > cb + tol(cb):
+            return _fail(f"{label} exceeds the layer-coverage bound", {label: x, "coverage_bound": cb})
     return Verdict(NAME, True,
                    f"valid plan: max flow {value:.2f} tokens/s == min cut {cut_cap:.2f}; "
-                   f"bound {ub:.2f}; {len(rng)} nodes used",
-                   None, {"max_flow_tok_s": value, "min_cut_tok_s": cut_cap, "upper_bound_tok_s": ub,
+                   f"bounds: coverage {cb:.2f}, infinite-network {ub:.2f}; {len(rng)} nodes used",
+                   None, {"max_flow_tok_s": value, "min_cut_tok_s": cut_cap, "upper_bound_tok_s": ub, "coverage_bound_tok_s": cb,
                           "nodes_used": len(rng)})

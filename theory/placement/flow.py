@@ -98,7 +98,7 @@ def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = N
     g = nx.DiGraph()
     g.add_node(SOURCE)
     g.add_node(SINK)
-    for i, (s, k) in plc.items():
+    for i, (_s, k) in plc.items():
         nd = p.cluster.nodes[i]
         g.add_edge(("in", i), ("start", i), capacity=nd.nic_in_Bps / p.model.activation_bytes)
         g.add_edge(("start", i), ("end", i), capacity=p.node_cap(i, k))
@@ -163,6 +163,14 @@ class FastFlow:
                 self.out_links[u].append(v)
 
     def value(self, plc: Placement) -> float:
+        return self._solve(plc, want_cut=False)[0]
+
+    def bottlenecks(self, plc: Placement) -> tuple[float, list[int]]:
+        """Max flow and the nodes whose compute edge lies in a minimum cut (source side = the
+        vertices reachable in the residual graph)."""
+        return self._solve(plc, want_cut=True)
+
+    def _solve(self, plc: Placement, want_cut: bool) -> tuple[float, list[int]]:
         p = self.p
         n = p.n
         L = p.L
@@ -171,7 +179,7 @@ class FastFlow:
         by_start: dict[int, list[int]] = {}
         for i, (s, _k) in plc.items():
             by_start.setdefault(s, []).append(i)
-        for i, (s, k) in plc.items():
+        for i, (_s, k) in plc.items():
             rows.append(2 + 2 * i)
             cols.append(3 + 2 * i)
             data.append(self.icap[i][k - 1])
@@ -196,6 +204,22 @@ class FastFlow:
                     cols.append(2 + 2 * j)
                     data.append(c)
         if not rows:
-            return 0.0
+            return 0.0, []
         m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
-        return maximum_flow(m, 0, 1, method="dinic").flow_value / self.scale
+        res = maximum_flow(m, 0, 1, method="dinic")
+        val = res.flow_value / self.scale
+        if not want_cut:
+            return val, []
+        resid = (m - res.flow).tocsr()  # residual: cap - flow forward, +flow backward
+        reach = np.zeros(2 * n + 2, dtype=bool)
+        reach[0] = True
+        stack = [0]
+        while stack:
+            a = stack.pop()
+            lo, hi = resid.indptr[a], resid.indptr[a + 1]
+            for b, r in zip(resid.indices[lo:hi], resid.data[lo:hi]):
+                if r > 0 and not reach[b]:
+                    reach[b] = True
+                    stack.append(b)
+        cut_nodes = [i for i in plc if reach[2 + 2 * i] and not reach[3 + 2 * i]]
+        return val, cut_nodes

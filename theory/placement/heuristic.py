@@ -21,27 +21,42 @@ import numpy as np
 from theory.placement.flow import FastFlow, FlowProblem, Placement
 
 
-def stage_construction(p: FlowProblem, target: float) -> Placement | None:
-    """Stages left to right; each stage picks, among lengths k, the set of unused nodes (fastest
-    T_i(k) first) reaching `target` with the fewest node-layers per layer. None if it runs out."""
+def stage_construction(p: FlowProblem, target: float, rng: np.random.Generator | None = None,
+                       noise: float = 0.0) -> Placement | None:
+    """Stages left to right; each stage picks, among lengths k, unused nodes in order of their
+    effective rate min(T_i(k), link capacity from the previous stage into i) until the stage
+    reaches `target`, preferring the choice that consumes the least node capacity per layer
+    (optionally perturbed by multiplicative `noise`). None if the nodes run out."""
     L = p.L
     free = set(range(p.n))
     plc: Placement = {}
+    prev: list[int] | None = None  # None = the source
+    link = _link_caps(p)
     b = 0
     while b < L:
         best = None
-        for k in range(1, min(L - b, max(p.max_layers(i) for i in free) if free else 0) + 1):
-            cand = sorted((i for i in free if p.max_layers(i) >= k), key=lambda i: -p.node_cap(i, k))
+        kmax = max((p.max_layers(i) for i in free), default=0)
+        for k in range(1, min(L - b, kmax) + 1):
+            eff = {}
+            for i in free:
+                if p.max_layers(i) < k:
+                    continue
+                inc = link["src"].get(i, 0.0) if prev is None else sum(link["ab"].get((j, i), 0.0) for j in prev)
+                if b + k == L:
+                    inc = min(inc, link["snk"].get(i, 0.0))
+                eff[i] = min(p.node_cap(i, k), inc)
+            cand = sorted(eff, key=lambda i: -eff[i])
             tot, chosen = 0.0, []
             for i in cand:
-                if tot >= target:
+                if tot >= target or eff[i] <= 0:
                     break
                 chosen.append(i)
-                tot += p.node_cap(i, k)
+                tot += eff[i]
             if tot < target:
                 continue
-            # cost: nodes consumed per layer advanced, weighted by how "valuable" the nodes are
             cost = sum(max(p.max_layers(i) * p.node_cap(i, p.max_layers(i)), 1e-9) for i in chosen) / k
+            if rng is not None and noise > 0:
+                cost *= float(np.exp(noise * rng.standard_normal()))
             if best is None or cost < best[0]:
                 best = (cost, k, chosen)
         if best is None:
@@ -50,30 +65,47 @@ def stage_construction(p: FlowProblem, target: float) -> Placement | None:
         for i in chosen:
             plc[i] = (b, k)
             free.discard(i)
+        prev = chosen
         b += k
     return plc
 
 
-def best_stage_plan(p: FlowProblem, ff: FastFlow, hi: float) -> tuple[Placement, float]:
-    """Binary search the largest target the stage construction reaches; return its plan + flow."""
-    lo_val, best = 0.0, None
-    lo, up = 0.0, hi
-    for _ in range(30):
-        mid = 0.5 * (lo + up)
-        plc = stage_construction(p, mid)
-        if plc is None:
-            up = mid
+def _link_caps(p: FlowProblem) -> dict[str, dict]:
+    out: dict[str, dict] = {"src": {}, "snk": {}, "ab": {}}
+    for u, v, c, _ in p.edges:
+        if u == "source":
+            out["src"][v] = c
+        elif v == "sink":
+            out["snk"][u] = c
         else:
-            lo = mid
-            v = ff.value(plc)
-            if best is None or v > lo_val:
-                best, lo_val = plc, v
-        if up - lo < 1e-3 * max(up, 1.0):
-            break
+            out["ab"][(u, v)] = c
+    return out
+
+
+def best_stage_plan(p: FlowProblem, ff: FastFlow, hi: float, restarts: int = 8,
+                    seed: int = 0) -> tuple[Placement, float]:
+    """Binary search the largest target the stage construction reaches (deterministic, then
+    `restarts` noisy variants); return the best plan found and its exact flow."""
+    rng = np.random.default_rng(seed)
+    best, best_v = None, -1.0
+    for r in range(restarts + 1):
+        lo, up = 0.0, hi
+        for _ in range(30):
+            mid = 0.5 * (lo + up)
+            plc = stage_construction(p, mid, rng if r else None, 0.3 if r else 0.0)
+            if plc is None:
+                up = mid
+            else:
+                lo = mid
+                v = ff.value(plc)
+                if v > best_v:
+                    best, best_v = plc, v
+            if up - lo < 1e-3 * max(up, 1.0):
+                break
     if best is None:
         best = {i: (0, 1) for i in range(p.n)}
-        lo_val = ff.value(best)
-    return fill_unused(p, best), lo_val
+    best = fill_unused(p, best)
+    return best, ff.value(best)
 
 
 def fill_unused(p: FlowProblem, plc: Placement) -> Placement:
@@ -95,7 +127,7 @@ def _boundaries(plc: Placement, L: int) -> tuple[list[int], list[int]]:
 def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: int = 0,
                  max_evals: int | None = None, ff: FastFlow | None = None,
                  progress: Callable[[float, float], None] | None = None,
-                 temperature: float | None = None) -> tuple[Placement, float]:
+                 temperature: float | None = None, stop_at: float = float("inf")) -> tuple[Placement, float]:
     """Simulated annealing on the exact max-flow value; returns the best plan seen and its flow."""
     rng = np.random.default_rng(seed)
     ff = ff or FastFlow(p)
@@ -107,14 +139,35 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
     evals = 0
     T0 = temperature if temperature is not None else 0.02 * max(cur_v, 1.0)
     last_report = t0
+    _, cut_nodes = ff.bottlenecks(cur)
     while True:
         now = time.monotonic()
-        if now - t0 >= time_limit_s or (max_evals is not None and evals >= max_evals):
+        if (now - t0 >= time_limit_s or (max_evals is not None and evals >= max_evals)
+                or best_v >= stop_at):
             break
         frac = (now - t0) / max(time_limit_s, 1e-9)
         temp = T0 * (1.0 - frac) + 1e-6
         cand = dict(cur)
         mv = rng.random()
+        if cut_nodes and mv < 0.25:  # relieve a min-cut node: split it, or add a node in parallel
+            i = int(rng.choice(cut_nodes))
+            s, k = cur[i]
+            j = int(rng.integers(n))
+            if j == i:
+                continue
+            if k >= 2 and rng.random() < 0.5:
+                k1 = int(rng.integers(1, k))
+                if max(k1, k - k1) > p.max_layers(j):
+                    continue
+                if rng.random() < 0.5:
+                    cand[i], cand[j] = (s, k1), (s + k1, k - k1)
+                else:
+                    cand[j], cand[i] = (s, k1), (s + k1, k - k1)
+            else:
+                if k > p.max_layers(j):
+                    continue
+                cand[j] = (s, k)
+            mv = 1.0
         if mv < 0.45:  # chain-aware re-placement of one node
             i = int(rng.integers(n))
             others = {j: v for j, v in cur.items() if j != i}
@@ -129,7 +182,7 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
             if e <= s:
                 continue
             cand[i] = (s, e - s)
-        elif mv < 0.75:  # shift a boundary shared by several nodes
+        elif mv < 0.75 and mv != 1.0:  # shift a boundary shared by several nodes
             ends, _ = _boundaries(cur, L)
             inner = [b for b in ends if 0 < b < L]
             if not inner:
@@ -152,13 +205,13 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
                     cand[j] = (s + d, nk)
             if not ok:
                 continue
-        elif mv < 0.9:  # swap two nodes' ranges
+        elif mv < 0.9 and mv != 1.0:  # swap two nodes' ranges
             i, j = (int(x) for x in rng.choice(n, 2, replace=False))
             (si, ki), (sj, kj) = cur[i], cur[j]
             if kj > p.max_layers(i) or ki > p.max_layers(j):
                 continue
             cand[i], cand[j] = (sj, kj), (si, ki)
-        else:  # random re-placement
+        elif mv != 1.0:  # random re-placement
             i = int(rng.integers(n))
             k = int(rng.integers(1, p.max_layers(i) + 1))
             s = int(rng.integers(0, L - k + 1))
@@ -166,7 +219,10 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
         v = ff.value(cand)
         evals += 1
         if v >= cur_v or rng.random() < math.exp((v - cur_v) / temp):
+            changed = v != cur_v
             cur, cur_v = cand, v
+            if changed or rng.random() < 0.05:
+                _, cut_nodes = ff.bottlenecks(cur)
             if v > best_v + 1e-9:
                 best, best_v = dict(cand), v
         if progress and now - last_report > 5.0:

@@ -29,6 +29,9 @@ NAMED_CLUSTERS = {
     "3cluster24": "3cluster24.ini",
     "cluster42": "cluster42.ini",
     "cluster10": "cluster10.ini",
+    # the link sets Helix's MILP actually saw after its pruning (AE layout folders)
+    "3cluster24-helixpruned": "../layouts/3cluster24/pruned_cluster.ini",
+    "cluster42-helixpruned": "../layouts/cluster42/pruned_cluster.ini",
 }
 
 _OPS = {ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Add: operator.add,

@@ -12,6 +12,7 @@ i->j needs s_j <= e_i < e_j instead (two big-M rows, no auxiliary binaries since
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class _WarmHiGHS(pulp.HiGHS):
         self.info: dict = {}
         self.lines: list[str] = []
 
-    def callSolver(self, lp):  # noqa: N802 (pulp's name)
+    def callSolver(self, lp):
         import highspy
 
         h = lp.solverModel
@@ -129,10 +130,8 @@ class _WarmHiGHS(pulp.HiGHS):
             if self.progress:
                 print(line, file=sys.stderr, flush=True)
 
-        try:
+        with contextlib.suppress(AttributeError):  # older highspy: no callbacks, still solves
             h.cbMipImprovingSolution.subscribe(on_improve)
-        except AttributeError:  # older highspy: no callbacks, still solves
-            pass
         h.run()
         info = h.getInfo()
         self.info = {"status": h.modelStatusToString(h.getModelStatus()),"bound": -info.mip_dual_bound, "gap": info.mip_gap,

@@ -176,3 +176,26 @@ def infinite_network_bound(caps: list[list[float]], num_layers: int) -> float:
     `ilp_layout.py::get_flow_upper_bound`). No placement can exceed it: each unit of flow needs L
     layer-passes and node i supplies at most max_k k*T_i(k) layer-passes per second."""
     return sum(max(k * t for k, t in enumerate(c, start=1)) for c in caps) / num_layers
+
+
+def coverage_bound(caps: list[list[float]], num_layers: int, iters: int = 100) -> float:
+    """A tighter network-free bound (ours): F* <= sup{F : F <= U(F)} with
+    U(F) = sum_i max_k k * min(T_i(k), F) / L.
+
+    Proof: in any feasible flow of value F every unit passes each of the L layers once, so
+    sum_i f_i k_i >= L F, and f_i <= min(T_i(k_i), F) (a node cannot carry more than the whole
+    flow). Hence L F <= sum_i k_i min(T_i(k_i), F) <= L U(F). U(F)/F is non-increasing, so the set
+    {F <= U(F)} is an interval [0, F_bar]; found by bisection. U(F) <= the infinite-network bound."""
+    def U(F: float) -> float:
+        return sum(max(k * min(t, F) for k, t in enumerate(c, start=1)) for c in caps) / num_layers
+
+    lo, hi = 0.0, infinite_network_bound(caps, num_layers)
+    if hi <= U(hi) + 1e-12:
+        return hi
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if mid <= U(mid) * (1 + 1e-12) + 1e-9:  # float noise where U(F) == F exactly
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from theory.placement import baselines
 from theory.placement.flow import FastFlow, FlowProblem, Placement, make_problem, solve_flow
 from theory.placement.heuristic import best_stage_plan, fill_unused, local_search
-from theory.placement.profiles import infinite_network_bound
+from theory.placement.profiles import coverage_bound, infinite_network_bound
 from theory.placement.spec import ModelSpec, PlacementCluster
 
 METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
@@ -30,7 +30,8 @@ class PlaceResult:
     method: str
     placement: Placement
     max_flow: float
-    upper_bound: float  # infinite-network bound
+    upper_bound: float  # infinite-network bound (Helix's UB)
+    coverage_bound: float = float("inf")  # our tighter network-free bound
     groups: dict[int, int] | None = None
     heuristic_flow: float | None = None
     milp: dict = field(default_factory=dict)
@@ -51,6 +52,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         raise ValueError(f"unknown method {method!r}")
     p = make_problem(cluster, model)
     ub = infinite_network_bound(p.caps, model.num_layers)
+    cb = coverage_bound(p.caps, model.num_layers)
     log: list[str] = []
     t0 = time.monotonic()
     if method in baselines.BASELINES:
@@ -59,7 +61,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         groups = baselines.group_map(p) if method in ("sp", "sp+") else None
         val = solve_flow(p, plc, groups).value
         _say(log, f"[{method}] max flow {val:.2f} tokens/s (bound {ub:.2f})", quiet)
-        return PlaceResult(method, plc, val, ub, groups=groups, times_s={"total": time.monotonic() - t0}, log=log)
+        return PlaceResult(method, plc, val, ub, cb, groups=groups, times_s={"total": time.monotonic() - t0},
+                           log=log)
 
     ff = FastFlow(p)
     cands: list[tuple[float, str, Placement]] = []
@@ -71,8 +74,11 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     cands.sort(key=lambda x: -x[0])
     _say(log, "[heuristic] seeds: " + ", ".join(f"{n}={v:.1f}" for v, n, _ in cands), quiet)
     best_v, best_name, best = cands[0]
+    optimal = lambda v: v >= cb * (1 - 1e-7)  # noqa: E731  (no plan can beat the coverage bound)
     t_ls = 0.35 * time_limit_s if method == "milp" else 0.9 * time_limit_s
-    best, best_v = local_search(p, best, t_ls, seed=seed, ff=ff,
+    if optimal(best_v):
+        t_ls = 0.0
+    best, best_v = local_search(p, best, t_ls, seed=seed, ff=ff, stop_at=cb * (1 - 1e-7),
                                 progress=None if quiet else
                                 (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
     t_heur = time.monotonic() - t0
@@ -85,12 +91,17 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         pk = prune_keep if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
         pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk) if pk else p
         t_milp = max(1.0, 0.55 * time_limit_s)
+        if optimal(heur_v):  # proven optimal already: a short MILP run only to report its numbers
+            t_milp = max(1.0, min(t_milp, 0.1 * time_limit_s))
         warm = best
         res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet)
         if res.objective is None and solver == "highs":
             _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
             res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet)
-        milp_info = {"objective": res.objective, "bound": res.bound, "gap": res.gap,
+        bound = min(x for x in (res.bound, cb) if x is not None)
+        gap = (bound - res.objective) / res.objective if res.objective else None
+        milp_info = {"objective": res.objective, "solver_bound": res.bound, "solver_gap": res.gap,
+                     "bound": bound, "gap": gap, "coverage_bound": cb,
                      "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
                      "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v}
         log.extend(res.log)
@@ -101,12 +112,14 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
             if v_m > best_v + 1e-6:
                 best, best_v = res.placement, v_m
         remaining = time_limit_s - (time.monotonic() - t0)
-        if remaining > 1.0:
-            best, best_v = local_search(p, best, remaining, seed=seed + 1, ff=ff, temperature=1e-3)
+        if remaining > 1.0 and not optimal(best_v):
+            best, best_v = local_search(p, best, remaining, seed=seed + 1, ff=ff, temperature=1e-3,
+                                        stop_at=cb * (1 - 1e-7))
     final = solve_flow(p, best).value
-    _say(log, f"[{method}] final max flow {final:.2f} tokens/s (bound {ub:.2f}) in "
+    _say(log, f"[{method}] final max flow {final:.2f} tokens/s (coverage bound {cb:.2f}, infinite-network "
+              f"bound {ub:.2f}{', proven optimal' if optimal(final) else ''}) in "
               f"{time.monotonic() - t0:.1f}s", quiet)
-    return PlaceResult(method, best, final, ub, heuristic_flow=heur_v, milp=milp_info,
+    return PlaceResult(method, best, final, ub, cb, heuristic_flow=heur_v, milp=milp_info,
                        times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log)
 
 
