@@ -364,24 +364,50 @@ def _local_results(todo: list[SweepPoint], point_ref: str, jobs: int) -> Iterato
     yield from par(delayed(_execute_indexed)(point_ref, p.index, p.config) for p in todo)
 
 
-def _dask_results(todo: list[SweepPoint], point_ref: str, client: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+def _dask_results(todo: list[SweepPoint], point_ref: str, client: Any,
+                  window: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Submit points to Dask, at most `window` in flight (default 4 per worker thread, >= 16), so
+    that a sweep of 10^5 points does not put 10^5 tasks on the scheduler at once. A task that Dask
+    itself gives up on (e.g. a point that kills its worker 3 times: KilledWorker) is a failed point."""
     import uuid
 
     from distributed import as_completed
 
+    if window is None:
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
+        window = max(16, 4 * threads)
     tag = uuid.uuid4().hex[:8]
-    futures = [client.submit(_execute_indexed, point_ref, p.index, p.config,
-                             key=f"llmsched-point-{p.key}-{tag}", pure=False) for p in todo]
-    for _fut, result in as_completed(futures, with_results=True):
-        yield result
+    pending = iter(todo)
+    index_of: dict[str, int] = {}
+
+    def submit(p: SweepPoint):
+        fut = client.submit(_execute_indexed, point_ref, p.index, p.config,
+                            key=f"llmsched-point-{p.key}-{tag}", pure=False)
+        index_of[fut.key] = p.index
+        return fut
+
+    queue = as_completed([submit(p) for p in itertools.islice(pending, window)])
+    for fut in queue:
+        try:
+            yield fut.result()
+        except Exception as exc:  # the task never returned (worker lost too often, cancelled, ...)
+            yield index_of[fut.key], {"ok": False, "error": f"dask: {type(exc).__name__}: {exc}\n",
+                                      "wall_s": float("nan"), "host": "", "pid": -1}
+        finally:
+            fut.release()
+        nxt = next(pending, None)
+        if nxt is not None:
+            queue.add(submit(nxt))
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_address: str | None = None,
-              dask_local: int | None = None, progress: bool = True, rerun: bool = False) -> SweepOutcome:
+              dask_local: int | None = None, progress: bool = True, rerun: bool = False,
+              dask_window: int | None = None) -> SweepOutcome:
     """Run every point of `spec` not already in `out_dir`; write the summary; return the outcome.
 
     Backends: joblib with `jobs` processes (1 = in this process), a Dask scheduler at `dask_address`,
     or a fresh `LocalCluster` of `dask_local` single-threaded worker processes on loopback.
+    `dask_window` caps the points in flight on Dask (default: 4 per worker thread, at least 16).
     """
     from tqdm import tqdm
 
@@ -419,7 +445,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
                 except OSError as exc:
                     raise InputError("--dask", str(dask_address), f"cannot reach the scheduler ({exc})",
                                      "start `dask scheduler` and pass its tcp://HOST:PORT") from None
-            results = _dask_results(todo, spec.point, client)
+            results = _dask_results(todo, spec.point, client, dask_window)
         else:
             results = _local_results(todo, spec.point, jobs)
         bar = tqdm(total=len(points), initial=skipped, desc=spec.name, unit="pt", disable=not progress,

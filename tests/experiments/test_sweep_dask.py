@@ -34,7 +34,7 @@ def test_dask_cluster_equals_local(tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
         remote = sweep.run_sweep(spec, tmp_path / "dask", dask_address=cluster.scheduler_address,
-                                 progress=False)
+                                 progress=False, dask_window=5)  # 24 points through 5 slots
         pids = set(pd.read_parquet(tmp_path / "dask" / "timings.parquet")["pid"])
         with distributed.Client(cluster) as client:
             worker_pids = set(client.run(os.getpid).values())
@@ -64,12 +64,32 @@ def test_dask_cluster_equals_local(tmp_path):
         pd.testing.assert_frame_equal(local.summary, tampered, check_exact=True)
 
 
-def test_dask_local_flag_equals_joblib_two_workers(tmp_path):
+def test_dask_local_flag_equals_in_process(tmp_path):
     pytest.importorskip("distributed")
     toml = tmp_path / "s.toml"
     toml.write_text(synthetic_sweep_toml(rates=(0.5, 1.0), seeds=(0, 1)))
     spec = sweep.load_spec(toml)
-    a = sweep.run_sweep(spec, tmp_path / "joblib", jobs=2, progress=False)
+    a = sweep.run_sweep(spec, tmp_path / "local", jobs=1, progress=False)
     b = sweep.run_sweep(spec, tmp_path / "dask", dask_local=2, progress=False)
     assert b.backend == "dask-local(2)" and a.ok and b.ok
     pd.testing.assert_frame_equal(a.summary, b.summary, check_exact=True)
+
+
+def test_a_point_that_kills_its_worker_is_a_failed_point_not_a_crash(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    toml = tmp_path / "s.toml"
+    toml.write_text(synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",)))
+    spec = sweep.load_spec(toml)
+    # Worker processes inherit this: every point calls os._exit; the scheduler gives up at once.
+    monkeypatch.setenv("LLMSCHED_SWEEP_TEST_CRASH_AFTER", "0")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None) as cluster:
+        out = sweep.run_sweep(spec, tmp_path / "dask", dask_address=cluster.scheduler_address, progress=False)
+    assert not out.ok and len(out.failed) == 1 and out.ran == 0
+    assert "KilledWorker" in next(iter(out.failed.values()))
+    monkeypatch.delenv("LLMSCHED_SWEEP_TEST_CRASH_AFTER")
+    again = sweep.run_sweep(spec, tmp_path / "dask", progress=False)  # retried locally, now fine
+    assert again.ok and again.ran == 1
