@@ -227,5 +227,5 @@ def _fit_suggestion(m: Model, g: GPU, tp: int, util: float) -> str:
     if tps:
         parts.append(f"use tp={tps[0]} on {g.name}")
     if bigger:
-        parts.append(f"use a bigger GPU at tp={tp}: {', '.join(bigger)}")
+        parts.append(f"use a GPU with more memory at tp={tp}: {', '.join(bigger)}")
     return " or ".join(parts) or "use more GPUs (tensor parallelism) on a GPU with more memory"

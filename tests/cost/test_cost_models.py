@@ -174,3 +174,14 @@ def test_sarathi_mixed_rule_matches_table2_hybrid():
     s = BatchShape.single(1021, 1021 * 1022 // 2, 1021, 3, 3 * 1024, 4)
     assert C.iteration_time(cost, s) == pytest.approx(0.21503, abs=2e-4)
     assert C.iteration_time(cost, s) == pytest.approx(0.2176499, rel=0.02)
+
+
+def test_send_recv_measured_or_link_model():
+    from sim.cost import comm
+    from sim.hardware import get_gpu
+    sr = comm.send_recv("h100-80gb")
+    sizes, secs = refdata.vidur_collective("h100_dgx", "send_recv", 2)
+    assert sr.source.startswith("vidur:") and np.array_equal(sr(sizes), secs)
+    link = comm.send_recv("t4")  # no profile: latency + bytes / bandwidth
+    g = get_gpu("t4")
+    assert float(link(np.array([1e6]))[0]) == pytest.approx(g.link_latency_s + 1e6 / g.link_bandwidth_Bps)
