@@ -214,7 +214,8 @@ def reference_points() -> tuple[RefPoint, ...]:
 
 
 def point_gpu(p: RefPoint) -> GPU:
-    """The GPU as measured: Sarathi ran on A100-80GB PCIe cards joined by pairwise NVLink."""
+    """The GPU as measured: Sarathi ran on A100-80GB PCIe cards joined by pairwise NVLink (Azure NC96ads
+    A100 v4, per the upstream README); PCIe card bandwidth 1,935 GB/s (NVIDIA A100 datasheet, A100 80GB PCIe)."""
     g = get_gpu(p.gpu)
     if p.source == "sarathi":
         return dataclasses.replace(g, hbm_bandwidth_Bps=1935e9, node_sku="a100_pairwise_nvlink")
