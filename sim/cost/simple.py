@@ -36,6 +36,11 @@ class LinearCost:
     name: str = "linear"
 
     def iteration_times(self, shape: BatchShape) -> np.ndarray:
+        if len(shape) == 1:  # same operations on Python floats (IEEE-identical), much cheaper
+            pt_i, dt_i = int(shape.prefill_tokens[0]), int(shape.decode_tokens[0])
+            ctx1 = float(int(shape.decode_context_tokens[0]) + int(shape.prefill_context_tokens[0]))
+            t1 = self.a + self.b * float(pt_i) + self.c * float(dt_i) + self.d * ctx1
+            return np.array([t1 if pt_i + dt_i > 0 else 0.0])
         pt = shape.prefill_tokens.astype(np.float64)
         dt = shape.decode_tokens.astype(np.float64)
         ctx = (shape.decode_context_tokens + shape.prefill_context_tokens).astype(np.float64)
@@ -56,6 +61,9 @@ class StaircaseCost:
     name: str = "staircase"
 
     def iteration_times(self, shape: BatchShape) -> np.ndarray:
+        if len(shape) == 1:
+            n = int(shape.prefill_tokens[0]) + int(shape.decode_tokens[0])
+            return np.array([self.c + self.a * float((n + (self.b0 - 1)) // self.b0) if n > 0 else 0.0])
         tokens = shape.total_tokens.astype(np.int64)
         steps = (tokens + (self.b0 - 1)) // self.b0  # integer ceil: exact, no float rounding
         t = self.c + self.a * steps.astype(np.float64)
