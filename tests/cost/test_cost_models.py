@@ -185,3 +185,18 @@ def test_send_recv_measured_or_link_model():
     link = comm.send_recv("t4")  # no profile: latency + bytes / bandwidth
     g = get_gpu("t4")
     assert float(link(np.array([1e6]))[0]) == pytest.approx(g.link_latency_s + 1e6 / g.link_bandwidth_Bps)
+
+
+@pytest.mark.parametrize("spec,model,gpu,tp", SPECS[:8], ids=[s[0] + f"-{s[2]}" for s in SPECS[:8]])
+def test_single_iteration_fast_path_equals_vector_path_on_300_shapes(spec, model, gpu, tp):
+    rng = np.random.default_rng(7)
+    n = 300
+    c = rng.integers(0, 4000, n) * (rng.random(n) < 0.7)
+    past = rng.integers(0, 8000, n) * (c > 0)
+    b = rng.integers(0, 400, n)
+    ctx = rng.integers(0, 4000, n) * b
+    s = BatchShape(c, c * past + c * (c + 1) // 2, (past + c) * (c > 0), b, ctx, b + (c > 0))
+    cost = C.build(spec, model, gpu, tp)
+    together = cost.iteration_times(s)
+    alone = np.array([cost.iteration_times(_row(s, i))[0] for i in range(n)])
+    assert np.array_equal(together, alone)
