@@ -150,8 +150,8 @@ def solve_milp(p: FlowProblem, time_limit_s: float, warm_start: Placement | None
         s = _WarmHiGHS(warm=warm_start is not None, progress=progress, msg=False,
                        timeLimit=time_limit_s, threads=threads)
     elif solver == "cbc":
-        s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, warmStart=warm_start is not None,
-                              threads=threads)
+        cbc = pulp.COIN_CMD if pulp.COIN_CMD().available() else pulp.PULP_CBC_CMD
+        s = cbc(msg=False, timeLimit=time_limit_s, warmStart=warm_start is not None, threads=threads)
     else:
         raise ValueError(f"unknown solver {solver!r} (use highs or cbc)")
     try:
@@ -178,4 +178,4 @@ def solve_milp(p: FlowProblem, time_limit_s: float, warm_start: Placement | None
         if obj is not None and bound is not None and obj > 0:
             gap = (bound - obj) / obj
     return MilpResult(plc if ok else None, obj, bound, gap, dt, status, solver,
-                      rows=len(prob.constraints), cols=len(prob.variables()), log=lines)
+                      rows=prob.numConstraints(), cols=prob.numVariables(), log=lines)
