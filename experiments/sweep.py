@@ -190,17 +190,23 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def expand(spec: SweepSpec) -> list[SweepPoint]:
-    """The Cartesian product of the grid, in file order (last key varies fastest), validated."""
+    """The Cartesian product of the grid, in file order (last key varies fastest), validated.
+
+    Keys are applied in file order, so a whole table or list (e.g. `cluster.instances`) set by one
+    key can be refined by a later key (`cluster.instances.0.batching`)."""
     keys = [k for k, _ in spec.grid]
     points: list[SweepPoint] = []
     seen: dict[str, int] = {}
     for index, values in enumerate(itertools.product(*(v for _, v in spec.grid))):
         params = dict(zip(keys, values))
+        label = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        where = f"{spec.source} [grid point {index}: {label}]"
         cfg = copy.deepcopy(spec.base)
         for k, v in params.items():
             _set_dotted(cfg, k, v, spec.source)
-        label = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        resolved = _resolve(cfg, f"{spec.source} [grid point {index}: {label}]")
+            if isinstance(v, (Mapping, list)):
+                cfg = _resolve(cfg, where)  # fill defaults inside a table/list so later keys can index it
+        resolved = _resolve(cfg, where)
         key = point_key(resolved)
         if key in seen:
             raise InputError(spec.source, "grid", f"points {seen[key]} and {index} ({label}) resolve to the same config",

@@ -26,11 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerun", action="store_true", help="recompute every point, even completed ones")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="X:Y[:HUE]", action="append", default=[],
+                   help="after the sweep, plot summary column Y against X (one line per HUE), e.g. "
+                   "workload.rate:ttft_s.p50:cluster.instances.0.batching (repeatable; OUT/plots/)")
+    p.add_argument("--logy", action="store_true", help="log-scale y axis for --plot")
 
 
 def run(args: argparse.Namespace) -> int:
     from experiments import sweep
+    from experiments.sweep_plot import parse_plot_arg, plot_summary
 
+    plots = [parse_plot_arg(text) for text in args.plot]
     if args.dask is not None and args.jobs != 1:
         raise InputError("llmsched sweep", "--jobs", "has no effect with --dask", "drop --jobs")
     spec = sweep.load_spec(args.sweep_file)
@@ -48,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
                               dask_local=args.dask_local, progress=not args.quiet, rerun=args.rerun)
     print(f"{spec.name}: {outcome.total} points, {outcome.skipped} already done, {outcome.ran} run "
           f"({outcome.backend}), {len(outcome.failed)} failed; summary: {out / 'summary.parquet'}")
+    for x, y, hue in plots:
+        if len(outcome.summary):
+            paths = plot_summary(outcome.summary, x, y, hue, out / "plots", logy=args.logy)
+            print(f"plot: {paths[0]}")
     if outcome.failed:
         sys.stderr.write(f"{len(outcome.failed)} point(s) failed; errors in {out / 'failed'}; "
                          "run the same command again to retry them\n")
