@@ -1,9 +1,12 @@
 """The discrete-event loop of a cluster: arrivals, routing, instance wake-ups, KV transfers,
 migrations and router ticks, on one heap of `(time, priority, key, seq, kind, payload)`.
 
-The order of events is total and deterministic: at equal times, request-like events (arrivals,
-KV transfers landing) come before router ticks, which come before instance wake-ups; ties are then
-broken by a stable key (request id / instance index) and finally by the push counter.
+The order of events is total and deterministic: at equal times, external arrivals come before
+router ticks, which come before instance wake-ups, which come before events that the run itself
+generated (KV transfers landing, child tasks released); ties are then broken by a stable key
+(request id / instance index) and finally by the push counter. Events before the wake-ups see
+each instance as it was just before `t` (iterations ending at `t` not yet applied); generated
+events see it just after. Both views are the same in fast-forward and step mode.
 Owns cluster-level mechanics only; per-instance mechanics live in `sim.instance`.
 """
 
@@ -19,8 +22,8 @@ import numpy as np
 from sim.instance import Instance
 from sim.state import DECODING, REJECTED, TRANSFERRING, RequestTable
 
-ARRIVE, TICK, WAKE = 0, 1, 2  # priorities
-EV_TRANSFER, EV_TICK, EV_WAKE = "transfer", "tick", "wake"
+ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
+EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"
 
 
 class InstanceStats:
@@ -68,7 +71,7 @@ class ClusterView:
         return len(self.pool)
 
     def instance(self, j: int) -> InstanceStats:
-        self._engine.instances[self.pool[j]].sync(self.now)
+        self._engine.sync(self._engine.instances[self.pool[j]])
         return self._stats[j]
 
     def prompt_tokens(self, rid: int) -> int:
@@ -116,6 +119,7 @@ class Engine:
         self._heap: list = []
         self._seq = itertools.count()
         self.now = 0.0
+        self._late = False  # processing an event generated at `now` (sees instances just after now)
         roles = {inst.spec.role for inst in instances}
         self.disaggregated = "prefill" in roles
         entry = [i.index for i in instances if i.spec.role in ("mixed", "prefill")]
@@ -126,6 +130,14 @@ class Engine:
         )
         for inst in instances:
             inst.on_prefilled = self._prefilled if self.disaggregated else None
+        parent = reqs.workload.parent
+        self._roots = np.flatnonzero(parent < 0)
+        self._children: dict[int, list[int]] = {}
+        for child in np.flatnonzero(parent >= 0):
+            self._children.setdefault(int(parent[child]), []).append(int(child))
+        if self._children:
+            for inst in instances:
+                inst.on_finished = self._release_children
         # the largest request any entry instance could ever hold (else it is rejected)
         self._max_tokens = min(
             instances[i].pool.total_blocks * instances[i].block_size for i in entry
@@ -135,9 +147,11 @@ class Engine:
                 self._max_tokens,
                 *(instances[i].pool.total_blocks * instances[i].block_size for i in self.decode_view.pool),
             )
-        self.finished_or_rejected = 0
         tick = getattr(router, "tick_interval_s", None)
         self._tick_s = float(tick) if tick else 0.0
+
+    def sync(self, inst: Instance) -> None:
+        inst.sync(self.now, inclusive=self._late)
 
     # ------------------------------------------------------------------ heap
     def _push(self, t: float, prio: int, key: int, kind: str, payload) -> None:
@@ -159,27 +173,30 @@ class Engine:
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         reqs = self.reqs
-        arrivals = reqs.arrival_s
-        n = reqs.n
+        roots = self._roots
+        arrivals = reqs.arrival_s[roots]
+        n = len(roots)
         i = 0
         heap = self._heap
         if self._tick_s > 0 and n:
             self._push(float(arrivals[0]) + self._tick_s, TICK, -1, EV_TICK, None)
         while True:
-            if i < n and (not heap or (arrivals[i], ARRIVE, i) < heap[0][:3]):
+            if i < n and (not heap or (arrivals[i], ARRIVE, int(roots[i])) < heap[0][:3]):
                 t = float(arrivals[i])
                 if t > self.max_sim_time_s:
                     break
                 self.now = t
-                self._arrive(i)
+                self._late = False
+                self._arrive(int(roots[i]))
                 i += 1
                 continue
             if not heap:
                 break
-            t, _, _, _, kind, payload = heapq.heappop(heap)
+            t, prio, _, _, kind, payload = heapq.heappop(heap)
             if t > self.max_sim_time_s:
                 break
             self.now = t
+            self._late = prio == LATE
             if kind == EV_WAKE:
                 idx, version = payload
                 inst = self.instances[idx]
@@ -188,13 +205,16 @@ class Engine:
             elif kind == EV_TRANSFER:
                 rid, dst = payload
                 inst = self.instances[dst]
-                inst.sync(t)
+                self.sync(inst)
                 inst.arrive(rid, t)
                 self._poke(inst)
+            elif kind == EV_RELEASE:
+                reqs.arrival_s[payload] = t
+                self._arrive(payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
                 self.router.tick(self.entry_view)
-                if self.finished_or_rejected < n and (i < n or self._busy()):
+                if i < n or self._busy():
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
@@ -203,16 +223,16 @@ class Engine:
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
         if int(reqs.prompt[rid] + reqs.output[rid]) > self._max_tokens:
-            reqs.state[rid] = REJECTED
-            self.finished_or_rejected += 1
+            self._reject(rid)
             return
         view = self.entry_view
         view.now = self.now
-        j = self.router.route(rid, view)
+        pin = int(reqs.workload.pin_instance[rid])
+        j = pin if pin >= 0 else self.router.route(rid, view)
         if not (0 <= j < view.n_instances):
             raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
         inst = self.instances[view.pool[j]]
-        inst.sync(self.now)
+        self.sync(inst)
         inst.arrive(rid, self.now)
         self._poke(inst)
         if self.progress is not None:
@@ -231,6 +251,16 @@ class Engine:
         else:
             self._wake(inst, end)
 
+    def _reject(self, rid: int) -> None:
+        """A request that can never fit is rejected, and so are the tasks it would release."""
+        self.reqs.state[rid] = REJECTED
+        for child in self._children.get(rid, ()):
+            self._reject(child)
+
+    def _release_children(self, rid: int, t: float) -> None:
+        for child in self._children.get(rid, ()):
+            self._push(t, LATE, child, EV_RELEASE, child)
+
     # ------------------------------------------------------------------ disaggregation / migration
     def _transfer_time(self, inst: Instance, kv_tokens: int) -> float:
         return self.link_latency_s + kv_tokens * self.kv_bytes_per_token(inst) / self.link_bandwidth_Bps
@@ -246,7 +276,7 @@ class Engine:
         reqs.kv_ready[rid] = True
         reqs.state[rid] = TRANSFERRING
         kv_tokens = int(reqs.computed[rid])
-        self._push(t + self._transfer_time(self.instances[src], kv_tokens), ARRIVE, rid,
+        self._push(t + self._transfer_time(self.instances[src], kv_tokens), LATE, rid,
                    EV_TRANSFER, (rid, dst))
 
     def migrate(self, rid: int, dst: int, downtime_s: float | None = None) -> bool:
@@ -263,7 +293,7 @@ class Engine:
         src = self.instances[src_idx]
         if rid not in src.decoding or any(m[0] == rid for m in src.pending_migrations):
             return False
-        src.sync(self.now)
+        self.sync(src)
         src.pending_migrations.append((rid, dst, downtime_s))
         self._poke(src)
         return True
@@ -274,6 +304,6 @@ class Engine:
                 continue  # finished in the meantime
             kv_tokens = src.remove_for_migration(rid)
             delay = self._transfer_time(src, kv_tokens) if downtime_s is None else downtime_s
-            self._push(t + delay, ARRIVE, rid, EV_TRANSFER, (rid, dst))
+            self._push(t + delay, LATE, rid, EV_TRANSFER, (rid, dst))
         src.pending_migrations.clear()
         src.log.change_point(src, t)

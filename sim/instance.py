@@ -127,6 +127,7 @@ class Instance:
         self.step_mode = step_mode
         self.log = logger
         self.on_prefilled = on_prefilled  # disaggregation: called when a prefill-role request has its first token
+        self.on_finished: Callable[[int, float], None] | None = None  # releases child requests
         self.block_size = spec.block_size
         hb = reqs.workload.hash_block_tokens
         use_tree = spec.prefix_cache and reqs.workload.has_prefixes and hb % spec.block_size == 0
@@ -242,11 +243,11 @@ class Instance:
         self.log.change_point(self, now)
 
     # ------------------------------------------------------------------ lazy progress
-    def sync(self, t: float) -> None:
-        """Apply every iteration of the current segment that ended strictly before `t`."""
+    def sync(self, t: float, inclusive: bool = False) -> None:
+        """Apply every iteration of the current segment that ended before `t` (or at `t` too)."""
         if self.seg_ends is None:
             return
-        m = int(np.searchsorted(self.seg_ends, t, side="left"))
+        m = int(np.searchsorted(self.seg_ends, t, side="right" if inclusive else "left"))
         if m >= self.seg_n:
             m = self.seg_n - 1  # the last iteration is applied by its own wake-up
         if m > self.seg_done:
@@ -381,6 +382,8 @@ class Instance:
         r.running_count[self.index, c] -= 1
         self.dirty.add(c)
         self.changed = True
+        if self.on_finished is not None:
+            self.on_finished(rid, t)
 
     def preempt(self, rid: int) -> None:
         """Recompute-style preemption: drop the request's KV and requeue it at the head."""

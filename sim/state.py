@@ -20,7 +20,7 @@ class RequestTable:
         n = workload.n
         self.n = n
         self.workload = workload
-        self.arrival_s = workload.arrival_s
+        self.arrival_s = workload.arrival_s.copy()  # children get their release time here
         self.prompt = workload.prompt_tokens
         self.output = workload.output_tokens
         self.client = workload.client

@@ -43,6 +43,8 @@ class Workload:
     ttft_slo_s: np.ndarray = None  # type: ignore[assignment]
     tbt_slo_s: np.ndarray = None  # type: ignore[assignment]
     client_weight: np.ndarray = None  # type: ignore[assignment]
+    parent: np.ndarray = None  # type: ignore[assignment]
+    pin_instance: np.ndarray = None  # type: ignore[assignment]
     client_names: tuple[str, ...] = ()
     hash_block_tokens: int = DEFAULT_HASH_BLOCK_TOKENS
     name: str = "workload"
@@ -62,6 +64,9 @@ class Workload:
             set_(self, "hash_offsets", _as(self.hash_offsets, np.int64))
             set_(self, "hash_values", _as(self.hash_values, np.int64))
         set_(self, "priority", _as(np.zeros(n) if self.priority is None else self.priority, np.int64))
+        minus1 = np.full(n, -1)
+        set_(self, "parent", _as(minus1 if self.parent is None else self.parent, np.int64))
+        set_(self, "pin_instance", _as(minus1 if self.pin_instance is None else self.pin_instance, np.int64))
         inf = np.full(n, np.inf)
         set_(self, "ttft_slo_s", _as(inf if self.ttft_slo_s is None else self.ttft_slo_s, np.float64))
         set_(self, "tbt_slo_s", _as(inf if self.tbt_slo_s is None else self.tbt_slo_s, np.float64))
@@ -81,7 +86,8 @@ class Workload:
 
         src = source or f"workload {self.name!r}"
         n = self.n
-        for col in ("client", "prompt_tokens", "output_tokens", "priority", "ttft_slo_s", "tbt_slo_s"):
+        for col in ("client", "prompt_tokens", "output_tokens", "priority", "ttft_slo_s", "tbt_slo_s",
+                    "parent", "pin_instance"):
             if len(getattr(self, col)) != n:
                 raise InputError(src, col, f"has {len(getattr(self, col))} rows, expected {n}")
         if len(self.hash_offsets) != n + 1 or (n and self.hash_offsets[-1] != len(self.hash_values)):
@@ -106,6 +112,10 @@ class Workload:
             raise InputError(src, "slo", "SLOs must be > 0 (use inf for none)")
         if self.hash_block_tokens < 1:
             raise InputError(src, "hash_block_tokens", "must be >= 1")
+        if np.any(self.parent >= np.arange(n)) or np.any(self.parent < -1):
+            raise InputError(src, "parent", "a request's parent must be an earlier row (or -1)")
+        if np.any(self.pin_instance < -1):
+            raise InputError(src, "pin_instance", "must be an instance index >= 0 or -1 (router decides)")
 
     # -- access -----------------------------------------------------------------------------
     @property
@@ -180,6 +190,14 @@ def _ragged_gather(starts: np.ndarray, lens: np.ndarray, offsets: np.ndarray) ->
     if total == 0:
         return np.zeros(0, np.int64)
     return np.arange(total, dtype=np.int64) + np.repeat(np.asarray(starts, np.int64) - offsets[:-1], lens)
+
+
+def _remap_parents(parent: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Parents of the kept rows, renumbered; a parent that was dropped makes the row a root."""
+    new_pos = np.full(len(parent), -1, dtype=np.int64)
+    new_pos[idx] = np.arange(len(idx))
+    p = parent[idx]
+    return np.where(p >= 0, new_pos[np.maximum(p, 0)], -1)
 
 
 def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:

@@ -36,6 +36,10 @@ def workloads(draw, max_requests: int = 24, max_clients: int = 4, prefixes: bool
                 values.append(acc * 100 + pos)
             offsets.append(len(values))
         kw = {"hash_offsets": offsets, "hash_values": values, "hash_block_tokens": hb}
+    if n > 1 and draw(st.integers(0, 4)) == 0:  # multi-task requests: some are released by a parent
+        parent = [-1] + [draw(st.sampled_from([-1, -1, i - 1, 0])) for i in range(1, n)]
+        kw["parent"] = parent
+        kw["pin_instance"] = [draw(st.sampled_from([-1, 0])) for _ in range(n)]
     return Workload(arrival_s=arrivals, client=clients, prompt_tokens=prompts, output_tokens=outputs,
                     client_weight=np.ones(n_clients), **kw)
 
