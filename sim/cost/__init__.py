@@ -2,7 +2,8 @@
 
 `build(spec, model, gpu, tp)` resolves an instance's `cost` string into a cached model:
 "roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
-"staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`).
+"staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`; a bare family
+name such as "profiled:helix" picks that family's table for the instance's model and GPU).
 """
 
 from __future__ import annotations

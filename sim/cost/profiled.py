@@ -136,6 +136,13 @@ class VidurCost:
 def build_profiled(table: str, model: str, gpu: str, tp: int, roofline_factory):
     """The profiled model for `table`, checked against the instance's (model, gpu, tp)."""
     tables = profiled_tables()
+    if table in {t.kind for t in tables.values()}:  # "profiled:helix" -> the helix table of this (model, gpu)
+        match = [n for n, t in tables.items() if t.kind == table and (t.model, t.gpu) == (model, gpu)]
+        if not match:
+            have = sorted(f"{t.model} on {t.gpu}" for t in tables.values() if t.kind == table)
+            raise InputError("cost model", "cost", f"no {table} table for {model} on {gpu}",
+                             f"{table} tables exist for: {', '.join(have)}; or use cost=roofline")
+        table = match[0]
     info = tables.get(table)
     if info is None:
         raise InputError("cost model", "cost", f"unknown profiled table {table!r}",

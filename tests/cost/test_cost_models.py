@@ -200,3 +200,12 @@ def test_single_iteration_fast_path_equals_vector_path_on_300_shapes(spec, model
     together = cost.iteration_times(s)
     alone = np.array([cost.iteration_times(_row(s, i))[0] for i in range(n)])
     assert np.array_equal(together, alone)
+
+
+def test_profiled_family_name_picks_the_matching_table():
+    a = C.build("profiled:helix", "llama-2-70b", "t4x2", 2)
+    assert a.name == "profiled:helix-llama-2-70b-t4x2"
+    assert C.build("profiled:vidur", "llama-2-7b", "h100-80gb").name == "profiled:vidur-llama-2-7b-h100-80gb"
+    with pytest.raises(InputError) as e:
+        C.build("profiled:helix", "llama-2-7b", "a100-80gb")
+    assert "llama-2-70b on l4" in e.value.fix
