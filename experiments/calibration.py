@@ -283,7 +283,7 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
           "Efficiencies are fractions of the catalogue peak (docs/hardware.md). A GPU and its multi-GPU nodes "
           "(L4 with l4x2; T4 with t4x2 and t4x4) share the chip's efficiencies; each node fits its own "
           "`eff_link`, the fraction of the PCIe link bandwidth its ring all-reduce reaches (Helix's Google Cloud "
-          "VMs reach 4-7 GB/s, i.e. no peer-to-peer PCIe). `eff_link` = 1 where nothing constrains it. "
+          "VMs reach 4-7 GB/s, consistent with GPU-to-GPU traffic staged through host memory). `eff_link` = 1 where nothing constrains it. "
           "The per-iteration overheads "
           "in `sim.cost.build('roofline', ...)` are the vLLM ones below for every GPU; engine-specific "
           "overheads were fitted only to explain that engine's measurements.", "",
