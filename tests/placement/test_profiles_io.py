@@ -6,8 +6,14 @@ import pytest
 
 from sim.errors import InputError
 from theory.placement.flow import make_problem, solve_flow
-from theory.placement.io import (DATA_DIR, eval_units, load_cluster, read_helix_layout,
-                                 read_toml_cluster, write_helix_layout)
+from theory.placement.io import (
+    DATA_DIR,
+    eval_units,
+    load_cluster,
+    read_helix_layout,
+    read_toml_cluster,
+    write_helix_layout,
+)
 from theory.placement.profiles import coverage_bound, infinite_network_bound
 from theory.placement.spec import MODELS
 

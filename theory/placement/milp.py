@@ -45,8 +45,8 @@ def build_model(p: FlowProblem, partial_inference: bool = False):
     """The pulp model and its variables (start, hold, flow, switch)."""
     L, n = p.L, p.n
     prob = pulp.LpProblem("helix_placement", pulp.LpMaximize)
-    start = {i: pulp.LpVariable(f"start_{i}", 0, L - 1, cat="Integer") for i in range(n)}
-    hold = {(i, k): pulp.LpVariable(f"hold_{i}_{k}", cat="Binary")
+    start = {i: prob.add_variable(f"start_{i}", 0, L - 1, cat="Integer") for i in range(n)}
+    hold = {(i, k): prob.add_variable(f"hold_{i}_{k}", cat="Binary")
             for i in range(n) for k in range(1, p.max_layers(i) + 1)}
     flow, switch, cap = {}, {}, {}
     maxcap = [max(c) for c in p.caps]
@@ -57,8 +57,8 @@ def build_model(p: FlowProblem, partial_inference: bool = False):
             tight = min(tight, maxcap[u])
         if v != SINK:
             tight = min(tight, maxcap[v])
-        flow[(u, v)] = pulp.LpVariable(f"flow_{name}", 0)
-        switch[(u, v)] = pulp.LpVariable(f"switch_{name}", cat="Binary")
+        flow[(u, v)] = prob.add_variable(f"flow_{name}", 0)
+        switch[(u, v)] = prob.add_variable(f"switch_{name}", cat="Binary")
         cap[(u, v)] = tight
     end = {i: start[i] + pulp.lpSum(k * hold[(i, k)] for k in range(1, p.max_layers(i) + 1)) for i in range(n)}
     prob += pulp.lpSum(flow[e] for e in flow if e[0] == SOURCE)

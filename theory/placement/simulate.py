@@ -6,8 +6,8 @@ whose nodes all have KV room, keeping the cluster saturated. Each request makes 
 Per node: iteration-level batching of whatever is queued (prompt tokens up to the node's
 `prompt_max_tokens`, decode tokens up to `decode_max_tokens`, Helix per-GPU tables), taking
 k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated. Links
-are FIFO: a batch's items to one next hop form one message of tokens x activation bytes
-(token-id bytes from the coordinator), taking latency + bytes / bandwidth. Reports prompt, decode
+are FIFO: each request's item is one message of tokens x activation bytes (token-id bytes from
+the coordinator), sent back to back, arriving latency + bytes / bandwidth after it starts. Reports prompt, decode
 and total token throughput at the sink over the measurement window; our model, not Helix's simulator.
 """
 
@@ -81,12 +81,13 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
         return max(1, int(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)))
 
     def send(now, u, v, items):
-        tokens = sum(it[1] for it in items)
         cap, lat = link[(u, v)]  # tokens/s already divides bytes by the right unit
-        start = max(now, link_free.get((u, v), 0.0))
-        dur = tokens / cap
-        link_free[(u, v)] = start + dur
-        push(start + dur + lat, "arrive", (v, items))
+        free = link_free.get((u, v), 0.0)
+        for it in items:  # one message per request, transmitted back to back (FIFO)
+            start = max(now, free)
+            free = start + it[1] / cap
+            push(free + lat, "arrive", (v, [it]))
+        link_free[(u, v)] = free
 
     def try_admit(now):
         while len(req_path) < max_inflight:
