@@ -147,6 +147,22 @@ def defaults(name: str) -> dict[str, Any]:
     return dict(_PARAMS[name])
 
 
+def _split(value: Any) -> Any:
+    """Command-line lists: "1.5,3" -> (1.5, 3.0), "fixed,sharegpt" -> ("fixed", "sharegpt")."""
+    if not isinstance(value, str) or "," not in value:
+        return value
+    out: list[Any] = []
+    for item in (x.strip() for x in value.split(",")):
+        try:
+            out.append(int(item))
+        except ValueError:
+            try:
+                out.append(float(item))
+            except ValueError:
+                out.append(item)
+    return tuple(out)
+
+
 class _Params:
     """Typed access to a source's params, each error naming the source and the parameter."""
 
@@ -156,7 +172,7 @@ class _Params:
             ok = ", ".join(sorted(allowed)) or "none"
             raise InputError(f"workload {source!r}", f"params.{unknown[0]}", "unknown parameter",
                              f"parameters of {source}: {ok}")
-        self.source, self.p = source, {**allowed, **given}
+        self.source, self.p = source, {**allowed, **{k: _split(v) for k, v in given.items()}}
 
     def bad(self, key: str, problem: str, fix: str = "") -> InputError:
         return InputError(f"workload {self.source!r}", f"params.{key}", problem, fix)

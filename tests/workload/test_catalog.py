@@ -166,3 +166,11 @@ def test_cli_lists_everything(capsys):
     assert main(["workloads", "--params", "nope"]) == 2
     assert "unknown workload" in capsys.readouterr().err
     assert math.isfinite(conv["span_s"])
+
+
+def test_command_line_style_list_params():
+    w = catalog.load(spec("multi-client", rates="1,3", input_tokens="32,512", output_tokens="8,9",
+                          duration_s=100.0), 0)
+    assert w.n_clients == 2 and set(w.prompt_tokens[w.client == 1]) == {512}
+    u = catalog.load(spec("poisson", lengths="uniform", input_tokens="5,9", num_requests=200), 0)
+    assert set(u.prompt_tokens) <= set(range(5, 10))
