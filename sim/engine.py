@@ -20,10 +20,12 @@ from collections.abc import Callable
 import numpy as np
 
 from sim.instance import Instance
-from sim.state import DECODING, REJECTED, TRANSFERRING, RequestTable
+from sim.state import DECODING, DONE, PENDING, REJECTED, TRANSFERRING, RequestTable
 
 ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
 EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"
+EV_STAGE = "stage"  # one pre-copy stage of a multi-stage live migration ended
+RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
 class InstanceStats:
@@ -49,6 +51,28 @@ class InstanceStats:
     decoding = property(lambda self: tuple(self._inst.decoding))
     prefilling = property(lambda self: tuple(self._inst.prefilling))
     prefix_tree = property(lambda self: self._inst.tree)
+    running = property(lambda self: tuple(self._inst.prefilling) + tuple(self._inst.decoding))
+    ready = property(lambda self: tuple(self._inst.ready))
+    kv_blocks_evictable = property(lambda self: self._inst.tree.evictable_blocks if self._inst.tree else 0)
+
+    def input_service(self, client: int) -> int:
+        return int(self._inst.reqs.input_service[self._inst.index, client])
+
+    def cached_input_service(self, client: int) -> int:
+        return int(self._inst.reqs.cached_input_service[self._inst.index, client])
+
+    def output_service(self, client: int) -> int:
+        return int(self._inst.reqs.output_service[self._inst.index, client])
+
+    def drain_evictions(self) -> list[tuple[int, ...]]:
+        """Hash paths of prefix-cache nodes evicted since the previous call (recording starts
+        at the first call; the order is the eviction order)."""
+        tree = self._inst.tree
+        if tree is None:
+            return []
+        log = tree.eviction_log
+        tree.eviction_log = []
+        return log or []
 
     def prefix_match_tokens(self, rid: int) -> int:
         inst = self._inst
@@ -64,6 +88,7 @@ class ClusterView:
         self._engine = engine
         self.pool = pool
         self._stats = [InstanceStats(engine.instances[i]) for i in pool]
+        self._index = {idx: j for j, idx in enumerate(pool)}
         self.now = 0.0
 
     @property
@@ -92,6 +117,50 @@ class ClusterView:
     def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool:
         """Move a decoding request's KV to pool instance `to_instance` (see `Engine.migrate`)."""
         return self._engine.migrate(rid, self.pool[to_instance], downtime_s)
+
+    # -- additions for cluster routers (policies/routing) ------------------------------------
+    @property
+    def hash_block_tokens(self) -> int:
+        return int(self._engine.reqs.workload.hash_block_tokens)
+
+    def priority(self, rid: int) -> int:
+        return int(self._engine.reqs.priority[rid])
+
+    def kv_tokens(self, rid: int) -> int:
+        """Tokens of `rid` whose KV is in memory now."""
+        return int(self._engine.reqs.computed[rid])
+
+    def generated_tokens(self, rid: int) -> int:
+        return int(self._engine.reqs.generated[rid])
+
+    def charged(self, rid: int) -> bool:
+        """Has the engine charged `rid`'s prompt to its client yet (at admission)?"""
+        return bool(self._engine.reqs.charged[rid])
+
+    def first_token_s(self, rid: int) -> float:
+        return float(self._engine.reqs.first_token_s[rid])
+
+    def instance_of(self, rid: int) -> int:
+        """Pool index of the instance holding `rid` (-1 if none of this pool's)."""
+        idx = int(self._engine.reqs.instance[rid])
+        return self._index.get(idx, -1)
+
+    def transfer_time_s(self, j: int, kv_tokens: int) -> float:
+        """Seconds to send `kv_tokens` tokens of KV from pool instance `j` over the cluster link."""
+        return self._engine._transfer_time(self._engine.instances[self.pool[j]], kv_tokens)
+
+    def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
+                     last_stage_max_blocks: int = 4) -> bool:
+        """Multi-stage live migration (see `Engine.migrate_live`)."""
+        return self._engine.migrate_live(rid, self.pool[to_instance], max_stages, last_stage_max_blocks)
+
+    def restart(self, rid: int, to_instance: int) -> bool:
+        """Drop `rid`'s KV and recompute it on `to_instance` (see `Engine.restart`)."""
+        return self._engine.restart(rid, self.pool[to_instance])
+
+    def set_down(self, j: int, down: bool) -> None:
+        """Mark pool instance `j` down (KV arriving there is lost and re-routed) or back up."""
+        self._engine.set_down(self.pool[j], down)
 
 
 class Engine:
@@ -149,6 +218,8 @@ class Engine:
             )
         tick = getattr(router, "tick_interval_s", None)
         self._tick_s = float(tick) if tick else 0.0
+        self.down: set[int] = set()  # instances marked down (sim/spot.py)
+        self._live: set[int] = set()  # requests in a multi-stage live migration
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -204,6 +275,8 @@ class Engine:
                     self._on_wake(inst)
             elif kind == EV_TRANSFER:
                 rid, dst = payload
+                if dst in self.down:
+                    dst = self._reroute_lost(rid)
                 inst = self.instances[dst]
                 self.sync(inst)
                 inst.arrive(rid, t)
@@ -211,6 +284,8 @@ class Engine:
             elif kind == EV_RELEASE:
                 reqs.arrival_s[payload] = t
                 self._arrive(payload)
+            elif kind == EV_STAGE:
+                self._migration_stage(*payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
                 self.router.tick(self.entry_view)
@@ -294,16 +369,121 @@ class Engine:
         if rid not in src.decoding or any(m[0] == rid for m in src.pending_migrations):
             return False
         self.sync(src)
-        src.pending_migrations.append((rid, dst, downtime_s))
+        src.pending_migrations.append((rid, dst, downtime_s, 0))
         self._poke(src)
         return True
 
+    def migrate_live(self, rid: int, dst: int, max_stages: int = 3, last_stage_max_blocks: int = 4) -> bool:
+        """Llumnix-style multi-stage live migration of decoding request `rid` to instance `dst`.
+
+        Each stage copies the KV written since the previous stage (whole blocks only) over the
+        link while the request keeps decoding on the source; when the uncopied rest is at most
+        `last_stage_max_blocks` blocks, or at stage `max_stages`, the last stage stops the
+        request (at the end of the iteration in flight) and its downtime is the transfer time
+        of that rest only. Aborted if the request finishes or stops decoding meanwhile, or `dst`
+        goes down. Memory on `dst` is not pre-reserved (the request waits there for memory).
+        Returns False if the request is not decoding or is already moving.
+        """
+        reqs = self.reqs
+        src_idx = int(reqs.instance[rid])
+        if src_idx < 0 or src_idx == dst or reqs.state[rid] != DECODING or dst in self.down:
+            return False
+        src = self.instances[src_idx]
+        if rid not in src.decoding or any(m[0] == rid for m in src.pending_migrations):
+            return False
+        if rid in self._live:
+            return False
+        self.sync(src)
+        self._live.add(rid)
+        self._next_stage(rid, src, dst, 0, 1, max_stages, last_stage_max_blocks)
+        return True
+
+    def _next_stage(self, rid, src, dst, copied, stage, max_stages, last_max) -> None:
+        bs = src.block_size
+        upto = (int(self.reqs.computed[rid]) // bs) * bs  # the block being written stays behind
+        upto = max(upto, copied)
+        delay = self._transfer_time(src, upto - copied)
+        self._push(self.now + delay, LATE, rid, EV_STAGE, (rid, src.index, dst, upto, stage, max_stages, last_max))
+
+    def _migration_stage(self, rid, src_idx, dst, copied, stage, max_stages, last_max) -> None:
+        reqs = self.reqs
+        src = self.instances[src_idx]
+        if (reqs.state[rid] != DECODING or int(reqs.instance[rid]) != src_idx or rid not in src.decoding
+                or dst in self.down or src_idx in self.down
+                or any(m[0] == rid for m in src.pending_migrations)):
+            self._live.discard(rid)
+            return  # aborted: finished, preempted, or someone else moved it
+        self.sync(src)
+        rest = int(reqs.computed[rid]) - copied
+        if -(-rest // src.block_size) <= last_max or stage >= max_stages:
+            self._live.discard(rid)
+            src.pending_migrations.append((rid, dst, None, copied))
+            self._poke(src)
+        else:
+            self._next_stage(rid, src, dst, copied, stage + 1, max_stages, last_max)
+
+    def restart(self, rid: int, dst: int) -> bool:
+        """Move request `rid` to instance `dst`, dropping its KV: it is recomputed there (prompt
+        plus the tokens generated so far; a running request counts one preemption). A waiting
+        request moves now; a running one at the end of its instance's iteration in flight.
+        Returns False if the request is not on an instance (finished, pending, in transfer)."""
+        reqs = self.reqs
+        src_idx = int(reqs.instance[rid])
+        if src_idx < 0 or reqs.state[rid] in (DONE, REJECTED, TRANSFERRING, PENDING):
+            return False
+        src = self.instances[src_idx]
+        self.sync(src)
+        if rid in src.waiting or rid in src.ready:
+            if rid in src.waiting:
+                src.take_waiting(rid)
+            else:
+                src.take_ready(rid)
+            src.log.change_point(src, self.now)
+            self._poke(src)
+            dst_inst = self.instances[dst]
+            self.sync(dst_inst)
+            dst_inst.arrive(rid, self.now)
+            self._poke(dst_inst)
+            return True
+        if rid not in src.prefilling and rid not in src.decoding:
+            return False
+        src.pending_migrations[:] = [m for m in src.pending_migrations if m[0] != rid]
+        src.pending_migrations.append((rid, dst, RESTART, 0))
+        self._poke(src)
+        return True
+
+    def set_down(self, idx: int, down: bool) -> None:
+        if down:
+            self.down.add(idx)
+        else:
+            self.down.discard(idx)
+
+    def _reroute_lost(self, rid: int) -> int:
+        """KV sent to an instance that went down is lost: route the request again to recompute."""
+        reqs = self.reqs
+        reqs.kv_ready[rid] = False
+        reqs.computed[rid] = 0
+        reqs.preemptions[rid] += 1
+        view = self.entry_view
+        view.now = self.now
+        dst = view.pool[self.router.route(rid, view)]
+        if dst in self.down:
+            dst = next(i for i in view.pool if i not in self.down)
+        return dst
+
     def _do_migrations(self, src: Instance, t: float) -> None:
-        for rid, dst, downtime_s in src.pending_migrations:
+        for rid, dst, downtime_s, copied in src.pending_migrations:
+            if downtime_s == RESTART:
+                if rid in src.prefilling or rid in src.decoding:
+                    src.preempt(rid)
+                if rid in src.waiting:
+                    src.take_waiting(rid)
+                    self._push(t, LATE, rid, EV_TRANSFER, (rid, dst))
+                continue
             if self.reqs.state[rid] != DECODING or rid not in src.decoding:
                 continue  # finished in the meantime
             kv_tokens = src.remove_for_migration(rid)
-            delay = self._transfer_time(src, kv_tokens) if downtime_s is None else downtime_s
+            delay = self._transfer_time(src, kv_tokens - copied) if downtime_s is None else downtime_s
             self._push(t + delay, LATE, rid, EV_TRANSFER, (rid, dst))
         src.pending_migrations.clear()
         src.log.change_point(src, t)

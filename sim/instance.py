@@ -145,7 +145,8 @@ class Instance:
         self.version = 0  # bumps whenever the pending wake-up is superseded
         self.changed = False  # a change point happened since the last log
         self.dirty: set[int] = set()  # clients whose counters changed since the last log
-        self.pending_migrations: list[tuple[int, int, float | None]] = []
+        # (rid, destination, downtime_s | None | engine.RESTART, KV tokens already copied)
+        self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.cache_hit_tokens = 0
         self.prompt_tokens_admitted = 0
         self._arrival_hook = isinstance(policy, ArrivalHook)
@@ -404,6 +405,30 @@ class Instance:
         r.running_count[self.index, c] -= 1
         r.waiting_count[self.index, c] += 1
         self.dirty.add(c)
+        self.changed = True
+
+    def take_waiting(self, rid: int) -> None:
+        """Take a waiting request off this instance (it is about to arrive elsewhere)."""
+        r = self.reqs
+        c = int(r.client[rid])
+        self.waiting.remove(rid)
+        r.waiting_count[self.index, c] -= 1
+        self.outstanding_tokens -= int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
+        r.instance[rid] = -1
+        self.dirty.add(c)
+        self.changed = True
+
+    def take_ready(self, rid: int) -> None:
+        """Take a request that arrived with its KV but is still waiting for memory off this
+        instance; its KV is dropped (it will be recomputed elsewhere)."""
+        r = self.reqs
+        self.ready.remove(rid)
+        self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
+        r.kv_ready[rid] = False
+        r.computed[rid] = 0
+        r.preemptions[rid] += 1
+        r.instance[rid] = -1
+        self.dirty.add(int(r.client[rid]))
         self.changed = True
 
     def remove_for_migration(self, rid: int) -> int:

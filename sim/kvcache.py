@@ -30,6 +30,7 @@ class PrefixTree:
         "_ref",
         "_stamp",
         "blocks_per_node",
+        "eviction_log",
         "nodes_alive",
         "nodes_evictable",
     )
@@ -47,6 +48,9 @@ class PrefixTree:
         self.nodes_evictable = 0
         self._clock = 0
         self._next_id = 0
+        # when a list: every evicted node's hash path (root first) is appended, for router-side
+        # prefix indexes (sim/prefix_index.py); None = not recorded (no cost)
+        self.eviction_log: list[tuple[int, ...]] | None = None
 
     @property
     def blocks(self) -> int:
@@ -129,6 +133,8 @@ class PrefixTree:
             if (self._key[node] is None or self._ref[node] != 0 or self._nchild[node] != 0
                     or self._stamp[node] != stamp):
                 continue  # stale entry
+            if self.eviction_log is not None:
+                self.eviction_log.append(self.hash_path(node))
             del self._child[self._key[node]]
             self._key[node] = None
             self.nodes_alive -= 1
@@ -140,6 +146,15 @@ class PrefixTree:
                 if self._nchild[parent] == 0 and self._ref[parent] == 0:
                     heapq.heappush(heap, (self._stamp[parent], parent))
         return freed
+
+    def hash_path(self, node: int) -> tuple[int, ...]:
+        """The block hashes from the root down to `node` (which must be alive)."""
+        out = []
+        while node >= 0:
+            parent, h = self._key[node]
+            out.append(h)
+            node = parent
+        return tuple(reversed(out))
 
     def contains_prefix_len(self, hashes) -> int:
         return len(self.match(hashes))

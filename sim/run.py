@@ -163,6 +163,9 @@ def simulate(
     summary["mode"] = mode
     summary["workload"] = workload.name
     summary["config"] = config or {}
+    router_stats = getattr(router, "stats", None)  # optional: routers that keep their own tallies
+    if callable(router_stats):
+        summary["router"] = router_stats()
     from importlib.metadata import PackageNotFoundError, version
 
     try:
