@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from sim.errors import InputError
 from sim.workload import readers
 from sim.workload.readers import DATA_DIR, TRACES_DIR
 
@@ -103,3 +104,58 @@ def test_trace_span_is_finite_and_rates_positive():
     for name in ("azure-conv-2023", "azure-code-2023", "lmsys-arena-vtc"):
         w = readers.read_bundled(name)
         assert math.isfinite(w.duration_s) and w.duration_s > 0
+
+
+def test_shipped_files_match_sha256sums():
+    import hashlib
+
+    lines = (TRACES_DIR / "SHA256SUMS").read_text().split("\n")
+    entries = [line.split(maxsplit=1) for line in lines if line.strip()]
+    assert len(entries) == 19
+    for digest, rel in entries:
+        assert hashlib.sha256((TRACES_DIR / rel).read_bytes()).hexdigest() == digest, rel
+
+
+# -- the bundled readers reject bad copies with one line naming file and field ----------------------
+def _bad(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, field", [
+    ("TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6805900,3\n", "GeneratedTokens"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,3,4\n", "TIMESTAMP"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,3,x\n", "GeneratedTokens"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:47.0,3,4\n2023-11-16 18:15:46.0,3,4\n",
+     "TIMESTAMP"),
+])
+def test_azure_reader_rejects(tmp_path, text, field):
+    p = _bad(tmp_path, "az.csv", text)
+    with pytest.raises(InputError) as exc:
+        readers.read_azure(p)
+    assert exc.value.field == field and str(p) in exc.value.one_line()
+
+
+@pytest.mark.parametrize("line, field", [
+    ('{"timestamp": 0, "input_length": 600, "output_length": 5}', "hash_ids"),
+    ('{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [1, 2, 3]}', "hash_ids"),
+    ('{"timestamp": 0, "input_length": -1, "output_length": 5, "hash_ids": []}', "input_length"),
+    ('{"timestamp": 0, "input_length": 6', "line 1"),
+])
+def test_mooncake_reader_rejects(tmp_path, line, field):
+    p = _bad(tmp_path, "mc.jsonl", line + "\n")
+    with pytest.raises(InputError) as exc:
+        readers.read_mooncake(p)
+    assert exc.value.field == field and str(p) in exc.value.one_line()
+
+
+def test_lmsys_and_length_readers_reject(tmp_path):
+    p = _bad(tmp_path, "vtc.csv", "arrival_s,client_id,input_tokens,output_tokens\n0,0,1,1\n")
+    with pytest.raises(InputError, match="adapter_name"):
+        readers.read_lmsys_vtc(p)
+    q = _bad(tmp_path, "len.csv", "num_prefill_tokens,num_decode_tokens\n5,0\n")
+    with pytest.raises(InputError, match=r"num_decode_tokens: row 1 \(line 2\): below 1"):
+        readers.read_length_pairs(q)
+    with pytest.raises(InputError, match="not found"):
+        readers.read_azure(tmp_path / "missing.csv")
