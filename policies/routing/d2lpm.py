@@ -1,0 +1,78 @@
+"""D²LPM (Cao et al., "Locality-aware Fair Scheduling in LLM Serving", arXiv 2501.14312, §D²LPM):
+a global radix tree of which workers hold which prefixes, per-client-per-worker deficits with a
+worker quantum Q^w, and dispatch to the shortest queue among the workers with deficit left that
+hold the longest matching prefix. Each worker runs DLPM locally (`batching = "dlpm"`).
+
+Owns only the quanta granted per (client, worker) and the router-side prefix index; the service a
+deficit subtracts is the engine's accounting (DESIGN: "a DLPM deficit is quanta granted − service").
+"""
+
+from __future__ import annotations
+
+from policies.registry import ROUTING, register
+from sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
+
+
+def queue_key(stats, j: int) -> tuple[int, int, int]:
+    """Shortest queue: waiting (+ arrived-with-KV) requests, then running ones, then the pool index."""
+    return (stats.waiting_count, stats.running_count, j)
+
+
+@register(ROUTING, "d2lpm")
+class D2LPM:
+    """D²LPM: longest cached prefix (global radix tree) among workers where the client has deficit
+    left, shortest queue among those; DRR refill of Q^w on every worker when none has any left.
+
+    quantum: Q^w in service units (w_p per uncached prompt token, w_q per output token).
+    eviction_delay_s: instances' eviction reports reach the global tree this much later.
+    Choices where the paper is silent (docs/policies.md): a worker "has deficit left" when
+    granted − service − (estimated uncached prompt of its requests not yet admitted) > 0; when
+    no worker holding the longest prefix has deficit, the longest match among workers that do.
+    """
+
+    def __init__(self, quantum: float = 4096.0, input_weight: float = 1.0, output_weight: float = 2.0,
+                 eviction_delay_s: float = 0.0) -> None:
+        if not quantum > 0:
+            raise ValueError("quantum Q^w must be > 0")
+        self.quantum = float(quantum)
+        self.w_p = float(input_weight)
+        self.w_q = float(output_weight)
+        self.index = PrefixIndex()
+        self.feed = EvictionFeed(eviction_delay_s)
+        self.granted: dict[tuple[int, int], float] = {}
+        self.pending: dict[tuple[int, int], list[tuple[int, float]]] = {}  # dispatched, not yet charged
+        self.refills = 0
+
+    def deficit(self, view, u: int, w: int) -> float:
+        s = view.instance(w)
+        served = self.w_p * (s.input_service(u) - s.cached_input_service(u)) + self.w_q * s.output_service(u)
+        pend = self.pending.get((u, w))
+        owed = 0.0
+        if pend:
+            pend[:] = [(r, c) for r, c in pend if not view.charged(r)]
+            owed = sum(c for _, c in pend)
+        return self.granted.get((u, w), 0.0) - served - owed
+
+    def route(self, rid: int, view) -> int:
+        now = view.now
+        self.feed.poll(view, self.index, now)
+        u = view.client(rid)
+        n = view.n_instances
+        blocks = prompt_blocks(view, rid)
+        match = self.index.match_per_tenant(blocks)
+        d = [self.deficit(view, u, w) for w in range(n)]
+        if all(x <= 0 for x in d):  # a new DRR round for this client
+            self.refills += 1
+            for w in range(n):
+                self.granted[(u, w)] = self.granted.get((u, w), 0.0) + self.quantum
+                d[w] += self.quantum
+        avail = [w for w in range(n) if d[w] > 0] or list(range(n))
+        longest = max(match.get(w, 0) for w in avail)
+        j = min((x for x in avail if match.get(x, 0) == longest), key=lambda x: queue_key(view.instance(x), x))
+        cached = min(match.get(j, 0) * view.hash_block_tokens, view.prompt_tokens(rid))
+        self.pending.setdefault((u, j), []).append((rid, self.w_p * (view.prompt_tokens(rid) - cached)))
+        self.index.insert(blocks, j, now)
+        return j
+
+    def stats(self) -> dict:
+        return {"refills": self.refills, "evictions_applied": self.feed.applied}

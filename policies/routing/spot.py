@@ -1,0 +1,81 @@
+"""Preemptible instances as a router wrapper (mechanics in `sim.spot`): any registered router
+decides; the wrapper hides doomed and dead instances from its choices and drives preemption
+notices, grace-period migration and restarts at its ticks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from policies.registry import ROUTING, register
+from sim.spot import DEFAULT_GRACE_S, Notice, SpotController, poisson_notices
+
+
+@register(ROUTING, "spot")
+class Spot:
+    """SpotServe-style preemptible instances around `inner` (default round-robin): Poisson
+    preemption notices (rate per instance-hour) or an explicit list, a grace period in which
+    decoding requests live-migrate away (migrate=True) and waiting ones move, then the instance
+    goes down for down_s (inf = for good) and everything left on it restarts elsewhere.
+
+    A choice of the inner router that is not live goes to the next live instance (cyclic).
+    Notices are acted on at the wrapper's ticks (tick_interval_s, default 0.5 s).
+    """
+
+    def __init__(self, rng: np.random.Generator, inner: str = "round-robin", inner_params=None,
+                 preemptions_per_hour: float = 0.0, notices=(), grace_s: float = DEFAULT_GRACE_S,
+                 down_s: float = math.inf, migrate: bool = True, horizon_s: float = 86400.0,
+                 tick_interval_s: float = 0.5) -> None:
+        if inner == "spot":
+            raise ValueError("spot cannot wrap itself")
+        params = dict(inner_params or {})
+        from sim.run import make_policy
+
+        self.inner = make_policy(ROUTING, inner, params, rng=rng, source="spot.inner")
+        self.rng = rng
+        self.rate = float(preemptions_per_hour)
+        self.explicit = [Notice(int(j), float(t)) for j, t in notices]
+        self.horizon_s = float(horizon_s)
+        self.ctl_args = {"grace_s": grace_s, "down_s": down_s, "migrate": migrate}
+        self.ctl: SpotController | None = None
+        inner_tick = getattr(self.inner, "tick_interval_s", None)
+        self.tick_interval_s = float(tick_interval_s) if not inner_tick else min(float(tick_interval_s), float(inner_tick))
+        self._inner_tick = float(inner_tick) if inner_tick else None
+        self._inner_next: float | None = None
+
+    def _setup(self, view) -> None:
+        notices = self.explicit or poisson_notices(self.rng, view.n_instances, self.rate, self.horizon_s)
+        self.ctl = SpotController(notices, **self.ctl_args)
+
+    def _live(self, j: int, view) -> int:
+        n = view.n_instances
+        for k in range(n):
+            x = (j + k) % n
+            if self.ctl.live(x):
+                return x
+        return j
+
+    def route(self, rid: int, view) -> int:
+        if self.ctl is None:
+            self._setup(view)
+        return self._live(self.inner.route(rid, view), view)
+
+    def tick(self, view) -> None:
+        if self.ctl is None:
+            self._setup(view)
+        self.ctl.step(view, self.route)
+        if self._inner_tick:
+            if self._inner_next is None:
+                self._inner_next = view.now
+            if view.now >= self._inner_next:
+                self._inner_next = view.now + self._inner_tick
+                self.inner.tick(view)
+
+    def stats(self) -> dict:
+        out = dict(self.ctl.stats) if self.ctl else {}
+        inner = getattr(self.inner, "stats", None)
+        if callable(inner):
+            out["inner"] = inner()
+        return out

@@ -1,0 +1,111 @@
+"""Preemptible (spot) instances, after SpotServe (Miao et al., ASPLOS'24): an instance gets a
+preemption notice, keeps serving for a grace period, then goes down (optionally coming back
+later). During the grace period its decoding requests may live-migrate away; whatever is still
+there at the end restarts elsewhere (KV lost, recomputed). No request is ever lost.
+
+Owns the preemption schedule and the grace/kill/restore mechanics, acting only through the
+`ClusterView` hooks (`migrate_live`, `restart`, `set_down`); routing choices stay with the wrapped router.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Notice lengths of the clouds SpotServe targets: 30 s (GCP preemptible / Azure spot eviction
+# notice); AWS spot gives 2 minutes. SpotServe §2 discusses both; we default to the shorter.
+DEFAULT_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Notice:
+    instance: int  # pool index
+    time_s: float  # when the notice arrives
+
+
+def poisson_notices(rng: np.random.Generator, n_instances: int, rate_per_hour: float,
+                    horizon_s: float) -> list[Notice]:
+    """Independent Poisson notices per instance (rate per instance-hour) up to `horizon_s`."""
+    out: list[Notice] = []
+    if rate_per_hour <= 0:
+        return out
+    lam = rate_per_hour / 3600.0
+    for j in range(n_instances):
+        t = 0.0
+        while True:
+            t += float(rng.exponential(1.0 / lam))
+            if t > horizon_s:
+                break
+            out.append(Notice(j, t))
+    out.sort(key=lambda x: (x.time_s, x.instance))
+    return out
+
+
+class SpotController:
+    """Drives notices at each tick: mark doomed → (migrate) → kill at notice + grace → restore.
+
+    At least one instance always stays up: a notice that would take down the last live
+    instance is ignored (counted in `stats["ignored"]`)."""
+
+    def __init__(self, notices: list[Notice], grace_s: float = DEFAULT_GRACE_S, down_s: float = math.inf,
+                 migrate: bool = True, max_stages: int = 3, last_stage_max_blocks: int = 4) -> None:
+        if grace_s < 0 or down_s <= 0:
+            raise ValueError("grace_s must be >= 0 and down_s > 0")
+        self.notices = sorted(notices, key=lambda x: (x.time_s, x.instance))
+        self.grace_s = float(grace_s)
+        self.down_s = float(down_s)
+        self.migrate = bool(migrate)
+        self.max_stages = max_stages
+        self.last_max = last_stage_max_blocks
+        self._next = 0
+        self.doomed: dict[int, float] = {}  # instance -> kill time
+        self.dead: dict[int, float] = {}  # instance -> restore time
+        self._moving: set[int] = set()  # requests a migration was started for
+        self.stats = {"notices": 0, "ignored": 0, "kills": 0, "migrations": 0, "restarts": 0,
+                      "lost_kv_tokens": 0, "restores": 0}
+
+    def live(self, j: int) -> bool:
+        return j not in self.doomed and j not in self.dead
+
+    def step(self, view, reroute) -> None:
+        """Apply everything due at `view.now`; `reroute(rid, view)` picks a live instance."""
+        now = view.now
+        n = view.n_instances
+        for j, t in list(self.dead.items()):
+            if now >= t:
+                del self.dead[j]
+                view.set_down(j, False)
+                self.stats["restores"] += 1
+        while self._next < len(self.notices) and self.notices[self._next].time_s <= now:
+            note = self.notices[self._next]
+            self._next += 1
+            j = note.instance
+            if j >= n or not self.live(j):
+                continue
+            if sum(self.live(x) for x in range(n)) <= 1:
+                self.stats["ignored"] += 1
+                continue
+            self.doomed[j] = note.time_s + self.grace_s
+            self.stats["notices"] += 1
+        for j, kill in sorted(self.doomed.items()):
+            s = view.instance(j)
+            if now >= kill:
+                del self.doomed[j]
+                self.dead[j] = kill + self.down_s
+                view.set_down(j, True)
+                self.stats["kills"] += 1
+                for rid in (*s.waiting, *s.ready, *s.running):
+                    self.stats["lost_kv_tokens"] += view.kv_tokens(rid) if rid not in s.waiting else 0
+                    if view.restart(rid, reroute(rid, view)):
+                        self.stats["restarts"] += 1
+            elif self.migrate:
+                for rid in s.waiting:  # no KV yet: move now, nothing is lost
+                    view.restart(rid, reroute(rid, view))
+                for rid in s.decoding:
+                    if rid in self._moving:
+                        continue
+                    self._moving.add(rid)
+                    if view.migrate_live(rid, reroute(rid, view), self.max_stages, self.last_max):
+                        self.stats["migrations"] += 1
