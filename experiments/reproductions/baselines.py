@@ -36,6 +36,7 @@ WORKLOAD: dict[str, Any] = {"source": "sharegpt", "params": {"process": "poisson
 # relaxed Mistral-7B SLO of 0.5 s (notes §5.2 table) — both substitutions are ours.
 CAPACITY_TTFT_P50_S, CAPACITY_TBT_P99_S = 2.0, 0.5
 SARATHI_CAPACITY_VS_VLLM = 2.6  # Sarathi-Serve OSDI'24 abstract, Mistral-7B, 1xA100
+JOBS = min(2, os.cpu_count() or 1)  # local worker processes for the sweep (the target machine has 2 cores)
 
 
 def _grid(quick: bool, seed: int) -> tuple[list[float], list[int], int]:
@@ -112,7 +113,7 @@ def run(ctx: ReproContext) -> ReproOutput:
     from experiments import sweep
 
     spec = sweep.parse_spec(sweep_dict(ctx.quick, ctx.seed), source="reproduction baselines-load")
-    outcome = sweep.run_sweep(spec, ctx.out_dir / "sweep", jobs=min(2, os.cpu_count() or 1), progress=False)
+    outcome = sweep.run_sweep(spec, ctx.out_dir / "sweep", jobs=JOBS, progress=False)
     if not outcome.ok:
         first = next(iter(outcome.failed.values()), "missing points").strip().splitlines()[-1]
         raise RuntimeError(f"{len(outcome.failed)} sweep point(s) failed: {first}")

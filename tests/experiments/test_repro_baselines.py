@@ -33,6 +33,7 @@ def test_tiny_run_on_the_engine(tmp_path, monkeypatch):
     pytest.importorskip("sim.run")
     pytest.importorskip("sim.workload.catalog")
     monkeypatch.setattr(baselines, "_grid", lambda quick, seed: ([0.5, 2.5], [seed], 40))
+    monkeypatch.setattr(baselines, "JOBS", 1)  # in-process: no worker pool start-up in the test
     from experiments.registry import all_reproductions
     from experiments.reproduce import run_reproductions
 

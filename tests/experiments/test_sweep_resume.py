@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments import sweep
+from experiments import cli, sweep
 from experiments.sweep_testing import synthetic_sweep_toml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,10 +48,9 @@ def test_crash_after_k_points_then_restart(tmp_path):
     todo = [p for p in points if p.key not in done_before]
     (out / "points" / f".{todo[0].key}.json.abc123.tmp").write_text('{"key": "' + todo[0].key + '", "metr')
     (out / "points" / f"{todo[1].key}.json").write_text('{"key": "' + todo[1].key + '", "metrics": {"rh')
-    # Second start, no crash: finishes the rest.
-    second = _cli([str(toml), "--out", str(out)])
-    assert second.returncode == 0, second.stderr
-    assert "12 points, 4 already done, 8 run" in second.stdout
+    # Second start (in this process), no crash: finishes the rest.
+    second = sweep.run_sweep(sweep.load_spec(toml), out, progress=False)
+    assert second.ok and (second.total, second.skipped, second.ran) == (12, 4, 8)
     summary = pd.read_parquet(out / "summary.parquet")
     # no lost and no duplicated points
     assert sorted(summary["point"]) == sorted(p.key for p in points)
@@ -60,12 +59,12 @@ def test_crash_after_k_points_then_restart(tmp_path):
     after = sweep.completed_points(out)
     for key, rec in done_before.items():
         assert after[key]["pid"] == rec["pid"]
-    assert {after[p.key]["pid"] for p in todo} != {rec["pid"] for rec in done_before.values()}
+    assert {after[p.key]["pid"] for p in todo} == {os.getpid()}
     # identical to an uninterrupted run
     pd.testing.assert_frame_equal(summary, _reference(tmp_path, toml))
     # a third start has nothing to do
-    third = _cli([str(toml), "--out", str(out)])
-    assert third.returncode == 0 and "12 already done, 0 run" in third.stdout
+    third = sweep.run_sweep(sweep.load_spec(toml), out, progress=False)
+    assert third.ok and (third.skipped, third.ran) == (12, 0)
 
 
 def test_sigkill_at_an_arbitrary_moment_with_two_workers(tmp_path):
@@ -83,9 +82,8 @@ def test_sigkill_at_an_arbitrary_moment_with_two_workers(tmp_path):
     proc.wait(timeout=30)
     n_before = len(sweep.completed_points(out))
     assert 4 <= n_before < 16
-    second = _cli([str(toml), "--out", str(out), "--jobs", "2"])
-    assert second.returncode == 0, second.stderr
-    assert f"16 points, {n_before} already done, {16 - n_before} run" in second.stdout
+    second = sweep.run_sweep(sweep.load_spec(toml), out, progress=False)
+    assert second.ok and (second.total, second.skipped, second.ran) == (16, n_before, 16 - n_before)
     summary = pd.read_parquet(out / "summary.parquet")
     assert len(summary) == 16 and summary["point"].is_unique
     pd.testing.assert_frame_equal(summary, _reference(tmp_path, toml))
@@ -123,11 +121,11 @@ def test_summary_has_no_timing_columns_and_timings_are_kept_apart(tmp_path):
     assert list(timings.columns) == ["point", "index", "wall_s", "host", "pid"] and len(timings) == 2
 
 
-def test_output_dir_of_another_point_function_is_refused(tmp_path):
+def test_output_dir_of_another_point_function_is_refused(tmp_path, capsys):
     toml = tmp_path / "s.toml"
     toml.write_text(synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",)))
     sweep.run_sweep(sweep.load_spec(toml), tmp_path / "o", progress=False)
     other = tmp_path / "t.toml"
     other.write_text('[sweep]\npoint = "experiments.sweep:simulate_point"\n[grid]\nseed = [0]\n')
-    r = _cli([str(other), "--out", str(tmp_path / "o")])
-    assert r.returncode == 2 and "point function" in r.stderr
+    assert cli.main(["sweep", str(other), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "point function" in capsys.readouterr().err
