@@ -131,22 +131,35 @@ def service_grid(service: pd.DataFrame, instance: int, collapse_time: bool = Tru
     if missing:
         raise InputError("service.parquet", ",".join(sorted(missing)), "missing columns",
                          "write the run with the current simulator (docs/run-format.md)")
-    df = df.sort_values(["seq", "client"], kind="stable")
-    key = "time_s" if collapse_time else "seq"
-    last = df.groupby([key, "client"], sort=True).tail(1)
-    clients = np.sort(df["client"].unique()).astype(np.int64)
-    rows = np.sort(last[key].unique())
+    seq = df["seq"].to_numpy(np.int64)
+    time = df["time_s"].to_numpy(np.float64)
+    cli = df["client"].to_numpy(np.int64)
+    order = np.lexsort((cli, seq))  # seq order; within a seq, by client
+    seq, time, cli = seq[order], time[order], cli[order]
+    key = time if collapse_time else seq
+    rows, row_of = np.unique(key, return_inverse=True)
+    clients = np.unique(cli)
+    col_of = np.searchsorted(clients, cli)
+    n, c = len(rows), len(clients)
+    # the last record of each (row, client) wins: later seq overwrite earlier ones
+    last = np.full((n, c), -1, dtype=np.int64)
+    np.maximum.at(last, (row_of, col_of), np.arange(len(order)))
+    # forward fill: index of the latest record at or before each row, per client
+    filled = np.maximum.accumulate(last, axis=0)
 
     def dense(col: str) -> np.ndarray:
-        wide = last.pivot(index=key, columns="client", values=col).reindex(index=rows, columns=clients)
-        return wide.ffill().fillna(0).to_numpy(dtype=np.float64)
+        vals = df[col].to_numpy(np.float64)[order]
+        out = np.where(filled >= 0, vals[np.maximum(filled, 0)], 0.0)
+        return out
 
     if collapse_time:
         times = rows.astype(np.float64)
-        seqs = df.groupby("time_s")["seq"].max().reindex(rows).to_numpy(np.int64)
+        seqs = np.zeros(n, np.int64)
+        np.maximum.at(seqs, row_of, seq)
     else:
         seqs = rows.astype(np.int64)
-        times = df.groupby("seq")["time_s"].max().reindex(rows).to_numpy(np.float64)
+        times = np.zeros(n, np.float64)
+        np.maximum.at(times, row_of, time)
     return ServiceGrid(instance, times, seqs, clients, dense("input_tokens"),
                        dense("cached_input_tokens"), dense("output_tokens"), dense("waiting"),
                        dense("running"))

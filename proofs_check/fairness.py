@@ -256,7 +256,8 @@ def work_conservation_violations(run: SavedRun, instance: int, reserve_output: b
         mine = req[inst_col == instance]
         arrival = mine["arrival_s"].to_numpy()
         dispatch = mine["dispatch_s"].fillna(np.inf).to_numpy()
-        finish = mine["finish_s"].fillna(np.inf).to_numpy()
+        finish = (mine["finish_s"].fillna(np.inf).to_numpy() if "finish_s" in mine
+                  else np.full(len(mine), np.inf))
         need_tokens = mine["prompt_tokens"].to_numpy() + (mine["output_tokens"].to_numpy()
                                                           if reserve_output else 0)
         if "preemptions" in mine:  # a requeued request recomputes prompt + generated tokens
