@@ -141,3 +141,11 @@ def test_dlpm_with_infinite_quantum_is_lpm(sc):
     _, a = run_saved(sc, "lpm")
     _, b = run_saved(sc, "dlpm", quantum=float("inf"))
     _same_schedule(a, b)
+
+
+@settings(max_examples=60)
+@given(scenarios(max_clients=5))
+def test_general_cost_with_linear_h_is_vtc(sc):
+    _, a = run_saved(sc, "vtc", admission="reserve")
+    _, b = run_saved(sc, "vtc-h", cost="linear", admission="reserve")
+    _same_schedule(a, b)
