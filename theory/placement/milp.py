@@ -140,14 +140,14 @@ class _WarmHiGHS(pulp.HiGHS):
 
 def solve_milp(p: FlowProblem, time_limit_s: float, warm_start: Placement | None = None,
                solver: str = "highs", threads: int = 1, partial_inference: bool = False,
-               progress: bool = True) -> MilpResult:
+               progress: bool = True, msg: bool = False) -> MilpResult:
     """Solve the Helix MILP; returns the incumbent placement, objective, bound and gap."""
     prob, start, hold, flow, switch = build_model(p, partial_inference)
     if warm_start is not None:
         _set_start(p, warm_start, start, hold, flow, switch)
     t0 = time.monotonic()
     if solver == "highs":
-        s = _WarmHiGHS(warm=warm_start is not None, progress=progress, msg=False,
+        s = _WarmHiGHS(warm=warm_start is not None, progress=progress, msg=msg,
                        timeLimit=time_limit_s, threads=threads)
     elif solver == "cbc":
         cbc = pulp.COIN_CMD if pulp.COIN_CMD().available() else pulp.PULP_CBC_CMD

@@ -3,7 +3,8 @@
 `place(...)` runs a baseline, or for method "milp": stage construction -> local search -> the
 Helix MILP warm-started from the best heuristic plan -> a final local-search polish, splitting the
 time limit 35% / 55% / 10%. Every candidate is scored by the exact max flow on the *unpruned*
-cluster; link pruning only shrinks the MILP. Progress lines go to stderr.
+cluster; link pruning only shrinks the MILP (it keeps each node's K fastest links plus the links
+the warm start uses, so the warm start stays feasible). Progress lines go to stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from theory.placement import baselines
-from theory.placement.flow import FastFlow, FlowProblem, Placement, make_problem, solve_flow
+from theory.placement.flow import FastFlow, FlowProblem, Placement, enabled, make_problem, solve_flow
 from theory.placement.heuristic import best_stage_plan, fill_unused, local_search
 from theory.placement.profiles import coverage_bound, infinite_network_bound
 from theory.placement.spec import ModelSpec, PlacementCluster
@@ -89,11 +90,15 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         from theory.placement.milp import solve_milp
 
         pk = prune_keep if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
-        pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk) if pk else p
+        warm = best
+        pm = p
+        if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
+            pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk)
+            have = {(u, v) for u, v, _, _ in pm.edges}
+            pm.edges.extend(e for e in p.edges if (e[0], e[1]) not in have and enabled(p, warm, e[0], e[1]))
         t_milp = max(1.0, 0.55 * time_limit_s)
         if optimal(heur_v):  # proven optimal already: a short MILP run only to report its numbers
             t_milp = max(1.0, min(t_milp, 0.1 * time_limit_s))
-        warm = best
         res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet)
         if res.objective is None and solver == "highs":
             _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
