@@ -49,14 +49,16 @@ def tile_plan(cost_model, budget: int) -> tuple[int, tuple[int, ...]]:
 
 @register(BATCHING, "rad")
 class RAD:
-    """RAD (our reconstruction): tile-aligned budget from the cost model, dynamic prefill/decode split.
+    """RAD (our reconstruction): tile-aligned rounds from the cost model, backlog-weighted prefill/decode split.
 
-    Each round: every decode first (one token each, up to the request cap), then prefill chunks —
-    started prefills before new admissions, FCFS — up to the tile-aligned budget b* (arg max of
-    b/t(b) over b ≤ the instance budget). Dynamic allocation: when the decodes alone fill the request
-    slots (#decoding ≥ cap − 1), a longer round cannot carry more decodes, so prefill only pads the
-    round to the end of the tile the decodes already occupy. token_budget: override the instance
-    budget before tiling (None = the instance's).
+    Optimal tiling: round sizes are tile ends of the cost model (where b/t(b) peaks; multiples of b0
+    for a staircase) up to b* = arg max b/t(b) over b ≤ the instance budget. Dynamic allocation: each
+    round takes every decode it can (up to the request cap) and picks the tile end T maximising the
+    backlog-weighted rate (Q_p·p(T) + Q_d·d(T)) / t(p(T) + d(T)), where Q_p = prompt tokens still to
+    compute and Q_d = decode tokens still to generate by the running requests (known output lengths:
+    a simulator oracle), p(T) = prefill tokens that fit in T. A MaxWeight rule: with a long prefill
+    backlog it fills b* (work-conserving); when the request cap bounds the decodes it keeps rounds
+    short. token_budget: override the instance budget before tiling (None = the instance's).
     """
 
     def __init__(self, cost_model=None, token_budget: int | None = None) -> None:
@@ -64,27 +66,49 @@ class RAD:
             raise ValueError(f"token_budget must be >= 1, got {token_budget}")
         self.cost_model = cost_model
         self.token_budget = None if token_budget is None else int(token_budget)
-        self._tiles: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self._tiles: dict[int, tuple[int, tuple[int, ...], np.ndarray | None]] = {}
 
-    def tiles(self, budget: int) -> tuple[int, tuple[int, ...]]:
+    def tiles(self, budget: int) -> tuple[int, tuple[int, ...], np.ndarray | None]:
+        """(b*, tile ends, t(b) for b = 0..budget or None without a cost model)."""
         if budget not in self._tiles:
-            self._tiles[budget] = tile_plan(self.cost_model, budget)
+            best, ends = tile_plan(self.cost_model, budget)
+            times = None
+            if self.cost_model is not None:
+                from theory.batch_time import batch_time_from_cost_model, eval_batch_time
+
+                grid = np.arange(0, budget + 1, dtype=np.float64)
+                times = eval_batch_time(batch_time_from_cost_model(self.cost_model), np.maximum(grid, 1.0))
+            self._tiles[budget] = (best, ends, times)
         return self._tiles[budget]
 
     def round_budget(self, view: InstanceView) -> int:
-        """Tokens this round may use: b*, or the end of the decodes' tile when the cap binds."""
+        """Tokens this round may use: the tile end with the largest backlog-weighted rate."""
         budget = view.token_budget if self.token_budget is None else self.token_budget
-        best, ends = self.tiles(budget)
+        best, ends, times = self.tiles(budget)
+        if times is None or len(ends) == 1:
+            return best
         cap = view.max_batch_requests
-        n_dec = min(len(view.decoding), cap, best)
-        if n_dec >= cap - 1 and n_dec > 0:
-            for end in ends:
-                if end > n_dec:
-                    return end
-        return best
+        q_p = sum(view.remaining_prefill(r) for r in view.prefilling) + sum(
+            view.remaining_prefill(r) for r in view.waiting)
+        if q_p == 0:
+            return best
+        decoding = view.decoding
+        q_d = sum(view.output_tokens(r) - view.generated_tokens(r) for r in decoding)
+        n_dec = len(decoding)
+        best_score, choice = -1.0, best
+        for end in ends:
+            d = min(n_dec, cap - 1, end)
+            p = min(end - d, q_p) if d < cap else 0
+            if p < 1 and d < 1:
+                continue
+            score = (q_p * p + q_d * d) / float(times[p + d])
+            if score > best_score * (1 + 1e-12):
+                best_score, choice = score, end
+        return choice
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view, self.round_budget(view))
+        b.replan_each_iteration = True  # the weights change every round
         b.decode_all()
         for rid in view.prefilling:
             b.chunk(rid)

@@ -43,7 +43,7 @@ def scenarios(draw):
     return w, cluster, draw(cost_models()), draw(st.integers(0, 3))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_rad_slai_fast_equals_step(scenario):
     w, cluster, cost, seed = scenario
