@@ -16,7 +16,7 @@ from sim.run import simulate
 from sim.workload import arrivals
 from sim.workload.core import Workload
 
-PROCESSES = ("poisson", "gamma", "uniform", "onoff", "burst")
+PROCESSES = ("poisson", "gamma", "uniform", "onoff", "ramp", "burst")
 COST = LinearCost(0.01, 2e-4, 2e-4, 1e-7)  # seconds; any positive affine cost will do
 
 
@@ -38,6 +38,8 @@ def _arrivals(rng: np.random.Generator, process: str, rate: float, n: int) -> np
         t = arrivals.uniform(rng, rate, n=n)
     elif process == "onoff":
         t = arrivals.onoff(rng, rate * 2, 1.0, 1.0, n=n)
+    elif process == "ramp":
+        t = arrivals.ramp(rng, rate / 4, rate * 2, 2.0, n=n)
     else:  # everything at once, the Thm 4.8 flood shape
         t = np.zeros(n)
     return np.asarray(t, dtype=np.float64)[:n]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fairness_sim import run_saved, scenarios
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proofs_check import fairness as fc
 
@@ -26,9 +27,9 @@ def test_vtc_keeps_all_bounds(sc):
 
 
 @settings(max_examples=300)
-@given(scenarios(prefixes=True))
-def test_dlpm_keeps_its_bound(sc):
-    quantum = float(sc.kv_capacity_tokens)  # Q_u of the order of U
+@given(scenarios(prefixes=True), st.sampled_from([0.05, 1.0, 8.0]))
+def test_dlpm_keeps_its_bound(sc, quantum_per_kv_token):
+    quantum = quantum_per_kv_token * sc.kv_capacity_tokens  # Q_u from far below U to far above
     run, res = run_saved(sc, "dlpm", admission="reserve", quantum=quantum)
     assert res.summary["num_finished"] == sc.workload.n
     _ok(fc.check_dlpm_bound(run, quantum=quantum))
