@@ -146,3 +146,30 @@ def test_rerun_starts_afresh_unless_resume(registered, tmp_path, capsys):
     (out / BROKEN / "mine.txt").write_text("user data")
     assert cli.main(["reproduce", BROKEN, "--out", str(out), "--no-report", "-q"]) == 1
     assert (out / BROKEN / "mine.txt").read_text() == "user data"
+
+
+def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monkeypatch, tmp_path, capsys):
+    import importlib
+
+    real_import = importlib.import_module
+    boom = "experiments.reproductions.zz_broken_module"
+
+    class _Mod:
+        name = "zz_broken_module"
+
+    real_iter = registry.pkgutil.iter_modules
+    monkeypatch.setattr(registry.pkgutil, "iter_modules", lambda path: [*real_iter(path), _Mod()])
+
+    def fake_import(name, *a, **kw):
+        if name == boom:
+            raise ImportError("simulated missing dependency")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(registry.importlib, "import_module", fake_import)
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
+    assert boom in registry.import_errors()
+    assert TINY in registry.all_reproductions()  # the others are still registered
+    assert cli.main(["reproduce", "--list"]) == 0
+    captured = capsys.readouterr()
+    assert TINY in captured.out and "zz_broken_module failed to import" in captured.err
