@@ -29,6 +29,7 @@ KV_TOKENS = 10_000  # artifact launch_server.py --max-total-token-num 10000 (A10
 TOKEN_BUDGET = 4096  # artifact batch_max_tokens = max(10000/6, 3072) new prefill tokens, + decodes
 MAX_REQUESTS = 1000  # artifact running_max_req_size
 ADMISSION_EVERY = 10  # artifact manager.py max_wait_tokens
+PHASE2_CENTRES = np.arange(360.0, 571.0, 10.0)  # windows inside dist_shift's phase 2 (300-600 s)
 
 # (figure, artifact suite, [(our policy, params, artifact scheduler dir)])
 FIGURES = [
@@ -112,8 +113,12 @@ def figures(ctx: ReproContext) -> ReproOutput:
                                       policy=policy, source=source))
                 st = fm.diff_stats(df, total, clients, horizon_s=horizon)
                 acc = fm.accumulated_service_difference(df, np.array([horizon]), clients)[0]
-                stats.append({"figure": fig, "suite": suite, "policy": policy, "source": source,
-                              **st, "acc_service_diff_end": float(acc)})
+                row = {"figure": fig, "suite": suite, "policy": policy, "source": source,
+                       **st, "acc_service_diff_end": float(acc)}
+                if suite == "dist_shift":  # phase 2 (300-600 s): both clients ask 1 req/s
+                    rates = fm.service_rate_series(df, PHASE2_CENTRES, clients).mean(axis=1)
+                    row["phase2_rate_ratio"] = float(rates[0] / rates[1])
+                stats.append(row)
         figs += _plot_figure(ctx, fig, suite, pd.concat(series[-2 * len(runs):]), clients)
     tab = pd.DataFrame(stats)
     comps += _figure_comparisons(tab)
@@ -152,6 +157,16 @@ def _figure_comparisons(tab: pd.DataFrame) -> list[Comparison]:
                               "tok/s", "within", 0.2, "vs the artifact's measured run"))
         out.append(Comparison(f"{fig} {pol} Max Diff", a.max_diff, o.max_diff, "tok/s", "info",
                               note="service difference metric of plot_revision.py"))
+    g = tab[tab.figure == "Fig 10"]
+    for pol in ("vtc", "lcf"):
+        o = g[(g.policy == pol) & (g.source == "ours")]
+        a = g[(g.policy == pol) & (g.source == "artifact")]
+        if len(o) and len(a):
+            ours, art = float(o.phase2_rate_ratio.iloc[0]), float(a.phase2_rate_ratio.iloc[0])
+            agrees = abs(ours - 1) < 0.05 if pol == "vtc" else ours > 1.05
+            out.append(Comparison(f"Fig 10 {pol} phase-2 service rate ratio client 1 to client 2", art, ours,
+                                  "x", "info", note="VTC equalises (1.0), LCF favours the returning "
+                                  "client (> 1); artifact run as reference", agrees=agrees))
     for fig in ("Fig 3", "Fig 5", "Fig 8"):
         g = tab[(tab.figure == fig)]
         if len(g):
