@@ -43,6 +43,7 @@ DEFAULT_POINT = "experiments.sweep:simulate_point"
 # but never in the summary table (wall time differs between backends; see module docstring).
 NON_RESULT_KEYS = ("config", "wall_s", "llmsched_version")
 _TOP_KEYS = ("sweep", "base", "grid")
+DASK_CONNECT_TIMEOUT = "20s"  # how long `--dask ADDRESS` waits for the scheduler (our choice)
 _SWEEP_KEYS = ("name", "point", "metrics")
 
 
@@ -447,8 +448,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
             else:
                 backend = f"dask({dask_address})"
                 try:
-                    client = Client(dask_address, timeout="20s")
-                except OSError as exc:
+                    client = Client(dask_address, timeout=DASK_CONNECT_TIMEOUT)
+                except (OSError, ValueError, TypeError) as exc:
                     raise InputError("--dask", str(dask_address), f"cannot reach the scheduler ({exc})",
                                      "start `dask scheduler` and pass its tcp://HOST:PORT") from None
             results = _dask_results(todo, spec.point, client, dask_window)

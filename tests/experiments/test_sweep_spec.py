@@ -80,6 +80,7 @@ MALFORMED = {
     "wrong_type_int": ("[grid]\nseed = [0.5]\n", "expected int"),
     "invalid_value": ('[grid]\n"workload.rate" = [-1.0]\n', "must be a positive number"),
     "duplicate_points": ('[grid]\n"workload.rate" = [1, 1.0]\n', "same config"),
+    "bad_metrics": ('[sweep]\nmetrics = "ttft_s"\n[grid]\nseed = [0]\n', "non-empty list of metric names"),
     "bad_point_fn": ('[sweep]\npoint = "experiments.sweep:nope"\n[grid]\nseed = [0]\n', "no function"),
 }
 
@@ -124,3 +125,22 @@ def test_dry_run_lists_points(tmp_path, capsys):
     assert cli.main(["sweep", str(f), "--dry-run", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 13 and out[-1].startswith("12 points, 0 done")
+
+
+def test_metrics_filter_keeps_only_the_named_prefixes(tmp_path):
+    text = synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",))
+    text = text.replace('point = "experiments.sweep_testing:synthetic_point"\n',
+                        'point = "experiments.sweep_testing:synthetic_point"\nmetrics = ["e2e_s", "rho"]\n')
+    out = sweep.run_sweep(_spec(text, tmp_path), tmp_path / "o", progress=False)
+    metric_cols = [c for c in out.summary.columns if not c.startswith("config.") and c not in ("point", "index")]
+    assert metric_cols == ["e2e_s.mean", "e2e_s.noise", "rho"]
+
+
+def test_unreachable_dask_scheduler_is_exit_2(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT", "1s")
+    f = tmp_path / "s.toml"
+    f.write_text(synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",)))
+    assert cli.main(["sweep", str(f), "--dask", "tcp://127.0.0.1:9", "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the scheduler" in err[0]
