@@ -1,5 +1,5 @@
 """Workloads of the VTC paper's experiments: the artifact's own per-request arrivals (replayed from
-`reference/vtc/upstream/fair_bench/<scheduler>/all_results_<suite>.jsonl.gz`) and two constructed
+`data/reference/vtc/upstream/fair_bench/<scheduler>/all_results_<suite>.jsonl.gz`) and two constructed
 negative-control workloads (Thm 4.8 flooding, the three-phase dist_shift).
 
 Owns only workload construction; no simulation or plotting. Client i is the artifact's adapter
@@ -20,9 +20,10 @@ REFERENCE = Path("/work/shared/reference/vtc/upstream/fair_bench")
 
 
 def reference_dir() -> Path:
-    """Where the VTC artifact's results are (shared reference, else the repo's data copy)."""
-    for cand in (REFERENCE, Path(__file__).resolve().parents[2] / "data" / "reference" / "vtc"
-                 / "upstream" / "fair_bench"):
+    """Where the VTC artifact's results are: the repo's copy (data/reference/vtc/RESULTS.md),
+    else the team's shared reference."""
+    for cand in (Path(__file__).resolve().parents[2] / "data" / "reference" / "vtc" / "upstream"
+                 / "fair_bench", REFERENCE):
         if cand.is_dir():
             return cand
     return REFERENCE
