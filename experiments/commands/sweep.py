@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
     g.add_argument("--dask-local", metavar="N", type=int, help="start a local Dask cluster of N worker processes")
     p.add_argument("--jobs", "-j", type=int, default=1, help="local worker processes (joblib; default 1)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: sweeps/<sweep name>)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
     p.add_argument("--rerun", action="store_true", help="recompute every point, even completed ones")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dask is not None and args.jobs != 1:
         raise InputError("llmsched sweep", "--jobs", "has no effect with --dask", "drop --jobs")
     spec = sweep.load_spec(args.sweep_file)
-    out = Path(args.out) if args.out else Path("sweeps") / spec.name
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
     if args.dry_run:
         points = sweep.expand(spec)
         done = sweep.completed_points(out)
