@@ -3,6 +3,7 @@ none that were complete, and ignores half-written temp files and unreadable poin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,7 +70,7 @@ def test_crash_after_k_points_then_restart(tmp_path):
 
 def test_sigkill_at_an_arbitrary_moment_with_two_workers(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text(synthetic_sweep_toml(rates=(0.25, 0.5, 0.75, 1.0), seeds=(0, 1), work_ms=25.0))
+    toml.write_text(synthetic_sweep_toml(rates=(0.25, 0.5, 0.75, 1.0), seeds=(0, 1), work_ms=40.0))
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSCHED_SWEEP_TEST")}
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", str(toml), "--out", str(out),
@@ -78,7 +79,10 @@ def test_sigkill_at_an_arbitrary_moment_with_two_workers(tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(sweep.completed_points(out)) < 4 and proc.poll() is None:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its joblib workers, all started by this test
+    finished_early = proc.poll() is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its joblib workers, all started by this test
+    assert not finished_early, "the sweep finished before it could be killed; raise work_ms"
     proc.wait(timeout=30)
     n_before = len(sweep.completed_points(out))
     assert 4 <= n_before < 16
