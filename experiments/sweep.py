@@ -23,6 +23,7 @@ import importlib
 import itertools
 import json
 import os
+import shutil
 import socket
 import time
 import tomllib
@@ -427,10 +428,14 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
     out.mkdir(parents=True, exist_ok=True)
     _write_manifest(out, spec)
     by_index = {p.index: p for p in points}
-    done = {} if rerun else completed_points(out)
+    if rerun:  # forget every earlier result, so that a rerun interrupted midway resumes as a rerun
+        for sub in (_points_dir(out), out / "failed"):
+            if sub.is_dir():
+                shutil.rmtree(sub)
+    done = completed_points(out)
     wanted = {p.key for p in points}
     skipped = len(wanted & set(done))
-    todo = [p for p in points if rerun or p.key not in done]
+    todo = [p for p in points if p.key not in done]
     failed: dict[str, str] = {}
     ran = 0
 

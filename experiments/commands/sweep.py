@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dask-local", metavar="N", type=int, help="start a local Dask cluster of N worker processes")
     p.add_argument("--jobs", "-j", type=int, default=1, help="local worker processes (joblib; default 1)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
-    p.add_argument("--rerun", action="store_true", help="recompute every point, even completed ones")
+    p.add_argument("--rerun", action="store_true", help="delete earlier point results in OUT, then recompute every point")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="X:Y[:HUE]", action="append", default=[],

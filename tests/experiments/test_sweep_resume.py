@@ -133,3 +133,15 @@ def test_output_dir_of_another_point_function_is_refused(tmp_path, capsys):
     other.write_text('[sweep]\npoint = "experiments.sweep:simulate_point"\n[grid]\nseed = [0]\n')
     assert cli.main(["sweep", str(other), "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "point function" in capsys.readouterr().err
+
+
+def test_rerun_forgets_earlier_results(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text(synthetic_sweep_toml(rates=(0.5,), seeds=(0, 1), policies=("vllm",)))
+    spec = sweep.load_spec(toml)
+    first = sweep.run_sweep(spec, tmp_path / "o", progress=False)
+    stale = tmp_path / "o" / "points" / "0123456789abcdef.json"  # a point no longer in the grid
+    stale.write_text("{}")
+    again = sweep.run_sweep(spec, tmp_path / "o", progress=False, rerun=True)
+    assert (again.skipped, again.ran) == (0, 2) and not stale.exists()
+    pd.testing.assert_frame_equal(first.summary, again.summary, check_exact=True)
