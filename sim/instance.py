@@ -149,6 +149,9 @@ class Instance:
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.cache_hit_tokens = 0
         self.prompt_tokens_admitted = 0
+        self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
+        self._need_now: int | None = None  # cached decode block needs during one planning step
+        self._planning = False
         self._arrival_hook = isinstance(policy, ArrivalHook)
         self._leave_hook = isinstance(policy, LeaveHook)
         self._clear_segment()
@@ -207,7 +210,13 @@ class Instance:
         """Would the KV of all `rids` (waiting requests) fit now, keeping the running decodes'
         next-iteration blocks and the watermark free?"""
         r = self.reqs
-        need = self._decode_block_needs_now(self.decoding) + self.spec.watermark_blocks
+        if not self._planning:
+            need = self._decode_block_needs_now(self.decoding)
+        else:
+            if self._need_now is None:
+                self._need_now = self._decode_block_needs_now(self.decoding)
+            need = self._need_now
+        need += self.spec.watermark_blocks
         pinned: set[int] = set()
         for rid in rids:
             cached, path = self.cached_tokens_if_admitted(rid)
@@ -285,16 +294,17 @@ class Instance:
             self.pool.allocate(int(new_held.sum() - old_held.sum()))
             first_gap = ends[a] - r.last_token_s[d]
             gap_max = first_gap
-            slo = r.tbt_slo_s[d]
-            misses = (first_gap > slo).astype(np.int64)
             if k > 1:
                 inner = np.diff(ends[a:m])
                 gap_max = np.maximum(first_gap, inner.max())
-                if np.isfinite(slo).any():
+            r.tbt_max_s[d] = np.maximum(r.tbt_max_s[d], gap_max)
+            if self._has_tbt_slo:
+                slo = r.tbt_slo_s[d]
+                misses = (first_gap > slo).astype(np.int64)
+                if k > 1:
                     inner_sorted = np.sort(inner)
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
-            r.tbt_max_s[d] = np.maximum(r.tbt_max_s[d], gap_max)
-            r.tbt_misses[d] += misses
+                r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
             r.output_service[self.index] += self.seg_decode_client_counts * k
             self.outstanding_tokens -= k * len(d)
@@ -518,9 +528,16 @@ class Instance:
         self.view.now = now
         while True:
             self._admit_ready(now)  # again after a preemption: freed memory may admit them now
+            self._need_now = None
+            self._planning = True
             plan = self.policy.plan(self.view)
+            self._planning = False
             decodes = self.decoding if plan.decodes is None else plan.decodes
-            need = self._decode_block_needs_now(decodes)
+            if len(decodes) == len(self.decoding) and self._need_now is not None:
+                need = self._need_now  # the plan decodes everything (the common case)
+            else:
+                need = self._decode_block_needs_now(decodes)
+            self._need_now = None
             if need <= self.pool.available_blocks or not decodes:
                 return plan
             self.preempt(self._victim())
@@ -552,27 +569,37 @@ class Instance:
                 n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
             if len(decodes):
                 n = min(n, int((r.output[decodes] - r.generated[decodes]).min()))
-                n = min(n, self._memory_horizon(decodes))
+                # each decode needs at most n // block + 1 new blocks in n iterations
+                if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
+                    n = min(n, self._memory_horizon(decodes))
             interval = self.spec.admission_interval
             if interval > 1 and (self.waiting or self.ready):
                 n = min(n, interval - self.iterations % interval)
         n = max(n, 1)
         # ---- the iterations' shapes are affine in the iteration index j
-        j = np.arange(n, dtype=np.int64)
         k = len(decodes)
         ctx0 = int(r.computed[decodes].sum()) if k else 0
-        sum_c = sum(c for _, c in chunks)
-        sum_c2 = sum(c * c for _, c in chunks)
-        pairs0 = sum(c * int(r.computed[rid]) + c * (c + 1) // 2 for rid, c in chunks)
-        pctx0 = sum(int(r.computed[rid]) + c for rid, c in chunks)
-        shape = BatchShape(
-            prefill_tokens=np.full(n, sum_c, dtype=np.int64),
-            prefill_attention_pairs=pairs0 + j * sum_c2,
-            prefill_context_tokens=pctx0 + j * sum_c,
-            decode_tokens=np.full(n, k, dtype=np.int64),
-            decode_context_tokens=ctx0 + j * k,
-            num_requests=np.full(n, k + len(chunks), dtype=np.int64),
-        )
+        sum_c = sum_c2 = pairs0 = pctx0 = 0
+        computed = r.computed
+        for rid, c in chunks:
+            past = int(computed[rid])
+            sum_c += c
+            sum_c2 += c * c
+            pairs0 += c * past + c * (c + 1) // 2
+            pctx0 += past + c
+        if n == 1:
+            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
+            shape = BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
+        else:
+            j = np.arange(n, dtype=np.int64)
+            shape = BatchShape(
+                prefill_tokens=np.full(n, sum_c, dtype=np.int64),
+                prefill_attention_pairs=pairs0 + j * sum_c2,
+                prefill_context_tokens=pctx0 + j * sum_c,
+                decode_tokens=np.full(n, k, dtype=np.int64),
+                decode_context_tokens=ctx0 + j * k,
+                num_requests=np.full(n, k + len(chunks), dtype=np.int64),
+            )
         durations = np.asarray(self.cost.iteration_times(shape), dtype=np.float64)
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
         self.seg_n = n

@@ -36,3 +36,21 @@ def test_fast_forward_equals_step(scenario):
     fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
     step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
     _assert_same(fast, step)
+
+
+@settings(max_examples=30)
+@given(st.sampled_from([("roofline", "llama-2-7b", "a100-80gb", 1), ("roofline", "llama-2-70b", "a100-80gb", 4),
+                        ("roofline", "mistral-7b", "l4", 1), ("staircase:0.01128,0.03547,128", "codellama-34b", "a100-80gb", 2)]),
+       workloads(max_requests=16, prefixes=False), st.sampled_from(["sarathi", "orca", "vllm"]))
+def test_fast_equals_step_with_catalogue_cost_models(cost_spec, w, batching):
+    """The catalogue's cost models (with their scalar fast paths) keep fast == step exact."""
+    from sim.config import ClusterSpec, InstanceSpec
+    from sim.cost import build
+
+    spec_str, model, gpu, tp = cost_spec
+    cost = build(spec_str, model, gpu, tp)
+    cluster = ClusterSpec(instances=(InstanceSpec(model=model, gpu=gpu, tp=tp, batching=batching, count=2,
+                                                  kv_capacity_tokens=2048),), router="least-outstanding-tokens")
+    fast = simulate(w, cluster, mode="fast", cost_models=lambda s: cost)
+    step = simulate(w, cluster, mode="step", cost_models=lambda s: cost)
+    _assert_same(fast, step)
