@@ -149,3 +149,35 @@ def test_general_cost_with_linear_h_is_vtc(sc):
     _, a = run_saved(sc, "vtc", admission="reserve")
     _, b = run_saved(sc, "vtc-h", cost="linear", admission="reserve")
     _same_schedule(a, b)
+
+
+# ------------------------------------------------------------------------ DLPM negative control
+def _locality_flood(n: int = 100) -> Workload:
+    """Client 0's prompts share a 48-token prefix (cached after its first request), client 1's
+    share nothing; both flood at t≈0. LPM keeps serving the cached client."""
+    hb = 16
+    arr = np.concatenate([np.zeros(n), np.full(n, 1e-3)])
+    cl = np.concatenate([np.zeros(n, int), np.ones(n, int)])
+    offs, vals = [0], []
+    for i in range(2 * n):
+        vals.extend([7, 8, 9, 100 + i] if i < n else [10_000 + 4 * i + j for j in range(4)])
+        offs.append(len(vals))
+    o = np.argsort(arr, kind="stable")
+    hashes = [vals[offs[i]:offs[i + 1]] for i in o]
+    offs2 = np.concatenate([[0], np.cumsum([len(h) for h in hashes])])
+    return Workload(arrival_s=arr[o], client=cl[o], prompt_tokens=np.full(2 * n, 64),
+                    output_tokens=np.full(2 * n, 8), hash_offsets=offs2,
+                    hash_values=np.concatenate(hashes), hash_block_tokens=hb)
+
+
+def test_lpm_breaks_dlpm_bound_dlpm_does_not(tmp_path):
+    w = _locality_flood()
+    quantum = 16.0
+    lpm, _ = _run(w, "lpm", 256, admission="reserve")
+    v = fc.check_dlpm_bound(lpm, quantum=quantum)
+    assert not v.ok and v.witness["difference"] > v.witness["bound"]
+    dl, res = _run(w, "dlpm", 256, admission="reserve", quantum=quantum)
+    assert fc.check_dlpm_bound(dl).ok  # Q_u read from the run's config
+    d = res.save(tmp_path / "dlpm")
+    assert cli(["check", "dlpm-bound", str(d)]) == 0
+    assert cli(["check", "vtc-u", str(d), "-o", "lift=none"]) in (0, 1)  # options parse
