@@ -181,3 +181,11 @@ def test_lpm_breaks_dlpm_bound_dlpm_does_not(tmp_path):
     d = res.save(tmp_path / "dlpm")
     assert cli(["check", "dlpm-bound", str(d)]) == 0
     assert cli(["check", "vtc-u", str(d), "-o", "lift=none"]) in (0, 1)  # options parse
+
+
+def test_flooding_longer_fcfs_breaks_4u():
+    # twice the flood: FCFS serves client 0's 80 requests while client 1 waits:
+    # W_0 − W_1 grows to ~80 × (1 + 2·99) ≫ 4U = 8000
+    run, _ = _run(flooding(M_FLOOD, n_each=80), "fcfs", M_FLOOD, admission="reserve")
+    v = fc.check_backlogged_vs_any(run)
+    assert not v.ok and v.witness["client_f"] == 1 and v.witness["client_g"] == 0
