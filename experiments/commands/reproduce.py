@@ -43,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r.name:<28} {r.paper} — {r.target} (quick ≈ {r.quick_minutes:g} min)")
         return 0
     repros = select(args.names, args.all)
-    command = "llmsched " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    # The command that regenerates these results, rebuilt from the parsed flags (not sys.argv, which
+    # is the host's when called in-process).
+    words = ["llmsched", "reproduce", *(["--all"] if args.all else args.names)]
+    words += (["--quick"] if args.quick else []) + ["--seed", str(args.seed), "--out", args.out]
+    command = " ".join(shlex.quote(w) for w in words)
     records = run_reproductions(repros, args.out, quick=args.quick, seed=args.seed, command=command,
                                 progress=not args.quiet, resume=args.resume)
     failed = [r for r in records if r.status != "ok"]

@@ -85,7 +85,8 @@ def test_run_tiny_writes_results_and_report(registered, tmp_path, capsys):
     assert f"## {TINY}" in text and "figures/reproductions/zz-test-tiny/tiny.png" in text
     assert (report.parent / "figures" / "reproductions" / TINY / "tiny.png").is_file()
     assert "| y at x=3 | 9 | 12 |" in text and "**no**" in text and "tiny notes" in text
-    assert "--seed 3" in text or "seed 3" in text
+    assert f"llmsched reproduce {TINY} --quick --seed 3 --out {out}" in text
+    assert meta["command"] == f"llmsched reproduce {TINY} --quick --seed 3 --out {out}"
 
 
 def test_a_failure_does_not_stop_the_others(registered, tmp_path, capsys):
