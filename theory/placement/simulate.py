@@ -43,7 +43,11 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
                   prompt_len: int = AVG_INPUT_LEN, output_len: int = AVG_OUTPUT_LEN,
                   kv_fraction: float = 1.0, length_cv: float = 0.0, seed: int = 0,
                   max_inflight: int = 100_000) -> SimResult:
-    """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration])."""
+    """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration]).
+
+    kv_fraction: admission high-water mark of each node's KV entries (1.0 = Helix's simulator,
+    `EXPECTED_KV_HWM = 1`; 0.3 = the `KV_CACHE_HWM` behind T_i(k)). The result depends on it:
+    T_i(k) is a throughput at a typical batch, not a hard service rate (docs/placement.md)."""
     rng = np.random.default_rng(seed)
     prof = load_profiles(p.model.profile_key)
     flow = solve_flow(p, plc)
