@@ -14,7 +14,14 @@ import time
 from dataclasses import dataclass, field
 
 from theory.placement import baselines
-from theory.placement.flow import FastFlow, FlowProblem, Placement, enabled, make_problem, solve_flow
+from theory.placement.flow import (
+    FastFlow,
+    FlowProblem,
+    Placement,
+    enabled,
+    make_problem,
+    solve_flow,
+)
 from theory.placement.heuristic import best_stage_plan, fill_unused, local_search
 from theory.placement.profiles import coverage_bound, infinite_network_bound
 from theory.placement.spec import ModelSpec, PlacementCluster
