@@ -22,6 +22,9 @@ class Comparison:
 
     relation: how to read it — "ratio" (ours/paper), "direction" (same sign/ordering), "within"
     (ours within `tolerance` relative of paper), or "info".
+    How the runner judges agreement when `agrees` is None (`experiments.reproduce.judge`):
+    "ratio"/"within" need a `tolerance`; "direction" takes either a bound as the paper value
+    ("> 1", ">= 0", "< 0.5") that ours must satisfy, or a number whose sign ours must share.
     """
 
     metric: str

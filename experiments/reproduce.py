@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -71,13 +72,28 @@ def _number(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<|≥|≤)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*x?\s*$")
+
+
+def threshold(text: Any) -> tuple[str, float] | None:
+    """A paper value written as a bound ("> 1", ">= 0.5", "< 0", "≤ 2x") -> (operator, number)."""
+    if not isinstance(text, str):
+        return None
+    m = _THRESHOLD.match(text)
+    if not m:
+        return None
+    op = {"≥": ">=", "≤": "<="}.get(m.group(1), m.group(1))
+    return op, float(m.group(2))
+
+
 def judge(c: Comparison) -> tuple[float | None, bool | None]:
     """(ours/paper, agrees) for one comparison.
 
     An explicit `agrees` wins. Otherwise: "ratio"/"within" with a tolerance agree when
-    |ours/paper - 1| <= tolerance; "direction" agrees when ours has the paper's sign (a paper value
-    of 0 or a non-number: undecided); "info" and missing tolerances are undecided (None).
-    The ratio is not reported for "direction" (the paper value only carries a sign there).
+    |ours/paper - 1| <= tolerance. "direction" with a bound as the paper value ("> 1", "<= 0")
+    agrees when ours satisfies the bound; with a number, when ours has the paper's sign (a paper
+    value of 0: undecided). "info", missing tolerances and non-numbers are undecided (None).
+    The ratio is not reported for "direction" (the paper value carries a sign or a bound there).
     """
     p, o = _number(c.paper_value), _number(c.ours)
     ratio = o / p if p not in (None, 0.0) and o is not None and c.relation != "direction" else None
@@ -85,8 +101,13 @@ def judge(c: Comparison) -> tuple[float | None, bool | None]:
         return ratio, bool(c.agrees)
     if c.relation in ("ratio", "within") and c.tolerance is not None and ratio is not None:
         return ratio, abs(ratio - 1.0) <= c.tolerance
-    if c.relation == "direction" and p not in (None, 0.0) and o is not None:
-        return ratio, (p > 0) == (o > 0) and o != 0.0
+    if c.relation == "direction" and o is not None:
+        bound = threshold(c.paper_value)
+        if bound is not None:
+            op, x = bound
+            return None, {">": o > x, ">=": o >= x, "<": o < x, "<=": o <= x}[op]
+        if p not in (None, 0.0):
+            return ratio, (p > 0) == (o > 0) and o != 0.0
     return ratio, None
 
 

@@ -125,6 +125,12 @@ def test_bad_input_is_exit_2(registered, tmp_path, capsys):
         (Comparison("m", 0.0, 5.0, relation="direction"), None, None),
         (Comparison("m", 2.0, 9.0, relation="within", tolerance=0.1, agrees=True), 4.5, True),
         (Comparison("m", "2.6x", "2.1x", relation="info"), None, None),
+        (Comparison("m", "> 1", 1.5, relation="direction"), None, True),
+        (Comparison("m", "> 1", 0.5, relation="direction"), None, False),
+        (Comparison("m", ">= 0", 0.0, relation="direction"), None, True),
+        (Comparison("m", "< 0.5x", 0.7, relation="direction"), None, False),
+        (Comparison("m", "≤ 2", 2.0, relation="direction"), None, True),
+        (Comparison("m", "up to 7x", 2.0, relation="direction"), None, None),  # not a bound: undecided
     ],
 )
 def test_judge(comp, ratio, agrees):
