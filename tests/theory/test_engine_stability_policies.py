@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,17 +80,45 @@ def test_rad_uses_tile_aligned_budget_not_instance_budget():
     assert sar.timeline.prefill_tokens.tolist()[:1] == [520]
 
 
-def test_rad_pads_only_to_the_decode_tile_when_the_cap_binds():
-    # cap 4, three requests decoding (cap - 1), one long prompt waiting; staircase b0 = 128: RAD's
-    # round is 3 decodes + 125 prefill tokens (end of the first tile), Sarathi fills 512.
-    w = workload([0.0, 0.0, 0.0, 0.5], [1, 1, 1, 2000], [50, 50, 50, 1])
-    cost = StaircaseCost(c=0.01, a=0.03, b0=128)
-    rad = _run("rad", w, budget=512, cap=4, cost=cost)
-    sar = _run("sarathi", w, budget=512, cap=4, cost=cost)
-    mixed_rad = rad.timeline[(rad.timeline.prefill_tokens > 0) & (rad.timeline.decode_tokens == 3)]
-    mixed_sar = sar.timeline[(sar.timeline.prefill_tokens > 0) & (sar.timeline.decode_tokens == 3)]
-    assert set(mixed_rad.prefill_tokens) == {125}
-    assert set(mixed_sar.prefill_tokens) == {509}
+class RecordingStaircase:
+    """StaircaseCost that records every single iteration's (prefill, decode) tokens (step mode)."""
+
+    def __init__(self, **kw):
+        self.inner = StaircaseCost(**kw)
+        self.name = "recording"
+        self.rounds: list[tuple[int, int]] = []
+
+    def iteration_times(self, shape):
+        if len(shape) == 1:
+            self.rounds.append((int(shape.prefill_tokens[0]), int(shape.decode_tokens[0])))
+        return self.inner.iteration_times(shape)
+
+
+def _mixed_prefills(policy, w):
+    cost = RecordingStaircase(c=0.01, a=0.03, b0=128)
+    cl = ClusterSpec(instances=(InstanceSpec(batching=policy, token_budget=512, max_batch_requests=10**6,
+                                             kv_capacity_tokens=10**7),))
+    simulate(w, cl, mode="step", cost_models=lambda s: cost)
+    return [p for p, d in cost.rounds if p > 0 and d == 3]
+
+
+@pytest.mark.parametrize("output,prompt,expected", [
+    # Staircase c=0.01, a=0.03, b0=128: t(128)=0.04, t(256)=0.07, t(384)=0.10, t(512)=0.13 s. Three
+    # 1-token prompts start at 0 and decode in 0.04-s rounds; at 0.52 (first round end after the 0.5-s
+    # arrival) each has generated 13 tokens. Score of tile end T: (Q_p·p + Q_d·3)/t(p + 3).
+    # Decode-heavy (output 2000, Q_d = 3·1987 = 5961; prompt 200): T=128 -> (200·125 + 17883)/0.04
+    # = 1.07e6 beats T>=256 -> (200·200 + 17883)/0.07 = 8.3e5, so 125 then the last 75 tokens.
+    (2000, 200, [125, 75]),
+    # Prefill-heavy (output 50, Q_d = 111; prompt 2000): T=512 (509 tokens) -> 7.83e6 beats T=384
+    # -> 7.62e6 and T=128 -> 6.26e6; again at Q_p = 1491 and 982; at Q_p = 473 T=384 (381 tokens)
+    # -> 1.81e6 beats T=512 (473) -> 1.72e6; the last 92 fit in the first tile.
+    (50, 2000, [509, 509, 509, 381, 92]),
+])
+def test_rad_backlog_weighted_tile_choice(output, prompt, expected):
+    w = workload([0.0, 0.0, 0.0, 0.5], [1, 1, 1, prompt], [output, output, output, 1])
+    assert _mixed_prefills("rad", w) == expected
+    sarathi = _mixed_prefills("sarathi", w)  # control: always fills 512
+    assert sarathi == ([200] if prompt == 200 else [509, 509, 509, 473])
 
 
 def test_slai_order_critical_paused_shortest_noncritical():
