@@ -4,7 +4,9 @@
    stages (each a set of nodes holding the same layer range) whose summed T_i(k) reaches F,
    taking the fastest remaining nodes first and the stage length that uses the fewest nodes per
    layer. Our own construction (Helix has no equivalent); it gives a chained plan quickly.
-2. `local_search`: simulated annealing over (start, count) per node, scored by the exact max
+2. `type_dp_plan`: DP over layer ranges per GPU type (group sizes x layers covered), binary
+   search on the target; ignores links, so it is a seed for full-mesh clusters.
+3. `local_search`: simulated annealing over (start, count) per node, scored by the exact max
    flow (`FastFlow`). Moves: re-place a node so that it chains onto existing boundaries, shift a
    shared boundary by +-1, swap two nodes' ranges, re-place a node at random. Deterministic for a
    seed; stops at the time limit or after `max_evals` evaluations.
@@ -228,4 +230,80 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
         if progress and now - last_report > 5.0:
             progress(now - t0, best_v)
             last_report = now
+    return best, best_v
+
+
+def type_dp_plan(p: FlowProblem, target: float, max_group: int = 8) -> Placement | None:
+    """DP over layer ranges per GPU type (ours): nodes with identical T_i(.) form a class; a group
+    of m nodes of one class holding the same range of c layers carries m*T(c) >= target, so a class
+    of n nodes covers best(n) = max_m best(n - m) + c(m) layers (unbounded knapsack over group
+    sizes). Feasible if the classes together cover L layers; the stages are then laid out class by
+    class (fastest class first) and the last stages trimmed to end exactly at L. Ignores links."""
+    classes: dict[tuple, list[int]] = {}
+    for i in range(p.n):
+        classes.setdefault(tuple(round(t, 6) for t in p.caps[i]), []).append(i)
+    plans = []
+    total = 0
+    for caps, nodes in classes.items():
+        n = len(nodes)
+
+        def cover(m: int, caps=caps) -> int:
+            ks = [k for k in range(1, len(caps) + 1) if m * caps[k - 1] >= target]
+            return max(ks) if ks else 0
+
+        best = [0] * (n + 1)
+        choice = [0] * (n + 1)
+        for j in range(1, n + 1):
+            best[j], choice[j] = best[j - 1], 0  # leave one node idle
+            for m in range(1, min(j, max_group) + 1):
+                c = cover(m)
+                if c and best[j - m] + c > best[j]:
+                    best[j], choice[j] = best[j - m] + c, m
+        groups = []
+        j = n
+        idle = 0
+        while j > 0:
+            m = choice[j]
+            if m == 0:
+                idle += 1
+                j -= 1
+                continue
+            groups.append((m, cover(m)))
+            j -= m
+        plans.append((max(caps), nodes, groups))
+        total += best[n]
+    if total < p.L:
+        return None
+    plans.sort(key=lambda x: -x[0])
+    plc: Placement = {}
+    b = 0
+    for _, nodes, groups in plans:
+        it = iter(nodes)
+        for m, c in groups:
+            if b >= p.L:
+                break
+            c = min(c, p.L - b)
+            for _ in range(m):
+                plc[next(it)] = (b, c)
+            b += c
+    return plc if b == p.L else None
+
+
+def best_type_dp_plan(p: FlowProblem, ff: FastFlow, hi: float) -> tuple[Placement | None, float]:
+    lo, up, best, best_v = 0.0, hi, None, -1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + up)
+        plc = type_dp_plan(p, mid)
+        if plc is None:
+            up = mid
+        else:
+            lo = mid
+            v = ff.value(plc)
+            if v > best_v:
+                best, best_v = plc, v
+        if up - lo < 1e-4 * max(up, 1.0):
+            break
+    if best is not None:
+        best = fill_unused(p, best)
+        best_v = ff.value(best)
     return best, best_v

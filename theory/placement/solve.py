@@ -22,7 +22,7 @@ from theory.placement.flow import (
     make_problem,
     solve_flow,
 )
-from theory.placement.heuristic import best_stage_plan, fill_unused, local_search
+from theory.placement.heuristic import best_stage_plan, best_type_dp_plan, fill_unused, local_search
 from theory.placement.profiles import coverage_bound, infinite_network_bound
 from theory.placement.spec import ModelSpec, PlacementCluster
 
@@ -76,6 +76,9 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     cands: list[tuple[float, str, Placement]] = []
     plc, v = best_stage_plan(p, ff, ub)
     cands.append((v, "stage", plc))
+    plc_dp, v_dp = best_type_dp_plan(p, ff, ub)
+    if plc_dp is not None:
+        cands.append((v_dp, "type-dp", plc_dp))
     for name in ("swarm", "petals"):
         b = fill_unused(p, baselines.BASELINES[name](p))
         cands.append((ff.value(b), name, b))
