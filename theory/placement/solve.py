@@ -86,7 +86,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     _say(log, "[heuristic] seeds: " + ", ".join(f"{n}={v:.1f}" for v, n, _ in cands), quiet)
     best_v, best_name, best = cands[0]
     optimal = lambda v: v >= cb * (1 - 1e-7)  # noqa: E731  (no plan can beat the coverage bound)
-    t_ls = 0.35 * time_limit_s if method == "milp" else 0.9 * time_limit_s
+    spent = time.monotonic() - t0
+    t_ls = max(0.0, (0.35 if method == "milp" else 0.95) * time_limit_s - spent)
     if optimal(best_v):
         t_ls = 0.0
     best, best_v = local_search(p, best, t_ls, seed=seed, ff=ff, stop_at=cb * (1 - 1e-7),
