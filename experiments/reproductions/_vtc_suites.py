@@ -19,20 +19,29 @@ from sim.workload.core import Workload
 REFERENCE = Path("/work/shared/reference/vtc/upstream/fair_bench")
 
 
+REPO_COPY = Path(__file__).resolve().parents[2] / "data" / "reference" / "vtc" / "upstream" / "fair_bench"
+
+
 def reference_dir() -> Path:
     """Where the VTC artifact's results are: the repo's copy (data/reference/vtc/RESULTS.md),
     else the team's shared reference."""
-    for cand in (Path(__file__).resolve().parents[2] / "data" / "reference" / "vtc" / "upstream"
-                 / "fair_bench", REFERENCE):
+    for cand in (REPO_COPY, REFERENCE):
         if cand.is_dir():
             return cand
     return REFERENCE
 
 
+def _artifact_path(scheduler: str, suite: str) -> Path:
+    rel = Path(scheduler) / f"all_results_{suite}.jsonl.gz"
+    for base in (REPO_COPY, REFERENCE):
+        if (base / rel).exists():
+            return base / rel
+    return REPO_COPY / rel
+
+
 def load_artifact_run(scheduler: str, suite: str) -> dict:
     """The one JSON object of `<scheduler>/all_results_<suite>.jsonl.gz` (config + responses)."""
-    path = reference_dir() / scheduler / f"all_results_{suite}.jsonl.gz"
-    with gzip.open(path, "rt") as f:
+    with gzip.open(_artifact_path(scheduler, suite), "rt") as f:
         return json.loads(f.readline())
 
 

@@ -240,3 +240,49 @@ def table2(ctx: ReproContext) -> ReproOutput:
     figs = style.save(f, ctx.out_dir, "vtc_table2")
     note = ("quick mode: the first 300 s of the trace" if ctx.quick else "full 600 s trace")
     return ReproOutput(tables={"vtc_table2": tab}, figures=figs, comparisons=comps, notes=note)
+
+
+WEIGHTS = (1.0, 2.0, 3.0, 4.0)  # artifact REVISION.md: `--fair-weights 1 2 3 4` (overload-weighted)
+
+
+@reproduction(name="vtc-weighted", paper="Sheng et al., OSDI'24 (VTC)",
+              target="App. B, weighted VTC (overload-weighted, weights 1:2:3:4)", quick_minutes=0.5)
+def weighted(ctx: ReproContext) -> ReproOutput:
+    """Weighted VTC on the artifact's overload-weighted arrivals: with every client backlogged the
+    per-client service rates should stand in the ratio of the weights; plain VTC equalises them."""
+    base = artifact_workload("WVTC", "overload-weighted")
+    horizon = 180.0 if ctx.quick else float(np.ceil(base.arrival_s[-1] / 60) * 60)
+    w = base.until(horizon).with_columns(client_weight=np.array(WEIGHTS))
+    clients = list(range(w.n_clients))
+    centres = np.arange(60.0, horizon - 30.0 + 1e-9, 10.0)
+    rows = []
+    for policy, art in (("vtc-weighted", "WVTC"), ("vtc", None)):
+        ours, _ = simulate_policy(w, policy)
+        srcs = [("ours", ours)]
+        if art:
+            theirs, _ = artifact_results(art, "overload-weighted")
+            srcs.append(("artifact", theirs[theirs["arrival_s"] < horizon]))
+        for source, df in srcs:
+            rates = fm.service_rate_series(df, centres, clients).mean(axis=1)
+            for k in clients:
+                rows.append({"policy": policy, "source": source, "client": k, "weight": WEIGHTS[k],
+                             "service_rate_tok_s": float(rates[k]),
+                             "ratio_to_client1": float(rates[k] / rates[0])})
+    tab = pd.DataFrame(rows)
+    comps = []
+    for k in clients[1:]:
+        o = tab[(tab.policy == "vtc-weighted") & (tab.source == "ours") & (tab.client == k)]
+        comps.append(Comparison(f"weighted VTC service ratio client {k + 1} / client 1", WEIGHTS[k],
+                                float(o.ratio_to_client1.iloc[0]), "x", "within", 0.1,
+                                "paper/artifact: ratio of the weights (artifact run: "
+                                f"{tab[(tab.source == 'artifact') & (tab.client == k)].ratio_to_client1.iloc[0]:.2f})"))
+    f, ax = style.figure("column", height_in=2.2)
+    for i, (pol, src) in enumerate((("vtc-weighted", "ours"), ("vtc-weighted", "artifact"), ("vtc", "ours"))):
+        d = tab[(tab.policy == pol) & (tab.source == src)]
+        ax.bar(np.array(clients) + (i - 1) * 0.27, d["service_rate_tok_s"], width=0.27, label=f"{pol} ({src})")
+    ax.set_xticks(clients, [f"client {k + 1}\nw={WEIGHTS[k]:g}" for k in clients])
+    ax.set_ylabel("service rate (tok/s)")
+    ax.legend(fontsize=5)
+    figs = style.save(f, ctx.out_dir, "vtc_weighted")
+    return ReproOutput(tables={"vtc_weighted": tab}, figures=figs, comparisons=comps,
+                       notes=f"service rates averaged over window centres 60..{horizon - 30:.0f} s")

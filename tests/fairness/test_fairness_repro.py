@@ -10,7 +10,7 @@ from experiments.reproduce import run_reproductions
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vtc-table2", "vtc-figures", "dlpm-quantum-sweep"])
+@pytest.mark.parametrize("name", ["vtc-table2", "vtc-figures", "vtc-weighted", "dlpm-quantum-sweep"])
 def test_reproduction_quick(tmp_path, name):
     (rec,) = run_reproductions([all_reproductions()[name]], tmp_path, quick=True, seed=0,
                                progress=False)
