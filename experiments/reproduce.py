@@ -204,23 +204,60 @@ def select(names: Sequence[str], run_all: bool) -> list[Reproduction]:
     return [entries[n] for n in dict.fromkeys(names)]
 
 
+def _died(repro: Reproduction, out_root: Path, quick: bool, seed: int, command: str, commit: str | None,
+          exc: BaseException) -> ReproRecord:
+    """Record a reproduction whose worker process died before it could write its own meta.json."""
+    error = f"worker process died: {type(exc).__name__}: {exc}".splitlines()[0]
+    out_dir = out_root / repro.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out_dir / "meta.json", {
+        "name": repro.name, "paper": repro.paper, "target": repro.target, "description": repro.description,
+        "mode": "quick" if quick else "full", "quick": quick, "seed": seed, "command": command,
+        "commit": commit, "status": "failed", "error": error, "wall_s": None})
+    return ReproRecord(repro.name, "failed", out_dir, float("nan"), error)
+
+
 def run_reproductions(repros: Sequence[Reproduction], out_root: str | Path, *, quick: bool, seed: int = 0,
                       command: str | None = None, progress: bool = True,
-                      resume: bool = False) -> list[ReproRecord]:
-    """Run each reproduction in turn (a failure does not stop the others)."""
+                      resume: bool = False, jobs: int = 1) -> list[ReproRecord]:
+    """Run the reproductions (a failure does not stop the others); records in the given order.
+
+    jobs > 1 runs that many reproductions at once, each in its own (spawned) process; a reproduction
+    that sweeps may start workers of its own, so jobs=2 can oversubscribe a 2-core machine a little.
+    """
     from tqdm import tqdm
 
+    if jobs < 1:
+        raise InputError("--jobs", "jobs", f"must be >= 1, got {jobs}")
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     command = command or " ".join(["llmsched", *sys.argv[1:]])
     commit = git_commit()
-    records = []
-    bar = tqdm(repros, desc="reproduce", unit="repro", disable=not progress, dynamic_ncols=True)
-    for repro in bar:
-        bar.set_postfix_str(repro.name)
-        rec = run_one(repro, out_root, quick, seed, command, commit, resume)
+    bar = tqdm(total=len(repros), desc="reproduce", unit="repro", disable=not progress, dynamic_ncols=True)
+    by_name: dict[str, ReproRecord] = {}
+
+    def done(rec: ReproRecord) -> None:
         if rec.status != "ok":
-            bar.write(f"{repro.name}: FAILED ({rec.error}); see {rec.out_dir / 'error.txt'}")
-        records.append(rec)
+            bar.write(f"{rec.name}: FAILED ({rec.error}); see {rec.out_dir}")
+        by_name[rec.name] = rec
+        bar.update(1)
+
+    if jobs == 1 or len(repros) <= 1:
+        for repro in repros:
+            bar.set_postfix_str(repro.name)
+            done(run_one(repro, out_root, quick, seed, command, commit, resume))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_one, r, out_root, quick, seed, command, commit, resume): r for r in repros}
+            for fut in as_completed(futures):
+                repro = futures[fut]
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # the worker process itself died (crash, out of memory)
+                    rec = _died(repro, out_root, quick, seed, command, commit, exc)
+                done(rec)
     bar.close()
-    return records
+    return [by_name[r.name] for r in repros]

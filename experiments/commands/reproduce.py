@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not rebuild the report")
     p.add_argument("--resume", action="store_true",
                    help="keep sweep points already in OUT/NAME (default: start each reproduction afresh)")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="run this many reproductions at once, each in its own process (default 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     words += (["--quick"] if args.quick else []) + ["--seed", str(args.seed), "--out", args.out]
     command = " ".join(shlex.quote(w) for w in words)
     records = run_reproductions(repros, args.out, quick=args.quick, seed=args.seed, command=command,
-                                progress=not args.quiet, resume=args.resume)
+                                progress=not args.quiet, resume=args.resume, jobs=args.jobs)
     failed = [r for r in records if r.status != "ok"]
     for r in records:
         print(f"{r.name:<28} {r.status:<7} {r.wall_s:8.1f} s  {r.out_dir}")

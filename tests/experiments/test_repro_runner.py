@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -180,3 +181,32 @@ def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monk
     assert cli.main(["reproduce", "--list"]) == 0
     captured = capsys.readouterr()
     assert TINY in captured.out and "zz_broken_module failed to import" in captured.err
+
+
+def _crashes(ctx: ReproContext) -> ReproOutput:
+    os._exit(3)  # a reproduction that takes its process down with it
+
+
+def test_parallel_jobs(registered, tmp_path, capsys):
+    out = tmp_path / "results"
+    rc = cli.main(["reproduce", TINY, BROKEN, "--quick", "--jobs", "2", "--out", str(out),
+                   "--report", str(tmp_path / "r.md"), "-q"])
+    assert rc == 1
+    assert json.loads((out / TINY / "meta.json").read_text())["status"] == "ok"
+    assert json.loads((out / BROKEN / "meta.json").read_text())["error"] == "RuntimeError: deliberate failure"
+    assert (out / TINY / "tiny.png").is_file() and "## zz-test-broken" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_reproduction_that_kills_its_process(registered, tmp_path):
+    crash = "zz-test-crash"
+    reproduction(name=crash, paper="Test et al. 2099", target="Fig. -1", quick_minutes=0.01)(_crashes)
+    try:
+        out = tmp_path / "results"
+        rc = cli.main(["reproduce", crash, TINY, "--quick", "--jobs", "2", "--out", str(out), "--no-report", "-q"])
+        assert rc == 1
+        meta = json.loads((out / crash / "meta.json").read_text())
+        assert meta["status"] == "failed" and meta["error"].startswith("worker process died")
+        assert (out / TINY / "meta.json").is_file()  # ok, or failed with the broken pool
+    finally:
+        registry.unregister(crash)
