@@ -48,7 +48,7 @@ def run_point(policy: str, load: float, duration_s: float, seed: int) -> dict:
     t0, t1 = (a[0] + a[-1]) / 2, a[-1]
     grid = np.linspace(t0, t1, 4000)
     back = work_backlog(res.requests, res.timeline, grid)
-    est = backlog_slope(grid, back)
+    est = backlog_slope(grid, back, window=(t0, t1))
     work = PROMPT + OUTPUT - 1
     arrived = float(np.sum((a > t0) & (a <= t1))) * work
     processed = (arrived - (back[-1] - back[0])) / (t1 - t0)

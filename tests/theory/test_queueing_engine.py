@@ -109,7 +109,6 @@ def test_saturation_throughput_within_3_percent_of_fluid_capacity(policy, decode
     assert cap.binding_constraint == "compute"
     w = _random_lengths(1.5 * cap.requests_per_s, 150.0, seed=5)
     res = simulate(w, ClusterSpec(instances=(spec,)), cost_models=lambda s: cost, record_service=False)
-    a = np.sort(w.arrival_s)
     t0, t1 = 30.0, 150.0
     back = work_backlog(res.requests, res.timeline, np.array([t0, t1]))
     work = (w.prompt_tokens + w.output_tokens - 1).astype(float)
