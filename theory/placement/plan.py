@@ -123,13 +123,14 @@ def layout_figure(p: FlowProblem, plc: Placement, node_flow: dict[int, float], o
         g = p.cluster.nodes[i].gpu_type
         util = node_flow.get(i, 0.0) / max(p.node_cap(i, k), 1e-9)
         ax.barh(row, k, left=s, color=cmap[g], alpha=0.3 + 0.7 * min(util, 1.0), edgecolor="k", linewidth=0.3)
-    for g in types:
-        ax.barh([], [], color=cmap[g], label=g)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=cmap[g], label=g) for g in types]
     ax.set_yticks(range(len(order)), [f"{i}" for i in order])
     ax.set_xlim(0, p.L)
     ax.set_xlabel("layer")
     ax.set_ylabel("node")
-    ax.legend(ncol=len(types), loc="upper center", bbox_to_anchor=(0.5, 1.12), frameon=False)
+    ax.legend(handles=handles, ncol=1, loc="upper left", frameon=True, fontsize=6)
     if title:
-        ax.set_title(title, pad=18)
+        ax.set_title(title + " (shade = flow / capacity)")
     return save(fig, out_dir, "layout")
