@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from theory.fairness import jain_index  # noqa: F401 - re-exported for the reproductions
+
 WINDOW_S = 60.0  # plot_revision.py: window = 60
 HORIZON_S = 600.0  # T = 600
 WARMUP_S = 30.0  # warmup = 30
@@ -104,7 +106,3 @@ def accumulated_service_difference(df: pd.DataFrame, ticks: np.ndarray, clients:
     w = service_in_windows(df, np.zeros_like(ticks), ticks, clients)
     return w.max(axis=0) - w.min(axis=0)
 
-
-def jain_index(x: np.ndarray) -> float:
-    x = np.asarray(x, float)
-    return float(x.sum() ** 2 / (len(x) * (x * x).sum())) if len(x) and (x * x).sum() > 0 else 1.0
