@@ -50,10 +50,11 @@ def locality(ctx: ReproContext) -> ReproOutput:
                            "seed": ctx.seed, "router": r, "instances": k, "batching": batching_for(r)})
     tab = pd.DataFrame(run_rows(points, lambda p, res: latency_row(res)))
     f, axes = style.figure("text", height_in=2.3, ncols=4)
-    for r, g in tab.groupby("router", sort=True):
+    for i, (r, g) in enumerate(tab.groupby("router", sort=True)):
         g = g.sort_values("instances")
         for ax, col in zip(axes, ("cache_hit_rate", "ttft_p50_s", "ttft_p99_s", "tokens_per_s"), strict=True):
-            ax.plot(g["instances"], g[col], "o-", label=r, lw=0.9)
+            ax.plot(g["instances"], g[col], marker="os^vD<>ph*Xd"[i % 12], ls="-" if i < 10 else "--",
+                    label=r, lw=0.9)
     for ax, lab in zip(axes, ("cache hit rate", "TTFT p50 (s)", "TTFT p99 (s)", "throughput (tok/s)"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xticks(SIZES, [str(s) for s in SIZES])
