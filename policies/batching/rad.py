@@ -1,9 +1,9 @@
 """RAD (Resource-Aware Dynamic) batching — our reconstruction from arXiv 2508.01002's two principles.
 
-Only the paper's abstract was readable (docs/theory/throughput.md, "RAD"): "optimal tiling" and
+Only the paper's abstract was readable (docs/theory/throughput.md §6): "optimal tiling" and
 "dynamic resource allocation" between prefill and decode. Everything below the principles is ours:
-the tile-aligned budget is derived from the instance's cost model, and the per-round split follows
-the request cap. Owns only its decision rule; the engine owns memory, preemption and accounting.
+tile-aligned round sizes derived from the instance's cost model, and a backlog-weighted (MaxWeight)
+choice among them each round. Owns only its decision rule; the engine owns memory and accounting.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class RAD:
         n_dec = len(decoding)
         best_score, choice = -1.0, best
         for end in ends:
-            d = min(n_dec, cap - 1, end)
-            p = min(end - d, q_p) if d < cap else 0
+            d = min(n_dec, cap - 1, end)  # a prefill chunk takes one of the cap's slots
+            p = min(end - d, q_p)
             if p < 1 and d < 1:
                 continue
             score = (q_p * p + q_d * d) / float(times[p + d])
@@ -108,7 +108,9 @@ class RAD:
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view, self.round_budget(view))
-        b.replan_each_iteration = True  # the weights change every round
+        budget = view.token_budget if self.token_budget is None else self.token_budget
+        # the weights change every round; with a single tile the plan is Sarathi-Serve's at b*
+        b.replan_each_iteration = len(self.tiles(budget)[1]) > 1
         b.decode_all()
         for rid in view.prefilling:
             b.chunk(rid)
