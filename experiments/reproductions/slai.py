@@ -30,7 +30,7 @@ LABELS = {"sarathi": "Sarathi-Serve", "slai": "SLAI"}
 
 def _grid(quick: bool, seed: int) -> tuple[list[float], list[int], int]:
     if quick:
-        return [1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0], [seed], 300
+        return [1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0], [seed], 600
     return [0.5, 1.0, 1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5], [seed, seed + 1, seed + 2], 1500
 
 
@@ -66,6 +66,22 @@ def run_point(policy: str, rate: float, n: int, seed: int) -> dict:
             "tbt_p99_ok": miss_frac <= 1 - TBT_TOKEN_QUANTILE, "tbt_max_p99_s": float(np.nanquantile(r["tbt_max_s"], 0.99)),
             "requests_per_s": float(done.sum()) / span if span > 0 else 0.0,
             "preemptions": int(r["preemptions"].sum()), "stable": bool(verdict.details["stable"])}
+
+
+def theory_capacity_rps() -> tuple[float, str]:
+    """Li–Dai–Peng/fluid capacity of the instance for the ShareGPT moments (`theory.capacity`): no
+    policy is stable above it, so a reported capacity above it cannot be sustained."""
+    from sim.config import InstanceSpec, WorkloadSpec, freeze_params
+    from sim.cost import build
+    from sim.workload import catalog
+    from theory.capacity import capacity as fluid_capacity
+    from theory.workload_stats import WorkloadStats
+
+    w = catalog.load(WorkloadSpec(source="sharegpt", rate=1.0, num_requests=20000,
+                                  params=freeze_params({"process": "poisson"})), 0)
+    spec = InstanceSpec(model=MODEL, gpu=GPU, cost=COST, token_budget=TOKEN_BUDGET, max_batch_requests=MAX_SEQS)
+    res = fluid_capacity(spec, build(COST, MODEL, GPU, 1), WorkloadStats.from_workload(w))
+    return res.requests_per_s, res.binding_constraint
 
 
 def capacity(rates: np.ndarray, ttft_p50: np.ndarray, tbt_ok: np.ndarray, stable: np.ndarray | None = None) -> float:
@@ -106,8 +122,10 @@ def run(ctx: ReproContext) -> ReproOutput:
             for p, c in curves.groupby("policy")}
     caps_stable = {p: capacity(c["rate_rps"].to_numpy(), c["ttft_p50_s"].to_numpy(), c["tbt_p99_ok"].to_numpy(),
                                c["stable"].to_numpy()) for p, c in curves.groupby("policy")}
+    lam_star, binding = theory_capacity_rps()
     cap_table = pd.DataFrame({"policy": list(caps), "capacity_rps": list(caps.values()),
-                              "capacity_stable_rps": [caps_stable[p] for p in caps]})
+                              "capacity_stable_rps": [caps_stable[p] for p in caps],
+                              "theory_capacity_rps": lam_star, "theory_binding": binding})
 
     fig, (ax_t, ax_m) = style.figure(width="text", height_in=2.3, ncols=2)
     for pol in POLICIES:
@@ -116,6 +134,7 @@ def run(ctx: ReproContext) -> ReproOutput:
         ax_m.plot(c["rate_rps"], 100 * c["tbt_miss_fraction"], marker="o", label=LABELS[pol])
     ax_t.set_yscale("log")
     ax_t.axhline(TTFT_P50_LIMIT_S, color="grey", lw=0.8, ls="--")
+    ax_t.axvline(lam_star, color="black", lw=0.8, ls=":", label="fluid capacity")
     ax_t.set_xlabel("arrival rate (req/s)")
     ax_t.set_ylabel("median TTFT (s)")
     ax_m.axhline(100 * (1 - TBT_TOKEN_QUANTILE), color="grey", lw=0.8, ls="--")
@@ -142,6 +161,8 @@ def run(ctx: ReproContext) -> ReproOutput:
                    float(caps_stable["slai"] / caps_stable["sarathi"] - 1) if caps_stable["sarathi"] > 0 else float("inf"),
                    "fraction", relation="ratio",
                    note="our stricter capacity: the stability checker must also call the run stable"),
+        Comparison("SLAI capacity / fluid capacity of the instance", "< 1", float(caps["slai"] / lam_star),
+                   relation="info", note=f"theory.capacity: {lam_star:.3g} req/s ({binding}); above it no policy is stable"),
         Comparison("SLAI capacity >= Sarathi-Serve capacity", 1.0, float(np.sign(caps["slai"] - caps["sarathi"])),
                    relation="direction", note="sign only"),
     ]
@@ -150,6 +171,7 @@ def run(ctx: ReproContext) -> ReproOutput:
         figures=figures, comparisons=comps,
         notes=(f"{'Quick' if ctx.quick else 'Full'} mode: {len(points)} runs of {n} requests. Capacities "
                f"(req/s): Sarathi-Serve {caps['sarathi']:.3g}, SLAI {caps['slai']:.3g}; with a stable backlog "
-               f"required: {caps_stable['sarathi']:.3g} and {caps_stable['slai']:.3g}. Cost model: SLAI's "
+               f"required: {caps_stable['sarathi']:.3g} and {caps_stable['slai']:.3g}; fluid capacity "
+               f"{lam_star:.3g} ({binding}). Cost model: SLAI's "
                "prefill-only batch times over total tokens (decode attention not modelled)."),
     )
