@@ -115,7 +115,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
             _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
             res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet)
         bound = min(x for x in (res.bound, cb) if x is not None)
-        gap = (bound - res.objective) / res.objective if res.objective else None
+        gap = max(0.0, (bound - res.objective) / res.objective) if res.objective else None
         milp_info = {"objective": res.objective, "solver_bound": res.bound, "solver_gap": res.gap,
                      "bound": bound, "gap": gap, "coverage_bound": cb,
                      "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
