@@ -7,7 +7,8 @@ Our setup (the paper's exact traces are not available): Llama-3.2-3B on one A10G
 single-GPU DLPM setting, notes §2.6), catalogue KV capacity, Sarathi-style 2,048-token budget;
 a LooGLE-like long-document QA workload: 8 clients, each asking questions about its own 3
 documents of 8,192 tokens (intra-client sharing only, as the paper models), Poisson arrivals,
-one client sending 3× the others' rate (the paper's "S1" misbehaving client). Nothing here
+and one misbehaving client that sends 3x the others' rate (the paper's "S1" mode) about documents
+twice as long (its "S2" mode: longer prefixes, which LPM favours). Nothing here
 schedules; the policies are `vtc`, `lpm`, `dlpm`.
 """
 
@@ -30,6 +31,7 @@ MODEL, GPU = "llama-3.2-3b", "a10g"  # DLPM single-worker setting (notes §2.6, 
 TOKEN_BUDGET = 2048  # our choice: Sarathi-style chunked prefill
 N_CLIENTS, DOCS_PER_CLIENT, DOC_TOKENS = 8, 3, 8192  # our choice: LooGLE-like long documents
 RATE_RPS, HEAVY_FACTOR = 0.3, 3.0  # our choice: overload with one 3x client (paper's S1 mode)
+HEAVY_DOC_TOKENS = 16384  # our choice: the same client's documents are 2x longer (paper's S2 mode)
 QUESTION = LengthSpec("uniform", input_min=20, input_max=100, output_min=50, output_max=200)
 PAPER_MAX_SPEEDUP_VS_VTC = 2.87  # arXiv 2501.14312 abstract: "up to 2.87x higher throughput than VTC"
 
@@ -40,7 +42,8 @@ def workload(seed: int, duration_s: float) -> Workload:
     for c in range(N_CLIENTS):
         rate = RATE_RPS * (HEAVY_FACTOR if c == 0 else 1.0)
         a = arrivals.poisson(rng, rate, duration_s=duration_s)
-        parts.append(long_doc_qa(rng, a, QUESTION, n_docs=DOCS_PER_CLIENT, doc_tokens=DOC_TOKENS))
+        doc = HEAVY_DOC_TOKENS if c == 0 else DOC_TOKENS
+        parts.append(long_doc_qa(rng, a, QUESTION, n_docs=DOCS_PER_CLIENT, doc_tokens=doc))
     return merge(parts, name="dlpm-long-doc-qa")
 
 
