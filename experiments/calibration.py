@@ -315,7 +315,8 @@ def report(fits: dict, points, pred, fig_path: Path) -> str:
     for g, sku, tp, size, m, r in comm_rows():
         L.append(f"| {g} | {sku} | {tp} | {size} | {m * 1e6:.1f} | {r * 1e6:.1f} |")
     bad = [(p, y) for p, y in zip(points, pred) if max(y / p.measured_s, p.measured_s / y) > 2.0]
-    L += ["", NOT_USED_TEXT, "## Misses", ""]
+    L += ["", NOT_USED_TEXT, "Speed and latency against the Vidur simulator itself: docs/vidur-side-by-side.md.", "",
+          "## Misses", ""]
     L += [f"{len(bad)} points are off by more than 2x." if bad else "No point is off by more than 2x."]
     far = [(p, y) for p, y in zip(points, pred) if max(y / p.measured_s, p.measured_s / y) > 1.5]
     L += [f"{len(far)} points are off by more than 1.5x; by source, with the reason:", ""]

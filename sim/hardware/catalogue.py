@@ -91,7 +91,8 @@ GPUS: tuple[GPU, ...] = (
         aliases=("nvidia-a10g", "a10g-24gb"),
         sources=(
             ("peak_flops", "AWS G5 A10G: no NVIDIA datasheet; 70 TFLOPS bf16 tensor dense as tabulated in "
-                           "Baseten, 'NVIDIA A10 vs A10G for ML model inference' (2023) spec table"),
+                           "Baseten, 'NVIDIA A10 vs A10G for ML model inference' (2023) spec table, which says the "
+                           "A10G has less tensor compute than the A10 (125); not checked against an NVIDIA document"),
             ("hbm_bandwidth_Bps", "same source: 24 GB GDDR6, 600 GB/s (shared with the NVIDIA A10 datasheet)"),
             ("memory_bytes", "NVIDIA A10 datasheet / AWS G5 instance page: 24 GB GDDR6"),
             ("link_bandwidth_Bps", "PCIe Gen4 x16 (PCI-SIG 4.0)"),
