@@ -147,3 +147,10 @@ def test_layer_work_is_elementwise():
                                                     "decode_tokens", "decode_context_tokens", "num_requests"))))
         for k in both:
             assert both[k][i] == one[k][0]
+
+
+def test_gqa_kv_heads_split_then_replicated_across_tp():
+    from sim.hardware.derived import kv_bytes_per_token_per_gpu
+    m = get_model("llama-2-70b")  # 8 KV heads of 128 dims, 80 layers
+    assert kv_bytes_per_token_per_gpu(m, 4) == 2 * 80 * 2 * 128 * 2  # 2 heads per rank = 81,920 B
+    assert kv_bytes_per_token_per_gpu(m, 16) == 2 * 80 * 1 * 128 * 2  # 16 ranks > 8 heads: one (replicated) each
