@@ -172,3 +172,32 @@ def test_leak_checker_catches_a_leaked_block_negative_control():
     assert kv_leaks(eng) and "private 1" in kv_leaks(eng)[0]
     with pytest.raises(AssertionError):
         check_invariants(res, eng)
+
+
+def _shared_prefix_workload(n=80, seed=3):
+    from tests.sim.helpers import workload
+
+    rng = np.random.default_rng(seed)
+    prompts = rng.integers(64, 160, n)
+    offsets, values = [0], []
+    for p in prompts:  # 6 prefix families of 4 blocks, then unique blocks
+        fam = int(rng.integers(6))
+        for i in range(int(p) // 16):
+            values.append(fam * 1000 + i if i < 4 else int(rng.integers(1, 2**40)))
+        offsets.append(len(values))
+    return workload(np.sort(rng.uniform(0, 4.0, n)), prompts, rng.integers(10, 60, n),
+                    hash_offsets=offsets, hash_values=values, hash_block_tokens=16)
+
+
+@pytest.mark.parametrize("delay, applied", [(0.0, True), (1e9, False)])
+def test_d2lpm_global_tree_learns_evictions_after_the_delay(delay, applied):
+    w = _shared_prefix_workload()
+    biggest = int((w.prompt_tokens + w.output_tokens).max())
+    cluster = ClusterSpec(instances=(InstanceSpec(kv_capacity_tokens=(biggest // 16 + 8) * 16, block_size=16, count=2,
+                                                  batching="dlpm", token_budget=64),),
+                          router="d2lpm", router_params=freeze_params({"eviction_delay_s": delay}))
+    res, eng = run(w, cluster, LinearCost())
+    check_invariants(res, eng)
+    # small KV: instances evict cached prefixes; the router applies the reports only after the
+    # delay (an infinite delay is the negative control: nothing ever reaches the global tree)
+    assert (res.summary["router"]["evictions_applied"] > 0) == applied
