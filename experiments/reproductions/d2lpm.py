@@ -103,7 +103,7 @@ def fairness(ctx: ReproContext) -> ReproOutput:
     for ax, lab in ((axes[0], "victim mean latency (s)"), (axes[1], "Jain's index (service)")):
         ax.set_xticks(xs + 0.19, list(SYSTEMS), rotation=20, fontsize=6)
         ax.set_ylabel(lab)
-        ax.legend()
+        ax.legend(loc="lower left" if ax is axes[1] else "upper left")
     d2 = tab[tab["system"].str.startswith("D²LPM")].sort_values("quantum_w")
     for scen, g in d2.groupby("scenario"):
         axes[2].plot(g["quantum_w"], g["victim_e2e_mean_s"], "o-", label=f"{scen} victim latency")

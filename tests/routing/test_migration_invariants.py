@@ -88,7 +88,7 @@ def _two_sizes(w, router, params, prefix_cache=True, block=16):
 @st.composite
 def llumnix_cases(draw):
     w = draw(workloads(max_requests=30, hash_block_tokens=16))
-    params = {"migrate_out_threshold": draw(st.sampled_from([3.0, 50.0, 400.0])),
+    params = {"migrate_out_threshold": draw(st.sampled_from([3.0, 50.0, 100.0, 150.0, 250.0])),
               "migration_interval_s": draw(st.sampled_from([0.01, 0.05])),
               "last_stage_max_blocks": draw(st.sampled_from([0, 1, 4])),
               "max_stages": draw(st.sampled_from([1, 3]))}
