@@ -37,15 +37,18 @@ SYSTEMS = {  # label -> (router, params)
 }
 CLAIMS = {  # ../shared/reference/llumnix/derived/claims.csv (artifact AE run, Fig. 11, vs INFaaS++)
     "prefill P99": 15.63, "request P99": 2.59, "preemption loss reduction %": 99.98}
+HIGH_PRIORITY_SHARE = 0.1  # artifact 64_support_for_priorities/config/serving_exp: priority_ratio 0.1 (L11)
+PAPER_HP_REQUEST_MEAN_X = 1.51  # figure13.claim: high-priority request mean latency up to 1.51x vs Llumnix-base
 PAPER_PREFILL_P99_VS_RR = 34.4  # figure11_paper.claim: prefill P99 up to 34.4x vs round-robin (real datasets)
 
 
-def workload(seed: int, rate: float, n: int) -> Workload:
+def workload(seed: int, rate: float, n: int, high_priority_share: float = 0.0) -> Workload:
     rng = np.random.default_rng(seed)
     a = arrivals.gamma(rng, rate, CV, n=n)
     p, o = sample_lengths(LENGTHS, rng, len(a))
+    prio = (rng.random(len(a)) < high_priority_share).astype(np.int64)
     return Workload(arrival_s=a, client=np.zeros(len(a), dtype=np.int64), prompt_tokens=p, output_tokens=o,
-                    name="llumnix-mixed")
+                    priority=prio, name="llumnix-mixed")
 
 
 def fragmentation(timeline: pd.DataFrame, step_s: float = 0.5) -> float:
@@ -78,6 +81,10 @@ def _row(p: dict, res) -> dict:
     fixed = k * row["makespan_s"]
     row["instance_seconds"] = float(stats["instance_seconds"]) if p["system"].endswith("auto-scaling") else fixed
     row["cost_vs_fixed"] = row["instance_seconds"] / fixed if fixed else float("nan")
+    hp = r[(r["priority"] > 0) & r["finish_s"].notna()]
+    row["hp_e2e_mean_s"] = float(hp["e2e_s"].mean()) if len(hp) else float("nan")
+    row["hp_ttft_p99_s"] = float(hp["ttft_s"].quantile(0.99)) if len(hp) else float("nan")
+    row["hp_tbt_mean_s"] = float(hp["tbt_mean_s"].mean()) if len(hp) else float("nan")
     return row
 
 
@@ -98,9 +105,20 @@ def serving(ctx: ReproContext) -> ReproOutput:
                                                                  router_params=freeze_params(params)),
                            "seed": ctx.seed, "system": label, "rate_per_instance": rate, "instances": k,
                            "service": False})
+    # priorities (Fig. 13): 10% high-priority requests at the middle load, with and without headroom
+    mid = RATES_PER_INSTANCE[1]
+    wp = workload(ctx.seed, mid * k, n, HIGH_PRIORITY_SHARE)
+    for label, params in (("Llumnix (priority headroom)", {}),
+                          ("Llumnix-base (no headroom)", {"high_priority_target_tokens": 10 ** 9})):
+        spec = InstanceSpec(model=MODEL, gpu=GPU, batching="vllm", kv_capacity_tokens=KV_TOKENS, count=k)
+        points.append({"workload": wp, "cluster": ClusterSpec(instances=(spec,), router="llumnix",
+                                                              router_params=freeze_params(params)),
+                       "seed": ctx.seed, "system": label, "rate_per_instance": mid, "instances": k, "service": False})
     tab = pd.DataFrame(run_rows(points, _row))
+    prio = tab[tab["system"].str.contains("headroom")].set_index("system")
+    tab_main = tab[~tab["system"].str.contains("headroom")]
     f, axes = style.figure("text", height_in=2.2, ncols=4)
-    for label, g in tab.groupby("system", sort=False):
+    for label, g in tab_main.groupby("system", sort=False):
         g = g.sort_values("rate_per_instance")
         for ax, col in zip(axes, ("ttft_p99_s", "e2e_p99_s", "preemptions", "fragmentation"), strict=True):
             ax.plot(g["rate_per_instance"], g[col], "o-", label=label)
@@ -126,6 +144,10 @@ def serving(ctx: ReproContext) -> ReproOutput:
                    ratio(rr["ttft_p99_s"], ll["ttft_p99_s"]), "x", "info", note="paper text: 'up to 34.4x'"),
         Comparison("Llumnix preemptions <= round-robin preemptions", "fewer", float(rr["preemptions"] - ll["preemptions"]),
                    "", "direction", note="paper: preemption loss -84% vs round-robin"),
+        Comparison("high-priority mean request latency: base / with headroom", PAPER_HP_REQUEST_MEAN_X,
+                   ratio(prio.loc["Llumnix-base (no headroom)", "hp_e2e_mean_s"],
+                         prio.loc["Llumnix (priority headroom)", "hp_e2e_mean_s"]), "x", "info",
+                   note="Fig. 13 AE run: up to 1.51x; 10% high-priority requests, middle load"),
         Comparison("auto-scaling instance-seconds / fixed (heaviest load)", "0.84 (16% saving)",
                    float(heavy.loc["Llumnix + auto-scaling", "cost_vs_fixed"]), "", "info",
                    note="Fig. 14: up to 16% cost saving (Poisson)"),

@@ -32,7 +32,8 @@ def _blocks(tokens: int, bs: int) -> int:
 class Llumnix:
     """Llumnix: dispatch to max freeness F = (M − ΣV)/B; every migration_interval_s pair
     instances with F < migrate_out_threshold (least free first) with the freest ones and
-    live-migrate one request per pair (lowest priority, then shortest); auto-scale on the average F.
+    live-migrate one request per pair (the shortest normal-priority one; any request when draining);
+    auto-scale on the average F.
 
     Virtual usage V: a running request's KV blocks; the head-of-line waiting request's demand
     (migration freeness) or every waiting request's (dispatch freeness), as the code's two load
@@ -143,7 +144,9 @@ class Llumnix:
         dst = sorted((j for j in up if f[j] >= self.threshold and j not in self.terminating),
                      key=lambda j: (-f[j], j))
         for s, d in zip(src, dst, strict=False):
-            cands = [r for r in view.instance(s).decoding]
+            cands = list(view.instance(s).decoding)
+            if s not in self.terminating:  # headroom exists to keep high-priority requests where they are
+                cands = [r for r in cands if view.priority(r) <= 0]
             if not cands:
                 continue
             rid = min(cands, key=lambda r: (view.priority(r), view.kv_tokens(r), r))

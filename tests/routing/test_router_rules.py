@@ -315,3 +315,15 @@ def test_preble_mpq_groups_and_quota():
     assert mpq_order(v, list(range(6)), k=1) == [3, 4, 5, 2, 0]
     assert mpq_order(v, list(range(6)), k=10) == [3, 4, 5, 2, 0, 1]
     assert np.all(np.asarray(mpq_order(v, [0, 1], k=1)) == [0])
+
+
+def test_llumnix_keeps_high_priority_requests_on_their_instance():
+    view = _llumnix_migration_view()
+    view.prio = {1: 1, 2: 1, 3: 1, 4: 1}  # every request on the source is high priority
+    Llumnix().tick(view)
+    assert view.migrations == []
+    r = Llumnix()
+    r._setup(view)
+    r.terminating.add(0)  # a draining instance moves them anyway (shortest first: request 4)
+    r.migrate(view)
+    assert view.migrations == [(4, 1)]
