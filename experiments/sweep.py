@@ -459,6 +459,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
                                      "start `dask scheduler` and pass its tcp://HOST:PORT") from None
             results = _dask_results(todo, spec.point, client, dask_window)
         else:
+            jobs = max(1, min(jobs, len(todo)))  # no idle workers for a short remainder
+            backend = f"joblib({jobs})"
             results = _local_results(todo, spec.point, jobs)
         bar = tqdm(total=len(points), initial=skipped, desc=spec.name, unit="pt", disable=not progress,
                    dynamic_ncols=True, smoothing=0.1)

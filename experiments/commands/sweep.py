@@ -7,6 +7,7 @@ Exit 0 when every point is done, 1 when some points failed (they are retried on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
     g.add_argument("--dask-local", metavar="N", type=int, help="start a local Dask cluster of N worker processes")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="local worker processes (joblib; default 1)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="local worker processes (joblib; default: one per core; 1 = run in this process)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
     p.add_argument("--rerun", action="store_true", help="delete earlier point results in OUT, then recompute every point")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
@@ -37,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from experiments.sweep_plot import parse_plot_arg, plot_summary
 
     plots = [parse_plot_arg(text) for text in args.plot]
-    if args.dask is not None and args.jobs != 1:
-        raise InputError("llmsched sweep", "--jobs", "has no effect with --dask", "drop --jobs")
+    if (args.dask is not None or args.dask_local is not None) and args.jobs is not None:
+        raise InputError("llmsched sweep", "--jobs", "has no effect with --dask/--dask-local", "drop --jobs")
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     spec = sweep.load_spec(args.sweep_file)
     out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
     if args.dry_run:
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{pt.index:>5} {pt.key} {state}  {label}")
         print(f"{len(points)} points, {sum(p.key in done for p in points)} done, output {out}")
         return 0
-    outcome = sweep.run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask,
+    outcome = sweep.run_sweep(spec, out, jobs=jobs, dask_address=args.dask,
                               dask_local=args.dask_local, progress=not args.quiet, rerun=args.rerun)
     print(f"{spec.name}: {outcome.total} points, {outcome.skipped} already done, {outcome.ran} run "
           f"({outcome.backend}), {len(outcome.failed)} failed; summary: {out / 'summary.parquet'}")

@@ -10,7 +10,7 @@ def test_plot_from_summary(tmp_path, capsys):
     f = tmp_path / "s.toml"
     f.write_text(synthetic_sweep_toml())
     out = tmp_path / "o"
-    rc = cli.main(["sweep", str(f), "--out", str(out), "-q",
+    rc = cli.main(["sweep", str(f), "--out", str(out), "-q", "--jobs", "1",
                    "--plot", "workload.rate:e2e_s.mean:cluster.instances.0.batching", "--plot", "seed:rho"])
     assert rc == 0, capsys.readouterr().err
     names = sorted(p.name for p in (out / "plots").iterdir())

@@ -39,7 +39,7 @@ def test_crash_after_k_points_then_restart(tmp_path):
     toml.write_text(synthetic_sweep_toml())
     out = tmp_path / "out"
     # First start: the point function kills the process when the 5th point starts.
-    first = _cli([str(toml), "--out", str(out)], {"LLMSCHED_SWEEP_TEST_CRASH_AFTER": "4"})
+    first = _cli([str(toml), "--out", str(out), "--jobs", "1"], {"LLMSCHED_SWEEP_TEST_CRASH_AFTER": "4"})
     assert first.returncode == 17, first.stderr
     done_before = sweep.completed_points(out)
     assert len(done_before) == 4

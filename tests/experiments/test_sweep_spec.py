@@ -125,6 +125,8 @@ def test_dry_run_lists_points(tmp_path, capsys):
     assert cli.main(["sweep", str(f), "--dry-run", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 13 and out[-1].startswith("12 points, 0 done")
+    # --jobs makes no sense with Dask
+    assert cli.main(["sweep", str(f), "--dask-local", "2", "--jobs", "2"]) == 2
 
 
 def test_metrics_filter_keeps_only_the_named_prefixes(tmp_path):
