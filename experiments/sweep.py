@@ -13,6 +13,7 @@ Layout of an output directory:
   summary.parquet/.csv  one row per completed point, in grid order: config.* columns + metrics
   timings.parquet/.csv  wall time, host and pid per point (kept out of the summary so that local
                         and Dask runs give identical summary tables)
+  plots/                figures drawn from the summary table (`experiments.sweep_plot`, `--plot`)
 """
 
 from __future__ import annotations
