@@ -1,14 +1,17 @@
 """Certificate checker for a placement plan directory (`llmsched check placement PLAN_DIR`).
 
-Recomputes node capacities T_i(k) and link capacities from the cluster and model named in the plan,
-then checks: (1) each node holds a contiguous layer range within its layer limit; (2) every
-positive-flow edge chains (u's last layer + 1 == v's first; source -> layer 0; -> sink from L-1),
-so every source-to-sink path covers layers 0..L-1 in order (verified by walking the paths);
-(3) conservation at every node; (4) link and node capacities respected; (5) the recorded flow
-value is maximum: it equals an independent networkx max flow and the recorded min cut, whose
-edges separate source from sink; (6) MILP objective and flow <= the infinite-network bound and the layer-coverage bound.
-Returns the first violation with a witness.
+Recomputes capacities from the cluster and model named in the plan; never trusts the plan's own
+numbers. Returns the first violation with a witness.
 """
+
+# Recomputes node capacities T_i(k) and link capacities from the cluster and model named in the plan,
+# then checks: (1) each node holds a contiguous layer range within its layer limit; (2) every
+# positive-flow edge chains (u's last layer + 1 == v's first; source -> layer 0; -> sink from L-1),
+# so every source-to-sink path covers layers 0..L-1 in order (verified by walking the paths);
+# (3) conservation at every node; (4) link and node capacities respected; (5) the recorded flow
+# value is maximum: it equals an independent networkx max flow and the recorded min cut, whose
+# edges separate source from sink; (6) MILP objective and flow <= the infinite-network bound and the layer-coverage bound.
+# Returns the first violation with a witness.
 
 from __future__ import annotations
 

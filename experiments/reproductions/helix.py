@@ -1,10 +1,12 @@
-"""Helix (ASPLOS'25) placement: our open-solver MILP + heuristics next to Helix's Gurobi objectives,
-and the Helix : Swarm : SP throughput ratios next to the artifact's table.
+"""Helix (ASPLOS'25) placement: our MILP pipeline vs Helix's Gurobi objectives, Helix:Swarm:SP ratios.
 
-Quick mode: 25 s per setup for the MILP pipeline (3 setups, about 1.5 min on 2 cores); full mode:
-600 s per setup, as the acceptance runs, plus three 3600-s plan simulations on single24 (about
-an hour in all on 2 cores).
+Quick mode 25 s per setup (about 1.5 min); full mode 600 s per setup plus three 3600-s simulations.
 """
+
+#
+# Quick mode: 25 s per setup for the MILP pipeline (3 setups, about 1.5 min on 2 cores); full mode:
+# 600 s per setup, as the acceptance runs, plus three 3600-s plan simulations on single24 (about
+# an hour in all on 2 cores).
 
 from __future__ import annotations
 

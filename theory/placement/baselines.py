@@ -1,18 +1,21 @@
 """Baseline placements: Swarm-style, Petals-style, separate pipelines (SP, SP+), homogeneous.
 
-Swarm (Helix `swarm_layout.py`, re-derived): S equal stages of L/S layers (S the smallest divisor
-count whose stage fits every node), nodes sorted by T_i(L/S) descending, each joins the stage
-with the least total throughput. Petals (Helix `petals_layout.py`, after Petals App. D): nodes in
-random order, each holds its maximum layers at the window whose sorted per-layer throughput is
-lexicographically smallest. Petals relies on partial inference, so without it its plans chain
-poorly; that is the published behaviour, not a bug here.
-SP (our reading of Helix Sec 6.3 "separate pipelines"): one group per GPU type; a type that cannot
-hold a full copy within its layer limits joins the next slower type (Helix's SP+ grouping for
-V100+T4). Each group forms disjoint pipelines: nodes of a pipeline split L evenly, the group
-builds as many pipelines as it can from its fastest nodes. SP+: each group is placed by our
-stage construction (pipelines may share stages inside a group, never across groups).
-Homogeneous (Helix `homogeneous_layout.py`): as Swarm's stages, nodes dealt round-robin.
+Each is a function FlowProblem -> Placement; scoring and certification live in flow.py/checker.
+No solver calls here.
 """
+
+# Swarm (Helix `swarm_layout.py`, re-derived): S equal stages of L/S layers (S the smallest divisor
+# count whose stage fits every node), nodes sorted by T_i(L/S) descending, each joins the stage
+# with the least total throughput. Petals (Helix `petals_layout.py`, after Petals App. D): nodes in
+# random order, each holds its maximum layers at the window whose sorted per-layer throughput is
+# lexicographically smallest. Petals relies on partial inference, so without it its plans chain
+# poorly; that is the published behaviour, not a bug here.
+# SP (our reading of Helix Sec 6.3 "separate pipelines"): one group per GPU type; a type that cannot
+# hold a full copy within its layer limits joins the next slower type (Helix's SP+ grouping for
+# V100+T4). Each group forms disjoint pipelines: nodes of a pipeline split L evenly, the group
+# builds as many pipelines as it can from its fastest nodes. SP+: each group is placed by our
+# stage construction (pipelines may share stages inside a group, never across groups).
+# Homogeneous (Helix `homogeneous_layout.py`): as Swarm's stages, nodes dealt round-robin.
 
 from __future__ import annotations
 

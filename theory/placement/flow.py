@@ -1,13 +1,16 @@
-"""Max-flow of a placement: the runtime flow graph, its max flow, a min cut as certificate, and a
-fast integer max-flow evaluator for search.
+"""Max flow of a placement: the runtime flow graph, its max flow, a min cut, and a fast evaluator.
 
-A placement is `{node: (start_layer, num_layers)}` (absent = unused). Graph (Helix
-`simulator/scheduler/global_maxflow/network_flow.py`, re-derived): every used node i is split
-in_i -> start_i -> end_i -> out_i with capacities NIC_in/activation, T_i(k), NIC_out/activation;
-edge out_i -> in_j exists iff i's last layer + 1 == j's first layer (source -> in_i iff i starts at
-layer 0, out_i -> sink iff i ends at layer L), capacity = link bandwidth / bytes per token.
-Flow value == the Helix MILP objective for the same placement (T_i(k) already includes the NIC cap).
+Owns graph construction and link pruning; knows nothing about how placements are searched.
+A placement is `{node: (start_layer, num_layers)}` (absent = unused).
 """
+
+#
+# A placement is `{node: (start_layer, num_layers)}` (absent = unused). Graph (Helix
+# `simulator/scheduler/global_maxflow/network_flow.py`, re-derived): every used node i is split
+# in_i -> start_i -> end_i -> out_i with capacities NIC_in/activation, T_i(k), NIC_out/activation;
+# edge out_i -> in_j exists iff i's last layer + 1 == j's first layer (source -> in_i iff i starts at
+# layer 0, out_i -> sink iff i ends at layer L), capacity = link bandwidth / bytes per token.
+# Flow value == the Helix MILP objective for the same placement (T_i(k) already includes the NIC cap).
 
 from __future__ import annotations
 

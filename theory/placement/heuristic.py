@@ -1,16 +1,18 @@
-"""Placement heuristics that feed the MILP: a stage-pipeline construction and a local search.
+"""Placement heuristics that feed the MILP: stage construction, type-class DP, local search.
 
-1. `stage_construction`: binary search on a target flow F; a greedy sweep over layers builds
-   stages (each a set of nodes holding the same layer range) whose summed T_i(k) reaches F,
-   taking the fastest remaining nodes first and the stage length that uses the fewest nodes per
-   layer. Our own construction (Helix has no equivalent); it gives a chained plan quickly.
-2. `type_dp_plan`: DP over layer ranges per GPU type (group sizes x layers covered), binary
-   search on the target; ignores links, so it is a seed for full-mesh clusters.
-3. `local_search`: simulated annealing over (start, count) per node, scored by the exact max
-   flow (`FastFlow`). Moves: re-place a node so that it chains onto existing boundaries, shift a
-   shared boundary by +-1, swap two nodes' ranges, re-place a node at random. Deterministic for a
-   seed; stops at the time limit or after `max_evals` evaluations.
+Pure search over placements scored by `FastFlow`; no solver calls, no I/O.
 """
+
+# 1. `stage_construction`: binary search on a target flow F; a greedy sweep over layers builds
+#    stages (each a set of nodes holding the same layer range) whose summed T_i(k) reaches F,
+#    taking the fastest remaining nodes first and the stage length that uses the fewest nodes per
+#    layer. Our own construction (Helix has no equivalent); it gives a chained plan quickly.
+# 2. `type_dp_plan`: DP over layer ranges per GPU type (group sizes x layers covered), binary
+#    search on the target; ignores links, so it is a seed for full-mesh clusters.
+# 3. `local_search`: simulated annealing over (start, count) per node, scored by the exact max
+#    flow (`FastFlow`). Moves: re-place a node so that it chains onto existing boundaries, shift a
+#    shared boundary by +-1, swap two nodes' ranges, re-place a node at random. Deterministic for a
+#    seed; stops at the time limit or after `max_evals` evaluations.
 
 from __future__ import annotations
 

@@ -1,14 +1,16 @@
 """The Helix placement MILP in pulp (HiGHS through highspy by default, CBC as fallback).
 
-Model (Helix `simulator/initial_layout/ilp_layout/ilp_layout.py`, re-derived, `remove_redundant`
-variant): integer start s_i, one-hot b_ik (node i holds k layers), flows f_e >= 0 and edge
-switches d_e on every directed link; sum_k b_ik = 1; e_i = s_i + sum_k k b_ik <= L; flow
-conservation; inflow_i <= sum_k T_i(k) b_ik; source->i only if s_i = 0 (s_i <= L(1-d)); i->sink
-only if e_i = L (L d <= e_i); i->j only if s_j = e_i (|s_j - e_i| <= L(1-d)); f_e <= c_e d_e.
-Our one change: c_e is tightened to min(c_e, max_k T_u(k), max_k T_v(k)), which conservation
-and the node caps already imply (same feasible flows, smaller big-M). With partial inference,
-i->j needs s_j <= e_i < e_j instead (two big-M rows, no auxiliary binaries since we maximise).
+Owns the model, the warm start and the solver reporting; search heuristics live in heuristic.py.
 """
+
+# Model (Helix `simulator/initial_layout/ilp_layout/ilp_layout.py`, re-derived, `remove_redundant`
+# variant): integer start s_i, one-hot b_ik (node i holds k layers), flows f_e >= 0 and edge
+# switches d_e on every directed link; sum_k b_ik = 1; e_i = s_i + sum_k k b_ik <= L; flow
+# conservation; inflow_i <= sum_k T_i(k) b_ik; source->i only if s_i = 0 (s_i <= L(1-d)); i->sink
+# only if e_i = L (L d <= e_i); i->j only if s_j = e_i (|s_j - e_i| <= L(1-d)); f_e <= c_e d_e.
+# Our one change: c_e is tightened to min(c_e, max_k T_u(k), max_k T_v(k)), which conservation
+# and the node caps already imply (same feasible flows, smaller big-M). With partial inference,
+# i->j needs s_j <= e_i < e_j instead (two big-M rows, no auxiliary binaries since we maximise).
 
 from __future__ import annotations
 

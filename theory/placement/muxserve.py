@@ -1,18 +1,20 @@
 """MuxServe: multi-LLM placement on GPU meshes and adaptive KV-quota batching (ADBS).
 
-Placement (MuxServe `muxserve/muxsched/placement.py`, re-derived; notes/throughput_placement.md
-Sec 8.1): enumerate mesh groupings of every node (fixed split patterns, combined across nodes),
-place LLMs greedily in order of rate x size-scale onto the mesh with the largest gain in estimated
-served rate, keep the best grouping. Mesh estimate: colocated LLMs split the KV cache in
-proportion to rate x KV bytes per token and take turns on the GPUs (see `mesh_estimate`).
-Batching (MuxServe `muxserve/muxsched/scheduler.py`, ADBS): per-LLM KV-block quotas start in
-proportion to rate x blocks per token; prefills first (round robin), then decodes (round robin),
-each LLM within its quota; every `adapt_interval_s` LLMs using < 90% of their quota give up
-min(free, (0.95 - util) * quota) blocks and saturated LLMs with a backlog take them.
-Cost model here is our own roofline (A100-80GB: 2.039e12 B/s HBM, 312e12 FLOP/s fp16 dense at
-50% MFU) -- an assumption, not MuxServe's profiled table; S_out = 337 and prompt 161 tokens are
-MuxServe's ShareGPT averages (placement.py).
+Self-contained (own roofline cost model); independent of the Helix code and of the engine.
 """
+
+# Placement (MuxServe `muxserve/muxsched/placement.py`, re-derived; notes/throughput_placement.md
+# Sec 8.1): enumerate mesh groupings of every node (fixed split patterns, combined across nodes),
+# place LLMs greedily in order of rate x size-scale onto the mesh with the largest gain in estimated
+# served rate, keep the best grouping. Mesh estimate: colocated LLMs split the KV cache in
+# proportion to rate x KV bytes per token and take turns on the GPUs (see `mesh_estimate`).
+# Batching (MuxServe `muxserve/muxsched/scheduler.py`, ADBS): per-LLM KV-block quotas start in
+# proportion to rate x blocks per token; prefills first (round robin), then decodes (round robin),
+# each LLM within its quota; every `adapt_interval_s` LLMs using < 90% of their quota give up
+# min(free, (0.95 - util) * quota) blocks and saturated LLMs with a backlog take them.
+# Cost model here is our own roofline (A100-80GB: 2.039e12 B/s HBM, 312e12 FLOP/s fp16 dense at
+# 50% MFU) -- an assumption, not MuxServe's profiled table; S_out = 337 and prompt 161 tokens are
+# MuxServe's ShareGPT averages (placement.py).
 
 from __future__ import annotations
 

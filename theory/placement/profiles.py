@@ -1,15 +1,17 @@
-"""Per-node compute capacity T_i(k): tokens/s a GPU node sustains when it holds k layers.
+"""Per-node compute capacity T_i(k) from the Helix per-layer profiles, and the two flow bounds.
 
-Method ("typical batch", Helix `simulator/model_manager/llama2_70b/helper.py` and
-`<gpu>/llama2_70b_<gpu>.py::get_typical_token_throughput`, re-implemented from the formulas):
-a node holding k of L layers spends a fraction r = k*t_g / ((L-k)*t_avg + k*t_g) of a request's
-round trip computing, so a KV high-water mark of 30% of its cache gives a typical batch of
-prompt and decode tokens; the throughput is those tokens over k times the interpolated per-layer
-prompt + decode time. Per-type layer times 1/perf_g are refined by 10 fixed-point iterations
-(Helix `llama2_70b.py` L24-L80). Constants: AVG_INPUT_LEN 750, AVG_OUTPUT_LEN 240, KV_CACHE_HWM 0.3,
-VLLM_BLOCK_SIZE 16 (`simulator/event_simulator/utils.py` L37-L44). The node's NIC caps it at
-min(NIC in, NIC out) / activation bytes (Helix `ilp_layout.py` L234-L241).
+Reads data/helix/tables once (cached); no graph or solver code here.
 """
+
+# Method ("typical batch", Helix `simulator/model_manager/llama2_70b/helper.py` and
+# `<gpu>/llama2_70b_<gpu>.py::get_typical_token_throughput`, re-implemented from the formulas):
+# a node holding k of L layers spends a fraction r = k*t_g / ((L-k)*t_avg + k*t_g) of a request's
+# round trip computing, so a KV high-water mark of 30% of its cache gives a typical batch of
+# prompt and decode tokens; the throughput is those tokens over k times the interpolated per-layer
+# prompt + decode time. Per-type layer times 1/perf_g are refined by 10 fixed-point iterations
+# (Helix `llama2_70b.py` L24-L80). Constants: AVG_INPUT_LEN 750, AVG_OUTPUT_LEN 240, KV_CACHE_HWM 0.3,
+# VLLM_BLOCK_SIZE 16 (`simulator/event_simulator/utils.py` L37-L44). The node's NIC caps it at
+# min(NIC in, NIC out) / activation bytes (Helix `ilp_layout.py` L234-L241).
 
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
 """Request routing over a placement's max flow: interleaved weighted round-robin (IWRR) per node.
 
-Helix `simulator/scheduler/global_maxflow/interleaved_weighted_round_robin.py` (re-derived): each
-node keeps, per outgoing edge j with max-flow value w_j, a virtual load; a request of size x goes to
-argmin_j load_j + x / w_j among unmasked j, and that load grows by x / w_j. Over time edge j gets
-a share w_j / sum w of the work. Masks (Helix `scheduler_core.py`): an edge carrying < 5% of the
-node's outgoing flow, a next node whose prompt limit is below the prompt length, or one without
-KV room for the request (the caller's `kv_ok`).
+Pure decision logic; the simulation that uses it lives in simulate.py.
 """
+
+# Helix `simulator/scheduler/global_maxflow/interleaved_weighted_round_robin.py` (re-derived): each
+# node keeps, per outgoing edge j with max-flow value w_j, a virtual load; a request of size x goes to
+# argmin_j load_j + x / w_j among unmasked j, and that load grows by x / w_j. Over time edge j gets
+# a share w_j / sum w of the work. Masks (Helix `scheduler_core.py`): an edge carrying < 5% of the
+# node's outgoing flow, a next node whose prompt limit is below the prompt length, or one without
+# KV room for the request (the caller's `kv_ok`).
 
 from __future__ import annotations
 

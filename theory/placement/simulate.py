@@ -1,15 +1,17 @@
 """A small discrete-event simulation of requests flowing through a placement's pipelines.
 
-Closed loop (Helix's "offline" mode): the coordinator admits a request whenever IWRR finds a path
-whose nodes all have KV room, keeping the cluster saturated. Each request makes one prompt pass
-(prompt tokens) and then `output` decode passes (1 token each) along the same path (KV locality).
-Per node: iteration-level batching of whatever is queued (prompt tokens up to the node's
-`prompt_max_tokens`, decode tokens up to `decode_max_tokens`, Helix per-GPU tables), taking
-k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated. Links
-are FIFO: each request's item is one message of tokens x activation bytes (token-id bytes from
-the coordinator), sent back to back, arriving latency + bytes / bandwidth after it starts. Reports prompt, decode
-and total token throughput at the sink over the measurement window; our model, not Helix's simulator.
+Independent of the main engine (sim/); uses the Helix per-layer profiles and IWRR routing.
 """
+
+# Closed loop (Helix's "offline" mode): the coordinator admits a request whenever IWRR finds a path
+# whose nodes all have KV room, keeping the cluster saturated. Each request makes one prompt pass
+# (prompt tokens) and then `output` decode passes (1 token each) along the same path (KV locality).
+# Per node: iteration-level batching of whatever is queued (prompt tokens up to the node's
+# `prompt_max_tokens`, decode tokens up to `decode_max_tokens`, Helix per-GPU tables), taking
+# k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated. Links
+# are FIFO: each request's item is one message of tokens x activation bytes (token-id bytes from
+# the coordinator), sent back to back, arriving latency + bytes / bandwidth after it starts. Reports prompt, decode
+# and total token throughput at the sink over the measurement window; our model, not Helix's simulator.
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
 """One entry point: place a model on a cluster with a method, returning the plan and its numbers.
 
-`place(...)` runs a baseline, or for method "milp": stage construction -> local search -> the
-Helix MILP warm-started from the best heuristic plan -> a final local-search polish, splitting the
-time limit 35% / 55% / 10%. Every candidate is scored by the exact max flow on the *unpruned*
-cluster; link pruning only shrinks the MILP (it keeps each node's K fastest links plus the links
-the warm start uses, so the warm start stays feasible). Progress lines go to stderr.
+Orchestrates heuristics, the MILP and baselines under one time limit; writes nothing to disk.
 """
+
+# `place(...)` runs a baseline, or for method "milp": stage construction -> local search -> the
+# Helix MILP warm-started from the best heuristic plan -> a final local-search polish, splitting the
+# time limit 35% / 55% / 10%. Every candidate is scored by the exact max flow on the *unpruned*
+# cluster; link pruning only shrinks the MILP (it keeps each node's K fastest links plus the links
+# the warm start uses, so the warm start stays feasible). Progress lines go to stderr.
 
 from __future__ import annotations
 
