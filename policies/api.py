@@ -66,6 +66,7 @@ class InstanceView(Protocol):
     def tbt_slo_s(self, rid: int) -> float: ...
     def last_token_s(self, rid: int) -> float: ...  # time of the request's latest token (nan if none)
     def cached_prefix_tokens(self, rid: int) -> int: ...  # prefix-cache hit if admitted now
+    def prefix_hashes(self, rid: int) -> Sequence[int]: ...  # the request's prefix block hashes
     def admissible(self, rids: Sequence[int]) -> bool: ...  # would KV fit for all of these?
     def client_weight(self, client: int) -> float: ...
     def input_service(self, client: int) -> int: ...  # prompt tokens charged on this instance

@@ -76,6 +76,10 @@ class InstanceView:
     def cached_prefix_tokens(self, rid: int) -> int:
         return self._inst.cached_tokens_if_admitted(rid)[0]
 
+    def prefix_hashes(self, rid: int):
+        """The request's prefix block hashes, in prefix order (empty if the workload has none)."""
+        return self._inst.reqs.hashes(rid)
+
     def admissible(self, rids: Sequence[int]) -> bool:
         return self._inst.admissible(rids)
 
