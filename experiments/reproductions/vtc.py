@@ -172,9 +172,10 @@ def _figure_comparisons(tab: pd.DataFrame) -> list[Comparison]:
         if len(g):
             ours = g[(g.source == "ours")].set_index("policy")["acc_service_diff_end"]
             art = g[(g.source == "artifact")].set_index("policy")["acc_service_diff_end"]
-            out.append(Comparison(f"{fig} FCFS/VTC accumulated service difference", art["fcfs"] / art["vtc"],
+            out.append(Comparison(f"{fig} FCFS/VTC accumulated service difference", "> 1",
                                   ours["fcfs"] / ours["vtc"], "x", "direction",
-                                  note="> 1: FCFS drifts apart, VTC stays bounded (artifact value as paper)"))
+                                  note=f"FCFS drifts apart, VTC stays bounded; the artifact's run gives "
+                                  f"{art['fcfs'] / art['vtc']:.3g}x"))
     return out
 
 
