@@ -82,9 +82,12 @@ def prune_edges(edges, keep: int):
             or (min(e[0], e[1]), max(e[0], e[1])) in kept]
 
 
-def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None = None) -> bool:
+def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None = None,
+            partial: bool = False) -> bool:
     """Whether directed edge u -> v can carry flow under placement `plc` (layer chaining); with
-    `groups` (separate-pipeline baselines) only between nodes of the same group."""
+    `groups` (separate-pipeline baselines) only between nodes of the same group; with `partial`
+    (Helix's partial inference) v may start at or before u's end and run the rest of its range:
+    s_v <= e_u < e_v."""
     if u == SOURCE:
         return v in plc and plc[v][0] == 0
     if v == SINK:
@@ -93,10 +96,14 @@ def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None 
         return False
     if groups is not None and groups.get(u) != groups.get(v):
         return False
-    return plc[u][0] + plc[u][1] == plc[v][0]
+    e_u = plc[u][0] + plc[u][1]
+    if partial:
+        return plc[v][0] <= e_u < plc[v][0] + plc[v][1]
+    return e_u == plc[v][0]
 
 
-def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None) -> nx.DiGraph:
+def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
+               partial: bool = False) -> nx.DiGraph:
     """The runtime flow graph (node split in/start/end/out) as a networkx DiGraph."""
     g = nx.DiGraph()
     g.add_node(SOURCE)
@@ -107,7 +114,7 @@ def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = N
         g.add_edge(("start", i), ("end", i), capacity=p.node_cap(i, k))
         g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / p.model.activation_bytes)
     for u, v, c, _ in p.edges:
-        if enabled(p, plc, u, v, groups):
+        if enabled(p, plc, u, v, groups, partial):
             a = SOURCE if u == SOURCE else ("out", u)
             b = SINK if v == SINK else ("in", v)
             g.add_edge(a, b, capacity=c)
@@ -123,9 +130,10 @@ class FlowResult:
     cut_edges: list[tuple]  # graph edges from the source side to the sink side
 
 
-def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None) -> FlowResult:
+def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
+               partial: bool = False) -> FlowResult:
     """Max flow (networkx preflow-push) and a minimum s-t cut of the placement's graph."""
-    g = flow_graph(p, plc, groups)
+    g = flow_graph(p, plc, groups, partial)
     value, fd = nx.maximum_flow(g, SOURCE, SINK)
     cut_value, (S, T) = nx.minimum_cut(g, SOURCE, SINK)
     cut_edges = [(a, b) for a in S for b in g.successors(a) if b in T]

@@ -37,11 +37,13 @@ def all_placements(p: FlowProblem):
         yield dict(enumerate(combo))
 
 
-def brute_force(p: FlowProblem) -> tuple[float, Placement]:
+def brute_force(p: FlowProblem, partial: bool = False) -> tuple[float, Placement]:
+    from theory.placement.flow import solve_flow
+
     ff = FastFlow(p, scale=1e6)
     best, best_v = None, -1.0
     for plc in all_placements(p):
-        v = ff.value(plc)
+        v = solve_flow(p, plc, partial=True).value if partial else ff.value(plc)
         if v > best_v:
             best, best_v = plc, v
     return best_v, best
