@@ -29,7 +29,8 @@ class Preble:
     lone hot prefix whose TTFT doubled within the window.
 
     Load of an instance = Σ over requests routed to it in the last `window_s` of
-    prefill_s_per_token × uncached prompt tokens + decode_s_per_token × output tokens (Preble
+    prefill_s_per_token × uncached prompt tokens + decode_s_per_token × output tokens (the true
+    output length: an oracle where Preble uses the median decode length of the prefix; Preble
     uses a fitted T_prefill and median decode length × TPOT; our linear stand-in, defaults ≈
     Llama-7B on one A100: 8k prefill tok/s, 30 ms per output token, are our choice). The
     eviction term E is omitted (Preble's code with eviction costing disabled).
