@@ -97,13 +97,13 @@ def run(ctx: ReproContext) -> ReproOutput:
         c = curves[(curves.policy == pol) & (curves.load == top)]
         if len(c):
             ratio = float(c.throughput_tokens_per_s.iloc[0] / cap_tok)
-            comps.append(Comparison(f"{LABELS[pol]} throughput at {top:g} λ* / capacity C", 1.0, ratio,
-                                    relation="ratio", note="Li–Dai–Peng: FT and vLLM are not maximally stable "
-                                    "(ratio < 1 means the policy cannot reach C; SLAI's 128-decode cap, §6)"))
+            comps.append(Comparison(f"{LABELS[pol]} throughput at {top:g} λ* / capacity C", "< 1", ratio, "x",
+                                    relation="direction", note="Li–Dai–Peng: FT and vLLM are not maximally stable "
+                                    "(< 1: the policy cannot reach C; for SLAI its 128-decode cap, docs §6)"))
         c = curves[(curves.policy == pol) & (curves.load == 0.9)]
         if len(c):
-            comps.append(Comparison(f"{LABELS[pol]} backlog-slope CI lower end at 0.9 λ* > 0", 1.0,
-                                    float(np.sign(c.slope_lo.iloc[0])), relation="direction",
-                                    note="+1 = growing inside the region; quick mode (150 s) may lack the power"))
+            comps.append(Comparison(f"{LABELS[pol]} backlog-slope CI lower end at 0.9 λ*", "> 0",
+                                    float(c.slope_lo.iloc[0]), "tokens/s", relation="direction",
+                                    note="> 0: growing inside the region; quick mode (150 s) may lack the power"))
     return ReproOutput(tables={"points": points, "curves": curves}, figures=figures, comparisons=comps,
                        notes=f"{'Quick' if ctx.quick else 'Full'} mode: {len(points)} runs of {dur:g} s of arrivals.")
