@@ -179,7 +179,13 @@ class FastFlow:
     def bottlenecks(self, plc: Placement) -> tuple[float, list[int]]:
         """Max flow and the nodes whose compute edge lies in a minimum cut (source side = the
         vertices reachable in the residual graph)."""
-        return self._solve(plc, want_cut=True)
+        val, cut = self._solve(plc, want_cut=True)
+        return val, [c for c in cut if isinstance(c, int)]
+
+    def cut(self, plc: Placement) -> tuple[float, list[int], list[tuple[int, int]]]:
+        """Max flow, min-cut nodes, and min-cut links (i, j) between compute nodes."""
+        val, cut = self._solve(plc, want_cut=True)
+        return val, [c for c in cut if isinstance(c, int)], [c for c in cut if isinstance(c, tuple)]
 
     def _solve(self, plc: Placement, want_cut: bool) -> tuple[float, list[int]]:
         p = self.p
@@ -232,5 +238,8 @@ class FastFlow:
                 if r > 0 and not reach[b]:
                     reach[b] = True
                     stack.append(b)
-        cut_nodes = [i for i in plc if reach[2 + 2 * i] and not reach[3 + 2 * i]]
-        return val, cut_nodes
+        cut: list = [i for i in plc if reach[2 + 2 * i] and not reach[3 + 2 * i]]
+        for r, c in zip(rows, cols):
+            if r >= 2 and c >= 2 and r % 2 == 1 and c % 2 == 0 and reach[r] and not reach[c]:
+                cut.append(((r - 3) // 2, (c - 2) // 2))
+        return val, cut

@@ -143,7 +143,7 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
     evals = 0
     T0 = temperature if temperature is not None else 0.02 * max(cur_v, 1.0)
     last_report = t0
-    _, cut_nodes = ff.bottlenecks(cur)
+    _, cut_nodes, cut_links = ff.cut(cur)
     while True:
         now = time.monotonic()
         if (now - t0 >= time_limit_s or (max_evals is not None and evals >= max_evals)
@@ -153,6 +153,26 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
         temp = T0 * (1.0 - frac) + 1e-6
         cand = dict(cur)
         mv = rng.random()
+        if cut_links and mv < 0.1:  # widen a min-cut link: put a node in parallel to one end
+            i, j = cut_links[int(rng.integers(len(cut_links)))]
+            end = i if rng.random() < 0.5 else j
+            a = int(rng.integers(n))
+            s_e, k_e = cur[end]
+            if a in (i, j) or k_e > p.max_layers(a):
+                continue
+            sa, ka = cur[a]
+            cand[a] = (s_e, k_e)
+            # repair a's old range: extend a neighbour that chains onto it, if its limit allows
+            for q, (sq, kq) in cur.items():
+                if q == a:
+                    continue
+                if sq + kq == sa and kq + ka <= p.max_layers(q):
+                    cand[q] = (sq, kq + ka)
+                    break
+                if sq == sa + ka and kq + ka <= p.max_layers(q):
+                    cand[q] = (sa, kq + ka)
+                    break
+            mv = 1.0
         if cut_nodes and mv < 0.25:  # relieve a min-cut node: split it, or add a node in parallel
             i = int(rng.choice(cut_nodes))
             s, k = cur[i]
@@ -226,7 +246,7 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
             changed = v != cur_v
             cur, cur_v = cand, v
             if changed or rng.random() < 0.05:
-                _, cut_nodes = ff.bottlenecks(cur)
+                _, cut_nodes, cut_links = ff.cut(cur)
             if v > best_v + 1e-9:
                 best, best_v = dict(cand), v
         if progress and now - last_report > 5.0:
