@@ -56,6 +56,38 @@ def config(args) -> dict:
     return {"workload": workload, "cluster": {"router": "round-robin", "instances": [inst]}, "seed": args.seed}
 
 
+def profile(cfg: dict) -> int:
+    """One run under cProfile: the top functions by cumulative time, plus segment statistics."""
+    import cProfile
+    import pstats
+
+    from sim.config import RunConfig
+    from sim.instance import Instance
+    from sim.run import run
+
+    segments = 0
+    original = Instance.start_segment
+
+    def counting(self, now):
+        nonlocal segments
+        end = original(self, now)
+        segments += end is not None and end >= 0
+        return end
+
+    Instance.start_segment = counting
+    prof = cProfile.Profile()
+    prof.enable()
+    res = run(RunConfig.from_dict(cfg))
+    prof.disable()
+    Instance.start_segment = original
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+    iterations = int(res.timeline["iteration_s"].size)
+    print(json.dumps({"requests": res.summary["num_requests"], "segments": segments,
+                      "segments_per_request": segments / max(res.summary["num_requests"], 1),
+                      "timeline_rows": iterations}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workload", choices=["azure", "sharegpt"])
@@ -67,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu", type=int, default=None, help="pin to this core with taskset")
+    p.add_argument("--profile", action="store_true",
+                   help="run once in this process under cProfile and print where the time goes")
     args = p.parse_args(argv)
     cfg = config(args)
+    if args.profile:
+        return profile(cfg)
     print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
                       "config": cfg}))
     runs = []
