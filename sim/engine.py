@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.instance import Instance
-from sim.state import DECODING, DONE, PENDING, REJECTED, TRANSFERRING, RequestTable
+from sim.instance import Instance, ServiceFacts
+from sim.state import DECODING, DONE, PENDING, REJECTED, TRANSFERRING, RequestFacts, RequestTable
 
 ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
 EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"
@@ -28,7 +28,7 @@ EV_STAGE = "stage"  # one pre-copy stage of a multi-stage live migration ended
 RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
-class InstanceStats:
+class InstanceStats(ServiceFacts):
     """What a router sees of one instance (synced to the current time on access)."""
 
     __slots__ = ("_inst",)
@@ -55,15 +55,6 @@ class InstanceStats:
     ready = property(lambda self: tuple(self._inst.ready))
     kv_blocks_evictable = property(lambda self: self._inst.tree.evictable_blocks if self._inst.tree else 0)
 
-    def input_service(self, client: int) -> int:
-        return int(self._inst.reqs.input_service[self._inst.index, client])
-
-    def cached_input_service(self, client: int) -> int:
-        return int(self._inst.reqs.cached_input_service[self._inst.index, client])
-
-    def output_service(self, client: int) -> int:
-        return int(self._inst.reqs.output_service[self._inst.index, client])
-
     def drain_evictions(self) -> list[tuple[int, ...]]:
         """Hash paths of prefix-cache nodes evicted since the previous call (recording starts
         at the first call; the order is the eviction order)."""
@@ -81,7 +72,7 @@ class InstanceStats:
         return len(inst.tree.match(inst._prefix_blocks(rid))) * inst.hash_block_tokens
 
 
-class ClusterView:
+class ClusterView(RequestFacts):
     """What a router sees: the instances of one pool, request attributes, and the migration hook."""
 
     def __init__(self, engine: Engine, pool: list[int]) -> None:
@@ -89,6 +80,7 @@ class ClusterView:
         self.pool = pool
         self._stats = [InstanceStats(engine.instances[i]) for i in pool]
         self._index = {idx: j for j, idx in enumerate(pool)}
+        self._reqs = engine.reqs
         self.now = 0.0
 
     @property
@@ -99,20 +91,9 @@ class ClusterView:
         self._engine.sync(self._engine.instances[self.pool[j]])
         return self._stats[j]
 
-    def prompt_tokens(self, rid: int) -> int:
-        return int(self._engine.reqs.prompt[rid])
 
-    def output_tokens(self, rid: int) -> int:
-        return int(self._engine.reqs.output[rid])
 
-    def client(self, rid: int) -> int:
-        return int(self._engine.reqs.client[rid])
 
-    def hashes(self, rid: int) -> np.ndarray:
-        return self._engine.reqs.hashes(rid)
-
-    def arrival_s(self, rid: int) -> float:
-        return float(self._engine.reqs.arrival_s[rid])
 
     def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool:
         """Move a decoding request's KV to pool instance `to_instance` (see `Engine.migrate`)."""
@@ -123,22 +104,16 @@ class ClusterView:
     def hash_block_tokens(self) -> int:
         return int(self._engine.reqs.workload.hash_block_tokens)
 
-    def priority(self, rid: int) -> int:
-        return int(self._engine.reqs.priority[rid])
 
     def kv_tokens(self, rid: int) -> int:
         """Tokens of `rid` whose KV is in memory now."""
         return int(self._engine.reqs.computed[rid])
 
-    def generated_tokens(self, rid: int) -> int:
-        return int(self._engine.reqs.generated[rid])
 
     def charged(self, rid: int) -> bool:
         """Has the engine charged `rid`'s prompt to its client yet (at admission)?"""
         return bool(self._engine.reqs.charged[rid])
 
-    def first_token_s(self, rid: int) -> float:
-        return float(self._engine.reqs.first_token_s[rid])
 
     def instance_of(self, rid: int) -> int:
         """Pool index of the instance holding `rid` (-1 if none of this pool's)."""

@@ -17,15 +17,31 @@ from policies.api import ArrivalHook, LeaveHook, Plan
 from sim.config import InstanceSpec
 from sim.cost.base import BatchShape, CostModel
 from sim.kvcache import KVPool, PrefixTree
-from sim.state import DECODING, DONE, PREFILLING, TRANSFERRING, WAITING, RequestTable
+from sim.state import DECODING, DONE, PREFILLING, TRANSFERRING, WAITING, RequestFacts, RequestTable
 
 MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
 
 
-class InstanceView:
+class ServiceFacts:
+    """Per-client accounting of one instance (`_inst`), read-only."""
+
+    __slots__ = ()
+
+    def input_service(self, client: int) -> int:
+        return int(self._inst.reqs.input_service[self._inst.index, client])
+
+    def cached_input_service(self, client: int) -> int:
+        return int(self._inst.reqs.cached_input_service[self._inst.index, client])
+
+    def output_service(self, client: int) -> int:
+        return int(self._inst.reqs.output_service[self._inst.index, client])
+
+
+class InstanceView(RequestFacts, ServiceFacts):
     """The read-only window a batching policy gets on its instance (see `policies.api`)."""
 
     __slots__ = ("_inst", "now")
+    _reqs = property(lambda self: self._inst.reqs)
 
     def __init__(self, inst: Instance) -> None:
         self._inst = inst
@@ -40,14 +56,8 @@ class InstanceView:
     decoding = property(lambda self: self._inst.decoding)
     role = property(lambda self: self._inst.spec.role)
 
-    def prompt_tokens(self, rid: int) -> int:
-        return int(self._inst.reqs.prompt[rid])
 
-    def output_tokens(self, rid: int) -> int:
-        return int(self._inst.reqs.output[rid])
 
-    def generated_tokens(self, rid: int) -> int:
-        return int(self._inst.reqs.generated[rid])
 
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
@@ -55,45 +65,20 @@ class InstanceView:
             return int(r.prompt[rid] + r.generated[rid])
         return max(int(r.prefill_target[rid] - r.computed[rid]), 0)
 
-    def client(self, rid: int) -> int:
-        return int(self._inst.reqs.client[rid])
 
-    def arrival_s(self, rid: int) -> float:
-        return float(self._inst.reqs.arrival_s[rid])
 
-    def priority(self, rid: int) -> int:
-        return int(self._inst.reqs.priority[rid])
 
-    def tbt_slo_s(self, rid: int) -> float:
-        return float(self._inst.reqs.tbt_slo_s[rid])
 
-    def ttft_slo_s(self, rid: int) -> float:
-        return float(self._inst.reqs.ttft_slo_s[rid])
 
-    def last_token_s(self, rid: int) -> float:
-        return float(self._inst.reqs.last_token_s[rid])
 
     def cached_prefix_tokens(self, rid: int) -> int:
         return self._inst.cached_tokens_if_admitted(rid)[0]
-
-    def prefix_hashes(self, rid: int):
-        """The request's prefix block hashes, in prefix order (empty if the workload has none)."""
-        return self._inst.reqs.hashes(rid)
 
     def admissible(self, rids: Sequence[int]) -> bool:
         return self._inst.admissible(rids)
 
     def client_weight(self, client: int) -> float:
         return float(self._inst.reqs.workload.client_weight[client])
-
-    def input_service(self, client: int) -> int:
-        return int(self._inst.reqs.input_service[self._inst.index, client])
-
-    def cached_input_service(self, client: int) -> int:
-        return int(self._inst.reqs.cached_input_service[self._inst.index, client])
-
-    def output_service(self, client: int) -> int:
-        return int(self._inst.reqs.output_service[self._inst.index, client])
 
     def waiting_count(self, client: int) -> int:
         return int(self._inst.reqs.waiting_count[self._inst.index, client])

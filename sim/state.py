@@ -60,3 +60,47 @@ class RequestTable:
     def hashes(self, rid: int) -> np.ndarray:
         w = self.workload
         return w.hash_values[w.hash_offsets[rid] : w.hash_offsets[rid + 1]]
+
+
+class RequestFacts:
+    """Read-only per-request accessors shared by the policy views (`_reqs` is the table)."""
+
+    __slots__ = ()
+    _reqs: RequestTable
+
+    def prompt_tokens(self, rid: int) -> int:
+        return int(self._reqs.prompt[rid])
+
+    def output_tokens(self, rid: int) -> int:
+        return int(self._reqs.output[rid])
+
+    def generated_tokens(self, rid: int) -> int:
+        return int(self._reqs.generated[rid])
+
+    def client(self, rid: int) -> int:
+        return int(self._reqs.client[rid])
+
+    def arrival_s(self, rid: int) -> float:
+        return float(self._reqs.arrival_s[rid])
+
+    def priority(self, rid: int) -> int:
+        return int(self._reqs.priority[rid])
+
+    def tbt_slo_s(self, rid: int) -> float:
+        return float(self._reqs.tbt_slo_s[rid])
+
+    def ttft_slo_s(self, rid: int) -> float:
+        return float(self._reqs.ttft_slo_s[rid])
+
+    def first_token_s(self, rid: int) -> float:
+        return float(self._reqs.first_token_s[rid])
+
+    def last_token_s(self, rid: int) -> float:
+        """Time of the request's latest token (nan if none yet)."""
+        return float(self._reqs.last_token_s[rid])
+
+    def hashes(self, rid: int) -> np.ndarray:
+        """The request's prefix block hashes, in prefix order (empty if the workload has none)."""
+        return self._reqs.hashes(rid)
+
+    prefix_hashes = hashes
