@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from sim.cost.base import BatchShape
 from sim.workload.core import Workload
@@ -44,3 +45,10 @@ def workload(arrivals, prompts, outputs, clients=None, **kw) -> Workload:
         output_tokens=np.asarray(outputs),
         **kw,
     )
+
+
+def assert_same_run(a, b) -> None:
+    """Two RunResults agree on every recorded number, bit for bit."""
+    pd.testing.assert_frame_equal(a.requests, b.requests, check_exact=True)
+    pd.testing.assert_frame_equal(a.service, b.service, check_exact=True)
+    pd.testing.assert_frame_equal(a.timeline, b.timeline, check_exact=True)

@@ -3,22 +3,16 @@ recorded number (per-request metrics, the service log and the timeline), bit for
 
 from __future__ import annotations
 
-import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import registry
 from sim.run import simulate
+from tests.sim.helpers import assert_same_run as _assert_same
 from tests.sim.strategies import clusters, cost_models, workloads
 
 # Policies whose construction needs more than the defaults are exercised in their own tests.
 NEEDS_SETUP: set[str] = set()
-
-
-def _assert_same(a, b):
-    pd.testing.assert_frame_equal(a.requests, b.requests, check_exact=True)
-    pd.testing.assert_frame_equal(a.service, b.service, check_exact=True)
-    pd.testing.assert_frame_equal(a.timeline, b.timeline, check_exact=True)
 
 
 @st.composite

@@ -4,7 +4,6 @@ RAD's tile-aligned budget derived from the cost model, and SLAI's four-stage ord
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,7 @@ from sim.config import ClusterSpec, InstanceSpec
 from sim.cost import StaircaseCost
 from sim.run import simulate
 from tests.sim.helpers import LinearCost, UnitCost, workload
+from tests.sim.helpers import assert_same_run as _same
 from tests.sim.strategies import clusters, cost_models, workloads
 
 SLAI_PARAMS = [
@@ -22,12 +22,6 @@ SLAI_PARAMS = [
     (("fcfs", True), ("fixed_offset", True), ("below_memory_limit_offset", 0.5)),
     (("user_priority", True), ("memory_limit", 0.2), ("max_active_requests", 4)),
 ]
-
-
-def _same(a, b):
-    pd.testing.assert_frame_equal(a.requests, b.requests, check_exact=True)
-    pd.testing.assert_frame_equal(a.service, b.service, check_exact=True)
-    pd.testing.assert_frame_equal(a.timeline, b.timeline, check_exact=True)
 
 
 @st.composite
