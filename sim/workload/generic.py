@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.errors import InputError
 from sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
-from sim.workload.validate import numeric, require_columns, require_file, sorted_times
+from sim.workload.validate import json_lines, numeric, require_columns, require_file, sorted_times
 
 REQUIRED = ("arrival_s", "client_id", "input_tokens", "output_tokens")
 OPTIONAL = ("hash_ids", "priority", "ttft_slo_s", "tbt_slo_s", "weight")
@@ -54,19 +54,7 @@ def _load_table(path: Path) -> tuple[pd.DataFrame, int, list | None]:
                     raise InputError(str(path), "hash_ids", f"row {pos + 1} (line {pos + 2}): not a JSON list "
                                      f"({text!r})", 'write e.g. "[12, 40, 7]" (quoted) or leave it empty') from None
         return df, 1, hashes
-    rows = []
-    with open(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(str(path), f"line {line_no}", f"not valid JSON ({exc.msg})",
-                                 "write one JSON object per line") from None
-            if not isinstance(rec, dict):
-                raise InputError(str(path), f"line {line_no}", "not a JSON object", "write one object per line")
-            rows.append(rec)
+    rows = [rec for _, rec in json_lines(path)]
     if not rows:
         raise InputError(str(path), "", "the file has no requests", _FIX)
     df = pd.DataFrame(rows)

@@ -8,7 +8,6 @@ cutting and the name -> file mapping live in `sim.workload.catalog`; ServeGen in
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 from sim.errors import InputError
 from sim.workload.core import Workload
 from sim.workload.hashing import mix63, name_salt
-from sim.workload.validate import numeric, require_columns, require_file, sorted_times
+from sim.workload.validate import json_lines, numeric, require_columns, require_file, sorted_times
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 TRACES_DIR = DATA_DIR / "traces"
@@ -92,27 +91,19 @@ def read_mooncake(path: str | Path, name: str = "mooncake") -> Workload:
     require_file(path, "Mooncake trace")
     t_ms, inp, out, lens, ids = [], [], [], [], []
     cols = ("timestamp", "input_length", "output_length", "hash_ids")
-    with open(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(str(path), f"line {line_no}", f"not valid JSON ({exc.msg})",
-                                 "write one JSON object per line") from None
-            for c in cols:
-                if c not in rec:
-                    raise InputError(str(path), c, f"line {line_no}: missing key",
-                                     f"every line needs the keys {', '.join(cols)}")
-            h = rec["hash_ids"]
-            if not isinstance(h, list):
-                raise InputError(str(path), "hash_ids", f"line {line_no}: not a list", "write a JSON list of integers")
-            t_ms.append(rec["timestamp"])
-            inp.append(rec["input_length"])
-            out.append(rec["output_length"])
-            lens.append(len(h))
-            ids.extend(h)
+    for line_no, rec in json_lines(path):
+        for c in cols:
+            if c not in rec:
+                raise InputError(str(path), c, f"line {line_no}: missing key",
+                                 f"every line needs the keys {', '.join(cols)}")
+        h = rec["hash_ids"]
+        if not isinstance(h, list):
+            raise InputError(str(path), "hash_ids", f"line {line_no}: not a list", "write a JSON list of integers")
+        t_ms.append(rec["timestamp"])
+        inp.append(rec["input_length"])
+        out.append(rec["output_length"])
+        lens.append(len(h))
+        ids.extend(h)
     df = pd.DataFrame({"timestamp": t_ms, "input_length": inp, "output_length": out})
     t = numeric(df, "timestamp", path, minimum=0, header_lines=0) / 1000.0
     t = t - t[0] if len(t) else t

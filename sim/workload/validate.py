@@ -6,7 +6,8 @@ the reader modules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,23 @@ def require_file(path: Path, what: str) -> None:
     if not path.is_file():
         raise InputError(str(path), "", f"{what} not found",
                          "pass an existing file (bundled traces live under data/traces/)")
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSON Lines file; a bad line is an
+    InputError naming the file and the line."""
+    with open(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(str(path), f"line {line_no}", f"not valid JSON ({exc.msg})",
+                                 "write one JSON object per line") from None
+            if not isinstance(rec, dict):
+                raise InputError(str(path), f"line {line_no}", "not a JSON object", "write one object per line")
+            yield line_no, rec
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], path: Path | str, fix: str = "") -> None:
