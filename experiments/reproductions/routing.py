@@ -6,7 +6,8 @@ Our setup (no paper fixes it): Llama-3.1-8B on A100-80GB instances (catalogue ro
 catalogue KV capacity), Sarathi batching with a 2,048-token budget; arrivals of the trace
 rescaled to 0.2 requests/s per instance (about two thirds of one instance's prefill capacity on
 this trace's ~12k-token prompts: measured 3.8k tok/s/instance at saturation), so every cluster
-size sees the same per-instance load. Quick mode: the first 500 requests; full: 3,000.
+size sees the same per-instance load. Quick mode: the first 500 requests; full: the whole trace
+(12,031 requests).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def batching_for(router: str) -> str:
               target="prefix locality vs cluster size", quick_minutes=2.5)
 def locality(ctx: ReproContext) -> ReproOutput:
     """Cache hit rate, TTFT p50/p99 and throughput of every router at 2–16 instances (Mooncake)."""
-    n_req = 500 if ctx.quick else 3000
+    n_req = 500 if ctx.quick else None
     points = []
     for k in SIZES:
         w = catalog.load(WorkloadSpec("mooncake-conversation", rate=RATE_PER_INSTANCE * k, num_requests=n_req), ctx.seed)
@@ -75,7 +76,7 @@ def locality(ctx: ReproContext) -> ReproOutput:
                    float(rr["ttft_mean_s"] / at8.loc["preble", "ttft_mean_s"]), "x", "info",
                    note="Preble's range is on its own workloads vs SGLang/vLLM data parallel (avg request latency)"),
     ]
-    notes = (f"{n_req} requests of mooncake-conversation at {RATE_PER_INSTANCE} req/s per instance; "
+    notes = (f"{n_req or 'all'} requests of mooncake-conversation at {RATE_PER_INSTANCE} req/s per instance; "
              f"{MODEL} on {GPU}; routers: {', '.join(routers())}; local batching sarathi except d2lpm→dlpm, "
              "preble→preble-mpq")
     return ReproOutput(tables={"routing_locality": tab}, figures=figs, comparisons=comps, notes=notes)
