@@ -95,15 +95,21 @@ def llumnix_cases(draw):
     return w, _two_sizes(w, "llumnix", params, draw(st.booleans())), draw(cost_models()), draw(st.integers(0, 3))
 
 
-@settings(max_examples=40, deadline=None)
-@given(llumnix_cases())
-def test_llumnix_live_migration_keeps_every_invariant(case):
+def _both_modes_keep_invariants(case):
+    """Run fast and step mode, check the invariants in both, and require equal request tables."""
     w, cluster, cost, seed = case
     fast, eng = run(w, cluster, cost, seed)
     check_invariants(fast, eng)
     step, eng2 = run(w, cluster, cost, seed, mode="step")
     check_invariants(step, eng2)
     pd.testing.assert_frame_equal(fast.requests, step.requests, check_exact=True)
+    return fast, step
+
+
+@settings(max_examples=40, deadline=None)
+@given(llumnix_cases())
+def test_llumnix_live_migration_keeps_every_invariant(case):
+    fast, step = _both_modes_keep_invariants(case)
     pd.testing.assert_frame_equal(fast.timeline, step.timeline, check_exact=True)
 
 
@@ -123,12 +129,7 @@ def spot_cases(draw):
 @settings(max_examples=40, deadline=None)
 @given(spot_cases())
 def test_preemptible_instances_lose_no_request(case):
-    w, cluster, cost, seed = case
-    fast, eng = run(w, cluster, cost, seed)
-    check_invariants(fast, eng)
-    step, eng2 = run(w, cluster, cost, seed, mode="step")
-    check_invariants(step, eng2)
-    pd.testing.assert_frame_equal(fast.requests, step.requests, check_exact=True)
+    _both_modes_keep_invariants(case)
 
 
 def _busy_workload(n=60, seed=1):

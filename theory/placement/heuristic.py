@@ -86,6 +86,26 @@ def _link_caps(p: FlowProblem) -> dict[str, dict]:
     return out
 
 
+def _bisect_target(build, ff: FastFlow, hi: float, steps: int, rel_tol: float,
+                   best: Placement | None, best_v: float) -> tuple[Placement | None, float]:
+    """Bisect the largest per-node throughput target `build(target)` can still place, keeping the
+    plan with the highest exact flow seen (plans at lower targets can carry more flow)."""
+    lo, up = 0.0, hi
+    for _ in range(steps):
+        mid = 0.5 * (lo + up)
+        plc = build(mid)
+        if plc is None:
+            up = mid
+        else:
+            lo = mid
+            v = ff.value(plc)
+            if v > best_v:
+                best, best_v = plc, v
+        if up - lo < rel_tol * max(up, 1.0):
+            break
+    return best, best_v
+
+
 def best_stage_plan(p: FlowProblem, ff: FastFlow, hi: float, restarts: int = 8,
                     seed: int = 0) -> tuple[Placement, float]:
     """Binary search the largest target the stage construction reaches (deterministic, then
@@ -93,19 +113,10 @@ def best_stage_plan(p: FlowProblem, ff: FastFlow, hi: float, restarts: int = 8,
     rng = np.random.default_rng(seed)
     best, best_v = None, -1.0
     for r in range(restarts + 1):
-        lo, up = 0.0, hi
-        for _ in range(30):
-            mid = 0.5 * (lo + up)
-            plc = stage_construction(p, mid, rng if r else None, 0.3 if r else 0.0)
-            if plc is None:
-                up = mid
-            else:
-                lo = mid
-                v = ff.value(plc)
-                if v > best_v:
-                    best, best_v = plc, v
-            if up - lo < 1e-3 * max(up, 1.0):
-                break
+        def build(target: float, r: int = r) -> Placement | None:
+            return stage_construction(p, target, rng if r else None, 0.3 if r else 0.0)
+
+        best, best_v = _bisect_target(build, ff, hi, 30, 1e-3, best, best_v)
     if best is None:
         best = {i: (0, 1) for i in range(p.n)}
     best = fill_unused(p, best)
@@ -312,19 +323,7 @@ def type_dp_plan(p: FlowProblem, target: float, max_group: int = 8) -> Placement
 
 
 def best_type_dp_plan(p: FlowProblem, ff: FastFlow, hi: float) -> tuple[Placement | None, float]:
-    lo, up, best, best_v = 0.0, hi, None, -1.0
-    for _ in range(40):
-        mid = 0.5 * (lo + up)
-        plc = type_dp_plan(p, mid)
-        if plc is None:
-            up = mid
-        else:
-            lo = mid
-            v = ff.value(plc)
-            if v > best_v:
-                best, best_v = plc, v
-        if up - lo < 1e-4 * max(up, 1.0):
-            break
+    best, best_v = _bisect_target(lambda target: type_dp_plan(p, target), ff, hi, 40, 1e-4, None, -1.0)
     if best is not None:
         best = fill_unused(p, best)
         best_v = ff.value(best)
