@@ -27,7 +27,6 @@ import os
 import shutil
 import socket
 import time
-import tomllib
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import pandas as pd
 
 from experiments import atomic
 from experiments.tables import flatten, write_table
+from sim.config import read_toml
 from sim.errors import InputError
 
 DEFAULT_POINT = "experiments.sweep:simulate_point"
@@ -180,16 +180,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "", "sweep file not found", "pass an existing .toml file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(str(path), "", f"not valid TOML ({exc})", "fix the TOML syntax") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "", "not a UTF-8 text file", "pass a TOML sweep file") from None
-    return parse_spec(data, str(path))
+    return parse_spec(read_toml(path, "sweep file"), str(path))
 
 
 def expand(spec: SweepSpec) -> list[SweepPoint]:

@@ -133,18 +133,24 @@ class RunConfig:
 
     @staticmethod
     def from_toml(path: str | Path) -> RunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(str(path), "", "config file not found", "pass an existing .toml file")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(str(path), "", f"not valid TOML ({exc})", "fix the TOML syntax") from None
-        return RunConfig.from_dict(data, str(path))
+        return RunConfig.from_dict(read_toml(path, "config file"), str(path))
 
     def validate(self, source: str = "config") -> RunConfig:
         _check(self, source)
         return self
+
+
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Parse a TOML file; a missing, non-UTF-8 or malformed file is an InputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "", f"{what} not found", "pass an existing .toml file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(str(path), "", f"not valid TOML ({exc})", "fix the TOML syntax") from None
+    except UnicodeDecodeError:
+        raise InputError(str(path), "", "not a UTF-8 text file", "pass a TOML file") from None
 
 
 def _to_plain(obj: Any) -> Any:
