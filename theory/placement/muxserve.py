@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from policies.batching._kv_quota import adapt_quotas, initial_quotas
+
 # Device (A100-80GB SXM datasheet: 2039 GB/s, 312 TFLOP/s fp16 dense; Vidur device_skus.csv 312/80)
 GPU_MEM_BYTES = 80e9
 GPU_HBM_BPS = 2.039e12
@@ -203,9 +205,7 @@ class AdaptiveKVQuota:
         self.adapt_interval_s = adapt_interval_s  # MuxServe scheduler.py adapt_interval
         self.adaptive = adaptive
         self.max_batch = max_batch
-        w = {m.name: m.rate * m.kv_bytes_per_token for m in llms}
-        tot = sum(w.values()) or 1.0
-        self.quota = {n: int(total_blocks * w[n] / tot) for n in w}
+        self.quota = initial_quotas({m.name: m.rate * m.kv_bytes_per_token for m in llms}, total_blocks)
         self._rr = deque(self.llms)
         self.last_adapt = 0.0
 
@@ -232,23 +232,10 @@ class AdaptiveKVQuota:
         if not self.adaptive or now - self.last_adapt < self.adapt_interval_s:
             return False
         self.last_adapt = now
-        util = {n: used_blocks.get(n, 0) / max(self.quota[n], 1) for n in self.quota}
-        donors = [n for n in self.quota if util[n] < 0.9]
-        takers = [n for n in self.quota if util[n] >= 0.9 and waiting.get(n, 0) * blocks_per_req[n] > 0]
-        if not donors or not takers:
-            return False
-        pool = 0
-        for n in donors:
-            free = self.quota[n] - used_blocks.get(n, 0)
-            give = int(min(free, (0.95 - util[n]) * self.quota[n]))
-            give = max(0, give)
-            self.quota[n] -= give
-            pool += give
-        demand = {n: waiting[n] * blocks_per_req[n] for n in takers}
-        tot = sum(demand.values())
-        for n in takers:
-            self.quota[n] += int(pool * demand[n] / tot)
-        return pool > 0
+        backlog = {n: waiting.get(n, 0) * blocks_per_req[n] for n in self.quota}
+        new = adapt_quotas(self.quota, used_blocks, backlog)  # shared with policies/batching/muxserve_adbs.py
+        moved, self.quota = new != self.quota, new
+        return moved
 
 
 def simulate_mesh(llms: list[LLM], ngpu: int, duration_s: float, seed: int = 0, adaptive: bool = True,
