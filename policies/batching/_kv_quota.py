@@ -14,7 +14,7 @@ K = TypeVar("K", bound=Hashable)
 
 # hao-ai-lab/MuxServe muxserve/muxsched/scheduler.py (commit 2249cfa):
 SATURATED_UTIL = 0.9  # l.375: `if utilization >= 0.9` keeps its blocks (and may take more)
-TARGET_UTIL = 0.95  # l.380: an under-used LLM frees `(0.95 - utilization) * max_bs` sequences
+TARGET_UTIL = 0.95  # l.379-380: an under-used LLM frees `(0.95 - utilization) * max_bs` sequences
 ADAPT_INTERVAL_S = 8.0  # l.986 and l.1126: `adapt_interval = 8` (seconds of the scheduler clock)
 
 
