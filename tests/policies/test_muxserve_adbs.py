@@ -17,6 +17,7 @@ from policies.batching._kv_quota import adapt_quotas, initial_quotas
 from policies.batching.muxserve_adbs import MuxServeADBS
 from sim.config import ClusterSpec, InstanceSpec, freeze_params
 from sim.run import simulate
+from tests.sim import test_invariants as _invariants
 from tests.sim.helpers import UnitCost, assert_same_run, workload
 from tests.sim.strategies import clusters, cost_models, workloads
 
@@ -195,3 +196,18 @@ def test_fast_forward_equals_step_and_every_request_finishes(scenario):
     assert (req.loc[served, "finish_s"].notna()).all()
     assert (req.loc[served, "generated_tokens"] == req.loc[served, "output_tokens"]).all()
     assert (fast.timeline["kv_blocks_used"] <= fast.timeline["kv_blocks_total"]).all()
+
+
+@settings(max_examples=60)
+@given(_invariants.runs(batching=["muxserve-adbs"]))
+def test_engine_invariants_hold(run):
+    """The engine invariants of tests/sim/test_invariants.py (which lists its policies by hand)."""
+    _invariants.test_each_request_finishes_once_with_all_its_tokens.hypothesis.inner_test(run)
+    _invariants.test_kv_never_exceeds_capacity_and_clock_is_monotone.hypothesis.inner_test(run)
+
+
+@settings(max_examples=60)
+@given(_invariants.runs(batching=["muxserve-adbs"], allow_pd=False))
+def test_service_log_and_littles_law_hold(run):
+    _invariants.test_service_log_accounts_for_every_token.hypothesis.inner_test(run)
+    _invariants.test_littles_law.hypothesis.inner_test(run)
