@@ -211,3 +211,28 @@ def test_engine_invariants_hold(run):
 def test_service_log_and_littles_law_hold(run):
     _invariants.test_service_log_accounts_for_every_token.hypothesis.inner_test(run)
     _invariants.test_littles_law.hypothesis.inner_test(run)
+
+
+@settings(max_examples=200)
+@given(st.integers(1, 4).flatmap(lambda n: st.tuples(
+    st.lists(st.floats(0, 5), min_size=n, max_size=n).filter(lambda w: sum(w) > 0),
+    st.lists(st.tuples(st.lists(st.integers(0, 120), min_size=n, max_size=n),
+                       st.lists(st.integers(0, 300), min_size=n, max_size=n)), min_size=1, max_size=8))))
+def test_adaptation_conserves_blocks_and_never_takes_held_blocks(case):
+    """Quotas + spare always sum to the capacity; a donor keeps at least the blocks it holds."""
+    weights, steps = case
+    p = MuxServeADBS(instance_spec=InstanceSpec(kv_capacity_tokens=16 * 257, block_size=16))
+    p.quota = initial_quotas(dict(enumerate(weights)), p.total_blocks)
+    p.spare = p.total_blocks - sum(p.quota.values())
+    for used_l, backlog_l in steps:
+        used, backlog = dict(enumerate(used_l)), dict(enumerate(backlog_l))
+        before = dict(p.quota)
+        step = p.adapted(used, backlog)
+        if step is None:
+            continue
+        p.quota, p.spare = step
+        assert sum(p.quota.values()) + p.spare == p.total_blocks
+        assert all(q >= 0 for q in p.quota.values())
+        for u, q in before.items():
+            if p.quota[u] < q:  # gave blocks: only free ones
+                assert p.quota[u] >= used[u]
