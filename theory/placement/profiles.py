@@ -119,8 +119,20 @@ def load_profiles(profile_key: str, tables_dir: str | None = None) -> dict[str, 
     return out
 
 
-def _typical_throughput(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
-                        typical_layers: dict[str, int], perf: dict[str, float]) -> float:
+@dataclass(frozen=True)
+class TypicalBatch:
+    """The batch behind T_i(k): per iteration, `prompt_tokens` prompt and `decode_tokens` decode
+    tokens, of which one iteration in `iterations_per_prompt` carries a whole prompt when the
+    typical prompt share is below one request (Helix's rescaling case; 1.0 otherwise)."""
+
+    prompt_tokens: int
+    decode_tokens: int
+    iterations_per_prompt: float
+    tokens_per_s: float
+
+
+def typical_batch(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
+                  typical_layers: dict[str, int], perf: dict[str, float]) -> TypicalBatch:
     layer_time = {g: 1.0 / perf[g] for g in type_counts}
     num = sum(type_counts[g] * typical_layers[g] * layer_time[g] for g in type_counts)
     den = sum(type_counts[g] * typical_layers[g] for g in type_counts)
@@ -137,15 +149,21 @@ def _typical_throughput(prof: GpuProfile, k: int, L: int, type_counts: dict[str,
     if prompt_req >= 1:
         tokens = prompt_tok + decode_tok
         t = k * (prof.prompt_time(prompt_tok) + prof.decode_time(decode_tok))
-    else:  # rescale the batch to one whole prompt
-        r = 1.0 / prompt_req
-        tokens = r * (prompt_tok + decode_tok)
-        t = k * (prof.prompt_time(int(prompt_tok * r)) + prof.decode_time(decode_tok) * r)
-    return tokens / t
+        return TypicalBatch(prompt_tok, decode_tok, 1.0, tokens / t)
+    # rescale the batch to one whole prompt
+    r = 1.0 / prompt_req
+    tokens = r * (prompt_tok + decode_tok)
+    t = k * (prof.prompt_time(int(prompt_tok * r)) + prof.decode_time(decode_tok) * r)
+    return TypicalBatch(prompt_tok, decode_tok, r, tokens / t)
 
 
-def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[float]]:
-    """GPU type -> [T(1), ..., T(K)] compute-only tokens/s (index k-1), for this cluster's type mix."""
+def _typical_throughput(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
+                        typical_layers: dict[str, int], perf: dict[str, float]) -> float:
+    return typical_batch(prof, k, L, type_counts, typical_layers, perf).tokens_per_s
+
+
+def _typical_setup(model: ModelSpec, type_counts: dict[str, int]):
+    """(profiles, typical layers, per-type perf after Helix's fixed point) for this type mix."""
     profiles = load_profiles(model.profile_key)
     for g in type_counts:
         if g not in profiles:
@@ -159,8 +177,20 @@ def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int]) -> dic
     for _ in range(FIXED_POINT_ITERATIONS):
         perf = {g: _typical_throughput(profiles[g], typical[g], model.num_layers, type_counts, typical, perf)
                 * typical[g] for g in type_counts}
-    return {g: [_typical_throughput(profiles[g], k, model.num_layers, type_counts, typical, perf)
+    return profiles, typical, perf
+
+
+def typical_batch_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[TypicalBatch]]:
+    """GPU type -> [batch behind T(1), ..., T(K)] (index k-1), for this cluster's type mix."""
+    profiles, typical, perf = _typical_setup(model, type_counts)
+    return {g: [typical_batch(profiles[g], k, model.num_layers, type_counts, typical, perf)
                 for k in range(1, profiles[g].max_layers + 1)] for g in type_counts}
+
+
+def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[float]]:
+    """GPU type -> [T(1), ..., T(K)] compute-only tokens/s (index k-1), for this cluster's type mix."""
+    return {g: [b.tokens_per_s for b in batches]
+            for g, batches in typical_batch_table(model, type_counts).items()}
 
 
 def node_capacities(cluster: PlacementCluster, model: ModelSpec) -> list[list[float]]:

@@ -21,9 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from theory.placement.flow import FlowProblem, Placement, solve_flow
-from theory.placement.profiles import AVG_INPUT_LEN, AVG_OUTPUT_LEN, load_profiles
+from theory.placement.profiles import (
+    AVG_INPUT_LEN,
+    AVG_OUTPUT_LEN,
+    load_profiles,
+    typical_batch_table,
+)
 from theory.placement.routing import FlowRouter
 from theory.placement.spec import SINK, SOURCE
+
+BATCH_LIMITS = ("profile", "typical")
 
 
 @dataclass
@@ -35,6 +42,8 @@ class SimResult:
     completed_requests: int
     sim_time_s: float
     node_busy_frac: dict = field(default_factory=dict)
+    node_tok_s: dict = field(default_factory=dict)  # tokens each node started in the window, per second
+    node_decode_batch: dict = field(default_factory=dict)  # mean decode tokens per iteration in the window
 
     @property
     def ratio(self) -> float:
@@ -44,28 +53,46 @@ class SimResult:
 def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, warmup_s: float = 30.0,
                   prompt_len: int = AVG_INPUT_LEN, output_len: int = AVG_OUTPUT_LEN,
                   kv_fraction: float = 1.0, length_cv: float = 0.0, seed: int = 0,
-                  max_inflight: int = 100_000) -> SimResult:
+                  max_inflight: int = 100_000, batch_limit: str = "profile",
+                  groups: dict[int, int] | None = None) -> SimResult:
     """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration]).
 
     kv_fraction: admission high-water mark of each node's KV entries (1.0 = Helix's simulator,
     `EXPECTED_KV_HWM = 1`; 0.3 = the `KV_CACHE_HWM` behind T_i(k)). The result depends on it:
-    T_i(k) is a throughput at a typical batch, not a hard service rate (docs/placement.md)."""
+    T_i(k) is a throughput at a typical batch, not a hard service rate (docs/placement.md).
+
+    batch_limit: "profile" caps a node's iteration at the per-GPU maximum batch of Helix's tables
+    (`prompt_max_tokens`, `decode_max_tokens`); "typical" caps it at the typical batch behind
+    T_i(k) (`profiles.typical_batch`), i.e. runs every node at the operating point the max flow
+    assumes, so the run measures what routing, links and pipelining deliver of the plan.
+    groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is."""
+    if batch_limit not in BATCH_LIMITS:
+        raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
     rng = np.random.default_rng(seed)
     prof = load_profiles(p.model.profile_key)
-    flow = solve_flow(p, plc)
+    flow = solve_flow(p, plc, groups)
     router = FlowRouter(flow.edge_flow)
     nodes = sorted(plc)
     k = {i: plc[i][1] for i in nodes}
     gp = {i: prof[p.cluster.nodes[i].gpu_type] for i in nodes}
     kv_cap = {i: gp[i].kv_entries(k[i]) * kv_fraction for i in nodes}
     kv_used = dict.fromkeys(nodes, 0.0)
-    pmax = {i: gp[i].prompt_max_tokens[k[i] - 1] for i in nodes}
+    pmax = {i: gp[i].prompt_max_tokens[k[i] - 1] for i in nodes}  # also the admission limit
     dmax = {i: gp[i].decode_max_tokens[k[i] - 1] for i in nodes}
+    pcap = dict(pmax)
+    if batch_limit == "typical":
+        table = typical_batch_table(p.model, p.cluster.type_counts())
+        typ = {i: table[p.cluster.nodes[i].gpu_type][k[i] - 1] for i in nodes}
+        pcap = {i: min(pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
+        dmax = {i: min(dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
     link = {(u, v): (c, lat) for u, v, c, lat in p.edges}  # c in tokens/s of this link's unit
 
     queue: dict[int, list] = {i: [] for i in nodes}
     busy = dict.fromkeys(nodes, False)
     busy_time = dict.fromkeys(nodes, 0.0)
+    node_tokens = dict.fromkeys(nodes, 0)
+    node_decodes = dict.fromkeys(nodes, 0)
+    node_iters = dict.fromkeys(nodes, 0)
     link_free: dict[tuple, float] = {}
     events: list = []
     seq = [0]
@@ -120,7 +147,7 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
         batch, ptok, dtok, rest = [], 0, 0, []
         for it in q:
             if it[2]:
-                if ptok == 0 or ptok + it[1] <= pmax[i]:
+                if ptok == 0 or ptok + it[1] <= pcap[i]:
                     batch.append(it)
                     ptok += it[1]
                 else:
@@ -135,6 +162,9 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
         busy[i] = True
         if now >= warmup_s:
             busy_time[i] += min(t, max(0.0, duration_s - now))
+            node_tokens[i] += ptok + dtok
+            node_decodes[i] += dtok
+            node_iters[i] += 1
         push(now + t, "done", (i, batch))
 
     try_admit(0.0)
@@ -177,4 +207,5 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     window = max(duration_s - warmup_s, 1e-9)
     pr, de = stats["prompt"] / window, stats["decode"] / window
     return SimResult(pr, de, pr + de, flow.value, stats["done"], duration_s,
-                     {i: busy_time[i] / window for i in nodes})
+                     {i: busy_time[i] / window for i in nodes}, {i: node_tokens[i] / window for i in nodes},
+                     {i: node_decodes[i] / max(node_iters[i], 1) for i in nodes})
