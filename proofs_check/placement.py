@@ -42,7 +42,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     cluster = load_cluster(plan["cluster"])
     model = MODELS[plan["model"]]
     L = model.num_layers
-    caps = node_capacities(cluster, model)
+    caps = node_capacities(cluster, model, plan.get("capacity_model", "helix"))
     tol = lambda x: abs_tol + rel_tol * abs(x)  # noqa: E731
 
     # (1) contiguous ranges within limits

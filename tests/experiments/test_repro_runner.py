@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -210,3 +211,17 @@ def test_a_reproduction_that_kills_its_process(registered, tmp_path):
         assert (out / TINY / "meta.json").is_file()  # ok, or failed with the broken pool
     finally:
         registry.unregister(crash)
+
+
+def test_partial_run_does_not_replace_the_docs_report(tmp_path):
+    from experiments.commands.reproduce import DOCS_REPORT, _report_path
+
+    out = tmp_path / "results"
+    registered = {"a": None, "b": None}
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "meta.json").write_text("{}")
+    assert _report_path(None, out, registered) == out / "reproductions.md"  # b missing: stay in OUT
+    (out / "b").mkdir()
+    (out / "b" / "meta.json").write_text("{}")
+    assert str(_report_path(None, out, registered)) == DOCS_REPORT
+    assert _report_path("x.md", out, registered) == Path("x.md")

@@ -1,5 +1,5 @@
 """IWRR follows the flow weights and masks; the plan simulation's saturation throughput matches the
-max flow (link-bound toy fast; the single24 acceptance run is slow)."""
+max flow (a link-bound toy, and the single24 acceptance run under the pipelined capacity model)."""
 
 import pytest
 
@@ -54,10 +54,33 @@ def test_simulated_throughput_link_bound(tmp_path):
     assert r.total_tok_s <= mf * 1.01  # a link cannot carry more than its bandwidth
 
 
+def test_single24_simulation_within_10pct_of_pipelined_max_flow():
+    """Acceptance: our single24 plan, simulated in closed loop at the KV high-water mark behind T_i(k)
+    (KV_CACHE_HWM = 0.3) with the profiles' real batch limits, reaches its max flow under the
+    pipelined capacity model within 10% (measured 1256.9 vs 1186.5, 1.059; the same to 0.1% at
+    7200 s). Negative control from the same run: against Helix's T_i(k), which leaves the waits out
+    of the round trip, it is 0.61, so the 10% check can fail and does."""
+    from theory.placement.flow import FastFlow
+    from theory.placement.profiles import KV_CACHE_HWM
+
+    c = load_cluster("single24")
+    p_helix = make_problem(c, M70)
+    p_piped = make_problem(c, M70, capacity_model="pipelined")
+    plc, v = best_stage_plan(p_helix, FastFlow(p_helix), infinite_network_bound(p_helix.caps, 80))
+    assert v == pytest.approx(2045.64, abs=0.01)  # the plan `llmsched place --cluster single24` writes
+    r = simulate_plan(p_piped, plc, duration_s=1200.0, warmup_s=600.0, kv_fraction=KV_CACHE_HWM)
+    # steady state: prompt : decode tokens at the sink match the workload's 750 : 240 within 5%
+    assert r.prompt_tok_s / r.decode_tok_s == pytest.approx(750 / 240, rel=0.05)
+    assert r.max_flow_tok_s == pytest.approx(solve_flow(p_piped, plc).value)
+    assert abs(r.ratio - 1.0) <= 0.10, r
+    helix_ratio = r.total_tok_s / solve_flow(p_helix, plc).value
+    assert helix_ratio < 0.9, helix_ratio  # negative control: the pure-compute round trip over-promises
+
+
 @pytest.mark.slow
 def test_single24_simulation_within_10pct_of_max_flow_at_half_kv():
-    """Acceptance (measured 0.906 on 2 cores, ~16 min): steady state needs a long horizon, since a
-    request makes 240 decode passes through a 24-stage pipeline."""
+    """Helix's T_i(k) matches the simulation only at an admission level chosen after the fact
+    (measured 0.906 at 50% KV on 2 cores, ~16 min)."""
     p = make_problem(load_cluster("single24"), M70)
     from theory.placement.flow import FastFlow
 

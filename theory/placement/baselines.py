@@ -139,7 +139,7 @@ def separate_pipelines_plus(p: FlowProblem) -> Placement:
     plc: Placement = {}
     for grp in type_groups(p):
         sub = FlowProblem(p.cluster.subset(grp), p.model, [p.caps[i] for i in grp],
-                          p.cluster.subset(grp).directed_edges(p.model))
+                          p.cluster.subset(grp).directed_edges(p.model), p.capacity_model)
         sp, _ = best_stage_plan(sub, FastFlow(sub), infinite_network_bound(sub.caps, p.L))
         # keep only nodes that carry flow in the sub-problem's own plan
         for j, i in enumerate(grp):

@@ -34,6 +34,7 @@ class FlowProblem:
     model: ModelSpec
     caps: list[list[float]]  # T_i(k), index k-1
     edges: list[tuple[int | str, int | str, float, float]]  # (u, v, tokens/s, latency s)
+    capacity_model: str = "helix"  # how caps were derived (`profiles.CAPACITY_MODELS`); recorded in plans
 
     @property
     def L(self) -> int:
@@ -51,14 +52,15 @@ class FlowProblem:
 
 
 def make_problem(cluster: PlacementCluster, model: ModelSpec, caps: list[list[float]] | None = None,
-                 prune_keep: int | None = None) -> FlowProblem:
+                 prune_keep: int | None = None, capacity_model: str = "helix") -> FlowProblem:
+    """capacity_model: how T_i(k) is derived when `caps` is not given (`profiles.CAPACITY_MODELS`)."""
     from theory.placement.profiles import node_capacities
 
-    caps = caps if caps is not None else node_capacities(cluster, model)
+    caps = caps if caps is not None else node_capacities(cluster, model, capacity_model)
     edges = cluster.directed_edges(model)
     if prune_keep:
         edges = prune_edges(edges, prune_keep)
-    return FlowProblem(cluster, model, caps, edges)
+    return FlowProblem(cluster, model, caps, edges, capacity_model)
 
 
 def prune_edges(edges, keep: int):

@@ -33,7 +33,7 @@ def check_in_helix_lp(lp_gz: str | Path, p: FlowProblem, plc: Placement) -> dict
     x = np.zeros(lp.num_col_)
     # route the max flow only over links the (possibly pruned) model has
     kept = [e for e in p.edges if f"flow_{e[0]}_{e[1]}" in idx]
-    p = FlowProblem(p.cluster, p.model, p.caps, kept)
+    p = FlowProblem(p.cluster, p.model, p.caps, kept, p.capacity_model)
     res = solve_flow(p, plc)
     missing = []
     for i, (s, k) in plc.items():

@@ -31,6 +31,7 @@ AVG_OUTPUT_LEN = 240  # L38
 KV_CACHE_HWM = 0.3  # L44
 VLLM_BLOCK_SIZE = 16  # L42
 FIXED_POINT_ITERATIONS = 10  # llama2_70b.py L38 `for iteration in range(10)`
+PIPELINED_ITERATIONS = 30  # ours: enough for the wait factors to settle (checked in tests)
 
 # Initial guesses (Helix llama2_70b.py L26/L31/L35, llama1_30b.py L26/L31/L35).
 TYPICAL_LAYERS = {
@@ -132,12 +133,18 @@ class TypicalBatch:
 
 
 def typical_batch(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
-                  typical_layers: dict[str, int], perf: dict[str, float]) -> TypicalBatch:
+                  typical_layers: dict[str, int], perf: dict[str, float],
+                  wait: dict[str, float] | None = None) -> TypicalBatch:
+    """The typical batch of a node of `prof`'s type holding k layers.
+
+    wait: per-type sojourn / service ratio of one pass through a node (None = 1 for every type,
+    Helix's round trip of pure compute; see `iteration_wait_factor` for the pipelined model)."""
+    w = wait or dict.fromkeys(type_counts, 1.0)
     layer_time = {g: 1.0 / perf[g] for g in type_counts}
-    num = sum(type_counts[g] * typical_layers[g] * layer_time[g] for g in type_counts)
+    num = sum(type_counts[g] * typical_layers[g] * layer_time[g] * w[g] for g in type_counts)
     den = sum(type_counts[g] * typical_layers[g] for g in type_counts)
     batch_time = k * layer_time[prof.gpu_type]
-    round_trip = (L - k) * (num / den) + batch_time
+    round_trip = (L - k) * (num / den) + batch_time * w[prof.gpu_type]
     ratio = batch_time / round_trip
     seq = AVG_INPUT_LEN + AVG_OUTPUT_LEN
     avail = int(KV_CACHE_HWM * prof.kv_entries(k) / k)
@@ -157,13 +164,34 @@ def typical_batch(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
     return TypicalBatch(prompt_tok, decode_tok, r, tokens / t)
 
 
-def _typical_throughput(prof: GpuProfile, k: int, L: int, type_counts: dict[str, int],
-                        typical_layers: dict[str, int], perf: dict[str, float]) -> float:
-    return typical_batch(prof, k, L, type_counts, typical_layers, perf).tokens_per_s
+def iteration_wait_factor(prof: GpuProfile, batch: TypicalBatch) -> float:
+    """Sojourn of one pass through a busy node over its mean iteration time (ours, not Helix's).
+
+    An item reaching a node that is always busy waits for the residual of the running iteration,
+    E[t^2] / (2 E[t]) by the inspection paradox, then rides one iteration, E[t] on average:
+    W = 1 + E[t^2] / (2 E[t]^2). Iterations of the typical batch carry `decode_tokens` decodes, and
+    one in `iterations_per_prompt` also a whole prompt, so prompt iterations are long and rare and
+    W exceeds 1.5 (the value for identical iterations). Layer counts cancel in the ratio."""
+    t_dec = prof.decode_time(batch.decode_tokens)
+    prompt = round(batch.prompt_tokens * batch.iterations_per_prompt)
+    t_pro = prof.prompt_time(prompt) + t_dec
+    q = 1.0 / batch.iterations_per_prompt
+    mean = (1 - q) * t_dec + q * t_pro
+    second = (1 - q) * t_dec**2 + q * t_pro**2
+    return 1.0 + second / (2.0 * mean**2)
 
 
-def _typical_setup(model: ModelSpec, type_counts: dict[str, int]):
-    """(profiles, typical layers, per-type perf after Helix's fixed point) for this type mix."""
+CAPACITY_MODELS = ("helix", "pipelined")
+
+
+def _typical_setup(model: ModelSpec, type_counts: dict[str, int], capacity_model: str = "helix"):
+    """(profiles, typical layers, per-type perf, per-type wait) after the fixed point, for this mix.
+
+    "helix": Helix's fixed point on perf with a round trip of pure compute (wait 1).
+    "pipelined" (ours): the same fixed point, with each type's wait factor recomputed from its
+    typical batch at every iteration, so the round trip includes the wait at each busy node."""
+    if capacity_model not in CAPACITY_MODELS:
+        raise InputError("capacity model", capacity_model, "unknown", f"use one of {CAPACITY_MODELS}")
     profiles = load_profiles(model.profile_key)
     for g in type_counts:
         if g not in profiles:
@@ -174,28 +202,36 @@ def _typical_setup(model: ModelSpec, type_counts: dict[str, int]):
     if sum(type_counts[g] * small[g] for g in type_counts) < model.num_layers * TYPICAL_SWITCH_COPIES:
         typical = dict(large)
     perf = {g: float(NORMALIZED_PERF[model.profile_key][g]) for g in type_counts}
-    for _ in range(FIXED_POINT_ITERATIONS):
-        perf = {g: _typical_throughput(profiles[g], typical[g], model.num_layers, type_counts, typical, perf)
-                * typical[g] for g in type_counts}
-    return profiles, typical, perf
+    wait = dict.fromkeys(type_counts, 1.0)
+    iterations = FIXED_POINT_ITERATIONS if capacity_model == "helix" else PIPELINED_ITERATIONS
+    for _ in range(iterations):
+        batches = {g: typical_batch(profiles[g], typical[g], model.num_layers, type_counts, typical, perf, wait)
+                   for g in type_counts}
+        perf = {g: batches[g].tokens_per_s * typical[g] for g in type_counts}
+        if capacity_model == "pipelined":
+            wait = {g: iteration_wait_factor(profiles[g], batches[g]) for g in type_counts}
+    return profiles, typical, perf, wait
 
 
-def typical_batch_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[TypicalBatch]]:
+def typical_batch_table(model: ModelSpec, type_counts: dict[str, int],
+                        capacity_model: str = "helix") -> dict[str, list[TypicalBatch]]:
     """GPU type -> [batch behind T(1), ..., T(K)] (index k-1), for this cluster's type mix."""
-    profiles, typical, perf = _typical_setup(model, type_counts)
-    return {g: [typical_batch(profiles[g], k, model.num_layers, type_counts, typical, perf)
+    profiles, typical, perf, wait = _typical_setup(model, type_counts, capacity_model)
+    return {g: [typical_batch(profiles[g], k, model.num_layers, type_counts, typical, perf, wait)
                 for k in range(1, profiles[g].max_layers + 1)] for g in type_counts}
 
 
-def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int]) -> dict[str, list[float]]:
+def typical_capacity_table(model: ModelSpec, type_counts: dict[str, int],
+                           capacity_model: str = "helix") -> dict[str, list[float]]:
     """GPU type -> [T(1), ..., T(K)] compute-only tokens/s (index k-1), for this cluster's type mix."""
     return {g: [b.tokens_per_s for b in batches]
-            for g, batches in typical_batch_table(model, type_counts).items()}
+            for g, batches in typical_batch_table(model, type_counts, capacity_model).items()}
 
 
-def node_capacities(cluster: PlacementCluster, model: ModelSpec) -> list[list[float]]:
+def node_capacities(cluster: PlacementCluster, model: ModelSpec,
+                    capacity_model: str = "helix") -> list[list[float]]:
     """T_i(k) for every node i: [T_i(1), ..., T_i(K_i)], compute capped by the NIC."""
-    table = typical_capacity_table(model, cluster.type_counts())
+    table = typical_capacity_table(model, cluster.type_counts(), capacity_model)
     out = []
     for nd in cluster.nodes:
         nic = min(nd.nic_in_Bps, nd.nic_out_Bps) / model.activation_bytes

@@ -57,10 +57,10 @@ def _say(log: list[str], msg: str, quiet: bool) -> None:
 
 def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s: float = 60.0,
           seed: int = 0, prune_keep: int | None = None, solver: str = "highs",
-          quiet: bool = False, threads: int = 1) -> PlaceResult:
+          quiet: bool = False, threads: int = 1, capacity_model: str = "helix") -> PlaceResult:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
-    p = make_problem(cluster, model)
+    p = make_problem(cluster, model, capacity_model=capacity_model)
     ub = infinite_network_bound(p.caps, model.num_layers)
     cb = coverage_bound(p.caps, model.num_layers)
     log: list[str] = []
@@ -106,7 +106,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         warm = best
         pm = p
         if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
-            pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk)
+            pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk, capacity_model=p.capacity_model)
             have = {(u, v) for u, v, _, _ in pm.edges}
             pm.edges.extend(e for e in p.edges if (e[0], e[1]) not in have and enabled(p, warm, e[0], e[1]))
         t_milp = max(1.0, 0.55 * time_limit_s)
