@@ -136,3 +136,16 @@ def test_milp_cli_short(tmp_path):
     # beats Helix's Gurobi objective 1289.56 (ilp_solution.sol) and is within the coverage bound
     assert plan["max_flow_tok_s"] > 1289.56
     assert plan["milp"]["rows"] == 1848 and plan["milp"]["cols"] == 1376  # Helix's model size (trace.txt)
+
+
+def test_checks_capacities_of_the_plans_own_capacity_model(plan_dir, tmp_path):
+    """A Helix-capacity plan relabelled as pipelined claims more flow than the pipelined T_i(k)
+    allow (Swarm on single24: 757.9 vs 502.5 tokens/s), so the checker must reject it."""
+    d = _copy(plan_dir, tmp_path / "relabelled")
+    plan = json.loads((d / "plan.json").read_text())
+    assert plan["capacity_model"] == "helix"
+    plan["capacity_model"] = "pipelined"
+    (d / "plan.json").write_text(json.dumps(plan))
+    v = check_placement(d)
+    assert not v.ok and "over capacity" in v.summary, str(v)
+    assert v.witness["flow_in"] > v.witness["capacity_T_i_k"]
