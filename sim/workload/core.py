@@ -231,6 +231,9 @@ def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:
     def cat(col: str) -> np.ndarray:
         return np.concatenate([getattr(w, col) for w, _ in parts])[order]
 
+    row_base = np.cumsum([0] + [len(w.arrival_s) for w, _ in parts[:-1]])
+    parent_global = np.concatenate([np.where(w.parent >= 0, w.parent + base, -1)
+                                    for (w, _), base in zip(parts, row_base)])
     return Workload(
         arrival_s=arrival[order],
         client=np.concatenate([w.client + base for w, base in parts])[order],
@@ -239,4 +242,5 @@ def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:
         ttft_slo_s=cat("ttft_slo_s"), tbt_slo_s=cat("tbt_slo_s"),
         client_weight=np.asarray(weights), client_names=tuple(names),
         hash_block_tokens=block.pop() if block else DEFAULT_HASH_BLOCK_TOKENS, name=name,
+        parent=_remap_parents(parent_global, order), pin_instance=cat("pin_instance"),
     )

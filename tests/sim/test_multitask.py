@@ -29,3 +29,15 @@ def test_children_of_a_rejected_request_are_rejected():
     res = simulate(w, cluster, cost_models=lambda s: UnitCost())
     assert res.requests["rejected"].tolist() == [True, True]
     assert np.isnan(res.requests["finish_s"]).all()
+
+
+def test_merge_keeps_parents_and_pins():
+    from sim.workload.core import merge
+
+    a = workload([0.0, 1.0, 2.0], [4, 4, 4], [3, 2, 1], parent=[-1, 0, 1], pin_instance=[0, -1, 1])
+    b = workload([0.5, 1.5], [8, 8], [1, 1], parent=[-1, 0], pin_instance=[-1, 2])
+    m = merge([a, b])
+    # arrival order: a0 0.0, b0 0.5, a1 1.0, b1 1.5, a2 2.0 -> rows 0..4
+    assert m.arrival_s.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert m.parent.tolist() == [-1, -1, 0, 1, 2]  # a1 -> a0, b1 -> b0, a2 -> a1
+    assert m.pin_instance.tolist() == [0, -1, -1, 2, 1]
