@@ -9,11 +9,13 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policies import registry
 from sim.run import simulate
 from tests.sim.strategies import clusters, cost_models, workloads
 
 WORK_CONSERVING = ["sarathi", "orca"]
 ALL_BASELINES = ["sarathi", "orca", "vllm", "fastertransformer"]
+EVERY_POLICY = registry.names(registry.BATCHING)  # a newly registered policy is checked too
 ROUTERS = ["round-robin", "random", "least-outstanding-tokens", "power-of-two"]
 
 
@@ -31,7 +33,7 @@ def _service_final(service: pd.DataFrame) -> pd.DataFrame:
 
 
 @settings(max_examples=120)
-@given(runs())
+@given(runs(batching=EVERY_POLICY))
 def test_each_request_finishes_once_with_all_its_tokens(run):
     _w, cluster, _, _, res = run
     req = res.requests
@@ -52,7 +54,7 @@ def test_each_request_finishes_once_with_all_its_tokens(run):
 
 
 @settings(max_examples=120)
-@given(runs())
+@given(runs(batching=EVERY_POLICY))
 def test_kv_never_exceeds_capacity_and_clock_is_monotone(run):
     _, _, _, _, res = run
     tl = res.timeline
