@@ -108,7 +108,7 @@ def _simulate(p, res, args: argparse.Namespace, out: Path) -> dict:
 
     sim = simulate_plan(p, res.placement, duration_s=args.simulate, warmup_s=args.simulate / 2,
                         kv_fraction=args.kv_fraction, seed=args.seed, batch_limit=args.batch_limit,
-                        groups=res.groups)
+                        groups=res.groups, progress=not args.quiet)
     record = {"duration_s": args.simulate, "warmup_s": args.simulate / 2, "kv_fraction": args.kv_fraction,
               "batch_limit": args.batch_limit, "seed": args.seed, "max_flow_tok_s": sim.max_flow_tok_s,
               "sim_total_tok_s": sim.total_tok_s, "sim_prompt_tok_s": sim.prompt_tok_s,

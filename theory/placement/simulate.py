@@ -54,7 +54,7 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
                   prompt_len: int = AVG_INPUT_LEN, output_len: int = AVG_OUTPUT_LEN,
                   kv_fraction: float = 1.0, length_cv: float = 0.0, seed: int = 0,
                   max_inflight: int = 100_000, batch_limit: str = "profile",
-                  groups: dict[int, int] | None = None) -> SimResult:
+                  groups: dict[int, int] | None = None, progress: bool = False) -> SimResult:
     """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration]).
 
     kv_fraction: admission high-water mark of each node's KV entries (1.0 = Helix's simulator,
@@ -65,7 +65,8 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     (`prompt_max_tokens`, `decode_max_tokens`); "typical" caps it at the typical batch behind
     T_i(k) (`profiles.typical_batch`), i.e. runs every node at the operating point the max flow
     assumes, so the run measures what routing, links and pipelining deliver of the plan.
-    groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is."""
+    groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is.
+    progress: show a bar over simulated seconds on stderr."""
     if batch_limit not in BATCH_LIMITS:
         raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
     rng = np.random.default_rng(seed)
@@ -167,12 +168,21 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
             node_iters[i] += 1
         push(now + t, "done", (i, batch))
 
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(duration_s), unit="sim s", desc="simulate plan", mininterval=0.5, leave=False)
+    shown = 0
     try_admit(0.0)
     now = 0.0
     while events:
         now, _, kind, data = heapq.heappop(events)
         if now > duration_s:
             break
+        if bar is not None and int(now) > shown:
+            bar.update(int(now) - shown)
+            shown = int(now)
         if kind == "arrive":
             v, items = data
             if v == SINK:
@@ -204,6 +214,8 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
             for nxt, items in by_next.items():
                 send(now, i, nxt, items)
             start_iter(now, i)
+    if bar is not None:
+        bar.close()
     window = max(duration_s - warmup_s, 1e-9)
     pr, de = stats["prompt"] / window, stats["decode"] / window
     return SimResult(pr, de, pr + de, flow.value, stats["done"], duration_s,
