@@ -69,6 +69,20 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
                                                                "limit": len(caps[i])})
         rng[i] = (lo, hi + 1)
 
+    # (2) chaining rule: e_u == s_v, or with Helix's partial inference s_v <= e_u < e_v
+    partial = bool(plan.get("partial_inference"))
+
+    def chains(u, v) -> bool:
+        if u == SOURCE:
+            return rng[v][0] == 0
+        if v == SINK:
+            return rng[u][1] == L
+        if groups and groups.get(u) != groups.get(v):
+            return False
+        if partial:
+            return rng[v][0] <= rng[u][1] < rng[v][1]
+        return rng[u][1] == rng[v][0]
+
     # link capacities recomputed from the cluster
     link_cap = {(u, v): c for u, v, c, _ in cluster.directed_edges(model)}
     inflow: dict[int, float] = defaultdict(float)
@@ -89,12 +103,8 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         ok = True
         if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
             ok = False
-        elif u == SOURCE:
-            ok = rng[v][0] == 0
-        elif v == SINK:
-            ok = rng[u][1] == L
         else:
-            ok = rng[u][1] == rng[v][0] and (not groups or groups.get(u) == groups.get(v))
+            ok = chains(u, v)
         if not ok:
             return _fail("flow on an edge whose layer ranges do not chain",
                          {"edge": [u, v], "flow": f, "src_layers": rng.get(u), "dst_layers": rng.get(v)})
@@ -130,7 +140,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             continue
         if node != SOURCE:
             lo, hi = rng[node]
-            if lo != next_layer:
+            if not (lo <= next_layer < hi if partial else lo == next_layer):
                 return _fail("a flow path skips or repeats layers", {"path": trail, "expected": next_layer,
                                                                       "node_layers": [lo, hi]})
             next_layer = hi
@@ -150,13 +160,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     for (u, v), c in link_cap.items():
         if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
             continue
-        if u == SOURCE:
-            ok = rng[v][0] == 0
-        elif v == SINK:
-            ok = rng[u][1] == L
-        else:
-            ok = rng[u][1] == rng[v][0] and (not groups or groups.get(u) == groups.get(v))
-        if ok:
+        if chains(u, v):
             g.add_edge(SOURCE if u == SOURCE else ("out", u), SINK if v == SINK else ("in", v), capacity=c)
     g.add_node(SOURCE)
     g.add_node(SINK)

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output directory (default results/place/<cluster>-<method>)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--partial-inference", action="store_true",
+                   help="allow a node to start inside its predecessor's layer range and run only the layers "
+                        "after it (Helix's option: s_v <= e_u < e_v); used by the MILP and every evaluation")
     p.add_argument("--capacity-model", default="helix", choices=("helix", "pipelined"),
                    help="T_i(k): Helix's typical batch (default; the MILP objective Helix reports) or ours, "
                         "which adds the wait at each busy node to the round trip (docs/placement.md)")
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--simulate", str(args.simulate), "must be >= 0 seconds", "use 0 to skip")
     if not 0 < args.kv_fraction <= 1:
         raise InputError("--kv-fraction", str(args.kv_fraction), "must be in (0, 1]")
+    if args.simulate > 0 and args.partial_inference:
+        raise InputError("--simulate", str(args.simulate), "the plan simulator runs strict chains only",
+                         "drop --partial-inference or --simulate")
     if args.solver not in ("highs", "cbc"):
         raise InputError("--solver", args.solver, "unknown solver", "use highs or cbc")
     cluster = load_cluster(args.cluster)
@@ -69,15 +75,16 @@ def run(args: argparse.Namespace) -> int:
     cluster_ref = args.cluster if not Path(args.cluster).exists() else str(Path(args.cluster).resolve())
     out = Path(args.out or f"results/place/{cluster.name}-{args.method.replace('+', 'plus')}")
     res = place(cluster, model, args.method, args.time_limit, seed=args.seed, prune_keep=args.prune,
-                solver=args.solver, quiet=args.quiet, capacity_model=args.capacity_model)
+                solver=args.solver, quiet=args.quiet, capacity_model=args.capacity_model,
+                partial_inference=args.partial_inference)
     p = make_problem(cluster, model, capacity_model=args.capacity_model)
     numbers = {"upper_bound_tok_s": res.upper_bound, "coverage_bound_tok_s": res.coverage_bound,
                "heuristic_flow_tok_s": res.heuristic_flow,
                "milp": res.milp, "times_s": res.times_s, "time_limit_s": args.time_limit,
                "seed": args.seed, "log": res.log}
-    write_plan(out, p, res.placement, args.method, cluster_ref, numbers, res.groups)
+    write_plan(out, p, res.placement, args.method, cluster_ref, numbers, res.groups, args.partial_inference)
     if not args.no_figure:
-        fl = solve_flow(p, res.placement, res.groups)
+        fl = solve_flow(p, res.placement, res.groups, args.partial_inference)
         layout_figure(p, res.placement, fl.node_flow, out,
                       f"{cluster.name} {model.name} {args.method}: {res.max_flow:.0f} tokens/s")
     verdict = check_placement(out)

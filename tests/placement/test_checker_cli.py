@@ -149,3 +149,54 @@ def test_checks_capacities_of_the_plans_own_capacity_model(plan_dir, tmp_path):
     v = check_placement(d)
     assert not v.ok and "over capacity" in v.summary, str(v)
     assert v.witness["flow_in"] > v.witness["capacity_T_i_k"]
+
+
+@pytest.fixture(scope="module")
+def partial_plan_dir(tmp_path_factory) -> Path:
+    """Petals on single24 needs partial inference: strict chaining gives it no path at all."""
+    out = tmp_path_factory.mktemp("plan") / "petals24"
+    assert main(["place", "--cluster", "single24", "--method", "petals", "--partial-inference",
+                 "--out", str(out), "--quiet", "--no-figure"]) == 0
+    return out
+
+
+def test_partial_inference_plan_is_certified(partial_plan_dir):
+    plan = json.loads((partial_plan_dir / "plan.json").read_text())
+    assert plan["partial_inference"] is True and plan["max_flow_tok_s"] > 0
+    v = check_placement(partial_plan_dir)
+    assert v.ok, str(v)
+    # at least one positive-flow edge overlaps (s_v < e_u): the plan really uses partial inference
+    rng = {nd["index"]: (nd["layers"][0], nd["layers"][-1] + 1) for nd in plan["nodes"] if nd["layers"]}
+    overlaps = [r for r in _rows(partial_plan_dir) if float(r["flow_tok_s"]) > 0
+                and r["src"] not in ("source", "sink") and r["dst"] not in ("source", "sink")
+                and rng[int(r["dst"])][0] < rng[int(r["src"])][1]]
+    assert overlaps
+
+
+def test_partial_plan_without_the_flag_is_rejected(partial_plan_dir, tmp_path):
+    d = _copy(partial_plan_dir, tmp_path / "noflag")
+    plan = json.loads((d / "plan.json").read_text())
+    plan["partial_inference"] = False
+    (d / "plan.json").write_text(json.dumps(plan))
+    v = check_placement(d)
+    assert not v.ok and "do not chain" in v.summary, str(v)
+    assert v.witness["src_layers"][1] != v.witness["dst_layers"][0]
+
+
+def test_partial_plan_rejects_an_edge_that_skips_layers(partial_plan_dir, tmp_path):
+    d = _copy(partial_plan_dir, tmp_path / "skip")
+    plan = json.loads((d / "plan.json").read_text())
+    rng = {nd["index"]: (nd["layers"][0], nd["layers"][-1] + 1) for nd in plan["nodes"] if nd["layers"]}
+    # an edge u -> v with e_u < s_v leaves layers e_u..s_v-1 unserved even with partial inference
+    u, v_ = next((a, b) for a in rng for b in rng if a != b and rng[a][1] < rng[b][0])
+    rows = _rows(d)
+    rows.append({"src": str(u), "dst": str(v_), "capacity_tok_s": "61035.15625", "flow_tok_s": "1.0",
+                 "latency_s": "0.001"})
+    _write_rows(d, rows)
+    v = check_placement(d)
+    assert not v.ok and "do not chain" in v.summary, str(v)
+
+
+def test_simulate_refuses_partial_plans():
+    assert main(["place", "--cluster", "single24", "--method", "swarm", "--partial-inference",
+                 "--simulate", "10", "--quiet", "--no-figure", "--out", "/nonexistent/never"]) == 2

@@ -24,10 +24,11 @@ def _node_key(x) -> str:
 
 
 def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
-               cluster_ref: str, numbers: dict, groups: dict[int, int] | None = None) -> dict:
+               cluster_ref: str, numbers: dict, groups: dict[int, int] | None = None,
+               partial_inference: bool = False) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    res = solve_flow(p, plc, groups)
+    res = solve_flow(p, plc, groups, partial_inference)
     nodes = []
     for nd in p.cluster.nodes:
         entry = {"index": nd.index, "gpu_type": nd.gpu_type, "max_layers": p.max_layers(nd.index)}
@@ -47,7 +48,7 @@ def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
         "model": p.model.name,
         "num_layers": p.L,
         "method": method,
-        "partial_inference": False,
+        "partial_inference": bool(partial_inference),
         "capacity_model": p.capacity_model,
         "separate_groups": groups is not None,
         "nodes": nodes,
@@ -56,7 +57,7 @@ def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
         **numbers,
     }
     (out / "plan.json").write_text(json.dumps(plan, indent=2, default=float))
-    g = flow_graph(p, plc, groups)
+    g = flow_graph(p, plc, groups, partial_inference)
     with open(out / "flow.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["src", "dst", "capacity_tok_s", "flow_tok_s", "latency_s"])

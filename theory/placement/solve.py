@@ -57,7 +57,11 @@ def _say(log: list[str], msg: str, quiet: bool) -> None:
 
 def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s: float = 60.0,
           seed: int = 0, prune_keep: int | None = None, solver: str = "highs",
-          quiet: bool = False, threads: int = 1, capacity_model: str = "helix") -> PlaceResult:
+          quiet: bool = False, threads: int = 1, capacity_model: str = "helix",
+          partial_inference: bool = False) -> PlaceResult:
+    """Place `model` on `cluster` with `method`; with `partial_inference` (Helix's option) a node may
+    start inside its predecessor's range and run only the layers after it (s_v <= e_u < e_v). The
+    heuristics search strict chains (a special case); the MILP and every evaluation use the rule."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     p = make_problem(cluster, model, capacity_model=capacity_model)
@@ -69,7 +73,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         fn = baselines.BASELINES[method]
         plc = fn(p, seed) if method == "petals" else fn(p)
         groups = baselines.group_map(p) if method in ("sp", "sp+") else None
-        val = solve_flow(p, plc, groups).value
+        val = solve_flow(p, plc, groups, partial_inference).value
         _say(log, f"[{method}] max flow {val:.2f} tokens/s (bound {ub:.2f})", quiet)
         return PlaceResult(method, plc, val, ub, cb, groups=groups, times_s={"total": time.monotonic() - t0},
                            log=log)
@@ -96,7 +100,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
                                 progress=None if quiet else
                                 (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
     t_heur = time.monotonic() - t0
-    heur_v = solve_flow(p, best).value
+    heur_v = solve_flow(p, best, partial=partial_inference).value
     _say(log, f"[heuristic] {heur_v:.2f} tokens/s after {t_heur:.1f}s (seed {best_name})", quiet)
     milp_info: dict = {}
     if method == "milp":
@@ -112,10 +116,12 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         t_milp = max(1.0, 0.55 * time_limit_s)
         if optimal(heur_v):  # proven optimal already: a short MILP run only to report its numbers
             t_milp = max(1.0, min(t_milp, 0.1 * time_limit_s))
-        res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet)
+        res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet,
+                         partial_inference=partial_inference)
         if res.objective is None and solver == "highs":
             _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
-            res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet)
+            res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet,
+                             partial_inference=partial_inference)
         bound = min(x for x in (res.bound, cb) if x is not None)
         gap = max(0.0, (bound - res.objective) / res.objective) if res.objective else None
         milp_info = {"objective": res.objective, "solver_bound": res.bound, "solver_gap": res.gap,
@@ -126,14 +132,15 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         _say(log, f"[milp] {res.solver} status={res.status} objective={res.objective} bound={res.bound} "
                   f"gap={res.gap} time={res.solve_time_s:.1f}s rows={res.rows} cols={res.cols}", quiet)
         if res.placement is not None:
-            v_m = solve_flow(p, res.placement).value
+            v_m = solve_flow(p, res.placement, partial=partial_inference).value
+            best_v = solve_flow(p, best, partial=partial_inference).value
             if v_m > best_v + 1e-6:
                 best, best_v = res.placement, v_m
         remaining = time_limit_s - (time.monotonic() - t0)
-        if remaining > 1.0 and not optimal(best_v):
+        if remaining > 1.0 and not optimal(best_v) and not partial_inference:  # local search is strict-only
             best, best_v = local_search(p, best, remaining, seed=seed + 1, ff=ff, temperature=1e-3,
                                         stop_at=cb * (1 - 1e-7))
-    final = solve_flow(p, best).value
+    final = solve_flow(p, best, partial=partial_inference).value
     _say(log, f"[{method}] final max flow {final:.2f} tokens/s (coverage bound {cb:.2f}, infinite-network "
               f"bound {ub:.2f}{', proven optimal' if optimal(final) else ''}) in "
               f"{time.monotonic() - t0:.1f}s", quiet)
