@@ -122,7 +122,8 @@ def _simulate(p, res, args: argparse.Namespace, out: Path) -> dict:
               "sim_decode_tok_s": sim.decode_tok_s, "ratio": sim.ratio, "capacity_model": p.capacity_model,
               "completed_requests": sim.completed_requests,
               "node_busy_frac": {str(i): b for i, b in sim.node_busy_frac.items()},
-              "node_tok_s": {str(i): t for i, t in sim.node_tok_s.items()}}
+              "node_tok_s": {str(i): t for i, t in sim.node_tok_s.items()},
+              "node_mean_decode_batch": {str(i): b for i, b in sim.node_decode_batch.items()}}
     for model_name in CAPACITY_MODELS:  # the plan's max flow under each capacity model, side by side
         other = make_problem(p.cluster, p.model, capacity_model=model_name)
         mf = solve_flow(other, res.placement, res.groups).value

@@ -100,3 +100,28 @@ def test_single24_simulation_within_10pct_of_max_flow_full_kv():
     plc, _ = best_stage_plan(p, FastFlow(p), infinite_network_bound(p.caps, 80))
     r = simulate_plan(p, plc, duration_s=3600.0, warmup_s=1800.0, kv_fraction=1.0)
     assert abs(r.ratio - 1.0) <= 0.10, r
+
+
+def test_admission_keeps_the_head_request_so_lengths_are_not_biased(tmp_path):
+    """With a tight KV mark most admission attempts fail; the request at the head of the line must
+    keep its lengths until it fits (redrawing it would favour short requests). The admitted means
+    must match the length distribution itself (sampled independently here, 200k draws)."""
+    import numpy as np
+
+    from theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
+
+    c = _chain_cluster(tmp_path, 1e9)
+    p = make_problem(c, M70)
+    plc = {0: (0, 12), 1: (12, 12), 2: (24, 12), 3: (36, 11), 4: (47, 11), 5: (58, 11), 6: (69, 11)}
+    r = simulate_plan(p, plc, duration_s=900.0, warmup_s=0.0, prompt_len=750, output_len=240,
+                      kv_fraction=0.02, length_cv=1.0, seed=3)
+    rng = np.random.default_rng(11)
+    sigma = np.sqrt(np.log1p(1.0))
+
+    def truncated_mean(mean, cap):
+        x = np.maximum(1, rng.lognormal(np.log(mean) - sigma**2 / 2, sigma, 200_000).astype(int))
+        return x[x <= cap].mean()
+
+    assert r.completed_requests > 200
+    assert r.admitted_mean_lengths[0] == pytest.approx(truncated_mean(750, MAX_PROMPT_TOKENS), rel=0.08)
+    assert r.admitted_mean_lengths[1] == pytest.approx(truncated_mean(240, MAX_OUTPUT_TOKENS), rel=0.08)

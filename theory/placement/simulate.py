@@ -31,6 +31,9 @@ from theory.placement.routing import FlowRouter
 from theory.placement.spec import SINK, SOURCE
 
 BATCH_LIMITS = ("profile", "typical")
+# Helix's Azure Conversation preprocessing drops requests with input > 2048 or output > 1024 tokens
+# (simulator/trace_generator/length_sampler.py, Dataset.AzureConversation docstring).
+MAX_PROMPT_TOKENS, MAX_OUTPUT_TOKENS = 2048, 1024
 
 
 @dataclass
@@ -44,6 +47,7 @@ class SimResult:
     node_busy_frac: dict = field(default_factory=dict)
     node_tok_s: dict = field(default_factory=dict)  # tokens each node started in the window, per second
     node_decode_batch: dict = field(default_factory=dict)  # mean decode tokens per iteration in the window
+    admitted_mean_lengths: tuple[float, float] = (float("nan"), float("nan"))  # (prompt, output) tokens
 
     @property
     def ratio(self) -> float:
@@ -66,7 +70,11 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     T_i(k) (`profiles.typical_batch`), i.e. runs every node at the operating point the max flow
     assumes, so the run measures what routing, links and pipelining deliver of the plan.
     groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is.
-    progress: show a bar over simulated seconds on stderr."""
+    progress: show a bar over simulated seconds on stderr.
+    length_cv: lognormal prompt and output lengths with this coefficient of variation (0 = every
+    request has the mean lengths, the assumption behind T_i(k)); lengths above Helix's dataset caps
+    are redrawn. The request at the head of the line keeps its lengths until it fits, so admission
+    does not favour short requests."""
     if batch_limit not in BATCH_LIMITS:
         raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
     rng = np.random.default_rng(seed)
@@ -82,7 +90,7 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     dmax = {i: gp[i].decode_max_tokens[k[i] - 1] for i in nodes}
     pcap = dict(pmax)
     if batch_limit == "typical":
-        table = typical_batch_table(p.model, p.cluster.type_counts())
+        table = typical_batch_table(p.model, p.cluster.type_counts(), p.capacity_model)
         typ = {i: table[p.cluster.nodes[i].gpu_type][k[i] - 1] for i in nodes}
         pcap = {i: min(pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
         dmax = {i: min(dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
@@ -105,14 +113,21 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     req_path: dict[int, list] = {}
     req_left: dict[int, int] = {}
     req_need: dict[int, float] = {}
-    stats = {"prompt": 0.0, "decode": 0.0, "done": 0}
+    admitted = [0, 0, 0]  # requests, prompt tokens, output tokens
+    stats = {"prompt": 0.0, "decode": 0.0, "done": 0, "unservable": 0}
     next_rid = [0]
 
-    def draw(mean: int) -> int:
+    def draw(mean: int, cap: int) -> int:
         if length_cv <= 0:
             return mean
         sigma = np.sqrt(np.log1p(length_cv**2))
-        return max(1, int(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)))
+        while True:  # lengths beyond the cap are removed from the dataset, as Helix's sampler does
+            x = max(1, int(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)))
+            if x <= cap:
+                return x
+
+    def draw_request() -> tuple[int, int]:
+        return draw(prompt_len, MAX_PROMPT_TOKENS), draw(output_len, MAX_OUTPUT_TOKENS)
 
     def send(now, u, v, items):
         cap, lat = link[(u, v)]  # tokens/s already divides bytes by the right unit
@@ -123,9 +138,13 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
             push(free + lat, "arrive", (v, [it]))
         link_free[(u, v)] = free
 
+    head: list = []  # the next request in line: it keeps its lengths until it is admitted (FIFO)
+
     def try_admit(now):
         while len(req_path) < max_inflight:
-            pl, ol = draw(prompt_len), draw(output_len)
+            if not head:
+                head.append(draw_request())
+            pl, ol = head[0]
             need = {i: (pl + ol) * k[i] for i in nodes}
 
             def ok(j, pl=pl, need=need):
@@ -133,12 +152,20 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
 
             path = router.route(pl, ok)
             if not path:
+                if not req_path:  # it does not fit even an empty cluster: drop it, or nothing ever runs
+                    head.clear()
+                    stats["unservable"] += 1
+                    continue
                 return
+            head.clear()
             rid = next_rid[0]
             next_rid[0] += 1
             for j in path:
                 kv_used[j] += need[j]
             req_path[rid], req_left[rid], req_need[rid] = path, ol, (pl + ol)
+            admitted[0] += 1
+            admitted[1] += pl
+            admitted[2] += ol
             send(now, SOURCE, path[0], [(rid, pl, True)])
 
     def start_iter(now, i):
@@ -220,4 +247,6 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     pr, de = stats["prompt"] / window, stats["decode"] / window
     return SimResult(pr, de, pr + de, flow.value, stats["done"], duration_s,
                      {i: busy_time[i] / window for i in nodes}, {i: node_tokens[i] / window for i in nodes},
-                     {i: node_decodes[i] / max(node_iters[i], 1) for i in nodes})
+                     {i: node_decodes[i] / max(node_iters[i], 1) for i in nodes},
+                     (admitted[1] / admitted[0], admitted[2] / admitted[0]) if admitted[0] else
+                     (float("nan"), float("nan")))
