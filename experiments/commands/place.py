@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from sim.errors import InputError
-from theory.placement.profiles import KV_CACHE_HWM
 
 HELP = "place model layers on a heterogeneous cluster (MILP/heuristic/baselines) with a max-flow certificate"
 
@@ -39,12 +39,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--simulate", type=float, default=0.0, metavar="SECONDS",
                    help="also simulate the plan for SECONDS (first half discarded) and compare with the "
                         "max flow; writes simulation.json (default 0 = off; 1200 is enough on single24)")
-    p.add_argument("--batch-limit", default="profile", choices=("profile", "typical"),
-                   help="--simulate: cap node batches at the profile's maximum batch (default) or at the "
-                        "typical batch behind T_i(k)")
-    p.add_argument("--kv-fraction", type=float, default=KV_CACHE_HWM,
-                   help=f"--simulate: admit a request while every node on its path stays within this share "
-                        f"of its KV cache (default {KV_CACHE_HWM}, the high-water mark behind T_i(k))")
+    p.add_argument("--length-cv", type=float, default=0.0,
+                   help="--simulate: lognormal request lengths with this coefficient of variation around "
+                        "Helix's means 750/240 (default 0: every request has the mean lengths)")
+    p.add_argument("--batch-limit", default="typical", choices=("typical", "profile"),
+                   help="--simulate: each node runs at most the batch behind T_i(k) per iteration, with "
+                        "chunked prefill (default: the operating point the max flow assumes), or greedy "
+                        "batching up to the profile's maximum batch, whole prompts")
+    p.add_argument("--kv-fraction", type=float, default=1.0,
+                   help="--simulate: admit a request while every node on its path stays within this share "
+                        "of its KV cache (default 1.0, saturation, as Helix's simulator)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,10 +63,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--model", args.model, "unknown model", f"use one of {', '.join(MODELS)}")
     if args.method not in METHODS:
         raise InputError("--method", args.method, "unknown method", f"use one of {', '.join(METHODS)}")
-    if not args.time_limit > 0:
-        raise InputError("--time-limit", str(args.time_limit), "must be > 0 seconds")
-    if args.simulate < 0:
-        raise InputError("--simulate", str(args.simulate), "must be >= 0 seconds", "use 0 to skip")
+    if not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise InputError("--time-limit", str(args.time_limit), "must be a finite number of seconds > 0")
+    if args.seed < 0:
+        raise InputError("--seed", str(args.seed), "must be >= 0")
+    if args.prune is not None and args.prune < 1:
+        raise InputError("--prune", str(args.prune), "must be >= 1 links per node", "omit it for the default")
+    if not (math.isfinite(args.simulate) and args.simulate >= 0):
+        raise InputError("--simulate", str(args.simulate), "must be a finite number of seconds >= 0")
+    if not (math.isfinite(args.length_cv) and args.length_cv >= 0):
+        raise InputError("--length-cv", str(args.length_cv), "must be a finite number >= 0")
     if not 0 < args.kv_fraction <= 1:
         raise InputError("--kv-fraction", str(args.kv_fraction), "must be in (0, 1]")
     if args.simulate > 0 and args.partial_inference:
@@ -100,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         summary["milp_solve_time_s"] = round(res.milp.get("solve_time_s", 0.0), 1)
     if args.simulate > 0:
         summary.update(_simulate(p, res, args, out))
-    print(json.dumps(summary))
+    print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                      for k, v in summary.items()}))  # strict JSON: no NaN
     if not verdict.ok:
         print(str(verdict))
     return 0 if verdict.ok else 1
@@ -115,8 +126,10 @@ def _simulate(p, res, args: argparse.Namespace, out: Path) -> dict:
 
     sim = simulate_plan(p, res.placement, duration_s=args.simulate, warmup_s=args.simulate / 2,
                         kv_fraction=args.kv_fraction, seed=args.seed, batch_limit=args.batch_limit,
+                        length_cv=args.length_cv,
                         groups=res.groups, progress=not args.quiet)
     record = {"duration_s": args.simulate, "warmup_s": args.simulate / 2, "kv_fraction": args.kv_fraction,
+              "length_cv": args.length_cv,
               "batch_limit": args.batch_limit, "seed": args.seed, "max_flow_tok_s": sim.max_flow_tok_s,
               "sim_total_tok_s": sim.total_tok_s, "sim_prompt_tok_s": sim.prompt_tok_s,
               "sim_decode_tok_s": sim.decode_tok_s, "ratio": sim.ratio, "capacity_model": p.capacity_model,

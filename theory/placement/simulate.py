@@ -114,6 +114,8 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     req_left: dict[int, int] = {}
     req_need: dict[int, float] = {}
     admitted = [0, 0, 0]  # requests, prompt tokens, output tokens
+    chunked = batch_limit == "typical"
+    prompt_progress: dict[tuple[int, int], int] = {}  # (node, request) -> prompt tokens done there
     stats = {"prompt": 0.0, "decode": 0.0, "done": 0, "unservable": 0}
     next_rid = [0]
 
@@ -174,7 +176,20 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
             return
         batch, ptok, dtok, rest = [], 0, 0, []
         for it in q:
-            if it[2]:
+            if it[2] and chunked:  # chunked prefill: up to pcap prompt tokens per iteration
+                done_tok = prompt_progress.get((i, it[0]), 0)
+                take = min(it[1] - done_tok, pcap[i] - ptok)
+                if take <= 0:
+                    rest.append(it)
+                    continue
+                ptok += take
+                if done_tok + take == it[1]:
+                    prompt_progress.pop((i, it[0]), None)
+                    batch.append(it)
+                else:
+                    prompt_progress[(i, it[0])] = done_tok + take
+                    rest.append(it)  # keeps its place at the head of the queue
+            elif it[2]:
                 if ptok == 0 or ptok + it[1] <= pcap[i]:
                     batch.append(it)
                     ptok += it[1]
