@@ -22,6 +22,7 @@ import networkx as nx
 
 from proofs_check.registry import checker
 from proofs_check.verdict import Verdict
+from sim.errors import InputError
 
 NAME = "placement"
 
@@ -39,7 +40,10 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     from theory.placement.spec import MODELS, SINK, SOURCE
 
     plan, rows, cut = read_plan(path)
-    cluster = load_cluster(plan["cluster"])
+    try:
+        cluster = load_cluster(plan["cluster"])
+    except InputError as exc:  # name the plan file, not the `place` flag
+        raise InputError(str(Path(path) / "plan.json"), "cluster", str(exc)) from None
     model = MODELS[plan["model"]]
     L = model.num_layers
     caps = node_capacities(cluster, model, plan.get("capacity_model", "helix"))

@@ -22,6 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checker option, e.g. -o client_a=0 (repeatable)")
 
 
+def _accepted_options(fn) -> set[str] | None:
+    """Keyword options a checker takes (None if it takes **kwargs, i.e. anything)."""
+    import inspect
+
+    params = list(inspect.signature(fn).parameters.values())[1:]  # the first one is the path
+    if any(prm.kind is inspect.Parameter.VAR_KEYWORD for prm in params):
+        return None
+    return {prm.name for prm in params}
+
+
 def _parse_option(text: str):
     if "=" not in text:
         raise InputError("--option", text, "expected KEY=VALUE")
@@ -51,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(str(path), "PATH", "does not exist", "pass a directory written by simulate/place")
     options = dict(_parse_option(o) for o in args.option)
+    accepted = _accepted_options(entries[args.name].fn)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        raise InputError("--option", unknown[0], f"not an option of checker {args.name!r}",
+                         f"use one of: {', '.join(sorted(accepted)) or '(none)'}")
     verdict = entries[args.name].fn(path, **options)
     print(verdict.to_json() if args.json else str(verdict))
     return 0 if verdict.ok else 1

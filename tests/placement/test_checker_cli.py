@@ -44,7 +44,14 @@ def test_registered_and_valid(plan_dir):
     v = check_placement(plan_dir)
     assert v.ok, str(v)
     plan = json.loads((plan_dir / "plan.json").read_text())
-    # Swarm on single24: 20 stages of 4 layers (T4 limit), hand-checkable value from the flow file
+    # Swarm on single24: 20 stages of 4 layers (the T4 limit) over 24 nodes, so 16 stages hold one node;
+    # the slowest single-node stage is a T4, whose T(4) is therefore the max flow
+    from theory.placement.io import load_cluster
+    from theory.placement.profiles import typical_capacity_table
+    from theory.placement.spec import MODELS
+
+    t4 = typical_capacity_table(MODELS["llama-2-70b"], load_cluster("single24").type_counts())["T4"][3]
+    assert plan["max_flow_tok_s"] == pytest.approx(t4, rel=1e-9)
     assert plan["max_flow_tok_s"] == pytest.approx(v.details["min_cut_tok_s"])
     assert json.loads((plan_dir / "certificate.json").read_text())["ok"] is True
 
@@ -102,6 +109,7 @@ def test_rejects_non_maximal_flow(plan_dir, tmp_path):
     _write_rows(d, rows)
     v = check_placement(d)
     assert not v.ok and "not a maximum flow" in v.summary
+    assert v.witness["recorded"] == pytest.approx(v.witness["max_flow"] / 2)
 
 
 def test_cli_check_exit_codes(plan_dir, tmp_path):
@@ -111,6 +119,8 @@ def test_cli_check_exit_codes(plan_dir, tmp_path):
     rows[0]["flow_tok_s"] = "-5"
     _write_rows(d, rows)
     assert main(["check", "placement", str(d)]) == 1
+    v = check_placement(d)
+    assert v.summary == "negative flow" and v.witness["flow"] == -5.0
 
 
 def test_cli_place_bad_input_exits_2(tmp_path):
@@ -200,3 +210,34 @@ def test_partial_plan_rejects_an_edge_that_skips_layers(partial_plan_dir, tmp_pa
 def test_simulate_refuses_partial_plans():
     assert main(["place", "--cluster", "single24", "--method", "swarm", "--partial-inference",
                  "--simulate", "10", "--quiet", "--no-figure", "--out", "/nonexistent/never"]) == 2
+
+
+@pytest.mark.parametrize("breakage", ["empty-plan", "unknown-model", "string-layer", "duplicate-node",
+                                      "cut-not-list", "bad-flow-row", "unknown-cluster", "unknown-option"])
+def test_malformed_plans_are_input_errors(plan_dir, tmp_path, breakage, capsys):
+    """Malformed plan files are bad input (exit 2, one line), not a violated certificate (exit 1)."""
+    d = _copy(plan_dir, tmp_path / breakage)
+    plan = json.loads((d / "plan.json").read_text())
+    extra = []
+    if breakage == "empty-plan":
+        plan = {}
+    elif breakage == "unknown-model":
+        plan["model"] = "gpt2"
+    elif breakage == "string-layer":
+        next(nd for nd in plan["nodes"] if nd["layers"])["layers"] = ["a"]
+    elif breakage == "duplicate-node":
+        plan["nodes"].append(plan["nodes"][0])
+    elif breakage == "cut-not-list":
+        (d / "cut.json").write_text("[]")
+    elif breakage == "bad-flow-row":
+        rows = _rows(d)
+        rows[0]["src"] = "x"
+        _write_rows(d, rows)
+    elif breakage == "unknown-cluster":
+        plan["cluster"] = "no-such-cluster"
+    elif breakage == "unknown-option":
+        extra = ["-o", "foo=1"]
+    (d / "plan.json").write_text(json.dumps(plan))
+    assert main(["check", "placement", str(d), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]

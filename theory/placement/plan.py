@@ -88,16 +88,52 @@ def read_plan(plan_dir: str | Path) -> tuple[dict, list[dict], dict]:
         cut = json.loads((d / "cut.json").read_text())
     except json.JSONDecodeError as exc:
         raise InputError(str(d), "plan.json/cut.json", f"not valid JSON ({exc})") from None
+    _check_plan_shape(d / "plan.json", plan)
+    if not (isinstance(cut, dict) and isinstance(cut.get("edges"), list)
+            and all(isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str)
+                    for e in cut["edges"])):
+        raise InputError(str(d / "cut.json"), "edges", "must be a list of [from, to, capacity] entries",
+                         "pass a directory written by `llmsched place`")
     rows = []
     with open(d / "flow.csv") as fh:
-        for r in csv.DictReader(fh):
-            rows.append({
-                "src": r["src"] if r["src"] == SOURCE else int(r["src"]),
-                "dst": r["dst"] if r["dst"] == SINK else int(r["dst"]),
-                "capacity_tok_s": float(r["capacity_tok_s"]),
-                "flow_tok_s": float(r["flow_tok_s"]),
-            })
+        for line, r in enumerate(csv.DictReader(fh), start=2):
+            try:
+                rows.append({
+                    "src": r["src"] if r["src"] == SOURCE else int(r["src"]),
+                    "dst": r["dst"] if r["dst"] == SINK else int(r["dst"]),
+                    "capacity_tok_s": float(r["capacity_tok_s"]),
+                    "flow_tok_s": float(r["flow_tok_s"]),
+                })
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"{d / 'flow.csv'}:{line}", "src/dst/capacity_tok_s/flow_tok_s",
+                                 f"unreadable row ({exc})", "node indices are integers, rates are numbers") from None
     return plan, rows, cut
+
+
+def _check_plan_shape(path: Path, plan) -> None:
+    """The fields the checker reads, with the right types (one clear line instead of a traceback)."""
+    from theory.placement.spec import MODELS
+
+    def bad(field: str, problem: str) -> InputError:
+        return InputError(str(path), field, problem, "pass a directory written by `llmsched place`")
+
+    if not isinstance(plan, dict):
+        raise bad("(top level)", "must be a JSON object")
+    if not isinstance(plan.get("cluster"), str):
+        raise bad("cluster", "missing or not a string")
+    if plan.get("model") not in MODELS:
+        raise bad("model", f"{plan.get('model')!r} is not one of {', '.join(MODELS)}")
+    nodes = plan.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise bad("nodes", "missing or empty")
+    seen = set()
+    for nd in nodes:
+        if not (isinstance(nd, dict) and isinstance(nd.get("index"), int) and isinstance(nd.get("layers"), list)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in nd["layers"])):
+            raise bad("nodes", f"entry {nd!r} needs an integer index and a list of integer layers")
+        if nd["index"] in seen:
+            raise bad("nodes", f"node {nd['index']} is listed twice")
+        seen.add(nd["index"])
 
 
 def placement_from_plan(plan: dict) -> Placement:
