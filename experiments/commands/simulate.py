@@ -23,17 +23,20 @@ def _kv(items: list[str], flag: str) -> dict:
         if "=" not in text:
             raise InputError(flag, text, "expected KEY=VALUE")
         key, value = text.split("=", 1)
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            if value.lower() in ("true", "false"):
-                value = value.lower() == "true"
-        out[key] = value
+        out[key] = tuple(_scalar(v) for v in value.split(",")) if "," in value else _scalar(value)
     return out
+
+
+def _scalar(value: str):
+    """int, then float, then true/false, else the string itself (a comma makes a list of these)."""
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

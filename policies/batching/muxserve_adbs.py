@@ -20,6 +20,8 @@ from policies.batching._kv_quota import ADAPT_INTERVAL_S, adapt_quotas, initial_
 from policies.registry import BATCHING, register
 from sim.errors import InputError
 
+MIN_ADAPT_INTERVAL_S = 0.01  # ours: below this the policy re-plans nearly every iteration for nothing
+
 
 @register(BATCHING, "muxserve-adbs")
 class MuxServeADBS:
@@ -45,11 +47,21 @@ class MuxServeADBS:
     def __init__(self, shares: Sequence[float] | None = None, adapt_interval_s: float = ADAPT_INTERVAL_S,
                  adaptive: bool = True, instance_spec: Any = None) -> None:
         if shares is not None:
-            shares = tuple(float(s) for s in shares)
+            if isinstance(shares, (int, float)) and not isinstance(shares, bool):
+                shares = (shares,)
+            try:
+                shares = tuple(float(s) for s in shares)
+            except (TypeError, ValueError):
+                raise ValueError(f"shares must be a list of numbers, one per client (e.g. shares=1,2), "
+                                 f"got {shares!r}") from None
             if not shares or any(not (math.isfinite(s) and s >= 0) for s in shares) or sum(shares) <= 0:
                 raise ValueError("shares must be finite numbers >= 0 with a positive sum, one per client")
-        if not (math.isfinite(adapt_interval_s) and adapt_interval_s > 0):
-            raise ValueError(f"adapt_interval_s must be a positive number of seconds, got {adapt_interval_s}")
+        if not (isinstance(adapt_interval_s, (int, float)) and math.isfinite(adapt_interval_s)
+                and adapt_interval_s >= MIN_ADAPT_INTERVAL_S):
+            raise ValueError(f"adapt_interval_s must be a number of seconds >= {MIN_ADAPT_INTERVAL_S} "
+                             f"(MuxServe: {ADAPT_INTERVAL_S}), got {adapt_interval_s!r}")
+        if not isinstance(adaptive, bool):
+            raise ValueError(f"adaptive must be true or false, got {adaptive!r}")
         if instance_spec is None:
             raise ValueError("muxserve-adbs needs the instance spec (KV capacity in blocks)")
         self.shares = shares

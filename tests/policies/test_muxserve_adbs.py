@@ -159,9 +159,15 @@ def test_runs_through_simulate_on_a_two_client_workload_with_every_request_finis
 
 def test_bad_parameters_are_rejected():
     spec = InstanceSpec(kv_capacity_tokens=1600)
-    for bad in ({"shares": [1, -1]}, {"shares": [0, 0]}, {"adapt_interval_s": 0.0}):
+    for bad in ({"shares": [1, -1]}, {"shares": [0, 0]}, {"adapt_interval_s": 0.0}, {"adapt_interval_s": 1e-4},
+                {"shares": "1;2"}, {"adaptive": "maybe"}, {"adaptive": 1}):
         with pytest.raises(ValueError):
             MuxServeADBS(instance_spec=spec, **bad)
+    # the CLI's KEY=VALUE parser turns shares=1,2 into (1, 2) and shares=3 into 3: both accepted
+    from experiments.commands.simulate import _kv
+
+    assert MuxServeADBS(instance_spec=spec, **_kv(["shares=1,2"], "--batching-param")).shares == (1.0, 2.0)
+    assert MuxServeADBS(instance_spec=spec, **_kv(["shares=3"], "--batching-param")).shares == (3.0,)
     with pytest.raises(ValueError):
         MuxServeADBS()
     with pytest.raises(ValueError, match="shares"):  # fewer shares than clients: InputError at the first plan
