@@ -3,15 +3,15 @@
 Independent of the main engine (sim/); uses the Helix per-layer profiles and IWRR routing.
 """
 
-# Closed loop (Helix's "offline" mode): the coordinator admits a request whenever IWRR finds a path
-# whose nodes all have KV room, keeping the cluster saturated. Each request makes one prompt pass
-# (prompt tokens) and then `output` decode passes (1 token each) along the same path (KV locality).
-# Per node: iteration-level batching of whatever is queued (prompt tokens up to the node's
-# `prompt_max_tokens`, decode tokens up to `decode_max_tokens`, Helix per-GPU tables), taking
-# k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated. Links
-# are FIFO: each request's item is one message of tokens x activation bytes (token-id bytes from
-# the coordinator), sent back to back, arriving latency + bytes / bandwidth after it starts. Reports prompt, decode
-# and total token throughput at the sink over the measurement window; our model, not Helix's simulator.
+# Closed loop (Helix's "offline" mode): the coordinator admits the request at the head of the line
+# whenever IWRR finds a path whose nodes all have KV room. Each request makes one prompt pass and then
+# `output` decode passes (1 token each) along the same path (KV locality). Per node and iteration,
+# k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated; what a
+# node batches is the runtime discipline: "typical" = at most the batch behind T_i(k), prompts
+# chunked; "profile" = greedy, up to Helix's per-GPU maximum batch, whole prompts. Links are FIFO:
+# one message per request item (tokens x activation bytes; token-id bytes from the coordinator),
+# arriving latency + bytes / bandwidth after it starts. Reports prompt, decode and total token
+# throughput at the sink over the measurement window; our model, not Helix's simulator.
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ class SimResult:
     node_tok_s: dict = field(default_factory=dict)  # tokens each node started in the window, per second
     node_decode_batch: dict = field(default_factory=dict)  # mean decode tokens per iteration in the window
     admitted_mean_lengths: tuple[float, float] = (float("nan"), float("nan"))  # (prompt, output) tokens
+    unservable_requests: int = 0  # dropped: they fit no path even on an empty cluster
 
     @property
     def ratio(self) -> float:
@@ -264,4 +265,4 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
                      {i: busy_time[i] / window for i in nodes}, {i: node_tokens[i] / window for i in nodes},
                      {i: node_decodes[i] / max(node_iters[i], 1) for i in nodes},
                      (admitted[1] / admitted[0], admitted[2] / admitted[0]) if admitted[0] else
-                     (float("nan"), float("nan")))
+                     (float("nan"), float("nan")), stats["unservable"])
