@@ -4,13 +4,12 @@ delays, tiny trees, early rebalancing, auto-scaling, preemption notices."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.run import simulate
+from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import cost_models, workloads
 
 PARAMS = {
@@ -46,11 +45,7 @@ def scenarios(draw):
 
 def _check(scenario):
     w, cluster, cost, seed = scenario
-    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
-    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
-    pd.testing.assert_frame_equal(fast.requests, step.requests, check_exact=True)
-    pd.testing.assert_frame_equal(fast.service, step.service, check_exact=True)
-    pd.testing.assert_frame_equal(fast.timeline, step.timeline, check_exact=True)
+    fast, step = fast_equals_step(w, cluster, cost, seed)
     assert fast.summary.get("router") == step.summary.get("router")
 
 

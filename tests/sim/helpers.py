@@ -47,6 +47,17 @@ def workload(arrivals, prompts, outputs, clients=None, **kw) -> Workload:
     )
 
 
+def fast_equals_step(w, cluster, cost, seed: int = 0):
+    """Run `w` on `cluster` in fast-forward and in step mode, assert the runs agree bit for bit, and
+    return (fast, step)."""
+    from sim.run import simulate
+
+    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
+    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
+    assert_same_run(fast, step)
+    return fast, step
+
+
 def assert_same_run(a, b) -> None:
     """Two RunResults agree on every recorded number, bit for bit."""
     pd.testing.assert_frame_equal(a.requests, b.requests, check_exact=True)

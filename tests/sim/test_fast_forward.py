@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from policies import registry
 from sim.run import simulate
 from tests.sim.helpers import assert_same_run as _assert_same
+from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import clusters, cost_models, workloads
 
 # Policies whose construction needs more than the defaults are exercised in their own tests.
@@ -27,9 +28,7 @@ def scenarios(draw):
 @given(scenarios())
 def test_fast_forward_equals_step(scenario):
     w, cluster, cost, seed = scenario
-    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
-    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
-    _assert_same(fast, step)
+    fast_equals_step(w, cluster, cost, seed)
 
 
 @settings(max_examples=30)

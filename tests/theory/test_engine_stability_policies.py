@@ -12,8 +12,7 @@ from policies.batching.rad import tile_plan
 from sim.config import ClusterSpec, InstanceSpec
 from sim.cost import StaircaseCost
 from sim.run import simulate
-from tests.sim.helpers import LinearCost, UnitCost, workload
-from tests.sim.helpers import assert_same_run as _same
+from tests.sim.helpers import LinearCost, UnitCost, fast_equals_step, workload
 from tests.sim.strategies import clusters, cost_models, workloads
 
 SLAI_PARAMS = [
@@ -45,9 +44,7 @@ def scenarios(draw):
 @given(scenarios())
 def test_rad_slai_fast_equals_step(scenario):
     w, cluster, cost, seed = scenario
-    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
-    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
-    _same(fast, step)
+    fast_equals_step(w, cluster, cost, seed)
 
 
 def test_tile_plan_staircase_and_linear():
