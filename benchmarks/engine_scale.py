@@ -1,6 +1,6 @@
 """Engine speed and scale: the Azure conv 2023 trace and a 1M-request ShareGPT workload.
 
-Measures wall time, CPU time, peak RSS and simulated requests per wall second of `sim.run.run`,
+Measures wall time, CPU time, peak RSS and simulated requests per wall second of `llmsched.sim.run.run`,
 in a fresh process per run (so peak memory is per run), and prints one JSON line per run plus the
 median over repeats. Not a test: results go to docs/performance.md by hand with the command.
 
@@ -19,8 +19,8 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time
-from sim.config import RunConfig
-from sim.run import run
+from llmsched.sim.config import RunConfig
+from llmsched.sim.run import run
 cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
 t0, c0 = time.perf_counter(), time.process_time()
 res = run(cfg)
@@ -36,10 +36,10 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusag
 
 def capacity_rps(model: str, gpu: str, instances: int) -> float:
     """Predicted capacity of the cluster on ShareGPT lengths (theory.capacity)."""
-    from sim.config import ClusterSpec, InstanceSpec, WorkloadSpec
-    from sim.cost import build
-    from sim.workload import catalog
-    from theory.capacity import capacity
+    from llmsched.sim.config import ClusterSpec, InstanceSpec, WorkloadSpec
+    from llmsched.sim.cost import build
+    from llmsched.sim.workload import catalog
+    from llmsched.theory.capacity import capacity
 
     spec = InstanceSpec(model=model, gpu=gpu, count=instances)
     w = catalog.load(WorkloadSpec(source="sharegpt", num_requests=30000), 0)
@@ -61,9 +61,9 @@ def profile(cfg: dict) -> int:
     import cProfile
     import pstats
 
-    from sim.config import RunConfig
-    from sim.instance import Instance
-    from sim.run import run
+    from llmsched.sim.config import RunConfig
+    from llmsched.sim.instance import Instance
+    from llmsched.sim.run import run
 
     segments = 0
     original = Instance.start_segment

@@ -1,7 +1,7 @@
 """Vidur vs llmsched on the same workload: wall time, peak memory and latency metrics.
 
 Runs Vidur from a separate source checkout and venv (never vendored; see
-../shared/reference/README.md 'Running Vidur side by side') and llmsched's `sim.run.simulate`, each in
+../shared/reference/README.md 'Running Vidur side by side') and llmsched's `llmsched.sim.run.simulate`, each in
 its own process, on identical request traces (ShareGPT lengths, Poisson arrivals, Llama-2-7B on one
 A100 per replica, Sarathi chunked prefill with chunk 512, round-robin over replicas). llmsched uses a
 cost model built from the same Vidur profiles Vidur reads (see `VidurProfileCost`). Writes
@@ -88,8 +88,8 @@ class VidurProfileCost:
 
 
 def vidur_profile_cost() -> VidurProfileCost:
-    from sim.cost import refdata
-    from sim.cost.profiled import Curve
+    from llmsched.sim.cost import refdata
+    from llmsched.sim.cost.profiled import Curve
 
     n, t = refdata.vidur_mlp("llama-2-7b", "a100-80gb", 1)
     rows = [r for r in refdata.read_csv(refdata.VIDUR_MLP[("llama-2-7b", "a100-80gb")])
@@ -103,9 +103,9 @@ def vidur_profile_cost() -> VidurProfileCost:
 
 def run_llmsched(trace_csv: str, replicas: int, out_json: str) -> None:
     """One llmsched run in this process; writes timings and per-request metrics."""
-    from sim.config import ClusterSpec, InstanceSpec
-    from sim.run import simulate
-    from sim.workload.core import Workload
+    from llmsched.sim.config import ClusterSpec, InstanceSpec
+    from llmsched.sim.run import simulate
+    from llmsched.sim.workload.core import Workload
 
     t_start = time.perf_counter()
     df = pd.read_csv(trace_csv)
@@ -245,7 +245,7 @@ def render(rows: list[dict], a) -> str:
          f"with chunk {CHUNK}, batch cap {BATCH_CAP}, round-robin over replicas; both simulators replay the same "
          "trace file. Vidur @ microsoft/vidur 7d47513 with its random-forest execution-time predictor (one-point "
          "grid: 100 trees, depth 32, 2-fold CV; trained once, then cached) and the stand-in attention profile; llmsched with `VidurProfileCost` (the same mlp.csv and attention model). "
-         "Loop = the simulation loop only (Vidur: `Simulator.run()`; llmsched: `sim.run.simulate`); whole = the "
+         "Loop = the simulation loop only (Vidur: `Simulator.run()`; llmsched: `llmsched.sim.run.simulate`); whole = the "
          "process, including Vidur's predictor training/caching and output writing. Peak = max RSS of the process.", "",
          "| requests | replicas | Vidur loop (s) | llmsched loop (s) | loop speed-up | Vidur whole (s) | llmsched whole (s) "
          "| whole speed-up | Vidur peak (MB) | llmsched peak (MB) |",

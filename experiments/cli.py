@@ -1,6 +1,6 @@
 """The `llmsched` command line: one entry point whose subcommands mirror the project's rooms.
 
-Each subcommand is a module in `experiments.commands` exposing `HELP`, `add_arguments(parser)`
+Each subcommand is a module in `llmsched.experiments.commands` exposing `HELP`, `add_arguments(parser)`
 and `run(args) -> int`; this file only dispatches and turns input errors into one line + exit 2.
 """
 
@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 # name -> module under experiments.commands (imported lazily so `llmsched --help` stays fast)
 SUBCOMMANDS: dict[str, str] = {
@@ -35,7 +35,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _load(name: str):
-    return importlib.import_module(f"experiments.commands.{SUBCOMMANDS[name]}")
+    return importlib.import_module(f"llmsched.experiments.commands.{SUBCOMMANDS[name]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = _load(name)
         except ModuleNotFoundError as exc:  # a room not built yet: keep the rest usable
-            if exc.name != f"experiments.commands.{SUBCOMMANDS[name]}":
+            if exc.name != f"llmsched.experiments.commands.{SUBCOMMANDS[name]}":
                 raise
             continue
         p = sub.add_parser(name, help=getattr(mod, "HELP", ""), description=getattr(mod, "HELP", ""))

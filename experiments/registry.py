@@ -1,8 +1,8 @@
 """The reproduction registry: every paper figure/table the toolkit regenerates is one entry.
 
 A reproduction is a function `run(ctx: ReproContext) -> ReproOutput` registered with
-`@reproduction(name=..., paper=..., target=...)` in a module under `experiments.reproductions`;
-`load_all()` imports them. Writing tables/figures/reports is the runner's job (`experiments.reproduce`).
+`@reproduction(name=..., paper=..., target=...)` in a module under `llmsched.experiments.reproductions`;
+`load_all()` imports them. Writing tables/figures/reports is the runner's job (`llmsched.experiments.reproduce`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class Comparison:
 
     relation: how to read it — "ratio" (ours/paper), "direction" (same sign/ordering), "within"
     (ours within `tolerance` relative of paper), or "info".
-    How the runner judges agreement when `agrees` is None (`experiments.reproduce.judge`):
+    How the runner judges agreement when `agrees` is None (`llmsched.experiments.reproduce.judge`):
     "ratio"/"within" need a `tolerance`; "direction" takes either a bound as the paper value
     ("> 1", ">= 0", "< 0.5") that ours must satisfy, or a number whose sign ours must share.
     """
@@ -88,7 +88,7 @@ def unregister(name: str) -> None:
 
 
 def load_all() -> None:
-    """Import every module under `experiments.reproductions` so that its decorators run.
+    """Import every module under `llmsched.experiments.reproductions` so that its decorators run.
 
     A module that fails to import does not hide the others: its traceback is kept in
     `import_errors()` and the runner reports it as a failure.
@@ -96,10 +96,10 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    pkg = importlib.import_module("experiments.reproductions")
+    pkg = importlib.import_module("llmsched.experiments.reproductions")
     for mod in pkgutil.iter_modules(pkg.__path__):
         if not mod.name.startswith("_"):
-            full = f"experiments.reproductions.{mod.name}"
+            full = f"llmsched.experiments.reproductions.{mod.name}"
             try:
                 importlib.import_module(full)
             except Exception:

@@ -1,6 +1,6 @@
 """Build `docs/reproductions.md` from a reproduction results directory, and nothing else.
 
-Reads OUT/NAME/meta.json and comparisons.parquet (written by `experiments.reproduce`), copies each
+Reads OUT/NAME/meta.json and comparisons.parquet (written by `llmsched.experiments.reproduce`), copies each
 PNG figure next to the report (`<report dir>/figures/reproductions/NAME/`) so the Markdown renders in
 the repository, and writes the page atomically. The page is regenerated, never edited by hand.
 """
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from experiments import atomic
-from sim.errors import InputError
+from llmsched.experiments import atomic
+from llmsched.sim.errors import InputError
 
 DEFAULT_OUTPUT = Path("docs") / "reproductions.md"
 FIGURES_SUBDIR = Path("figures") / "reproductions"

@@ -1,10 +1,10 @@
 """The reproduction runner: run registered reproductions and write their results directories.
 
 For each reproduction NAME it writes, under OUT/NAME/: the reproduction's tables (Parquet + CSV),
-its figures (PNG + PDF, drawn by the reproduction through `experiments.style`), `comparisons.csv`
+its figures (PNG + PDF, drawn by the reproduction through `llmsched.experiments.style`), `comparisons.csv`
 (paper value, ours, ratio, agreement) and `meta.json` (what ran, how, on which commit, how long).
 A failing reproduction is recorded (`meta.json` status "failed", `error.txt`) and the others go on.
-It does not draw figures or decide what a reproduction computes (`experiments.reproductions.*`).
+It does not draw figures or decide what a reproduction computes (`llmsched.experiments.reproductions.*`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from experiments import atomic
-from experiments.registry import (
+from llmsched.experiments import atomic
+from llmsched.experiments.registry import (
     Comparison,
     ReproContext,
     Reproduction,
     ReproOutput,
     all_reproductions,
 )
-from experiments.tables import write_table
-from sim.errors import InputError
+from llmsched.experiments.tables import write_table
+from llmsched.sim.errors import InputError
 
 COMPARISON_COLUMNS = ["metric", "paper_value", "ours", "unit", "relation", "tolerance", "ratio",
                       "agrees", "note"]

@@ -2,8 +2,8 @@
 
 Owns the sweep file schema, grid expansion, the point key (hash of the resolved config), the
 per-point result files, resumption and the summary table. It never edits configs semantics (that is
-`sim.config`) and never simulates by itself: each point calls a point function (`module:function`,
-default `simulate_point`, which runs `sim.run.run`). Workers only compute; the client process alone
+`llmsched.sim.config`) and never simulates by itself: each point calls a point function (`module:function`,
+default `simulate_point`, which runs `llmsched.sim.run.run`). Workers only compute; the client process alone
 writes files, so on a multi-node Dask cluster the output directory need only exist on the client.
 
 Layout of an output directory:
@@ -13,7 +13,7 @@ Layout of an output directory:
   summary.parquet/.csv  one row per completed point, in grid order: config.* columns + metrics
   timings.parquet/.csv  wall time, host and pid per point (kept out of the summary so that local
                         and Dask runs give identical summary tables)
-  plots/                figures drawn from the summary table (`experiments.sweep_plot`, `--plot`)
+  plots/                figures drawn from the summary table (`llmsched.experiments.sweep_plot`, `--plot`)
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from llmsched.experiments import atomic
+from llmsched.experiments.tables import flatten, write_table
+from llmsched.sim.config import read_toml
+from llmsched.sim.errors import InputError
 
-from experiments import atomic
-from experiments.tables import flatten, write_table
-from sim.config import read_toml
-from sim.errors import InputError
-
-DEFAULT_POINT = "experiments.sweep:simulate_point"
+DEFAULT_POINT = "llmsched.experiments.sweep:simulate_point"
 # Keys of a point function's result that describe the run, not its outcome: kept in the point file
 # but never in the summary table (wall time differs between backends; see module docstring).
 NON_RESULT_KEYS = ("config", "wall_s", "llmsched_version")
@@ -84,7 +83,7 @@ def point_key(config: Mapping[str, Any]) -> str:
 
 
 def _resolve(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
-    from sim.config import RunConfig
+    from llmsched.sim.config import RunConfig
 
     return RunConfig.from_dict(cfg, source).to_dict()
 
@@ -231,8 +230,8 @@ def resolve_point_fn(ref: str, source: str = "sweep") -> Callable[[dict[str, Any
 
 def simulate_point(config: dict[str, Any]) -> dict[str, Any]:
     """The default point: run the simulator on the config and return its summary (see run-format.md)."""
-    from sim.config import RunConfig
-    from sim.run import run
+    from llmsched.sim.config import RunConfig
+    from llmsched.sim.run import run
 
     result = run(RunConfig.from_dict(config, "sweep point"))
     return dict(result.summary)

@@ -1,6 +1,6 @@
 """Plots drawn from a sweep's summary table (never from live runs): metric y against column x,
 one line per value of an optional hue column, averaged over every other varying column (e.g. seeds)
-with a min-max band. Figures go through `experiments.style`; this module computes nothing else.
+with a min-max band. Figures go through `llmsched.experiments.style`; this module computes nothing else.
 """
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from experiments import style
-from sim.errors import InputError
+from llmsched.experiments import style
+from llmsched.sim.errors import InputError
 
 
 def resolve_column(df: pd.DataFrame, name: str, what: str) -> str:

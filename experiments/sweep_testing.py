@@ -70,7 +70,7 @@ def synthetic_sweep_toml(name: str = "synthetic", rates: tuple[float, ...] = (0.
         return "[" + ", ".join(repr(x) if not isinstance(x, str) else f'"{x}"' for x in xs) + "]"
 
     return (
-        f'[sweep]\nname = "{name}"\npoint = "experiments.sweep_testing:synthetic_point"\n\n'
+        f'[sweep]\nname = "{name}"\npoint = "llmsched.experiments.sweep_testing:synthetic_point"\n\n'
         f"[base]\nseed = 0\n\n[base.workload]\nsource = \"synthetic\"\n\n"
         f"[base.workload.params]\nsynthetic_work_ms = {float(work_ms)!r}\n\n"
         f'[grid]\n"cluster.instances.0.batching" = {lst(policies)}\n'

@@ -4,4 +4,4 @@ Policies read engine state through read-only views and return plans; they never 
 copy of the accounting. Importing this package registers every bundled policy.
 """
 
-from policies.registry import BATCHING, ROUTING, get, names, register  # noqa: F401
+from llmsched.policies.registry import BATCHING, ROUTING, get, names, register  # noqa: F401

@@ -1,7 +1,7 @@
 """One registry per policy family, filled by the `@register(family, name)` decorator.
 
 Adding a policy is one module plus its decorator: nothing else changes. `load_all()` imports every
-module under `policies.batching` and `policies.routing` so their decorators run.
+module under `llmsched.policies.batching` and `llmsched.policies.routing` so their decorators run.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    for pkg_name in ("policies.batching", "policies.routing"):
+    for pkg_name in ("llmsched.policies.batching", "llmsched.policies.routing"):
         pkg = importlib.import_module(pkg_name)
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):

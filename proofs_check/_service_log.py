@@ -2,7 +2,7 @@
 
 Owns: loading `service.parquet` / `requests.parquet` / `timeline.parquet` / `summary.json`, and
 forward-filling the sparse per-client rows onto one grid of change points per instance. Must not
-decide any verdict (that is `proofs_check.fairness`).
+decide any verdict (that is `llmsched.proofs_check.fairness`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Owns the algorithms (backlogged intervals from waiting occupancy, worst service difference by a
 linear scan of the running difference per pair, counter replay for the gap lemma) and the
-`llmsched check` entries. Bounds come from `theory.fairness`; statements and the exact sampling
+`llmsched check` entries. Bounds come from `llmsched.theory.fairness`; statements and the exact sampling
 convention are in docs/theory/fairness.md. Must not run simulations.
 """
 
@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from proofs_check._service_log import (
+from llmsched.proofs_check._service_log import (
     SavedRun,
     ServiceGrid,
     instance_ids,
@@ -25,10 +24,10 @@ from proofs_check._service_log import (
     runs_of,
     service_grid,
 )
-from proofs_check.registry import checker
-from proofs_check.verdict import Verdict
-from sim.errors import InputError
-from theory import fairness as bounds
+from llmsched.proofs_check.registry import checker
+from llmsched.proofs_check.verdict import Verdict
+from llmsched.sim.errors import InputError
+from llmsched.theory import fairness as bounds
 
 # Float slack for comparing a measured service difference with a bound (token counts are integers
 # times the weights, so anything above this is a real excess).

@@ -19,10 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import networkx as nx
-
-from proofs_check.registry import checker
-from proofs_check.verdict import Verdict
-from sim.errors import InputError
+from llmsched.proofs_check.registry import checker
+from llmsched.proofs_check.verdict import Verdict
+from llmsched.sim.errors import InputError
 
 NAME = "placement"
 
@@ -34,10 +33,14 @@ def _fail(summary: str, witness: dict, details: dict | None = None) -> Verdict:
 @checker(NAME, target="plan", help="placement plan: contiguous layers, chaining, conservation, "
                                     "capacities, max flow == min cut, objective <= bound")
 def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) -> Verdict:
-    from theory.placement.io import load_cluster
-    from theory.placement.plan import read_plan
-    from theory.placement.profiles import coverage_bound, infinite_network_bound, node_capacities
-    from theory.placement.spec import MODELS, SINK, SOURCE
+    from llmsched.theory.placement.io import load_cluster
+    from llmsched.theory.placement.plan import read_plan
+    from llmsched.theory.placement.profiles import (
+        coverage_bound,
+        infinite_network_bound,
+        node_capacities,
+    )
+    from llmsched.theory.placement.spec import MODELS, SINK, SOURCE
 
     plan, rows, cut = read_plan(path)
     try:

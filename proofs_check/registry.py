@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from proofs_check.verdict import Verdict
+from llmsched.proofs_check.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,9 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    pkg = importlib.import_module("proofs_check")
-    for mod in pkgutil.walk_packages(pkg.__path__, prefix="proofs_check."):
-        if mod.name.rsplit(".", 1)[-1].startswith("_") or mod.name in ("proofs_check.registry",):
+    pkg = importlib.import_module("llmsched.proofs_check")
+    for mod in pkgutil.walk_packages(pkg.__path__, prefix="llmsched.proofs_check."):
+        if mod.name.rsplit(".", 1)[-1].startswith("_") or mod.name in ("llmsched.proofs_check.registry",):
             continue
         importlib.import_module(mod.name)
     _loaded = True

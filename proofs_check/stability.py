@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from llmsched.proofs_check.registry import checker
+from llmsched.proofs_check.verdict import Verdict
+from llmsched.sim.errors import InputError
 from scipy import stats as sps
-
-from proofs_check.registry import checker
-from proofs_check.verdict import Verdict
-from sim.errors import InputError
 
 __all__ = ["METRICS", "SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict",
            "work_backlog"]

@@ -1,7 +1,7 @@
 """Run configuration: frozen dataclasses for the workload, the instances, the cluster and the run.
 
 Owns parsing and validation of config dicts/TOML (errors name the file, the field and the fix).
-Resolving names into objects (workloads, cost models, policies) happens in `sim.build`, not here.
+Resolving names into objects (workloads, cost models, policies) happens in `llmsched.sim.build`, not here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 Params = tuple[tuple[str, Any], ...]
 

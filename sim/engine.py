@@ -7,7 +7,7 @@ generated (KV transfers landing, child tasks released); ties are then broken by 
 (request id / instance index) and finally by the push counter. Events before the wake-ups see
 each instance as it was just before `t` (iterations ending at `t` not yet applied); generated
 events see it just after. Both views are the same in fast-forward and step mode.
-Owns cluster-level mechanics only; per-instance mechanics live in `sim.instance`.
+Owns cluster-level mechanics only; per-instance mechanics live in `llmsched.sim.instance`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,16 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-
-from sim.instance import Instance, ServiceFacts
-from sim.state import DECODING, DONE, PENDING, REJECTED, TRANSFERRING, RequestFacts, RequestTable
+from llmsched.sim.instance import Instance, ServiceFacts
+from llmsched.sim.state import (
+    DECODING,
+    DONE,
+    PENDING,
+    REJECTED,
+    TRANSFERRING,
+    RequestFacts,
+    RequestTable,
+)
 
 ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
 EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"

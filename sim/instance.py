@@ -4,7 +4,7 @@ An instance asks its batching policy for a plan at each decision point and then 
 for as many iterations as no decision can change ("a segment"), computing every iteration's
 duration in one vectorised call and applying progress lazily. In step mode a segment is one
 iteration; both modes produce identical numbers. Routing, transfers and the event heap belong to
-`sim.engine`; this module never pushes events itself.
+`llmsched.sim.engine`; this module never pushes events itself.
 """
 
 from __future__ import annotations
@@ -12,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from policies.api import ArrivalHook, LeaveHook, Plan
-from sim.config import InstanceSpec
-from sim.cost.base import BatchShape, CostModel
-from sim.kvcache import KVPool, PrefixTree
-from sim.state import DECODING, DONE, PREFILLING, TRANSFERRING, WAITING, RequestFacts, RequestTable
+from llmsched.policies.api import ArrivalHook, LeaveHook, Plan
+from llmsched.sim.config import InstanceSpec
+from llmsched.sim.cost.base import BatchShape, CostModel
+from llmsched.sim.kvcache import KVPool, PrefixTree
+from llmsched.sim.state import (
+    DECODING,
+    DONE,
+    PREFILLING,
+    TRANSFERRING,
+    WAITING,
+    RequestFacts,
+    RequestTable,
+)
 
 MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
 
@@ -38,7 +45,7 @@ class ServiceFacts:
 
 
 class InstanceView(RequestFacts, ServiceFacts):
-    """The read-only window a batching policy gets on its instance (see `policies.api`)."""
+    """The read-only window a batching policy gets on its instance (see `llmsched.policies.api`)."""
 
     __slots__ = ("_inst", "now")
     _reqs = property(lambda self: self._inst.reqs)

@@ -16,7 +16,7 @@ import numpy as np
 
 
 def prompt_blocks(view, rid: int) -> np.ndarray:
-    """The request's full prompt hash blocks (only full blocks are cached, as in `sim.instance`)."""
+    """The request's full prompt hash blocks (only full blocks are cached, as in `llmsched.sim.instance`)."""
     h = view.hashes(rid)
     hb = view.hash_block_tokens
     full = view.prompt_tokens(rid) // hb if hb > 0 else 0

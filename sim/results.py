@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from sim.errors import InputError
-from sim.state import DONE, REJECTED, RequestTable
+from llmsched.sim.errors import InputError
+from llmsched.sim.state import DONE, REJECTED, RequestTable
 
 FILES = ("requests.parquet", "service.parquet", "timeline.parquet", "summary.json")
 

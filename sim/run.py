@@ -14,17 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-
-from policies import registry
-from sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
-from sim.cost.base import CostModel
-from sim.engine import Engine
-from sim.errors import InputError
-from sim.instance import Instance
-from sim.results import RunResult, requests_frame, summarize
-from sim.runlog import RunLog
-from sim.state import RequestTable
-from sim.workload.core import Workload
+from llmsched.policies import registry
+from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
+from llmsched.sim.cost.base import CostModel
+from llmsched.sim.engine import Engine
+from llmsched.sim.errors import InputError
+from llmsched.sim.instance import Instance
+from llmsched.sim.results import RunResult, requests_frame, summarize
+from llmsched.sim.runlog import RunLog
+from llmsched.sim.state import RequestTable
+from llmsched.sim.workload.core import Workload
 
 __all__ = ["make_policy", "run", "simulate"]
 
@@ -61,7 +60,7 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
 
 
 def _default_cost(spec: InstanceSpec) -> CostModel:
-    from sim.cost import build
+    from llmsched.sim.cost import build
 
     return build(spec.cost, spec.model, spec.gpu, spec.tp)
 
@@ -69,14 +68,14 @@ def _default_cost(spec: InstanceSpec) -> CostModel:
 def _kv_capacity(spec: InstanceSpec) -> int:
     if spec.kv_capacity_tokens is not None:
         return int(spec.kv_capacity_tokens)
-    from sim.hardware import kv_capacity_tokens
+    from llmsched.sim.hardware import kv_capacity_tokens
 
     return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
 
 
 def _kv_bytes_per_token(spec: InstanceSpec) -> float:
     try:
-        from sim.hardware import model as model_spec
+        from llmsched.sim.hardware import model as model_spec
 
         return float(model_spec(spec.model).kv_bytes_per_token)
     except Exception:
@@ -177,7 +176,7 @@ def simulate(
 
 def run(config: RunConfig, progress: bool = False, source: str = "config") -> RunResult:
     """Resolve a `RunConfig` (workload, cost models, policies) and simulate it."""
-    from sim.workload import catalog
+    from llmsched.sim.workload import catalog
 
     config.validate(source)
     workload = catalog.load(config.workload, config.seed)

@@ -8,8 +8,7 @@ through views. Must not contain scheduling logic.
 from __future__ import annotations
 
 import numpy as np
-
-from sim.workload.core import Workload
+from llmsched.sim.workload.core import Workload
 
 # request life cycle
 PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)

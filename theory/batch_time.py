@@ -1,8 +1,8 @@
 """Round-time functions for the throughput theory: t(b) and t(p, d) from callables or cost models.
 
-Owns the adapters that turn a `sim.cost.base.CostModel` (batch shape -> seconds) into the scalar
+Owns the adapters that turn a `llmsched.sim.cost.base.CostModel` (batch shape -> seconds) into the scalar
 round-time functions the theory works with, via a *steady-state* batch shape built from workload
-moments. Must not import engine code; only `sim.cost.base` (the shared cost-model contract).
+moments. Must not import engine code; only `llmsched.sim.cost.base` (the shared cost-model contract).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.cost.base import BatchShape, CostModel
+from llmsched.sim.cost.base import BatchShape, CostModel
 
 #: t(b): seconds of one round (iteration) that computes b tokens; vectorised over numpy arrays.
 BatchTime = Callable[[np.ndarray], np.ndarray]

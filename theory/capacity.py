@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost.base import CostModel
-from sim.workload.core import Workload
-from theory.batch_time import (
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost.base import CostModel
+from llmsched.sim.workload.core import Workload
+from llmsched.theory.batch_time import (
     RoundTime,
     ShapeMoments,
     batch_time_at_mix,
     round_time_from_cost_model,
 )
-from theory.stability import cap_region_capacity
-from theory.workload_stats import WorkloadStats
+from llmsched.theory.stability import cap_region_capacity
+from llmsched.theory.workload_stats import WorkloadStats
 
 __all__ = ["CapacityResult", "FluidSlopes", "capacity", "fluid_slopes", "instance_capacity"]
 
@@ -67,9 +66,9 @@ def _kv_for(kv: KvArg, spec: InstanceSpec, use_catalogue: bool) -> tuple[int | N
         if v is not None:
             return int(v), "argument"
     if use_catalogue:
-        from sim.hardware import kv_capacity_tokens
+        from llmsched.sim.hardware import kv_capacity_tokens
 
-        return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp)), "sim.hardware catalogue"
+        return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp)), "llmsched.sim.hardware catalogue"
     return None, "not modelled"
 
 
@@ -192,13 +191,13 @@ def capacity(cluster: ClusterSpec | InstanceSpec, cost_model: CostModelArg,
                   evaluated on a steady-state round whose prefill share is E[p]/m (Li–Dai–Peng);
       kv_memory   Little's law: resident KV = λ·T·E[g] ≤ M, and λ·T·m = b tokens per round, so rounds
                   can carry at most b_kv = M·m/E[g] tokens; rate max_{b ≤ b_kv} b/(t(b)·m);
-      request_cap the k_max-capped stability-region LP (`theory.stability.cap_region_capacity`).
+      request_cap the k_max-capped stability-region LP (`llmsched.theory.stability.cap_region_capacity`).
     Mixed instances add up (ideal routing). Disaggregated clusters take the minimum of the prefill
     pool (N_P × prompt rate), the decode pool (N_D × decode rate, with its own KV and cap limits)
     and, when `kv_bytes_per_token` is given, the KV link (each prefill instance sends E[p]·bytes per
     request over a link of `cluster.kv_link_bandwidth_Bps`; one link per prefill instance is our
     assumption). KV capacity per instance: spec.kv_capacity_tokens, else `kv_capacity_tokens`
-    (int or callable), else the `sim.hardware` catalogue when `use_catalogue`, else not modelled.
+    (int or callable), else the `llmsched.sim.hardware` catalogue when `use_catalogue`, else not modelled.
     `workload_stats` may also be a `Workload` (its moments are taken with `WorkloadStats.from_workload`).
     """
     cl = ClusterSpec(instances=(cluster,)) if isinstance(cluster, InstanceSpec) else cluster

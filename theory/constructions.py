@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.workload.core import Workload
-from theory.batch_time import BatchTime, eval_batch_time
-from theory.stability import request_capacity
+from llmsched.sim.workload.core import Workload
+from llmsched.theory.batch_time import BatchTime, eval_batch_time
+from llmsched.theory.stability import request_capacity
 
 __all__ = [
     "VERTEX_C",

@@ -2,7 +2,7 @@
 2501.14312) as plain calculators.
 
 Owns the formulas only (U, U, 2U, 4U, w_q·M, 2(U+Q_u), and our weighted-VTC bound); the checkers in
-`proofs_check.fairness` and the tests decide what to compare them with. Statements and proof sketches:
+`llmsched.proofs_check.fairness` and the tests decide what to compare them with. Statements and proof sketches:
 `docs/theory/fairness.md`. Must not import the simulator.
 """
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 import cvxpy as cp
 import numpy as np
-
-from theory.batch_time import BatchTime, eval_batch_time
-from theory.workload_stats import WorkloadStats
+from llmsched.theory.batch_time import BatchTime, eval_batch_time
+from llmsched.theory.workload_stats import WorkloadStats
 
 __all__ = [
     "FluidSolution",
@@ -256,9 +255,9 @@ def optimal_token_budget(t: BatchTime, b_max: int) -> tuple[int, float]:
     For t = c + a⌈b/b0⌉ (c, a > 0): inside a step the rate grows with b and across full steps
     k·b0/(c + a·k) grows with k, so b* is K·b0 (K = ⌊b_max/b0⌋, tile-aligned) unless the partial
     last step carries j = b_max − K·b0 > K·b0·a/(c + a·K) extra tokens. (Our derivation of RAD's
-    "optimal tiling" principle; see `theory.stability.best_token_rate`.)
+    "optimal tiling" principle; see `llmsched.theory.stability.best_token_rate`.)
     """
-    from theory.stability import best_token_rate
+    from llmsched.theory.stability import best_token_rate
 
     return best_token_rate(t, b_max)
 

@@ -59,7 +59,7 @@ class WorkloadStats:
 
     @staticmethod
     def from_workload(workload, first_token_in_prefill: bool = True) -> WorkloadStats:
-        """Moments of a `sim.workload.Workload`; the rate is n / (arrival span) when the span > 0."""
+        """Moments of a `llmsched.sim.workload.Workload`; the rate is n / (arrival span) when the span > 0."""
         n = workload.n
         span = workload.duration_s
         rate = (n - 1) / span if n > 1 and span > 0 else None

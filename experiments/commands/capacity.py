@@ -1,7 +1,7 @@
 """`llmsched capacity`: predicted capacity (requests/s) of an instance or P/D pool and its binding limit.
 
 Resolves the model, GPU, cost model and workload from flags, reduces the workload to its moments
-and calls `theory.capacity.capacity`. Imports of `sim.cost` / `sim.workload.catalog` are lazy so
+and calls `llmsched.theory.capacity.capacity`. Imports of `llmsched.sim.cost` / `llmsched.sim.workload.catalog` are lazy so
 that `llmsched --help` stays fast and this command degrades clearly if a room is missing.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 HELP = "predicted capacity (requests/s) and its binding constraint for a model, GPU, workload and policy"
 
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _stats(args):
-    from theory.workload_stats import WorkloadStats
+    from llmsched.theory.workload_stats import WorkloadStats
 
     w = args.workload
     if w.startswith("means:"):
@@ -51,8 +51,8 @@ def _stats(args):
         if p < 0 or o < 1:
             raise InputError("--workload", w, "need PROMPT >= 0 and OUTPUT >= 1 tokens")
         return WorkloadStats.deterministic(p, o), f"deterministic prompt {p:g} / output {o:g} tokens"
-    from sim.config import WorkloadSpec
-    from sim.workload import catalog
+    from llmsched.sim.config import WorkloadSpec
+    from llmsched.sim.workload import catalog
 
     if args.num_requests < 1:
         raise InputError("--num-requests", str(args.num_requests), "must be >= 1")
@@ -63,7 +63,7 @@ def _stats(args):
 
 
 def _cluster(args):
-    from sim.config import ClusterSpec, InstanceSpec
+    from llmsched.sim.config import ClusterSpec, InstanceSpec
 
     base = dict(model=args.model, gpu=args.gpu, tp=args.tp, cost=args.cost, batching=args.batching,
                 token_budget=args.token_budget, max_batch_requests=args.max_batch_requests,
@@ -83,12 +83,12 @@ def _cluster(args):
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from sim.cost import build
+        from llmsched.sim.cost import build
     except ImportError as exc:  # the cost-model room is not built yet
         raise InputError("llmsched capacity", "--cost", f"cost models unavailable ({exc})",
                          "install/build sim.cost first") from None
-    from sim.hardware import kv_bytes_per_token
-    from theory.capacity import capacity
+    from llmsched.sim.hardware import kv_bytes_per_token
+    from llmsched.theory.capacity import capacity
 
     cluster = _cluster(args)
     stats, wdesc = _stats(args)

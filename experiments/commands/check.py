@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 HELP = "run a checker on a saved run or plan (exit 0 = holds, 1 = violated, witness printed)"
 
@@ -45,7 +45,7 @@ def _parse_option(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from proofs_check.registry import checkers
+    from llmsched.proofs_check.registry import checkers
 
     entries = checkers()
     if args.list or not args.name:

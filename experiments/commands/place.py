@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 HELP = "place model layers on a heterogeneous cluster (MILP/heuristic/baselines) with a max-flow certificate"
 
@@ -52,12 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proofs_check.placement import check_placement
-    from theory.placement.flow import make_problem, solve_flow
-    from theory.placement.io import load_cluster
-    from theory.placement.plan import layout_figure, write_plan
-    from theory.placement.solve import METHODS, place
-    from theory.placement.spec import MODELS
+    from llmsched.proofs_check.placement import check_placement
+    from llmsched.theory.placement.flow import make_problem, solve_flow
+    from llmsched.theory.placement.io import load_cluster
+    from llmsched.theory.placement.plan import layout_figure, write_plan
+    from llmsched.theory.placement.solve import METHODS, place
+    from llmsched.theory.placement.spec import MODELS
 
     if args.model not in MODELS:
         raise InputError("--model", args.model, "unknown model", f"use one of {', '.join(MODELS)}")
@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _simulate(p, res, args: argparse.Namespace, out: Path) -> dict:
     """Run the plan simulator and write simulation.json atomically; return the summary fields."""
-    from experiments.atomic import write_json
-    from theory.placement.flow import make_problem, solve_flow
-    from theory.placement.profiles import CAPACITY_MODELS
-    from theory.placement.simulate import simulate_plan
+    from llmsched.experiments.atomic import write_json
+    from llmsched.theory.placement.flow import make_problem, solve_flow
+    from llmsched.theory.placement.profiles import CAPACITY_MODELS
+    from llmsched.theory.placement.simulate import simulate_plan
 
     sim = simulate_plan(p, res.placement, duration_s=args.simulate, warmup_s=args.simulate / 2,
                         kv_fraction=args.kv_fraction, seed=args.seed, batch_limit=args.batch_limit,

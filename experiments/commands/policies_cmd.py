@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies.registry import BATCHING, ROUTING, describe
+    from llmsched.policies.registry import BATCHING, ROUTING, describe
 
     table = {family: describe(family) for family in (BATCHING, ROUTING)}
     if args.json:

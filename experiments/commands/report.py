@@ -1,6 +1,6 @@
 """`llmsched report RESULTS_DIR`: build docs/reproductions.md from a reproduction results directory.
 
-The page is generated from the results only (`experiments.report`); it is never edited by hand.
+The page is generated from the results only (`llmsched.experiments.report`); it is never edited by hand.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.report import build_report
+    from llmsched.experiments.report import build_report
 
     path = build_report(args.results_dir, args.output)
     print(f"report: {path}")

@@ -1,7 +1,7 @@
 """`llmsched reproduce`: regenerate paper figures/tables (registered reproductions), then the report.
 
 Exit 0 when every selected reproduction succeeded, 1 when any failed (the others still ran and the
-report still lists them), 2 on bad input. Work is done by `experiments.reproduce`/`experiments.report`.
+report still lists them), 2 on bad input. Work is done by `llmsched.experiments.reproduce`/`llmsched.experiments.report`.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def _report_path(explicit: str | None, out: Path, registered: dict) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.registry import all_reproductions, import_errors
-    from experiments.report import build_report
-    from experiments.reproduce import run_reproductions, select
+    from llmsched.experiments.registry import all_reproductions, import_errors
+    from llmsched.experiments.report import build_report
+    from llmsched.experiments.reproduce import run_reproductions, select
 
     broken = import_errors()
     for module, tb in broken.items():

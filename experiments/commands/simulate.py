@@ -11,8 +11,8 @@ import dataclasses
 import math
 from pathlib import Path
 
-from sim.config import RunConfig, freeze_params
-from sim.errors import InputError
+from llmsched.sim.config import RunConfig, freeze_params
+from llmsched.sim.errors import InputError
 
 HELP = "run one workload through one cluster config (progress bar, summary table, run directory)"
 
@@ -155,7 +155,7 @@ def print_summary(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.run import run as run_sim
+    from llmsched.sim.run import run as run_sim
 
     cfg = build_config(args)
     result = run_sim(cfg, progress=not args.no_progress, source=args.config or "command line")

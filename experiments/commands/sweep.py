@@ -1,7 +1,7 @@
 """`llmsched sweep SWEEP.toml`: run a resumable grid of configs locally (joblib) or on Dask.
 
 Exit 0 when every point is done, 1 when some points failed (they are retried on the next start),
-2 on a malformed sweep file or bad flags. The machinery lives in `experiments.sweep`.
+2 on a malformed sweep file or bad flags. The machinery lives in `llmsched.experiments.sweep`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 HELP = "run a grid of configs (resumable) with joblib, or on Dask with --dask ADDRESS / --dask-local N"
 
@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments import sweep
-    from experiments.sweep_plot import parse_plot_arg, plot_summary
+    from llmsched.experiments import sweep
+    from llmsched.experiments.sweep_plot import parse_plot_arg, plot_summary
 
     plots = [parse_plot_arg(text) for text in args.plot]
     if (args.dask is not None or args.dask_local is not None) and args.jobs is not None:

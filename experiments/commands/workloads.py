@@ -9,7 +9,7 @@ import argparse
 import json
 import math
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 HELP = "list bundled workload traces and generators (with rows, span and rate for traces)"
 
@@ -29,7 +29,7 @@ def _plain(v):
 
 def rows() -> list[dict]:
     """One dict per catalogue entry, with trace statistics where the entry is a request trace."""
-    from sim.workload import catalog
+    from llmsched.sim.workload import catalog
 
     out = []
     for e in catalog.entries():
@@ -50,7 +50,7 @@ def _fmt_stats(r: dict) -> tuple[str, str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.workload import catalog
+    from llmsched.sim.workload import catalog
 
     if args.params:
         if args.params not in catalog.names():

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from sim.config import ClusterSpec, RunConfig
-from sim.run import simulate
+from llmsched.sim.config import ClusterSpec, RunConfig
+from llmsched.sim.run import simulate
 
 
 def jobs() -> int:

@@ -13,13 +13,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from sim.workload.core import Workload
+from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
+from llmsched.sim.workload.core import Workload
 
 REFERENCE = Path("/work/shared/reference/vtc/upstream/fair_bench")
 
 
-REPO_COPY = Path(__file__).resolve().parents[2] / "data" / "reference" / "vtc" / "upstream" / "fair_bench"
+REPO_COPY = BUNDLED_DATA_DIR / "reference" / "vtc" / "upstream" / "fair_bench"
 
 
 def reference_dir() -> Path:
@@ -107,7 +107,7 @@ def dist_shift(rng: np.random.Generator, time_scale: float = 1.0, prompt: int = 
     dist_shift): 0–300 s client 0 at 0.5 req/s ON/OFF every 60 s vs client 1 at 2 req/s;
     300–600 s 1 vs 1; 600–900 s 0.5 vs 1.5. Deterministic "uniform" arrivals; `time_scale`
     shrinks time and raises rates alike (same request counts)."""
-    from sim.workload import arrivals
+    from llmsched.sim.workload import arrivals
 
     def seg(rate: float, t0: float, t1: float, on_off: bool = False) -> np.ndarray:
         if on_off:

@@ -4,7 +4,7 @@ Li–Dai–Peng (arXiv 2504.07347, abstract): "Orca and Sarathi-serve are throug
 "FasterTransformer and vanilla vLLM are not maximally stable". Sarathi-Serve (OSDI'24, abstract):
 2.6x the serving capacity of vLLM for Mistral-7B on one A100. We sweep Poisson load with ShareGPT
 lengths on one simulated Llama-2-7B / A100-80GB instance and plot median TTFT and throughput.
-Runs as a resumable sweep (`experiments.sweep`) through `sim.run.run`; no scheduling logic here.
+Runs as a resumable sweep (`llmsched.experiments.sweep`) through `llmsched.sim.run.run`; no scheduling logic here.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 
 POLICIES = ("vllm", "fastertransformer", "orca", "sarathi")
 LABELS = {"vllm": "vLLM", "fastertransformer": "FasterTransformer", "orca": "Orca", "sarathi": "Sarathi-Serve"}
@@ -110,7 +109,7 @@ def plot(curves: pd.DataFrame, out_dir) -> list:
 def run(ctx: ReproContext) -> ReproOutput:
     """Median TTFT and output throughput vs Poisson load (ShareGPT lengths, Llama-2-7B on one
     A100-80GB) for vLLM, FasterTransformer, Orca and Sarathi-Serve batching."""
-    from experiments import sweep
+    from llmsched.experiments import sweep
 
     spec = sweep.parse_spec(sweep_dict(ctx.quick, ctx.seed), source="reproduction baselines-load")
     outcome = sweep.run_sweep(spec, ctx.out_dir / "sweep", jobs=JOBS, progress=False)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions._fair_metrics import jain_index
-from experiments.reproductions._routing_common import run_rows
-from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.workload import arrivals
-from sim.workload.core import Workload, merge
-from sim.workload.lengths import LengthSpec
-from sim.workload.programs import long_doc_qa
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions._fair_metrics import jain_index
+from llmsched.experiments.reproductions._routing_common import run_rows
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
+from llmsched.sim.workload import arrivals
+from llmsched.sim.workload.core import Workload, merge
+from llmsched.sim.workload.lengths import LengthSpec
+from llmsched.sim.workload.programs import long_doc_qa
 
 MODEL, GPU, WORKERS, TOKEN_BUDGET = "llama-3.2-3b", "a10g", 2, 2048  # our choice (DLPM's A10G setting x2)
 N_CLIENTS, DOCS, DOC_TOKENS = 8, 3, 8192  # our choice: LooGLE-like documents

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions._fair_metrics import jain_index
-from sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
-from sim.run import simulate
-from sim.workload import arrivals
-from sim.workload.core import Workload, merge
-from sim.workload.lengths import LengthSpec
-from sim.workload.programs import long_doc_qa
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions._fair_metrics import jain_index
+from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
+from llmsched.sim.run import simulate
+from llmsched.sim.workload import arrivals
+from llmsched.sim.workload.core import Workload, merge
+from llmsched.sim.workload.lengths import LengthSpec
+from llmsched.sim.workload.programs import long_doc_qa
 
 MODEL, GPU = "llama-3.2-3b", "a10g"  # DLPM single-worker setting (notes §2.6, [SEC])
 TOKEN_BUDGET = 2048  # our choice: Sarathi-style chunked prefill

@@ -15,14 +15,13 @@ import csv
 import time
 
 import pandas as pd
-
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from theory.placement.baselines import group_map, separate_pipelines, swarm
-from theory.placement.flow import make_problem, solve_flow
-from theory.placement.io import DATA_DIR, load_cluster, read_helix_layout
-from theory.placement.profiles import coverage_bound, infinite_network_bound
-from theory.placement.solve import place
-from theory.placement.spec import MODELS
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.theory.placement.baselines import group_map, separate_pipelines, swarm
+from llmsched.theory.placement.flow import make_problem, solve_flow
+from llmsched.theory.placement.io import DATA_DIR, load_cluster, read_helix_layout
+from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.solve import place
+from llmsched.theory.placement.spec import MODELS
 
 # Helix Gurobi objectives (max flow, tokens/s): ilp_solution.sol line 2 of each AE layout folder;
 # solve times from the AE readme ("about 10 min" single, ~45 min geo, ~50 min 42-node, 14 cores).
@@ -98,7 +97,7 @@ def run(ctx: ReproContext) -> ReproOutput:
 
 
 def _figure(obj: pd.DataFrame, ratios: pd.DataFrame, ctx: ReproContext):
-    from experiments.style import figure, save
+    from llmsched.experiments.style import figure, save
 
     fig, (a, b) = figure("text", height_in=2.3, ncols=2)
     setups = list(HELIX_OBJECTIVE)
@@ -130,10 +129,10 @@ def _simulations(model, ctx: ReproContext, comps: list) -> pd.DataFrame:
     """Plan simulations on single24. Saturation (admission up to the whole KV cache) with every node
     at the batch behind T_i(k) (chunked prefill): our plan at length CV 0 and 0.5 and Helix's layout
     (quick and full). Full mode adds CV 1.0 and the greedy-batching runs of docs/placement.md."""
-    from theory.placement.flow import FastFlow
-    from theory.placement.heuristic import best_stage_plan
-    from theory.placement.profiles import KV_CACHE_HWM
-    from theory.placement.simulate import simulate_plan
+    from llmsched.theory.placement.flow import FastFlow
+    from llmsched.theory.placement.heuristic import best_stage_plan
+    from llmsched.theory.placement.profiles import KV_CACHE_HWM
+    from llmsched.theory.placement.simulate import simulate_plan
 
     cluster = load_cluster("single24")
     p = make_problem(cluster, model)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions._routing_common import latency_row, run_rows
-from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.workload import arrivals
-from sim.workload.core import Workload
-from sim.workload.lengths import LengthSpec, sample_lengths
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions._routing_common import latency_row, run_rows
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
+from llmsched.sim.workload import arrivals
+from llmsched.sim.workload.core import Workload
+from llmsched.sim.workload.lengths import LengthSpec, sample_lengths
 
 MODEL, GPU, KV_TOKENS = "llama-2-7b", "a10", 12800  # artifact 63_serving_performance/config/serving_exp L9
 LENGTHS = LengthSpec("lognormal", input_tokens=256, output_tokens=256, input_sigma=1.2, output_sigma=1.2,

@@ -13,13 +13,12 @@ size sees the same per-instance load. Quick mode: the first 500 requests; full: 
 from __future__ import annotations
 
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions._routing_common import latency_row, run_rows
-from policies import registry
-from sim.config import ClusterSpec, InstanceSpec, WorkloadSpec
-from sim.workload import catalog
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions._routing_common import latency_row, run_rows
+from llmsched.policies import registry
+from llmsched.sim.config import ClusterSpec, InstanceSpec, WorkloadSpec
+from llmsched.sim.workload import catalog
 
 MODEL, GPU, TOKEN_BUDGET = "llama-3.1-8b", "a100-80gb", 2048  # our choice
 RATE_PER_INSTANCE = 0.2  # requests/s per instance (our choice, see module docstring)

@@ -4,16 +4,15 @@ Paper (abstract): on ShareGPT with Mistral-7B on one RTX 6000 Ada, SLAI has a 53
 and a 26% higher maximum serving capacity than Sarathi-Serve, capacity being the largest load with
 median TTFT ≤ 0.5 s while tail TBT constraints are met. We simulate both policies on the bundled
 ShareGPT lengths with Poisson arrivals and the cost model interpolated from SLAI's measured batch
-times (`profiled:slai-mistral-7b-rtx-6000-ada`). Runs `sim.run.simulate`; no scheduling logic here.
+times (`profiled:slai-mistral-7b-rtx-6000-ada`). Runs `llmsched.sim.run.simulate`; no scheduling logic here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 
 MODEL, GPU = "mistral-7b", "rtx-6000-ada"  # SLAI's testbed (paper abstract; agrimUT/SLAI mistral7b_relaxed.yml)
 COST = "profiled:slai-mistral-7b-rtx-6000-ada"  # SLAI Fig. 5(a) batch times (reference/slai, plot1_results.csv)
@@ -36,9 +35,9 @@ def _grid(quick: bool, seed: int) -> tuple[list[float], list[int], int]:
 
 def run_point(policy: str, rate: float, n: int, seed: int) -> dict:
     """One simulation: median TTFT, token-level TBT P99 check, throughput."""
-    from sim.config import ClusterSpec, InstanceSpec, WorkloadSpec, freeze_params
-    from sim.run import simulate
-    from sim.workload import catalog
+    from llmsched.sim.config import ClusterSpec, InstanceSpec, WorkloadSpec, freeze_params
+    from llmsched.sim.run import simulate
+    from llmsched.sim.workload import catalog
 
     w = catalog.load(WorkloadSpec(source="sharegpt", rate=rate, num_requests=n,
                                   params=freeze_params({"process": "poisson"})), seed)
@@ -47,7 +46,7 @@ def run_point(policy: str, rate: float, n: int, seed: int) -> dict:
                         token_budget=TOKEN_BUDGET, max_batch_requests=MAX_SEQS)
     res = simulate(w, ClusterSpec(instances=(spec,)), seed=seed, record_service=False)
     r = res.requests
-    from proofs_check.stability import backlog_slope, stability_verdict, work_backlog
+    from llmsched.proofs_check.stability import backlog_slope, stability_verdict, work_backlog
 
     a = np.sort(r["arrival_s"].to_numpy())
     t0, t1 = (a[0] + a[-1]) / 2, a[-1]
@@ -69,13 +68,13 @@ def run_point(policy: str, rate: float, n: int, seed: int) -> dict:
 
 
 def theory_capacity_rps() -> tuple[float, str]:
-    """Li–Dai–Peng/fluid capacity of the instance for the ShareGPT moments (`theory.capacity`): no
+    """Li–Dai–Peng/fluid capacity of the instance for the ShareGPT moments (`llmsched.theory.capacity`): no
     policy is stable above it, so a reported capacity above it cannot be sustained."""
-    from sim.config import InstanceSpec, WorkloadSpec, freeze_params
-    from sim.cost import build
-    from sim.workload import catalog
-    from theory.capacity import capacity as fluid_capacity
-    from theory.workload_stats import WorkloadStats
+    from llmsched.sim.config import InstanceSpec, WorkloadSpec, freeze_params
+    from llmsched.sim.cost import build
+    from llmsched.sim.workload import catalog
+    from llmsched.theory.capacity import capacity as fluid_capacity
+    from llmsched.theory.workload_stats import WorkloadStats
 
     w = catalog.load(WorkloadSpec(source="sharegpt", rate=1.0, num_requests=20000,
                                   params=freeze_params({"process": "poisson"})), 0)
@@ -162,7 +161,7 @@ def run(ctx: ReproContext) -> ReproOutput:
                    "fraction", relation="ratio",
                    note="our stricter capacity: the stability checker must also call the run stable"),
         Comparison("SLAI capacity / fluid capacity of the instance", "< 1", float(caps["slai"] / lam_star), "x",
-                   relation="direction", note=f"theory.capacity: {lam_star:.3g} req/s ({binding}); above it no policy is stable"),
+                   relation="direction", note=f"llmsched.theory.capacity: {lam_star:.3g} req/s ({binding}); above it no policy is stable"),
         Comparison("SLAI / Sarathi-Serve capacity", "> 1", float(caps["slai"] / caps["sarathi"]) if caps["sarathi"] > 0
                    else float("inf"), "x", relation="direction", note="the paper's ordering"),
     ]

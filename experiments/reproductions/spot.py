@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions._routing_common import latency_row, run_rows
-from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.workload import arrivals
-from sim.workload.core import Workload
-from sim.workload.lengths import LengthSpec, sample_lengths
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions._routing_common import latency_row, run_rows
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
+from llmsched.sim.workload import arrivals
+from llmsched.sim.workload.core import Workload
+from llmsched.sim.workload.lengths import LengthSpec, sample_lengths
 
 MODEL, GPU, INSTANCES, RATE_RPS = "llama-2-7b", "a100-80gb", 4, 8.0  # our choice
 LENGTHS = LengthSpec("lognormal", input_tokens=512, output_tokens=256, input_sigma=1.0, output_sigma=1.0,

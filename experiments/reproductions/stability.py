@@ -2,17 +2,16 @@
 offered load per batching policy, next to the theoretical lines min(λ, λ*)·m and max(0, λm − C).
 
 Setup: the paper's staircase (CodeLlama-34B/A100), b_max = 512, fixed (100, 101)-token requests,
-Poisson arrivals (`theory.constructions`). Slopes from the stability checker's `backlog_slope` on the
-exact token backlog. Runs `sim.run.simulate`; no scheduling logic here.
+Poisson arrivals (`llmsched.theory.constructions`). Slopes from the stability checker's `backlog_slope` on the
+exact token backlog. Runs `llmsched.sim.run.simulate`; no scheduling logic here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 
 POLICIES = ("vllm", "fastertransformer", "orca", "sarathi", "rad", "slai")
 LABELS = {"vllm": "vLLM", "fastertransformer": "FasterTransformer", "orca": "Orca", "sarathi": "Sarathi-Serve",
@@ -29,13 +28,13 @@ def _grid(quick: bool, seed: int) -> tuple[list[float], list[int], float]:
 
 
 def run_point(policy: str, load: float, duration_s: float, seed: int) -> dict:
-    from proofs_check.stability import backlog_slope, work_backlog
-    from sim.config import ClusterSpec, InstanceSpec
-    from sim.cost import StaircaseCost
-    from sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
-    from sim.run import simulate
-    from theory.batch_time import staircase
-    from theory.constructions import ldp_capacity_rps, poisson_fixed
+    from llmsched.proofs_check.stability import backlog_slope, work_backlog
+    from llmsched.sim.config import ClusterSpec, InstanceSpec
+    from llmsched.sim.cost import StaircaseCost
+    from llmsched.sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
+    from llmsched.sim.run import simulate
+    from llmsched.theory.batch_time import staircase
+    from llmsched.theory.constructions import ldp_capacity_rps, poisson_fixed
 
     t = staircase(LDP_C_S, LDP_A_S, LDP_B0_TOKENS)
     lam_star = ldp_capacity_rps(t, B_MAX, PROMPT, OUTPUT)

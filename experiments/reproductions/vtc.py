@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from experiments import style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproductions import _fair_metrics as fm
-from experiments.reproductions._vtc_suites import artifact_results, artifact_workload
-from policies.batching.rpm import rpm_filter
-from sim.config import ClusterSpec, InstanceSpec, RunConfig, WorkloadSpec, freeze_params
-from sim.run import simulate
-from sim.workload.core import Workload
+from llmsched.experiments import style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproductions import _fair_metrics as fm
+from llmsched.experiments.reproductions._vtc_suites import artifact_results, artifact_workload
+from llmsched.policies.batching.rpm import rpm_filter
+from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, WorkloadSpec, freeze_params
+from llmsched.sim.run import simulate
+from llmsched.sim.workload.core import Workload
 
 MODEL, GPU = "llama-2-7b", "a10g"
 KV_TOKENS = 10_000  # artifact launch_server.py --max-total-token-num 10000 (A10G, Llama-2-7B)
@@ -184,7 +183,7 @@ def _figure_comparisons(tab: pd.DataFrame) -> list[Comparison]:
 def table2(ctx: ReproContext) -> ReproOutput:
     """Table 2 on the 27-client LMSYS arena trace: Max/Avg Diff, Diff Var, throughput for FCFS,
     LCF, VTC, VTC (predict), VTC (oracle) and RPM(5/20/30); ours, the artifact's runs and the paper."""
-    from sim.workload import catalog
+    from llmsched.sim.workload import catalog
 
     w = catalog.load(WorkloadSpec("lmsys-arena-vtc"), ctx.seed)
     if ctx.quick:

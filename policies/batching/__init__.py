@@ -1,1 +1,1 @@
-"""Registered policies of this family; every module here is imported by `policies.registry.load_all`."""
+"""Registered policies of this family; every module here is imported by `llmsched.policies.registry.load_all`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from policies.api import InstanceView, PlanBuilder
+from llmsched.policies.api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
 
@@ -21,7 +21,7 @@ def kv_capacity_blocks(instance_spec: Any) -> int | None:
         return None
     tokens = instance_spec.kv_capacity_tokens
     if tokens is None:
-        from sim.hardware import kv_capacity_tokens
+        from llmsched.sim.hardware import kv_capacity_tokens
 
         tokens = kv_capacity_tokens(instance_spec.model, instance_spec.gpu, instance_spec.tp)
     return int(tokens) // int(instance_spec.block_size)
@@ -110,7 +110,7 @@ class Admitter:
         """Stability guard: a plan that stopped at a misfit stays right until the next change
         point only if nothing left behind fits now (free memory only shrinks between change
         points). Otherwise the choice may depend on counters that move every iteration, so ask
-        again each iteration (the fast-forward-equals-step contract of `policies.api`)."""
+        again each iteration (the fast-forward-equals-step contract of `llmsched.policies.api`)."""
         if any(self.fits(b, view, rid) for rid in left_behind):
             b.replan_each_iteration = True
 

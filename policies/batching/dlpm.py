@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from policies.api import InstanceView, Plan
-from policies.batching._fair_common import Admitter
-from policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
-from policies.registry import BATCHING, register
-from theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+from llmsched.policies.api import InstanceView, Plan
+from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
+from llmsched.policies.registry import BATCHING, register
+from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 
 @register(BATCHING, "dlpm")

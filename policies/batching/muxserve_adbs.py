@@ -14,11 +14,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from policies.api import InstanceView, Plan, PlanBuilder
-from policies.batching._fair_common import kv_capacity_blocks, waiting_by_client
-from policies.batching._kv_quota import ADAPT_INTERVAL_S, adapt_quotas, initial_quotas, takers
-from policies.registry import BATCHING, register
-from sim.errors import InputError
+from llmsched.policies.api import InstanceView, Plan, PlanBuilder
+from llmsched.policies.batching._fair_common import kv_capacity_blocks, waiting_by_client
+from llmsched.policies.batching._kv_quota import (
+    ADAPT_INTERVAL_S,
+    adapt_quotas,
+    initial_quotas,
+    takers,
+)
+from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.errors import InputError
 
 MIN_ADAPT_INTERVAL_S = 0.01  # ours: below this the policy re-plans nearly every iteration for nothing
 

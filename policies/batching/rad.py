@@ -9,14 +9,13 @@ choice among them each round. Owns only its decision rule; the engine owns memor
 from __future__ import annotations
 
 import numpy as np
-
-from policies.api import InstanceView, Plan, PlanBuilder
-from policies.registry import BATCHING, register
+from llmsched.policies.api import InstanceView, Plan, PlanBuilder
+from llmsched.policies.registry import BATCHING, register
 
 
 def _rates(cost_model, budget: int) -> np.ndarray:
     """Token rate b/t(b) for b = 1..budget, t from the cost model (a round of b fresh prefill tokens)."""
-    from theory.batch_time import batch_time_from_cost_model, eval_batch_time
+    from llmsched.theory.batch_time import batch_time_from_cost_model, eval_batch_time
 
     grid = np.arange(1, budget + 1, dtype=np.float64)
     t = eval_batch_time(batch_time_from_cost_model(cost_model), grid)
@@ -74,7 +73,7 @@ class RAD:
             best, ends = tile_plan(self.cost_model, budget)
             times = None
             if self.cost_model is not None:
-                from theory.batch_time import batch_time_from_cost_model, eval_batch_time
+                from llmsched.theory.batch_time import batch_time_from_cost_model, eval_batch_time
 
                 grid = np.arange(0, budget + 1, dtype=np.float64)
                 times = eval_batch_time(batch_time_from_cost_model(self.cost_model), np.maximum(grid, 1.0))

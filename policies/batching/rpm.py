@@ -12,10 +12,9 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-
-from policies.api import InstanceView, Plan
-from policies.batching._fair_common import Admitter
-from policies.registry import BATCHING, register
+from llmsched.policies.api import InstanceView, Plan
+from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.registry import BATCHING, register
 
 WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_minute` (<= 60 s)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.api import InstanceView, Plan
-from policies.batching._fair_common import Admitter, waiting_by_client
-from policies.registry import BATCHING, register
-from theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+from llmsched.policies.api import InstanceView, Plan
+from llmsched.policies.batching._fair_common import Admitter, waiting_by_client
+from llmsched.policies.registry import BATCHING, register
+from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 LIFT_RULES = ("paper", "artifact", "none")
 

@@ -7,9 +7,8 @@ index, so every router is deterministic given its random stream.
 from __future__ import annotations
 
 import numpy as np
-
-from policies.api import ClusterView
-from policies.registry import ROUTING, register
+from llmsched.policies.api import ClusterView
+from llmsched.policies.registry import ROUTING, register
 
 
 @register(ROUTING, "round-robin")

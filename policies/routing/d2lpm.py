@@ -9,8 +9,8 @@ deficit subtracts is the engine's accounting (DESIGN: "a DLPM deficit is quanta 
 
 from __future__ import annotations
 
-from policies.registry import ROUTING, register
-from sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
 
 
 def queue_key(stats, j: int) -> tuple[int, int, int]:

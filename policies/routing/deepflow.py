@@ -10,8 +10,7 @@ Owns the heatmap (computed once from the instances' catalogue cost models) and n
 from __future__ import annotations
 
 import numpy as np
-
-from policies.registry import ROUTING, register
+from llmsched.policies.registry import ROUTING, register
 
 PREFILL_BINS = (128, 512, 2048, 8192, 32768)  # our choice: powers of 4 up to long context
 DECODE_BINS = (16, 64, 256, 1024, 4096)  # our choice
@@ -24,7 +23,7 @@ def _bin(x: int, edges: tuple[int, ...]) -> int:
 def estimated_latency_s(cost, prefill_tokens: int, decode_tokens: int, batch: int) -> float:
     """One request's latency on an instance type from its cost model: the prefill as one
     iteration plus `decode_tokens` iterations of a `batch`-wide decode at mid-request context."""
-    from sim.cost.base import BatchShape
+    from llmsched.sim.cost.base import BatchShape
 
     p, d = int(prefill_tokens), int(decode_tokens)
     pre = BatchShape.single(prefill_tokens=p, prefill_attention_pairs=p * (p + 1) // 2,
@@ -37,7 +36,7 @@ def build_heatmap(specs: list, batch: int, slack: float, cost_of=None) -> dict[t
     """Cell (prefill bin, decode bin) -> the instance types (spec indices into `specs`) whose
     estimated latency is within (1 + slack) of the best type's."""
     if cost_of is None:
-        from sim.cost import build
+        from llmsched.sim.cost import build
 
         def cost_of(s):
             return build(s.cost, s.model, s.gpu, s.tp)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from policies.registry import ROUTING, register
+from llmsched.policies.registry import ROUTING, register
 
 MIGRATE_OUT_THRESHOLD = 3.0  # --migrate-out-threshold 3.0 (llumnix/arg_utils.py @37d8e5ea)
 SCALE_UP_THRESHOLD = 10.0  # --scale-up-threshold 10 (ibid.)

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-
-from policies.registry import ROUTING, register
-from sim.prefix_index import PrefixIndex, prompt_blocks
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
 WINDOW_S = 180.0  # history window H = 3 minutes [CODE]
 HIGH_LOAD_THRESHOLD = 1.5  # rebalance when cost(max) >= 1.5 x cost(min) [CODE]

@@ -10,8 +10,8 @@ raw text; ours counts prompt tokens in whole hash blocks (the only text identity
 
 from __future__ import annotations
 
-from policies.registry import ROUTING, register
-from sim.prefix_index import PrefixIndex, prompt_blocks
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
 # The two default parameter sets (notes §4.3, [CODE]):
 PRESETS = {

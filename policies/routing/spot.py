@@ -1,4 +1,4 @@
-"""Preemptible instances as a router wrapper (mechanics in `sim.spot`): any registered router
+"""Preemptible instances as a router wrapper (mechanics in `llmsched.sim.spot`): any registered router
 decides; the wrapper hides doomed and dead instances from its choices and drives preemption
 notices, grace-period migration and restarts at its ticks.
 """
@@ -8,9 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from policies.registry import ROUTING, register
-from sim.spot import DEFAULT_GRACE_S, Notice, SpotController, poisson_notices
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.spot import DEFAULT_GRACE_S, Notice, SpotController, poisson_notices
 
 
 @register(ROUTING, "spot")
@@ -31,7 +30,7 @@ class Spot:
         if inner == "spot":
             raise ValueError("spot cannot wrap itself")
         params = dict(inner_params or {})
-        from sim.run import make_policy
+        from llmsched.sim.run import make_policy
 
         self.inner = make_policy(ROUTING, inner, params, rng=rng, source="spot.inner")
         self.rng = rng

@@ -6,8 +6,8 @@ wins. Owns only its approximate prefix index (the gateway tracks prefixes it has
 
 from __future__ import annotations
 
-from policies.registry import ROUTING, register
-from sim.prefix_index import PrefixIndex, prompt_blocks
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
 
 @register(ROUTING, "weighted-scorer")

@@ -1,4 +1,4 @@
-"""Cost models: a batch shape in, iteration seconds out (see `sim.cost.base` for the contract).
+"""Cost models: a batch shape in, iteration seconds out (see `llmsched.sim.cost.base` for the contract).
 
 `build(spec, model, gpu, tp)` resolves an instance's `cost` string into a cached model:
 "roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sim.cost import refdata
-from sim.cost.base import BatchShape, CostModel, iteration_time
-from sim.cost.profiled import build_profiled, profiled_tables
-from sim.cost.roofline import RooflineCost, RooflineParams
-from sim.cost.simple import LinearCost, StaircaseCost
-from sim.errors import InputError
-from sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
+from llmsched.sim.cost import refdata
+from llmsched.sim.cost.base import BatchShape, CostModel, iteration_time
+from llmsched.sim.cost.profiled import build_profiled, profiled_tables
+from llmsched.sim.cost.roofline import RooflineCost, RooflineParams
+from llmsched.sim.cost.simple import LinearCost, StaircaseCost
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
 
 ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
             '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"')

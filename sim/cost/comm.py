@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.cost import refdata
-from sim.hardware import GPU, get_gpu
+from llmsched.sim.cost import refdata
+from llmsched.sim.hardware import GPU, get_gpu
 
 
 @dataclass(frozen=True, eq=False)

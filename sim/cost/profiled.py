@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
-from sim.cost import refdata
-from sim.cost.base import BatchShape
-from sim.errors import InputError
-from sim.hardware import get_gpu, get_model
+from llmsched.sim.cost import refdata
+from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware import get_gpu, get_model
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,11 +11,11 @@ import gzip
 import io
 import json
 from functools import cache
-from pathlib import Path
 
 import numpy as np
+from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
 
-REF_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
+REF_DIR = BUNDLED_DATA_DIR / "reference"
 FITS_PATH = REF_DIR / "fits.json"
 
 VIDUR_MLP = {  # (catalogue model, catalogue gpu) -> Vidur compute profile (A100 = DGX A100-80GB SXM)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
-from sim.cost import refdata
-from sim.cost.base import BatchShape
-from sim.cost.roofline import RooflineCost, RooflineParams
-from sim.hardware import GPU, effective_tp, get_gpu, get_model
+from llmsched.sim.cost import refdata
+from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.cost.roofline import RooflineCost, RooflineParams
+from llmsched.sim.hardware import GPU, effective_tp, get_gpu, get_model
 
 # Shape details the tables do not state; our choices (also in docs/cost-models.md).
 HELIX_PROMPT_LEN = 750  # Helix prompt batches: prompts of AVG_INPUT_LEN = 750 tokens (helix/derived/constants.csv)

@@ -3,7 +3,7 @@ efficiency factors, tensor-parallel all-reduces, the LM head and fixed overheads
 
 Owns `RooflineParams` (the fitted factors) and `RooflineCost`. Element-wise over iterations using
 only +, -, *, /, max, np.where and np.interp (bit-identical for 1 or n iterations). FLOP/byte
-counting lives in `sim.hardware.derived`; fitting lives in `experiments/calibration.py`.
+counting lives in `llmsched.sim.hardware.derived`; fitting lives in `experiments/calibration.py`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from sim.cost import comm
-from sim.cost.base import BatchShape
-from sim.hardware import GPU, Model, effective_tp, get_gpu, get_model
-from sim.hardware import derived as hw
+from llmsched.sim.cost import comm
+from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.hardware import GPU, Model, effective_tp, get_gpu, get_model
+from llmsched.sim.hardware import derived as hw
 
 
 @dataclass(frozen=True)

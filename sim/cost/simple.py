@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.cost.base import BatchShape
+from llmsched.sim.cost.base import BatchShape
 
 # Li, Dai, Peng, "Throughput-optimal scheduling algorithms for LLM inference and AI agents"
 # (arXiv 2504.07347): batch time c + a * ceil(tokens / b0) measured for CodeLlama-34B on A100,

@@ -4,7 +4,7 @@
 Nothing here knows about cost models or the engine.
 """
 
-from sim.hardware.catalogue import (
+from llmsched.sim.hardware.catalogue import (
     GPU,
     GPUS,
     MODELS,
@@ -14,7 +14,7 @@ from sim.hardware.catalogue import (
     gpu_names,
     model_names,
 )
-from sim.hardware.derived import (
+from llmsched.sim.hardware.derived import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     activation_reserve_bytes,
     effective_tp,

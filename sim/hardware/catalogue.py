@@ -1,7 +1,7 @@
 """The hardware and model catalogue: frozen dataclasses with a cited source for every number.
 
 Owns GPU and model specifications and name lookup (case-insensitive, with aliases). Derived
-quantities (FLOPs, bytes, KV capacity) live in `sim.hardware.derived`; nothing here computes.
+quantities (FLOPs, bytes, KV capacity) live in `llmsched.sim.hardware.derived`; nothing here computes.
 Must not import the engine, policies or cost models.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 GiB = 1024**3
 TERA = 1e12

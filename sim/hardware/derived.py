@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from sim.errors import InputError
-from sim.hardware.catalogue import GPU, Model, get_gpu, get_model, gpu_names
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware.catalogue import GPU, Model, get_gpu, get_model, gpu_names
 
 # vLLM's default fraction of GPU memory the engine may use (vllm/engine/arg_utils.py
 # `gpu_memory_utilization: float = 0.90`; vLLM docs "Engine Arguments": default 0.9).

@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 _CHUNK_MIN = 64
 

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sim.config import WorkloadSpec, params_dict
-from sim.errors import InputError
-from sim.workload import generic, programs, readers, servegen
-from sim.workload.arrivals import PROCESSES, ArrivalSpec
-from sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
-from sim.workload.lengths import LengthSpec
-from sim.workload.mix import ClientSpec, multi_client
+from llmsched.sim.config import WorkloadSpec, params_dict
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import generic, programs, readers, servegen
+from llmsched.sim.workload.arrivals import PROCESSES, ArrivalSpec
+from llmsched.sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
+from llmsched.sim.workload.lengths import LengthSpec
+from llmsched.sim.workload.mix import ClientSpec, multi_client
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ class Workload:
     # -- validation -------------------------------------------------------------------------
     def validate(self, source: str | None = None) -> None:
         """Raise `InputError` naming the column and the fix on any inconsistency."""
-        from sim.errors import InputError
+        from llmsched.sim.errors import InputError
 
         src = source or f"workload {self.name!r}"
         n = self.n

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from sim.errors import InputError
-from sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
-from sim.workload.validate import json_lines, numeric, require_columns, require_file, sorted_times
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
+from llmsched.sim.workload.validate import (
+    json_lines,
+    numeric,
+    require_columns,
+    require_file,
+    sorted_times,
+)
 
 REQUIRED = ("arrival_s", "client_id", "input_tokens", "output_tokens")
 OPTIONAL = ("hash_ids", "priority", "ttft_slo_s", "tbt_slo_s", "weight")

@@ -1,7 +1,7 @@
 """Request length distributions: fixed, uniform, lognormal and empirical (paired) samples.
 
 Owns `LengthSpec` and `sample_lengths`; empirical samples come as arrays of (input, output) pairs,
-e.g. from the ShareGPT / arXiv length files via `sim.workload.readers`. No arrival-time logic here.
+e.g. from the ShareGPT / arXiv length files via `llmsched.sim.workload.readers`. No arrival-time logic here.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 LENGTH_KINDS = ("fixed", "uniform", "lognormal", "empirical")
 

@@ -1,7 +1,7 @@
 """Multi-client mixes: each client has its own arrival process, lengths, weight and SLOs.
 
 Owns `ClientSpec` and `multi_client`, which draws every client from its own child generator and
-combines them with `sim.workload.merge` (client k keeps index k).
+combines them with `llmsched.sim.workload.merge` (client k keeps index k).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from sim.errors import InputError
-from sim.workload.arrivals import ArrivalSpec
-from sim.workload.core import Workload, merge
-from sim.workload.lengths import LengthSpec, sample_lengths
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload.arrivals import ArrivalSpec
+from llmsched.sim.workload.core import Workload, merge
+from llmsched.sim.workload.lengths import LengthSpec, sample_lengths
 
 
 @dataclass(frozen=True)

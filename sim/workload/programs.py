@@ -8,11 +8,10 @@ Arrivals of follow-up requests are open loop (fixed/think-time offsets, not comp
 from __future__ import annotations
 
 import numpy as np
-
-from sim.errors import InputError
-from sim.workload.core import Workload
-from sim.workload.hashing import ContentTree, seed_salt
-from sim.workload.lengths import LengthSpec, sample_lengths
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload.core import Workload
+from llmsched.sim.workload.hashing import ContentTree, seed_salt
+from llmsched.sim.workload.lengths import LengthSpec, sample_lengths
 
 
 def build_workload(arrival_s, prompt_tokens, output_tokens, hashes: list[np.ndarray], *,

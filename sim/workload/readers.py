@@ -2,7 +2,7 @@
 and the ShareGPT / arXiv length files. Each validates its input and is cached in memory.
 
 Owns file parsing into `Workload`s (times relative to the first request, in seconds). Rescaling,
-cutting and the name -> file mapping live in `sim.workload.catalog`; ServeGen in `servegen.py`.
+cutting and the name -> file mapping live in `llmsched.sim.workload.catalog`; ServeGen in `servegen.py`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from llmsched.sim.errors import InputError
+from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
+from llmsched.sim.workload.core import Workload
+from llmsched.sim.workload.hashing import mix63, name_salt
+from llmsched.sim.workload.validate import (
+    json_lines,
+    numeric,
+    require_columns,
+    require_file,
+    sorted_times,
+)
 
-from sim.errors import InputError
-from sim.workload.core import Workload
-from sim.workload.hashing import mix63, name_salt
-from sim.workload.validate import json_lines, numeric, require_columns, require_file, sorted_times
-
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DATA_DIR = BUNDLED_DATA_DIR
 TRACES_DIR = DATA_DIR / "traces"
 
 # Mooncake FAST'25 traces: hash_ids name 512-token prompt blocks (kvcache-ai/Mooncake,

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from sim.errors import InputError
-from sim.workload.core import Workload
-from sim.workload.readers import TRACES_DIR
-from sim.workload.validate import numeric, require_columns, require_file
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload.core import Workload
+from llmsched.sim.workload.readers import TRACES_DIR
+from llmsched.sim.workload.validate import numeric, require_columns, require_file
 
 MODELS = ("m-large", "m-mid", "m-small", "mm-image", "deepseek-r1")
 # ServeGen windows: arrival descriptors per 600 s, length PDFs per 6 h (alibaba/ServeGen data/,

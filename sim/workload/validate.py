@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from sim.errors import InputError
+from llmsched.sim.errors import InputError
 
 
 def require_file(path: Path, what: str) -> None:

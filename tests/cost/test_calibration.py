@@ -1,17 +1,16 @@
 """The fitted roofline reproduces its own fitting data within the error data/reference/fits.json
 reports, meets the calibration target, and is what `build('roofline', ...)` uses."""
 
+import llmsched.sim.cost as C
 import numpy as np
 import pytest
-
-import sim.cost as C
-from sim.cost import refdata
-from sim.cost.reference_points import predict, reference_points
-from sim.cost.roofline import RooflineParams
-from sim.hardware import get_gpu
+from llmsched.sim.cost import refdata
+from llmsched.sim.cost.reference_points import predict, reference_points
+from llmsched.sim.cost.roofline import RooflineParams
+from llmsched.sim.hardware import get_gpu
 
 FITS = refdata.load_fits()
-pytestmark = pytest.mark.skipif(not FITS, reason="run python -m experiments.calibration first")
+pytestmark = pytest.mark.skipif(not FITS, reason="run python -m llmsched.experiments.calibration first")
 
 
 def _params_for(p):
@@ -57,8 +56,8 @@ def test_build_uses_fitted_factors():
 
 
 def test_every_catalogue_pair_that_fits_builds_a_roofline():
-    from sim.errors import InputError
-    from sim.hardware import GPUS, MODELS, kv_capacity_tokens
+    from llmsched.sim.errors import InputError
+    from llmsched.sim.hardware import GPUS, MODELS, kv_capacity_tokens
     n = 0
     for g in GPUS:
         for m in MODELS:

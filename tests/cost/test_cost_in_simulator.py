@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost.profiled import profiled_tables
-from sim.errors import InputError
-from sim.hardware import kv_capacity_tokens
-from sim.workload.core import Workload
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost.profiled import profiled_tables
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware import kv_capacity_tokens
+from llmsched.sim.workload.core import Workload
 
 
 def _first_fitting_tp(t) -> int:
@@ -29,7 +28,7 @@ CASES = [("roofline", "llama-2-7b", "a100-80gb", 1), ("roofline", "llama-2-70b",
 
 @pytest.mark.parametrize("cost,model,gpu,tp", CASES, ids=[c[0] + "-" + c[2] for c in CASES])
 def test_simulate_with_cost_spec(cost, model, gpu, tp):
-    from sim.run import simulate
+    from llmsched.sim.run import simulate
     rng = np.random.default_rng(1)
     n = 20
     w = Workload(arrival_s=np.cumsum(rng.exponential(0.2, n)), client=np.zeros(n, dtype=np.int64),

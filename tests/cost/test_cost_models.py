@@ -3,17 +3,16 @@ and the element-wise (1 vs n iterations bit-identical) property for every model.
 
 import dataclasses
 
+import llmsched.sim.cost as C
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import sim.cost as C
-from sim.cost import refdata
-from sim.cost.base import BatchShape, CostModel
-from sim.cost.profiled import profiled_tables
-from sim.errors import InputError
-from sim.hardware import get_model
+from llmsched.sim.cost import refdata
+from llmsched.sim.cost.base import BatchShape, CostModel
+from llmsched.sim.cost.profiled import profiled_tables
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware import get_model
 
 SPECS = [
     ("roofline", "llama-2-7b", "a100-80gb", 1),
@@ -158,7 +157,7 @@ def test_roofline_more_work_never_faster():
 
 
 def test_measured_all_reduce_exact_at_profile_points():
-    from sim.cost import comm
+    from llmsched.sim.cost import comm
     ar = comm.all_reduce("a100-80gb", 4)
     sizes, secs = refdata.vidur_collective("a100_dgx", "all_reduce", 4)
     assert ar.source.startswith("vidur:") and np.array_equal(ar(sizes), secs)
@@ -177,8 +176,8 @@ def test_sarathi_mixed_rule_matches_table2_hybrid():
 
 
 def test_send_recv_measured_or_link_model():
-    from sim.cost import comm
-    from sim.hardware import get_gpu
+    from llmsched.sim.cost import comm
+    from llmsched.sim.hardware import get_gpu
     sr = comm.send_recv("h100-80gb")
     sizes, secs = refdata.vidur_collective("h100_dgx", "send_recv", 2)
     assert sr.source.startswith("vidur:") and np.array_equal(sr(sizes), secs)

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-from sim.cost.base import BatchShape
-from sim.errors import InputError
-from sim.hardware import (
+from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.errors import InputError
+from llmsched.sim.hardware import (
     GPUS,
     MODELS,
     effective_tp,
@@ -36,7 +35,7 @@ def test_llama2_7b_kv_bytes_per_token():
     assert kv_bytes_per_token("llama-2-7b") == 524_288
     # Llama-2-70B uses GQA: 2 * 80 layers * 8 KV heads * 128 * 2 = 327,680 B
     assert kv_bytes_per_token("llama-2-70b") == 327_680
-    import sim.hardware as hw
+    import llmsched.sim.hardware as hw
     assert hw.model("llama-2-7b").kv_bytes_per_token == 524_288 and hw.gpu("t4").name == "t4"
 
 
@@ -150,7 +149,7 @@ def test_layer_work_is_elementwise():
 
 
 def test_gqa_kv_heads_split_then_replicated_across_tp():
-    from sim.hardware.derived import kv_bytes_per_token_per_gpu
+    from llmsched.sim.hardware.derived import kv_bytes_per_token_per_gpu
     m = get_model("llama-2-70b")  # 8 KV heads of 128 dims, 80 layers
     assert kv_bytes_per_token_per_gpu(m, 4) == 2 * 80 * 2 * 128 * 2  # 2 heads per rank = 81,920 B
     assert kv_bytes_per_token_per_gpu(m, 16) == 2 * 80 * 1 * 128 * 2  # 16 ranks > 8 heads: one (replicated) each

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from experiments import atomic
-from experiments.tables import flatten, write_table
+from llmsched.experiments import atomic
+from llmsched.experiments.tables import flatten, write_table
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from experiments import sweep
-from experiments.reproductions import baselines
+from llmsched.experiments import sweep
+from llmsched.experiments.reproductions import baselines
 
 
 def test_capacity_rule_by_hand():
@@ -30,12 +29,12 @@ def test_sweep_definition_expands():
 
 
 def test_tiny_run_on_the_engine(tmp_path, monkeypatch):
-    pytest.importorskip("sim.run")
-    pytest.importorskip("sim.workload.catalog")
+    pytest.importorskip("llmsched.sim.run")
+    pytest.importorskip("llmsched.sim.workload.catalog")
     monkeypatch.setattr(baselines, "_grid", lambda quick, seed: ([0.5, 2.5], [seed], 40))
     monkeypatch.setattr(baselines, "JOBS", 1)  # in-process: no worker pool start-up in the test
-    from experiments.registry import all_reproductions
-    from experiments.reproduce import run_reproductions
+    from llmsched.experiments.registry import all_reproductions
+    from llmsched.experiments.reproduce import run_reproductions
 
     (rec,) = run_reproductions([all_reproductions()["baselines-load"]], tmp_path, quick=True, seed=1,
                                progress=False)

@@ -7,11 +7,10 @@ import json
 import math
 
 import pandas as pd
-
-from experiments import report
-from experiments.registry import Comparison
-from experiments.reproduce import comparisons_frame
-from experiments.tables import write_table
+from llmsched.experiments import report
+from llmsched.experiments.registry import Comparison
+from llmsched.experiments.reproduce import comparisons_frame
+from llmsched.experiments.tables import write_table
 
 
 def test_fmt():

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from experiments import cli, registry, style
-from experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from experiments.reproduce import judge
+from llmsched.experiments import cli, registry, style
+from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
+from llmsched.experiments.reproduce import judge
 
 TINY, BROKEN = "zz-test-tiny", "zz-test-broken"
 
@@ -161,7 +160,7 @@ def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monk
     import importlib
 
     real_import = importlib.import_module
-    boom = "experiments.reproductions.zz_broken_module"
+    boom = "llmsched.experiments.reproductions.zz_broken_module"
 
     class _Mod:
         name = "zz_broken_module"
@@ -214,7 +213,7 @@ def test_a_reproduction_that_kills_its_process(registered, tmp_path):
 
 
 def test_partial_run_does_not_replace_the_docs_report(tmp_path):
-    from experiments.commands.reproduce import DOCS_REPORT, _report_path
+    from llmsched.experiments.commands.reproduce import DOCS_REPORT, _report_path
 
     out = tmp_path / "results"
     registered = {"a": None, "b": None}

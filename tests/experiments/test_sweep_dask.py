@@ -7,9 +7,8 @@ import os
 
 import pandas as pd
 import pytest
-
-from experiments import sweep
-from experiments.sweep_testing import synthetic_sweep_toml
+from llmsched.experiments import sweep
+from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 
 pytestmark = pytest.mark.dask
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from experiments import cli, sweep
-from experiments.sweep_testing import synthetic_sweep_toml
+from llmsched.experiments import cli, sweep
+from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 
 
 def test_plot_from_summary(tmp_path, capsys):

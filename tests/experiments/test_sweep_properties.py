@@ -7,9 +7,8 @@ from __future__ import annotations
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from experiments import sweep
-from experiments.sweep_testing import synthetic_point
+from llmsched.experiments import sweep
+from llmsched.experiments.sweep_testing import synthetic_point
 
 rates = st.lists(st.floats(0.01, 100.0, allow_nan=False), min_size=1, max_size=4, unique=True)
 seeds = st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=3, unique=True)
@@ -30,7 +29,7 @@ def test_expansion_and_completion_order(rate_list, seed_list, policy_list, rnd):
         assert p.config["workload"]["rate"] == float(p.params["workload.rate"])
     records = {}
     for p in points:
-        res = sweep.execute_point("experiments.sweep_testing:synthetic_point", p.config)
+        res = sweep.execute_point("llmsched.experiments.sweep_testing:synthetic_point", p.config)
         assert res["ok"], res.get("error")
         records[p.key] = {"metrics": res["metrics"], "wall_s": res["wall_s"]}
     in_order, _ = sweep.summary_frame(points, records)

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from experiments import cli, sweep
-from experiments.sweep_testing import synthetic_sweep_toml
+from llmsched.experiments import cli, sweep
+from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +23,7 @@ def _cli(args, env_extra=None, **kw):
     env = dict(os.environ, **(env_extra or {}))
     if not env_extra:
         env.pop("LLMSCHED_SWEEP_TEST_CRASH_AFTER", None)
-    return subprocess.run([sys.executable, "-m", "experiments", "sweep", *args, "-q"], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "llmsched", "sweep", *args, "-q"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -73,7 +72,7 @@ def test_sigkill_at_an_arbitrary_moment_with_two_workers(tmp_path):
     toml.write_text(synthetic_sweep_toml(rates=(0.25, 0.5, 0.75, 1.0), seeds=(0, 1), work_ms=40.0))
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSCHED_SWEEP_TEST")}
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", str(toml), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "llmsched", "sweep", str(toml), "--out", str(out),
                              "--jobs", "2", "-q"], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -130,7 +129,7 @@ def test_output_dir_of_another_point_function_is_refused(tmp_path, capsys):
     toml.write_text(synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",)))
     sweep.run_sweep(sweep.load_spec(toml), tmp_path / "o", progress=False)
     other = tmp_path / "t.toml"
-    other.write_text('[sweep]\npoint = "experiments.sweep:simulate_point"\n[grid]\nseed = [0]\n')
+    other.write_text('[sweep]\npoint = "llmsched.experiments.sweep:simulate_point"\n[grid]\nseed = [0]\n')
     assert cli.main(["sweep", str(other), "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "point function" in capsys.readouterr().err
 

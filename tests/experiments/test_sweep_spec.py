@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from experiments import cli, sweep
-from experiments.sweep_testing import synthetic_sweep_toml
-from sim.config import RunConfig
-from sim.errors import InputError
+from llmsched.experiments import cli, sweep
+from llmsched.experiments.sweep_testing import synthetic_sweep_toml
+from llmsched.sim.config import RunConfig
+from llmsched.sim.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +80,7 @@ MALFORMED = {
     "invalid_value": ('[grid]\n"workload.rate" = [-1.0]\n', "must be a positive number"),
     "duplicate_points": ('[grid]\n"workload.rate" = [1, 1.0]\n', "same config"),
     "bad_metrics": ('[sweep]\nmetrics = "ttft_s"\n[grid]\nseed = [0]\n', "non-empty list of metric names"),
-    "bad_point_fn": ('[sweep]\npoint = "experiments.sweep:nope"\n[grid]\nseed = [0]\n', "no function"),
+    "bad_point_fn": ('[sweep]\npoint = "llmsched.experiments.sweep:nope"\n[grid]\nseed = [0]\n', "no function"),
 }
 
 
@@ -113,7 +112,7 @@ def test_missing_file_and_negative_control(tmp_path, capsys):
 def test_malformed_file_exit_code_from_a_real_process(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text('[grid]\n"workload.rate" = ["fast"]\n')
-    proc = subprocess.run([sys.executable, "-m", "experiments", "sweep", str(f)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "llmsched", "sweep", str(f)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -131,8 +130,8 @@ def test_dry_run_lists_points(tmp_path, capsys):
 
 def test_metrics_filter_keeps_only_the_named_prefixes(tmp_path):
     text = synthetic_sweep_toml(rates=(0.5,), seeds=(0,), policies=("vllm",))
-    text = text.replace('point = "experiments.sweep_testing:synthetic_point"\n',
-                        'point = "experiments.sweep_testing:synthetic_point"\nmetrics = ["e2e_s", "rho"]\n')
+    text = text.replace('point = "llmsched.experiments.sweep_testing:synthetic_point"\n',
+                        'point = "llmsched.experiments.sweep_testing:synthetic_point"\nmetrics = ["e2e_s", "rho"]\n')
     out = sweep.run_sweep(_spec(text, tmp_path), tmp_path / "o", progress=False)
     metric_cols = [c for c in out.summary.columns if not c.startswith("config.") and c not in ("point", "index")]
     assert metric_cols == ["e2e_s.mean", "e2e_s.noise", "rho"]

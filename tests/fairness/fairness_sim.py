@@ -1,5 +1,5 @@
 """Small fairness scenarios for the property tests: a hypothesis strategy over multi-client
-workloads (every arrival process of `sim.workload.arrivals`), instance shapes and a helper that
+workloads (every arrival process of `llmsched.sim.workload.arrivals`), instance shapes and a helper that
 simulates one and hands the checkers an in-memory `SavedRun`."""
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
-
-from proofs_check._service_log import SavedRun
-from sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
-from sim.cost.simple import LinearCost
-from sim.run import simulate
-from sim.workload import arrivals
-from sim.workload.core import Workload
+from llmsched.proofs_check._service_log import SavedRun
+from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
+from llmsched.sim.cost.simple import LinearCost
+from llmsched.sim.run import simulate
+from llmsched.sim.workload import arrivals
+from llmsched.sim.workload.core import Workload
 
 PROCESSES = ("poisson", "gamma", "uniform", "onoff", "ramp", "burst")
 COST = LinearCost(0.01, 2e-4, 2e-4, 1e-7)  # seconds; any positive affine cost will do

@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 from fairness_sim import COST, run_saved, scenarios
 from hypothesis import given, settings
-
-from experiments.cli import main as cli
-from experiments.reproductions._vtc_suites import dist_shift, flooding
-from proofs_check import fairness as fc
-from proofs_check._service_log import SavedRun
-from sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
-from sim.run import simulate
-from sim.workload.core import Workload
-from theory import fairness as bounds
+from llmsched.experiments.cli import main as cli
+from llmsched.experiments.reproductions._vtc_suites import dist_shift, flooding
+from llmsched.proofs_check import fairness as fc
+from llmsched.proofs_check._service_log import SavedRun
+from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
+from llmsched.sim.run import simulate
+from llmsched.sim.workload.core import Workload
+from llmsched.theory import fairness as bounds
 
 M_FLOOD = 1000
 

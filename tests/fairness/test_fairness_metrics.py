@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from experiments.reproductions import _fair_metrics as fm
-from experiments.reproductions._vtc_suites import artifact_results, reference_dir
-from experiments.reproductions.vtc import PAPER_TABLE2, TABLE2_RUNS
+from llmsched.experiments.reproductions import _fair_metrics as fm
+from llmsched.experiments.reproductions._vtc_suites import artifact_results, reference_dir
+from llmsched.experiments.reproductions.vtc import PAPER_TABLE2, TABLE2_RUNS
 
 pytestmark = pytest.mark.skipif(not reference_dir().is_dir(), reason="VTC reference data absent")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.batching.lpm import dfs_weight_order, lpm_order
+from llmsched.policies.batching.lpm import dfs_weight_order, lpm_order
 
 
 class _View:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from fairness_sim import run_saved, scenarios
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from proofs_check import fairness as fc
+from llmsched.proofs_check import fairness as fc
 
 
 def _ok(v):

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
-from experiments.registry import all_reproductions
-from experiments.reproduce import run_reproductions
+from llmsched.experiments.registry import all_reproductions
+from llmsched.experiments.reproduce import run_reproductions
 
 
 @pytest.mark.slow

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from experiments.cli import main
-from proofs_check.placement import check_placement
-from proofs_check.registry import checkers
+from llmsched.experiments.cli import main
+from llmsched.proofs_check.placement import check_placement
+from llmsched.proofs_check.registry import checkers
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +45,9 @@ def test_registered_and_valid(plan_dir):
     plan = json.loads((plan_dir / "plan.json").read_text())
     # Swarm on single24: 20 stages of 4 layers (the T4 limit) over 24 nodes, so 16 stages hold one node;
     # the slowest single-node stage is a T4, whose T(4) is therefore the max flow
-    from theory.placement.io import load_cluster
-    from theory.placement.profiles import typical_capacity_table
-    from theory.placement.spec import MODELS
+    from llmsched.theory.placement.io import load_cluster
+    from llmsched.theory.placement.profiles import typical_capacity_table
+    from llmsched.theory.placement.spec import MODELS
 
     t4 = typical_capacity_table(MODELS["llama-2-70b"], load_cluster("single24").type_counts())["T4"][3]
     assert plan["max_flow_tok_s"] == pytest.approx(t4, rel=1e-9)

@@ -3,12 +3,11 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from theory.placement.cvx_check import solve_cvxpy
-from theory.placement.flow import FastFlow, solve_flow
-from theory.placement.milp import solve_milp
-from theory.placement.profiles import coverage_bound, infinite_network_bound
-from theory.placement.toy import all_placements, brute_force, toy_problem
+from llmsched.theory.placement.cvx_check import solve_cvxpy
+from llmsched.theory.placement.flow import FastFlow, solve_flow
+from llmsched.theory.placement.milp import solve_milp
+from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.toy import all_placements, brute_force, toy_problem
 
 # 3 nodes, 4 layers. T_i(k) decreasing in k, as for real GPUs.
 CAPS = [[90.0, 40.0, 25.0], [60.0, 28.0], [50.0, 26.0, 16.0]]

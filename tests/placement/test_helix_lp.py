@@ -2,13 +2,12 @@
 layer-coverage bound certifies it optimal."""
 
 import pytest
-
-from theory.placement.flow import FastFlow, make_problem
-from theory.placement.helix_lp import check_in_helix_lp
-from theory.placement.heuristic import best_stage_plan, fill_unused
-from theory.placement.io import DATA_DIR, load_cluster, read_helix_layout
-from theory.placement.profiles import coverage_bound, infinite_network_bound
-from theory.placement.spec import MODELS
+from llmsched.theory.placement.flow import FastFlow, make_problem
+from llmsched.theory.placement.helix_lp import check_in_helix_lp
+from llmsched.theory.placement.heuristic import best_stage_plan, fill_unused
+from llmsched.theory.placement.io import DATA_DIR, load_cluster, read_helix_layout
+from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.spec import MODELS
 
 
 def test_single24_plan_in_helix_model_and_optimal():
@@ -24,7 +23,7 @@ def test_single24_plan_in_helix_model_and_optimal():
                                                                        / "ilp_sol.ini", p.n)))
     assert theirs["feasible"] and theirs["objective"] == pytest.approx(1289.5557702751735, rel=1e-6)
     # negative control: capacities doubled on our side -> the routed flow breaks Helix's node caps
-    from theory.placement.flow import FlowProblem
+    from llmsched.theory.placement.flow import FlowProblem
 
     inflated = FlowProblem(p.cluster, p.model, [[2 * t for t in c] for c in p.caps], p.edges)
     bad = check_in_helix_lp(lp, inflated, plc)

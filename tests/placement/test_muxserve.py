@@ -1,8 +1,7 @@
 """MuxServe placement (grouping x greedy) and ADBS batching on a multi-model example."""
 
 import pytest
-
-from theory.placement.muxserve import (
+from llmsched.theory.placement.muxserve import (
     GPU_MEM_BYTES,
     LLM,
     MEM_UTIL,

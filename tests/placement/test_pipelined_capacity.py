@@ -2,16 +2,15 @@
 raises T_i(k) above Helix's; Helix's own model is unchanged by it."""
 
 import pytest
-
-from theory.placement.io import load_cluster
-from theory.placement.profiles import (
+from llmsched.theory.placement.io import load_cluster
+from llmsched.theory.placement.profiles import (
     GpuProfile,
     TypicalBatch,
     _typical_setup,
     iteration_wait_factor,
     typical_capacity_table,
 )
-from theory.placement.spec import MODELS
+from llmsched.theory.placement.spec import MODELS
 
 M70 = MODELS["llama-2-70b"]
 
@@ -52,8 +51,7 @@ def test_pipelined_fixed_point_settles_and_helix_waits_are_one():
     c = load_cluster("single24")
     *_, wait_helix = _typical_setup(M70, c.type_counts(), "helix")
     assert set(wait_helix.values()) == {1.0}
-    import theory.placement.profiles as prof
-
+    import llmsched.theory.placement.profiles as prof
     *_, w30 = _typical_setup(M70, c.type_counts(), "pipelined")
     old = prof.PIPELINED_ITERATIONS
     try:
@@ -67,7 +65,7 @@ def test_pipelined_fixed_point_settles_and_helix_waits_are_one():
 
 
 def test_unknown_capacity_model_is_an_input_error():
-    from sim.errors import InputError
+    from llmsched.sim.errors import InputError
 
     with pytest.raises(InputError):
         typical_capacity_table(M70, load_cluster("single24").type_counts(), "magic")

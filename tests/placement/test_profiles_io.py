@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
-
-from sim.errors import InputError
-from theory.placement.flow import make_problem, solve_flow
-from theory.placement.io import (
+from llmsched.sim.errors import InputError
+from llmsched.theory.placement.flow import make_problem, solve_flow
+from llmsched.theory.placement.io import (
     DATA_DIR,
     eval_units,
     load_cluster,
@@ -14,8 +13,8 @@ from theory.placement.io import (
     read_toml_cluster,
     write_helix_layout,
 )
-from theory.placement.profiles import coverage_bound, infinite_network_bound
-from theory.placement.spec import MODELS
+from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.spec import MODELS
 
 M70 = MODELS["llama-2-70b"]
 

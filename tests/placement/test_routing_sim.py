@@ -2,14 +2,13 @@
 max flow (a link-bound toy, and the single24 acceptance run under the pipelined capacity model)."""
 
 import pytest
-
-from theory.placement.flow import make_problem, solve_flow
-from theory.placement.heuristic import best_stage_plan
-from theory.placement.io import load_cluster, read_toml_cluster
-from theory.placement.profiles import infinite_network_bound
-from theory.placement.routing import IWRR, FlowRouter
-from theory.placement.simulate import simulate_plan
-from theory.placement.spec import MODELS
+from llmsched.theory.placement.flow import make_problem, solve_flow
+from llmsched.theory.placement.heuristic import best_stage_plan
+from llmsched.theory.placement.io import load_cluster, read_toml_cluster
+from llmsched.theory.placement.profiles import infinite_network_bound
+from llmsched.theory.placement.routing import IWRR, FlowRouter
+from llmsched.theory.placement.simulate import simulate_plan
+from llmsched.theory.placement.spec import MODELS
 
 M70 = MODELS["llama-2-70b"]
 
@@ -62,7 +61,7 @@ def test_single24_saturation_within_10pct_of_max_flow(length_cv):
     and with lognormal lengths of CV 0.5 (0.996). Negative controls: greedy batching of whole
     prompts at the 30% KV mark misses it (0.61, next test), and so does Helix's layout under greedy
     batching (docs/placement.md)."""
-    from theory.placement.flow import FastFlow
+    from llmsched.theory.placement.flow import FastFlow
 
     p = make_problem(load_cluster("single24"), M70)
     plc, v = best_stage_plan(p, FastFlow(p), infinite_network_bound(p.caps, 80))
@@ -86,8 +85,8 @@ def test_single24_simulation_within_10pct_of_pipelined_max_flow():
     pipelined capacity model within 10% (measured 1256.9 vs 1186.5, 1.059; the same to 0.1% at
     7200 s). Negative control from the same run: against Helix's T_i(k), which leaves the waits out
     of the round trip, it is 0.61, so the 10% check can fail and does."""
-    from theory.placement.flow import FastFlow
-    from theory.placement.profiles import KV_CACHE_HWM
+    from llmsched.theory.placement.flow import FastFlow
+    from llmsched.theory.placement.profiles import KV_CACHE_HWM
 
     c = load_cluster("single24")
     p_helix = make_problem(c, M70)
@@ -108,7 +107,7 @@ def test_single24_simulation_within_10pct_of_max_flow_at_half_kv():
     """Helix's T_i(k) matches the simulation only at an admission level chosen after the fact
     (measured 0.906 at 50% KV on 2 cores, ~16 min)."""
     p = make_problem(load_cluster("single24"), M70)
-    from theory.placement.flow import FastFlow
+    from llmsched.theory.placement.flow import FastFlow
 
     plc, v = best_stage_plan(p, FastFlow(p), infinite_network_bound(p.caps, 80))
     r = simulate_plan(p, plc, duration_s=3600.0, warmup_s=1800.0, kv_fraction=0.5)
@@ -121,7 +120,7 @@ def test_single24_simulation_within_10pct_of_max_flow_at_half_kv():
                    "than T_i(k)'s typical batch); see docs/placement.md")
 def test_single24_simulation_within_10pct_of_max_flow_full_kv():
     p = make_problem(load_cluster("single24"), M70)
-    from theory.placement.flow import FastFlow
+    from llmsched.theory.placement.flow import FastFlow
 
     plc, _ = best_stage_plan(p, FastFlow(p), infinite_network_bound(p.caps, 80))
     r = simulate_plan(p, plc, duration_s=3600.0, warmup_s=1800.0, kv_fraction=1.0)
@@ -133,8 +132,7 @@ def test_admission_keeps_the_head_request_so_lengths_are_not_biased(tmp_path):
     keep its lengths until it fits (redrawing it would favour short requests). The admitted means
     must match the length distribution itself (sampled independently here, 200k draws)."""
     import numpy as np
-
-    from theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
+    from llmsched.theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
 
     c = _chain_cluster(tmp_path, 1e9)
     p = make_problem(c, M70)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llmsched.policies import registry
+from llmsched.policies.batching._kv_quota import adapt_quotas, initial_quotas
+from llmsched.policies.batching.muxserve_adbs import MuxServeADBS
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
+from llmsched.sim.run import simulate
 
-from policies import registry
-from policies.batching._kv_quota import adapt_quotas, initial_quotas
-from policies.batching.muxserve_adbs import MuxServeADBS
-from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.run import simulate
 from tests.sim import test_invariants as _invariants
 from tests.sim.helpers import UnitCost, assert_same_run, fast_equals_step, workload
 from tests.sim.strategies import clusters, cost_models, workloads
@@ -130,7 +130,7 @@ def test_shared_rule_matches_a_hand_example_and_the_mesh_simulator():
     assert initial_quotas({"a": 30.0, "b": 10.0}, 1000) == {"a": 750, "b": 250}
     # b saturated with a backlog, a at 100/750: gives int(min(650, (0.95 - 0.1333) x 750)) = 612
     assert adapt_quotas({"a": 750, "b": 250}, {"a": 100, "b": 250}, {"b": 640}) == {"a": 138, "b": 862}
-    from theory.placement.muxserve import LLM, AdaptiveKVQuota
+    from llmsched.theory.placement.muxserve import LLM, AdaptiveKVQuota
 
     s = AdaptiveKVQuota([LLM("a", 6.7, 30.0, 32, 4096), LLM("b", 6.7, 10.0, 32, 4096)], total_blocks=1000)
     assert s.quota == {"a": 750, "b": 250}
@@ -164,7 +164,7 @@ def test_bad_parameters_are_rejected():
         with pytest.raises(ValueError):
             MuxServeADBS(instance_spec=spec, **bad)
     # the CLI's KEY=VALUE parser turns shares=1,2 into (1, 2) and shares=3 into 3: both accepted
-    from experiments.commands.simulate import _kv
+    from llmsched.experiments.commands.simulate import _kv
 
     assert MuxServeADBS(instance_spec=spec, **_kv(["shares=1,2"], "--batching-param")).shares == (1.0, 2.0)
     assert MuxServeADBS(instance_spec=spec, **_kv(["shares=3"], "--batching-param")).shares == (3.0,)

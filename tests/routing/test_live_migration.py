@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from unittest import mock
 
+import llmsched.sim.run
 import pytest
+from llmsched.policies import registry
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.run import simulate
 
-import sim.run
-from policies import registry
-from sim.config import ClusterSpec, InstanceSpec
-from sim.run import simulate
 from tests.sim.helpers import LinearCost, workload
 
 BYTES_PER_TOKEN = 2 * 32 * 4096 * 2  # llama-2-7b fp16 K and V: 524,288 B (sim.hardware)
@@ -47,12 +47,12 @@ def _run(how: str):
     cluster = ClusterSpec(instances=(InstanceSpec(count=2, kv_capacity_tokens=4096, token_budget=2048),),
                           kv_link_bandwidth_Bps=BW, kv_link_latency_s=LAT)
     router = _MoveOnce(how)
-    orig = sim.run.make_policy
+    orig = llmsched.sim.run.make_policy
 
     def fake(family, name, params, **kw):
         return router if family == registry.ROUTING else orig(family, name, params, **kw)
 
-    with mock.patch.object(sim.run, "make_policy", fake):
+    with mock.patch.object(llmsched.sim.run, "make_policy", fake):
         return simulate(w, cluster, cost_models=lambda s: COST).requests.iloc[0]
 
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 import math
 from unittest import mock
 
+import llmsched.sim.run
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
+from llmsched.sim.engine import Engine
+from llmsched.sim.run import simulate
+from llmsched.sim.state import DONE
 
-import sim.run
-from sim.config import ClusterSpec, InstanceSpec, freeze_params
-from sim.engine import Engine
-from sim.run import simulate
-from sim.state import DONE
 from tests.sim.helpers import LinearCost
 from tests.sim.strategies import cost_models, workloads
 
@@ -32,7 +32,7 @@ class _Recording(Engine):
 
 
 def run(w, cluster, cost, seed=0, mode="fast"):
-    with mock.patch.object(sim.run, "Engine", _Recording):
+    with mock.patch.object(llmsched.sim.run, "Engine", _Recording):
         res = simulate(w, cluster, seed=seed, mode=mode, cost_models=lambda s: cost)
     return res, _Recording.last
 

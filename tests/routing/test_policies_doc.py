@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from policies import registry
+from llmsched.policies import registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 

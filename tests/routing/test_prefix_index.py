@@ -3,7 +3,8 @@ delayed eviction feed (with a negative control: without the feed, evicted prefix
 
 from __future__ import annotations
 
-from sim.prefix_index import EvictionFeed, PrefixIndex
+from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex
+
 from tests.routing.fakes import FakeStats, FakeView
 
 

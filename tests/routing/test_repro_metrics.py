@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from experiments.reproductions.llumnix import fragmentation
+from llmsched.experiments.reproductions.llumnix import fragmentation
 
 
 def _timeline(rows):

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from llmsched.policies.batching.preble_mpq import group_of, mpq_order
+from llmsched.policies.routing.d2lpm import D2LPM
+from llmsched.policies.routing.deepflow import DeepFlow, DeepFlowPublished
+from llmsched.policies.routing.llumnix import Llumnix
+from llmsched.policies.routing.preble import Preble
+from llmsched.policies.routing.sglang_router import (
+    PRESETS,
+    SGLangRouter,
+    SGLangRouterRust,
+    imbalanced,
+)
+from llmsched.policies.routing.weighted_scorer import WeightedScorer
+from llmsched.sim.config import InstanceSpec
 
-from policies.batching.preble_mpq import group_of, mpq_order
-from policies.routing.d2lpm import D2LPM
-from policies.routing.deepflow import DeepFlow, DeepFlowPublished
-from policies.routing.llumnix import Llumnix
-from policies.routing.preble import Preble
-from policies.routing.sglang_router import PRESETS, SGLangRouter, SGLangRouterRust, imbalanced
-from policies.routing.weighted_scorer import WeightedScorer
-from sim.config import InstanceSpec
 from tests.routing.fakes import FakeStats, FakeView
 
 H = [1, 2, 3, 4]  # request 10's hash blocks; prompt 64 tokens = 4 full blocks of 16

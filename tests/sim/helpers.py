@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from sim.cost.base import BatchShape
-from sim.workload.core import Workload
+from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.workload.core import Workload
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def workload(arrivals, prompts, outputs, clients=None, **kw) -> Workload:
 def fast_equals_step(w, cluster, cost, seed: int = 0):
     """Run `w` on `cluster` in fast-forward and in step mode, assert the runs agree bit for bit, and
     return (fast, step)."""
-    from sim.run import simulate
+    from llmsched.sim.run import simulate
 
     fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
     step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)

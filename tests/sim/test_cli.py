@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from sim.results import FILES, load_run
+from llmsched.sim.results import FILES, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llmsched", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, timeout=300)
 
 
@@ -116,8 +115,8 @@ def test_check_on_missing_run_dir_exits_2(tmp_path):
 
 
 def test_saved_run_round_trips(tmp_path):
-    from sim.config import RunConfig
-    from sim.run import run
+    from llmsched.sim.config import RunConfig
+    from llmsched.sim.run import run
 
     res = run(RunConfig.from_dict({"workload": {"source": "poisson", "num_requests": 30},
                                    "cluster": {"instances": [{"kv_capacity_tokens": 20000}]}}))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llmsched.policies import registry
+from llmsched.sim.run import simulate
 
-from policies import registry
-from sim.run import simulate
 from tests.sim.helpers import assert_same_run as _assert_same
 from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import clusters, cost_models, workloads
@@ -37,8 +37,8 @@ def test_fast_forward_equals_step(scenario):
        workloads(max_requests=16, prefixes=False), st.sampled_from(["sarathi", "orca", "vllm"]))
 def test_fast_equals_step_with_catalogue_cost_models(cost_spec, w, batching):
     """The catalogue's cost models (with their scalar fast paths) keep fast == step exact."""
-    from sim.config import ClusterSpec, InstanceSpec
-    from sim.cost import build
+    from llmsched.sim.config import ClusterSpec, InstanceSpec
+    from llmsched.sim.cost import build
 
     spec_str, model, gpu, tp = cost_spec
     cost = build(spec_str, model, gpu, tp)

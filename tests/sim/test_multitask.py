@@ -4,9 +4,9 @@ instance (the two-server cyclic network of Li–Dai–Peng §5.4 is built from t
 from __future__ import annotations
 
 import numpy as np
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.run import simulate
 
-from sim.config import ClusterSpec, InstanceSpec
-from sim.run import simulate
 from tests.sim.helpers import UnitCost, workload
 
 
@@ -32,7 +32,7 @@ def test_children_of_a_rejected_request_are_rejected():
 
 
 def test_merge_keeps_parents_and_pins():
-    from sim.workload.core import merge
+    from llmsched.sim.workload.core import merge
 
     a = workload([0.0, 1.0, 2.0], [4, 4, 4], [3, 2, 1], parent=[-1, 0, 1], pin_instance=[0, -1, 1])
     b = workload([0.5, 1.5], [8, 8], [1, 1], parent=[-1, 0], pin_instance=[-1, 2])

@@ -1,4 +1,4 @@
-"""theory.capacity and `llmsched capacity`: every binding constraint on hand-derived cases."""
+"""llmsched.theory.capacity and `llmsched capacity`: every binding constraint on hand-derived cases."""
 
 import json
 from dataclasses import dataclass
@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost.base import BatchShape, CostModel
-from theory.capacity import capacity
-from theory.fluid import LinearRoundTime, fluid_capacity, mixed_class
-from theory.workload_stats import WorkloadStats
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost.base import BatchShape, CostModel
+from llmsched.theory.capacity import capacity
+from llmsched.theory.fluid import LinearRoundTime, fluid_capacity, mixed_class
+from llmsched.theory.workload_stats import WorkloadStats
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def test_heterogeneous_groups_add_up_with_per_group_cost_models():
 
 
 def test_cli_capacity_json(capsys):
-    from experiments.cli import main
+    from llmsched.experiments.cli import main
 
     rc = main(["capacity", "--workload", "means:100,101", "--cost", "staircase", "--max-batch-requests", "1000000",
                "--kv-capacity-tokens", "100000000", "--json"])
@@ -127,7 +126,7 @@ def test_cli_capacity_json(capsys):
 
 
 def test_cli_capacity_bad_input(capsys):
-    from experiments.cli import main
+    from llmsched.experiments.cli import main
 
     assert main(["capacity", "--workload", "means:1"]) == 2
     assert main(["capacity", "--workload", "means:100,101", "--prefill-instances", "1"]) == 2
@@ -136,8 +135,8 @@ def test_cli_capacity_bad_input(capsys):
 
 
 def test_capacity_accepts_a_workload_and_gives_fluid_slopes():
-    from sim.workload import Workload
-    from theory.capacity import fluid_slopes
+    from llmsched.sim.workload import Workload
+    from llmsched.theory.capacity import fluid_slopes
 
     w = Workload(arrival_s=np.arange(50) * 0.1, client=np.zeros(50, int), prompt_tokens=np.full(50, 100),
                  output_tokens=np.full(50, 101))

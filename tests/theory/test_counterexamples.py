@@ -3,23 +3,27 @@ the stability region, the request-cap vertex where only tile-aligned small round
 two-server Rybko–Stolyar network where work conservation is not enough.
 
 Verdicts come from the stability checker's pure functions (batch-means CI, default 95%, threshold
-1% of the arrival rate). Constructions and their derived numbers: `theory.constructions`.
+1% of the arrival rate). Constructions and their derived numbers: `llmsched.theory.constructions`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from policies import registry
-from policies.api import PlanBuilder
-from proofs_check.stability import backlog_series, backlog_slope, stability_verdict, work_backlog
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost import LinearCost, StaircaseCost
-from sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
-from sim.run import simulate
-from theory.batch_time import staircase
-from theory.constructions import (
+from llmsched.policies import registry
+from llmsched.policies.api import PlanBuilder
+from llmsched.proofs_check.stability import (
+    backlog_series,
+    backlog_slope,
+    stability_verdict,
+    work_backlog,
+)
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost import LinearCost, StaircaseCost
+from llmsched.sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
+from llmsched.sim.run import simulate
+from llmsched.theory.batch_time import staircase
+from llmsched.theory.constructions import (
     VERTEX_C,
     RybkoStolyar,
     ft_overload_rate,
@@ -27,7 +31,7 @@ from theory.constructions import (
     poisson_fixed,
     rybko_stolyar_workload,
 )
-from theory.stability import cap_region_capacity, is_stable
+from llmsched.theory.stability import cap_region_capacity, is_stable
 
 T = staircase(LDP_C_S, LDP_A_S, LDP_B0_TOKENS)
 

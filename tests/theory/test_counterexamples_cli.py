@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from experiments.cli import main
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost import StaircaseCost
-from sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
-from sim.run import simulate
-from theory.batch_time import staircase
-from theory.constructions import ft_overload_rate, ldp_capacity_rps, poisson_fixed
+from llmsched.experiments.cli import main
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost import StaircaseCost
+from llmsched.sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
+from llmsched.sim.run import simulate
+from llmsched.theory.batch_time import staircase
+from llmsched.theory.constructions import ft_overload_rate, ldp_capacity_rps, poisson_fixed
 
 T = staircase(LDP_C_S, LDP_A_S, LDP_B0_TOKENS)
 

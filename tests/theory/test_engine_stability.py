@@ -3,7 +3,7 @@ capacity and their token backlog grows at the fluid slope λm − C at 1.1× and
 
 Setup: the paper's staircase (CodeLlama-34B/A100), b_max = 512, fixed (100, 101)-token requests
 (100 prefill + 100 decode tokens of work), Poisson arrivals, no KV or request-cap limit. Capacity
-λ* = 512 / (t(512)·200) = 16.71 requests/s (closed form, `theory.stability`). Verdicts come from the
+λ* = 512 / (t(512)·200) = 16.71 requests/s (closed form, `llmsched.theory.stability`). Verdicts come from the
 stability checker on the exact token backlog. Tolerance (derived, not tuned): the checker's
 batch-means CI, at a Bonferroni-corrected confidence 1 − 0.05/k over the k fluid-slope comparisons
 of the module, so the whole module has at most a 5% chance of a false failure.
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from proofs_check.stability import backlog_slope, stability_verdict, work_backlog
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost import StaircaseCost
-from sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
-from sim.run import simulate
-from theory.batch_time import staircase
-from theory.constructions import ldp_capacity_rps, poisson_fixed
-from theory.stability import fluid_backlog_slope
+from llmsched.proofs_check.stability import backlog_slope, stability_verdict, work_backlog
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost import StaircaseCost
+from llmsched.sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
+from llmsched.sim.run import simulate
+from llmsched.theory.batch_time import staircase
+from llmsched.theory.constructions import ldp_capacity_rps, poisson_fixed
+from llmsched.theory.stability import fluid_backlog_slope
 
 T = staircase(LDP_C_S, LDP_A_S, LDP_B0_TOKENS)
 B_MAX = 512

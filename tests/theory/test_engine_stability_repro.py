@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from experiments.registry import all_reproductions
-from experiments.reproductions import slai as slai_repro
-from experiments.reproductions import stability as stab_repro
+from llmsched.experiments.registry import all_reproductions
+from llmsched.experiments.reproductions import slai as slai_repro
+from llmsched.experiments.reproductions import stability as stab_repro
 
 
 def test_registered():

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from theory.batch_time import staircase
-from theory.fluid import (
+from llmsched.theory.batch_time import staircase
+from llmsched.theory.fluid import (
     LinearRoundTime,
     RequestClass,
     decode_pool_class,
@@ -21,7 +20,7 @@ from theory.fluid import (
     split_capacity,
     staircase_capacity,
 )
-from theory.workload_stats import WorkloadStats
+from llmsched.theory.workload_stats import WorkloadStats
 
 RT = LinearRoundTime(base_s=0.01, per_token_s=1e-4)
 
@@ -68,7 +67,7 @@ def test_chunked_prefill_kv_rounds_exact_over_whole_periods():
 
 
 def test_workload_stats_from_workload():
-    from sim.workload import Workload
+    from llmsched.sim.workload import Workload
 
     w = Workload(arrival_s=[0.0, 1.0, 2.0, 4.0], client=[0, 0, 0, 0], prompt_tokens=[10, 20, 30, 40],
                  output_tokens=[1, 2, 3, 4])

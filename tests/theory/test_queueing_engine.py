@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from llmsched.proofs_check.stability import work_backlog
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost import LinearCost
+from llmsched.sim.run import simulate
+from llmsched.sim.workload.core import Workload
+from llmsched.theory.capacity import capacity
+from llmsched.theory.constructions import md1_stream
+from llmsched.theory.queueing import distserve_ttft_single
+from llmsched.theory.workload_stats import WorkloadStats
 from scipy import stats as sps
-
-from proofs_check.stability import work_backlog
-from sim.config import ClusterSpec, InstanceSpec
-from sim.cost import LinearCost
-from sim.run import simulate
-from sim.workload.core import Workload
-from theory.capacity import capacity
-from theory.constructions import md1_stream
-from theory.queueing import distserve_ttft_single
-from theory.workload_stats import WorkloadStats
 
 SERVICE_S = 0.01  # one 100-token prompt at 1e-4 s/token: D = 10 ms
 PROMPT = 100

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats as sps
-
-from theory.queueing import (
+from llmsched.theory.queueing import (
     distserve_ttft_inter_op,
     distserve_ttft_intra_op,
     distserve_ttft_replicated,
@@ -19,6 +17,7 @@ from theory.queueing import (
     mg1_mean_sojourn,
     mg1_mean_wait,
 )
+from scipy import stats as sps
 
 
 def lindley_waits(interarrivals: np.ndarray, services: np.ndarray) -> np.ndarray:

@@ -7,9 +7,13 @@ called stable, and the CI must cover the true slope at (about) its nominal rate.
 import numpy as np
 import pandas as pd
 import pytest
+from llmsched.proofs_check.stability import (
+    backlog_series,
+    backlog_slope,
+    check_stability,
+    work_backlog,
+)
 from scipy import stats as sps
-
-from proofs_check.stability import backlog_series, backlog_slope, check_stability, work_backlog
 
 
 def mm1_backlog(lam: float, mu: float, horizon_s: float, seed: int):
@@ -185,7 +189,7 @@ def test_exact_work_backlog_ends_segments_at_completions_before_idle():
 
 
 def test_cli_exit_codes(tmp_path):
-    from experiments.cli import main
+    from llmsched.experiments.cli import main
 
     stable = _save(fcfs_run(7.0, 2500.0, 20_000, seed=13), tmp_path / "s")
     unstable = _save(fcfs_run(12.0, 2500.0, 20_000, seed=14), tmp_path / "u")

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from theory.batch_time import linear, staircase
-from theory.stability import (
+from llmsched.theory.batch_time import linear, staircase
+from llmsched.theory.stability import (
     ClassLoad,
     best_token_rate,
     cap_region_capacity,
@@ -156,7 +155,7 @@ def test_cost_model_is_accepted_as_batch_time():
     """A `CostModel` (here a staircase test double over BatchShape) gives the same capacity as t(b)."""
     from dataclasses import dataclass
 
-    from sim.cost.base import BatchShape
+    from llmsched.sim.cost.base import BatchShape
 
     @dataclass(frozen=True)
     class StairModel:

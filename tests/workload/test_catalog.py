@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
-
-from experiments.cli import main
-from sim.config import WorkloadSpec, freeze_params
-from sim.errors import InputError
-from sim.workload import catalog, generic
+from llmsched.experiments.cli import main
+from llmsched.sim.config import WorkloadSpec, freeze_params
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import catalog, generic
 
 REQUIRED_NAMES = {
     "azure-conv-2023", "azure-code-2023", "mooncake-conversation", "mooncake-synthetic", "lmsys-arena-vtc",

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sim.errors import InputError
-from sim.workload import generic
-from sim.workload.core import Workload
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import generic
+from llmsched.sim.workload.core import Workload
 
 COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens", "client", "priority", "ttft_slo_s", "tbt_slo_s",
            "hash_offsets", "hash_values")

@@ -6,10 +6,9 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sim.workload import programs
-from sim.workload.hashing import ContentTree, mix63
-from sim.workload.lengths import LengthSpec
+from llmsched.sim.workload import programs
+from llmsched.sim.workload.hashing import ContentTree, mix63
+from llmsched.sim.workload.lengths import LengthSpec
 
 L = LengthSpec("uniform", input_min=1, input_max=120, output_min=1, output_max=90)
 

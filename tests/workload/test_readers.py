@@ -6,10 +6,9 @@ import time
 
 import numpy as np
 import pytest
-
-from sim.errors import InputError
-from sim.workload import readers
-from sim.workload.readers import DATA_DIR, TRACES_DIR
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import readers
+from llmsched.sim.workload.readers import DATA_DIR, TRACES_DIR
 
 
 def test_data_lives_in_the_repo():

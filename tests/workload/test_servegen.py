@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from sim.errors import InputError
-from sim.workload import servegen
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import servegen
 
 
 @pytest.mark.parametrize("model, rows, clients", [("m-large", 326592, 162), ("m-mid", 219744, 109),

@@ -20,8 +20,7 @@ No solver calls here.
 from __future__ import annotations
 
 import numpy as np
-
-from theory.placement.flow import FastFlow, FlowProblem, Placement
+from llmsched.theory.placement.flow import FastFlow, FlowProblem, Placement
 
 
 def _stage_count(p: FlowProblem, nodes: list[int]) -> int:
@@ -133,8 +132,8 @@ def separate_pipelines(p: FlowProblem) -> Placement:
 
 
 def separate_pipelines_plus(p: FlowProblem) -> Placement:
-    from theory.placement.heuristic import best_stage_plan
-    from theory.placement.profiles import infinite_network_bound
+    from llmsched.theory.placement.heuristic import best_stage_plan
+    from llmsched.theory.placement.profiles import infinite_network_bound
 
     plc: Placement = {}
     for grp in type_groups(p):

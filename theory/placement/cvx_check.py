@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
-
-from theory.placement.flow import FlowProblem, Placement
-from theory.placement.spec import SINK, SOURCE
+from llmsched.theory.placement.flow import FlowProblem, Placement
+from llmsched.theory.placement.spec import SINK, SOURCE
 
 
 def solve_cvxpy(p: FlowProblem, solver: str | None = None) -> tuple[float, Placement]:

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+from llmsched.theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
-
-from theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
 
 Placement = dict[int, tuple[int, int]]
 
@@ -54,7 +53,7 @@ class FlowProblem:
 def make_problem(cluster: PlacementCluster, model: ModelSpec, caps: list[list[float]] | None = None,
                  prune_keep: int | None = None, capacity_model: str = "helix") -> FlowProblem:
     """capacity_model: how T_i(k) is derived when `caps` is not given (`profiles.CAPACITY_MODELS`)."""
-    from theory.placement.profiles import node_capacities
+    from llmsched.theory.placement.profiles import node_capacities
 
     caps = caps if caps is not None else node_capacities(cluster, model, capacity_model)
     edges = cluster.directed_edges(model)

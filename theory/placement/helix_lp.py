@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-
-from theory.placement.flow import FlowProblem, Placement, enabled, solve_flow
+from llmsched.theory.placement.flow import FlowProblem, Placement, enabled, solve_flow
 
 
 def check_in_helix_lp(lp_gz: str | Path, p: FlowProblem, plc: Placement) -> dict:

@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from theory.placement.flow import FastFlow, FlowProblem, Placement
+from llmsched.theory.placement.flow import FastFlow, FlowProblem, Placement
 
 
 def stage_construction(p: FlowProblem, target: float, rng: np.random.Generator | None = None,

@@ -13,10 +13,11 @@ import operator
 import tomllib
 from pathlib import Path
 
-from sim.errors import InputError
-from theory.placement.spec import SINK, SOURCE, GpuNode, Link, PlacementCluster
+from llmsched.sim.errors import InputError
+from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
+from llmsched.theory.placement.spec import SINK, SOURCE, GpuNode, Link, PlacementCluster
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "helix"
+DATA_DIR = BUNDLED_DATA_DIR / "helix"
 
 # Helix `simulator/event_simulator/utils.py` L15-L25 (bytes-based despite the names).
 HELIX_UNITS = {

@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass, field
 
 import pulp
-
-from theory.placement.flow import FlowProblem, Placement
-from theory.placement.spec import SINK, SOURCE
+from llmsched.theory.placement.flow import FlowProblem, Placement
+from llmsched.theory.placement.spec import SINK, SOURCE
 
 
 @dataclass
@@ -90,7 +89,7 @@ def build_model(p: FlowProblem, partial_inference: bool = False):
 
 def _set_start(p: FlowProblem, plc: Placement, start, hold, flow, switch) -> None:
     """Write a full warm start (layout + its max flow + switches) into the variables."""
-    from theory.placement.flow import enabled, solve_flow
+    from llmsched.theory.placement.flow import enabled, solve_flow
 
     res = solve_flow(p, plc)
     for i in range(p.n):

@@ -11,10 +11,10 @@ import csv
 import json
 from pathlib import Path
 
-from sim.errors import InputError
-from theory.placement.flow import FlowProblem, Placement, flow_graph, solve_flow
-from theory.placement.io import write_helix_layout
-from theory.placement.spec import SINK, SOURCE
+from llmsched.sim.errors import InputError
+from llmsched.theory.placement.flow import FlowProblem, Placement, flow_graph, solve_flow
+from llmsched.theory.placement.io import write_helix_layout
+from llmsched.theory.placement.spec import SINK, SOURCE
 
 PLAN_VERSION = 1
 
@@ -112,7 +112,7 @@ def read_plan(plan_dir: str | Path) -> tuple[dict, list[dict], dict]:
 
 def _check_plan_shape(path: Path, plan) -> None:
     """The fields the checker reads, with the right types (one clear line instead of a traceback)."""
-    from theory.placement.spec import MODELS
+    from llmsched.theory.placement.spec import MODELS
 
     def bad(field: str, problem: str) -> InputError:
         return InputError(str(path), field, problem, "pass a directory written by `llmsched place`")
@@ -148,7 +148,7 @@ def placement_from_plan(plan: dict) -> Placement:
 def layout_figure(p: FlowProblem, plc: Placement, node_flow: dict[int, float], out_dir: str | Path,
                   title: str = "") -> list[Path]:
     """Bars of each node's layer range, coloured by GPU type, shaded by flow / capacity."""
-    from experiments.style import figure, save
+    from llmsched.experiments.style import figure, save
 
     fig, ax = figure("text", height_in=0.16 * p.n + 0.8)
     types = sorted({nd.gpu_type for nd in p.cluster.nodes})

@@ -21,10 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from sim.errors import InputError
-from theory.placement.io import DATA_DIR
-from theory.placement.spec import ModelSpec, PlacementCluster
+from llmsched.sim.errors import InputError
+from llmsched.theory.placement.io import DATA_DIR
+from llmsched.theory.placement.spec import ModelSpec, PlacementCluster
 
 AVG_INPUT_LEN = 750  # Helix utils.py L37
 AVG_OUTPUT_LEN = 240  # L38

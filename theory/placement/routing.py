@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from theory.placement.spec import SINK, SOURCE
+from llmsched.theory.placement.spec import SINK, SOURCE
 
 MIN_FLOW_SHARE = 0.05  # Helix scheduler_core.py: candidates below 5% of the used out-flow are masked
 

@@ -19,16 +19,15 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from theory.placement.flow import FlowProblem, Placement, solve_flow
-from theory.placement.profiles import (
+from llmsched.theory.placement.flow import FlowProblem, Placement, solve_flow
+from llmsched.theory.placement.profiles import (
     AVG_INPUT_LEN,
     AVG_OUTPUT_LEN,
     load_profiles,
     typical_batch_table,
 )
-from theory.placement.routing import FlowRouter
-from theory.placement.spec import SINK, SOURCE
+from llmsched.theory.placement.routing import FlowRouter
+from llmsched.theory.placement.spec import SINK, SOURCE
 
 BATCH_LIMITS = ("profile", "typical")
 # Helix's Azure Conversation preprocessing drops requests with input > 2048 or output > 1024 tokens

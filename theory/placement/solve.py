@@ -15,8 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from theory.placement import baselines
-from theory.placement.flow import (
+from llmsched.theory.placement import baselines
+from llmsched.theory.placement.flow import (
     FastFlow,
     FlowProblem,
     Placement,
@@ -24,9 +24,14 @@ from theory.placement.flow import (
     make_problem,
     solve_flow,
 )
-from theory.placement.heuristic import best_stage_plan, best_type_dp_plan, fill_unused, local_search
-from theory.placement.profiles import coverage_bound, infinite_network_bound
-from theory.placement.spec import ModelSpec, PlacementCluster
+from llmsched.theory.placement.heuristic import (
+    best_stage_plan,
+    best_type_dp_plan,
+    fill_unused,
+    local_search,
+)
+from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.spec import ModelSpec, PlacementCluster
 
 METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
 # Helix AE pruning (top-12 links per node) for the geo-distributed and 42-node setups
@@ -104,7 +109,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     _say(log, f"[heuristic] {heur_v:.2f} tokens/s after {t_heur:.1f}s (seed {best_name})", quiet)
     milp_info: dict = {}
     if method == "milp":
-        from theory.placement.milp import solve_milp
+        from llmsched.theory.placement.milp import solve_milp
 
         pk = prune_keep if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
         warm = best

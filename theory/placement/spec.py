@@ -1,6 +1,6 @@
 """Placement specs: the heterogeneous cluster (GPU nodes, NICs, links, coordinator) and the model.
 
-Plain frozen dataclasses in SI units (bytes, bytes/s, seconds); readers in `theory.placement.io`
+Plain frozen dataclasses in SI units (bytes, bytes/s, seconds); readers in `llmsched.theory.placement.io`
 convert Helix `.ini` files and our own TOML into these once. Nothing here solves anything.
 """
 

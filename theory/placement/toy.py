@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 
-from theory.placement.flow import FastFlow, FlowProblem, Placement
-from theory.placement.spec import SINK, SOURCE, GpuNode, Link, ModelSpec, PlacementCluster
+from llmsched.theory.placement.flow import FastFlow, FlowProblem, Placement
+from llmsched.theory.placement.spec import SINK, SOURCE, GpuNode, Link, ModelSpec, PlacementCluster
 
 TOY_ACTIVATION_BYTES = 1000.0
 
@@ -38,7 +38,7 @@ def all_placements(p: FlowProblem):
 
 
 def brute_force(p: FlowProblem, partial: bool = False) -> tuple[float, Placement]:
-    from theory.placement.flow import solve_flow
+    from llmsched.theory.placement.flow import solve_flow
 
     ff = FastFlow(p, scale=1e6)
     best, best_v = None, -1.0
