@@ -15,11 +15,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import least_squares
+
 from llmsched.sim.cost import comm, refdata
 from llmsched.sim.cost.reference_points import ASSUMPTIONS, RefPoint, predict, reference_points
 from llmsched.sim.cost.roofline import RooflineParams
 from llmsched.sim.hardware import get_gpu
-from scipy.optimize import least_squares
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -25,6 +25,11 @@ class Comparison:
     How the runner judges agreement when `agrees` is None (`llmsched.experiments.reproduce.judge`):
     "ratio"/"within" need a `tolerance`; "direction" takes either a bound as the paper value
     ("> 1", ">= 0", "< 0.5") that ours must satisfy, or a number whose sign ours must share.
+
+    headline: this comparison carries the paper's headline claim. A reproduction's status is
+    judged from its headline comparisons alone (`llmsched.experiments.reproduce.repro_status`).
+    direction: for a headline, the bound ours must meet for "direction only" when the magnitude
+    misses its tolerance ("> 1": ours is better in the paper's direction).
     """
 
     metric: str
@@ -35,6 +40,8 @@ class Comparison:
     tolerance: float | None = None
     note: str = ""
     agrees: bool | None = None
+    headline: bool = False
+    direction: str | None = None
 
 
 @dataclass

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from llmsched.experiments import atomic
+from llmsched.experiments.reproduce import NO_HEADLINE, repro_status
 from llmsched.sim.errors import InputError
 
 DEFAULT_OUTPUT = Path("docs") / "reproductions.md"
@@ -65,13 +67,43 @@ def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     return entries
 
 
+def _status(meta: dict[str, Any]) -> str:
+    """The reproduction's status: failed runs first, else judged from its headline comparisons."""
+    if meta.get("status") != "ok":
+        return "failed"
+    return repro_status(meta.get("_comparisons"))
+
+
+def _headline_rows(entries: list[dict[str, Any]]) -> list[str]:
+    """The at-a-glance table: each headline claim, the paper's number, ours and the status."""
+    lines = ["| paper | headline claim | paper | ours | status | why (where ours differs) |",
+             "|---|---|---:|---:|---|---|"]
+    for m in entries:
+        comp = m.get("_comparisons")
+        status = _status(m)
+        if comp is None or "headline" not in comp or not comp["headline"].any():
+            if status == "failed":
+                lines.append(f"| {m.get('paper', '')} | [{m['name']}](#{m['name'].lower()}) | — | — | failed | "
+                             f"{_fmt(m.get('error', ''))} |")
+            continue
+        for r in comp[comp["headline"].astype(bool)].to_dict("records"):
+            agrees = r["agrees"]
+            why = "" if agrees is True or agrees == True else _fmt(r["note"]) if r["note"] else ""  # noqa: E712
+            unit = f" {r['unit']}" if r.get("unit") else ""
+            lines.append(f"| {m.get('paper', '')} | [{_fmt(r['metric'])}](#{m['name'].lower()}) | "
+                         f"{_fmt(r['paper_value'])}{unit} | {_fmt(r['ours'])}{unit} | {status} | {why} |")
+    return lines
+
+
 def _comparison_table(df: pd.DataFrame) -> list[str]:
     lines = ["| metric | paper | ours | unit | ours / paper | relation | agrees | note |",
              "|---|---:|---:|---|---:|---|---|---|"]
     for r in df.to_dict("records"):
         rel = r["relation"] + (f" (±{_fmt(r['tolerance'])})" if r.get("tolerance") not in (None,) and
                                not (isinstance(r.get("tolerance"), float) and math.isnan(r["tolerance"])) else "")
-        lines.append(f"| {_fmt(r['metric'])} | {_fmt(r['paper_value'])} | {_fmt(r['ours'])} | {r['unit'] or ''} | "
+        metric = f"**{_fmt(r['metric'])}** (headline)" if r.get("headline") is True or r.get("headline") == True \
+            else _fmt(r["metric"])  # noqa: E712
+        lines.append(f"| {metric} | {_fmt(r['paper_value'])} | {_fmt(r['ours'])} | {r['unit'] or ''} | "
                      f"{_fmt(r['ratio'])} | {rel} | {_agree_mark(r['agrees'])} | {_fmt(r['note']) if r['note'] else ''} |")
     return lines
 
@@ -79,7 +111,7 @@ def _comparison_table(df: pd.DataFrame) -> list[str]:
 def _section(meta: dict[str, Any], report_dir: Path) -> list[str]:
     name = meta["name"]
     lines = [f"## {name}", "", f"**{meta.get('paper', '')}**, {meta.get('target', '')}. "
-             f"Mode: {meta.get('mode', '?')}; seed {meta.get('seed', '?')}; "
+             f"Status: **{_status(meta)}**. Mode: {meta.get('mode', '?')}; seed {meta.get('seed', '?')}; "
              f"commit `{meta.get('commit') or 'unknown'}`; wall time {_fmt(meta.get('wall_s'))} s.", ""]
     if meta.get("description"):
         lines += [" ".join(meta["description"].split()), ""]
@@ -118,6 +150,9 @@ def build_report(results_dir: str | Path, output: str | Path = DEFAULT_OUTPUT) -
     output = Path(output)
     report_dir = output.parent
     report_dir.mkdir(parents=True, exist_ok=True)
+    modes = sorted({str(m.get("mode", "?")) for m in entries})
+    statuses = [_status(m) for m in entries]
+    counted = [s for s in statuses if s != NO_HEADLINE]
     lines = [
         "# Reproductions",
         "",
@@ -125,17 +160,32 @@ def build_report(results_dir: str | Path, output: str | Path = DEFAULT_OUTPUT) -
         "",
         "Each section is one registered reproduction: the paper and the figure or table it reproduces, "
         "the command, seed and commit it ran with, our figure, and every published number next to ours. "
-        "Regenerate with `llmsched reproduce --all --quick --out results` (or `llmsched report results`).",
+        "A reproduction's status is judged from its headline comparisons: **reproduced** (every headline "
+        "number within its stated tolerance), **direction only** (ours points the paper's way but misses "
+        "the magnitude), **not reproduced**; the row says why where ours differs. "
+        "Regenerate with `llmsched reproduce --all --out results --report docs/reproductions.md` "
+        "(full mode), or `llmsched report results -o docs/reproductions.md`.",
+        "",
+        f"Mode: {', '.join(modes)}. Headline claims: {sum(s == 'reproduced' for s in counted)} reproduced, "
+        f"{sum(s == 'direction only' for s in counted)} direction only, "
+        f"{sum(s in ('not reproduced', 'failed') for s in counted)} not reproduced or failed, "
+        f"of {len(counted)} reproductions with a headline.",
+        "",
+        "## Headline claims",
+        "",
+        *_headline_rows(entries),
+        "",
+        "## All reproductions",
         "",
         "| reproduction | paper | target | mode | status | agree / compared | wall time (s) |",
         "|---|---|---|---|---|---:|---:|",
     ]
-    for m in entries:
+    for m, status in zip(entries, statuses):
         comp = m.get("_comparisons")
         n = 0 if comp is None else len(comp)
         agree = 0 if comp is None else int((comp["agrees"] == True).sum())  # noqa: E712
         lines.append(f"| [{m['name']}](#{m['name'].lower()}) | {m.get('paper', '')} | {m.get('target', '')} | "
-                     f"{m.get('mode', '')} | {m.get('status', '?')} | {agree} / {n} | {_fmt(m.get('wall_s'))} |")
+                     f"{m.get('mode', '')} | {status} | {agree} / {n} | {_fmt(m.get('wall_s'))} |")
     lines.append("")
     for m in entries:
         lines += _section(m, report_dir)

@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
 from llmsched.experiments import atomic
 from llmsched.experiments.registry import (
     Comparison,
@@ -36,7 +38,10 @@ from llmsched.experiments.tables import write_table
 from llmsched.sim.errors import InputError
 
 COMPARISON_COLUMNS = ["metric", "paper_value", "ours", "unit", "relation", "tolerance", "ratio",
-                      "agrees", "note"]
+                      "agrees", "note", "headline", "direction", "direction_met"]
+
+REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED, NO_HEADLINE = (
+    "reproduced", "direction only", "not reproduced", "no headline")
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,41 @@ def comparisons_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
         ratio, agrees = judge(c)
         rows.append({"metric": c.metric, "paper_value": str(c.paper_value), "ours": str(c.ours),
                      "unit": c.unit, "relation": c.relation, "tolerance": c.tolerance, "ratio": ratio,
-                     "agrees": agrees, "note": c.note})
+                     "agrees": agrees, "note": c.note, "headline": bool(c.headline),
+                     "direction": c.direction, "direction_met": direction_met(c)})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def direction_met(c: Comparison) -> bool | None:
+    """Whether ours meets the comparison's `direction` bound (None without a bound or a number)."""
+    bound = threshold(c.direction) if c.direction else None
+    ours = _number(c.ours)
+    if bound is None or ours is None:
+        return None
+    op, x = bound
+    return {">": ours > x, ">=": ours >= x, "<": ours < x, "<=": ours <= x}[op]
+
+
+def repro_status(comparisons: pd.DataFrame | None) -> str:
+    """A reproduction's status from its headline comparisons.
+
+    reproduced: every headline agrees (within its tolerance); direction only: every headline that
+    misses meets its direction bound; not reproduced: otherwise. Without a headline: "no headline".
+    """
+    if comparisons is None or "headline" not in comparisons or not comparisons["headline"].any():
+        return NO_HEADLINE
+    heads = comparisons[comparisons["headline"].astype(bool)]
+    missed = [i for i, agrees in zip(heads.index, heads["agrees"]) if not _true(agrees)]
+    if not missed:
+        return REPRODUCED
+    if all(_true(heads.at[i, "direction_met"]) for i in missed):
+        return DIRECTION_ONLY
+    return NOT_REPRODUCED
+
+
+def _true(x: Any) -> bool:
+    """True for a true boolean (numpy's too); False for False, None and NaN (undecided)."""
+    return isinstance(x, bool | np.bool_) and bool(x)
 
 
 def _keep_figures(figures: Sequence[Path | str], out_dir: Path) -> list[str]:
@@ -177,7 +215,7 @@ def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command
         comp = comparisons_frame(result.comparisons)
         write_table(comp, out_dir, "comparisons")
         meta.update(tables=tables, figures=_keep_figures(result.figures, out_dir), notes=result.notes,
-                    comparisons=len(comp), agree=int((comp["agrees"] == True).sum()),  # noqa: E712
+                    comparisons=len(comp), reproduction_status=repro_status(comp), agree=int((comp["agrees"] == True).sum()),  # noqa: E712
                     disagree=int((comp["agrees"] == False).sum()))  # noqa: E712
     except Exception as exc:
         status = "failed"

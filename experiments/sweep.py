@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from llmsched.experiments import atomic
 from llmsched.experiments.tables import flatten, write_table
 from llmsched.sim.config import read_toml

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.sim.errors import InputError
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from llmsched.proofs_check._service_log import (
     SavedRun,
     ServiceGrid,

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import networkx as nx
+
 from llmsched.proofs_check.registry import checker
 from llmsched.proofs_check.verdict import Verdict
 from llmsched.sim.errors import InputError

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
+
 from llmsched.proofs_check.registry import checker
 from llmsched.proofs_check.verdict import Verdict
 from llmsched.sim.errors import InputError
-from scipy import stats as sps
 
 __all__ = ["METRICS", "SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict",
            "work_backlog"]

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
 from llmsched.sim.instance import Instance, ServiceFacts
 from llmsched.sim.state import (
     DECODING,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.state import DONE, REJECTED, RequestTable
 

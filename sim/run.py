@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
 from llmsched.policies import registry
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
 from llmsched.sim.cost.base import CostModel

@@ -8,6 +8,7 @@ through views. Must not contain scheduling logic.
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.sim.workload.core import Workload
 
 # request life cycle

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.cost.base import BatchShape, CostModel
 
 #: t(b): seconds of one round (iteration) that computes b tokens; vectorised over numpy arrays.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost.base import CostModel
 from llmsched.sim.workload.core import Workload

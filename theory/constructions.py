@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.workload.core import Workload
 from llmsched.theory.batch_time import BatchTime, eval_batch_time
 from llmsched.theory.stability import request_capacity

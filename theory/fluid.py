@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cvxpy as cp
 import numpy as np
+
 from llmsched.theory.batch_time import BatchTime, eval_batch_time
 from llmsched.theory.workload_stats import WorkloadStats
 

@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linprog
+from scipy.spatial import ConvexHull, QhullError
+
 from llmsched.theory.batch_time import (
     BatchTime,
     RoundTime,
     eval_batch_time,
     round_time_from_batch_time,
 )
-from scipy.optimize import linprog
-from scipy.spatial import ConvexHull, QhullError
 
 __all__ = [
     "ClassLoad",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from llmsched.theory.fairness import jain_index  # noqa: F401 - re-exported for the reproductions
 
 WINDOW_S = 60.0  # plot_revision.py: window = 60

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from llmsched.sim.config import ClusterSpec, RunConfig
 from llmsched.sim.run import simulate
 

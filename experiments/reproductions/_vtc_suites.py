@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
 from llmsched.sim.workload.core import Workload
 

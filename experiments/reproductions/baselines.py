@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 from llmsched.experiments.reproductions._fair_metrics import jain_index

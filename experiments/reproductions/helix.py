@@ -15,6 +15,7 @@ import csv
 import time
 
 import pandas as pd
+
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 from llmsched.theory.placement.baselines import group_map, separate_pipelines, swarm
 from llmsched.theory.placement.flow import make_problem, solve_flow

@@ -13,6 +13,7 @@ size sees the same per-instance load. Quick mode: the first 500 requests; full: 
 from __future__ import annotations
 
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 from llmsched.experiments.reproductions._routing_common import latency_row, run_rows

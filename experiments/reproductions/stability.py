@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from llmsched.experiments import style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
 from llmsched.experiments.reproductions import _fair_metrics as fm

@@ -9,6 +9,7 @@ choice among them each round. Owns only its decision rule; the engine owns memor
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.policies.api import InstanceView, Plan, PlanBuilder
 from llmsched.policies.registry import BATCHING, register
 

@@ -12,6 +12,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+
 from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import Admitter
 from llmsched.policies.registry import BATCHING, register

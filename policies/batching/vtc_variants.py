@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from llmsched.policies.api import InstanceView
 from llmsched.policies.batching.vtc import VirtualTokenCounter
 from llmsched.policies.registry import BATCHING, register

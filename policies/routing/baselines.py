@@ -7,6 +7,7 @@ index, so every router is deterministic given its random stream.
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.policies.api import ClusterView
 from llmsched.policies.registry import ROUTING, register
 

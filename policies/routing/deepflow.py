@@ -10,6 +10,7 @@ Owns the heatmap (computed once from the instances' catalogue cost models) and n
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.policies.registry import ROUTING, register
 
 PREFILL_BINS = (128, 512, 2048, 8192, 32768)  # our choice: powers of 4 up to long context

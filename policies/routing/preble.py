@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.spot import DEFAULT_GRACE_S, Notice, SpotController, poisson_notices
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.cost import refdata
 from llmsched.sim.hardware import GPU, get_gpu
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
 from llmsched.sim.cost import refdata
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.errors import InputError

@@ -13,6 +13,7 @@ import json
 from functools import cache
 
 import numpy as np
+
 from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
 
 REF_DIR = BUNDLED_DATA_DIR / "reference"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
 from llmsched.sim.cost import refdata
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.cost.roofline import RooflineCost, RooflineParams

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from llmsched.sim.cost import comm
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.hardware import GPU, Model, effective_tp, get_gpu, get_model

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.cost.base import BatchShape
 
 # Li, Dai, Peng, "Throughput-optimal scheduling algorithms for LLM inference and AI agents"

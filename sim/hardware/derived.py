@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware.catalogue import GPU, Model, get_gpu, get_model, gpu_names
 

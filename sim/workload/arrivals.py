@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 
 _CHUNK_MIN = 64

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from llmsched.sim.config import WorkloadSpec, params_dict
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload import generic, programs, readers, servegen

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
 from llmsched.sim.workload.validate import (

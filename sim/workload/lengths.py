@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 
 LENGTH_KINDS = ("fixed", "uniform", "lognormal", "empirical")

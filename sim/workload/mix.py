@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload.arrivals import ArrivalSpec
 from llmsched.sim.workload.core import Workload, merge

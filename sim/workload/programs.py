@@ -8,6 +8,7 @@ Arrivals of follow-up requests are open loop (fixed/think-time offsets, not comp
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload.core import Workload
 from llmsched.sim.workload.hashing import ContentTree, seed_salt

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.paths import DATA_DIR as BUNDLED_DATA_DIR
 from llmsched.sim.workload.core import Workload

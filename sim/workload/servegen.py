@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload.core import Workload
 from llmsched.sim.workload.readers import TRACES_DIR

@@ -1,9 +1,10 @@
 """The fitted roofline reproduces its own fitting data within the error data/reference/fits.json
 reports, meets the calibration target, and is what `build('roofline', ...)` uses."""
 
-import llmsched.sim.cost as C
 import numpy as np
 import pytest
+
+import llmsched.sim.cost as C
 from llmsched.sim.cost import refdata
 from llmsched.sim.cost.reference_points import predict, reference_points
 from llmsched.sim.cost.roofline import RooflineParams

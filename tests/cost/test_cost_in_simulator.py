@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost.profiled import profiled_tables
 from llmsched.sim.errors import InputError

@@ -3,11 +3,12 @@ and the element-wise (1 vs n iterations bit-identical) property for every model.
 
 import dataclasses
 
-import llmsched.sim.cost as C
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import llmsched.sim.cost as C
 from llmsched.sim.cost import refdata
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.cost.profiled import profiled_tables

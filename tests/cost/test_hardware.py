@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import (

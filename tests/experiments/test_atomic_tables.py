@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from llmsched.experiments import atomic
 from llmsched.experiments.tables import flatten, write_table
 

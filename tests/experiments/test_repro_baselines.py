@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from llmsched.experiments import sweep
 from llmsched.experiments.reproductions import baselines
 

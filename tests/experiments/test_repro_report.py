@@ -7,6 +7,7 @@ import json
 import math
 
 import pandas as pd
+
 from llmsched.experiments import report
 from llmsched.experiments.registry import Comparison
 from llmsched.experiments.reproduce import comparisons_frame
@@ -41,7 +42,7 @@ def test_report_from_results_only(tmp_path):
     report.build_report(res, out)
     text = out.read_text()
     assert text.startswith("# Reproductions") and "do not edit by hand" in text
-    assert "| [alpha](#alpha) | P | Fig. 1 | quick | ok | 1 / 2 | 1.5 |" in text
+    assert "| [alpha](#alpha) | P | Fig. 1 | quick | no headline | 1 / 2 | 1.5 |" in text
     assert "| [beta](#beta) | P | Fig. 1 | quick | failed | 0 / 0 | 1.5 |" in text
     assert "![alpha: a](figures/reproductions/alpha/a.png)" in text
     assert (out.parent / "figures" / "reproductions" / "alpha" / "a.png").read_bytes() == b"\x89PNG fake"
@@ -55,3 +56,24 @@ def test_report_from_results_only(tmp_path):
     assert out.read_text() == first
     df = pd.read_parquet(res / "alpha" / "comparisons.parquet")
     assert list(df["agrees"]) == [True, False]
+
+
+def test_headline_summary_and_status(tmp_path):
+    res = tmp_path / "res"
+    # gamma: its headline misses the magnitude but meets the direction; a non-headline miss too
+    _entry(res, "gamma", comps=[Comparison("speed-up", 7.18, 1.9, "x", "ratio", 0.25, note="no router latency",
+                                           headline=True, direction="> 1"),
+                                Comparison("other", 2.0, 9.0, "x", "ratio", 0.1)])
+    _entry(res, "delta", comps=[Comparison("capacity", 2.6, 2.5, "x", "ratio", 0.25, headline=True)])
+    _entry(res, "eps", comps=[Comparison("p99", 15.6, 0.98, "x", "ratio", 0.25, note="no knee",
+                                         headline=True, direction="> 1")])
+    out = tmp_path / "r.md"
+    report.build_report(res, out)
+    text = out.read_text()
+    assert "## Headline claims" in text
+    assert "| P | [speed-up](#gamma) | 7.18 x | 1.9 x | direction only | no router latency |" in text
+    assert "| P | [capacity](#delta) | 2.6 x | 2.5 x | reproduced |  |" in text
+    assert "| P | [p99](#eps) | 15.6 x | 0.98 x | not reproduced | no knee |" in text
+    assert "1 reproduced, 1 direction only, 1 not reproduced or failed, of 3" in text
+    assert "| **speed-up** (headline) | 7.18 | 1.9 |" in text
+    assert json.loads((res / "gamma" / "meta.json").read_text())["status"] == "ok"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from llmsched.experiments import cli, registry, style
 from llmsched.experiments.registry import Comparison, ReproContext, ReproOutput, reproduction
-from llmsched.experiments.reproduce import judge
+from llmsched.experiments.reproduce import direction_met, judge, repro_status
 
 TINY, BROKEN = "zz-test-tiny", "zz-test-broken"
 
@@ -212,15 +212,37 @@ def test_a_reproduction_that_kills_its_process(registered, tmp_path):
         registry.unregister(crash)
 
 
-def test_partial_run_does_not_replace_the_docs_report(tmp_path):
-    from llmsched.experiments.commands.reproduce import DOCS_REPORT, _report_path
-
+def test_reproduce_never_writes_the_tracked_report_unless_named(registered, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    docs = tmp_path / "docs" / "reproductions.md"
+    docs.parent.mkdir()
+    docs.write_text("tracked report\n")
     out = tmp_path / "results"
-    registered = {"a": None, "b": None}
-    (out / "a").mkdir(parents=True)
-    (out / "a" / "meta.json").write_text("{}")
-    assert _report_path(None, out, registered) == out / "reproductions.md"  # b missing: stay in OUT
-    (out / "b").mkdir()
-    (out / "b" / "meta.json").write_text("{}")
-    assert str(_report_path(None, out, registered)) == DOCS_REPORT
-    assert _report_path("x.md", out, registered) == Path("x.md")
+    assert cli.main(["reproduce", TINY, "--quick", "--out", str(out), "-q"]) == 0
+    assert docs.read_text() == "tracked report\n"  # the README main command leaves tracked files alone
+    assert (out / "reproductions.md").is_file()
+    assert cli.main(["reproduce", TINY, "--quick", "--out", str(out), "-q", "--report", str(docs)]) == 0
+    assert docs.read_text().startswith("# Reproductions")
+
+
+def _heads(*rows):
+    """A comparisons frame from (headline, agrees, direction_met) triples."""
+    return pd.DataFrame([{"headline": h, "agrees": a, "direction_met": d} for h, a, d in rows])
+
+
+@pytest.mark.parametrize("rows, status", [
+    ([(True, True, None), (False, False, None)], "reproduced"),  # a non-headline miss does not count
+    ([(True, True, None), (True, False, True)], "direction only"),
+    ([(True, False, True), (True, None, True)], "direction only"),  # undecided magnitude, right way
+    ([(True, True, None), (True, False, False)], "not reproduced"),
+    ([(True, False, None)], "not reproduced"),  # a miss without a direction bound
+    ([(False, True, None)], "no headline"),
+])
+def test_repro_status_is_judged_from_the_headline_comparisons(rows, status):
+    assert repro_status(_heads(*rows)) == status
+
+
+def test_direction_met_reads_the_bound():
+    assert direction_met(Comparison("m", 7.18, 1.3, direction="> 1")) is True
+    assert direction_met(Comparison("m", 7.18, 0.57, direction="> 1")) is False
+    assert direction_met(Comparison("m", 7.18, 0.57)) is None

@@ -7,6 +7,7 @@ import os
 
 import pandas as pd
 import pytest
+
 from llmsched.experiments import sweep
 from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 

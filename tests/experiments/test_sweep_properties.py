@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.experiments import sweep
 from llmsched.experiments.sweep_testing import synthetic_point
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from llmsched.experiments import cli, sweep
 from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from llmsched.experiments import cli, sweep
 from llmsched.experiments.sweep_testing import synthetic_sweep_toml
 from llmsched.sim.config import RunConfig

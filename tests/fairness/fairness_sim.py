@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
+
 from llmsched.proofs_check._service_log import SavedRun
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, freeze_params
 from llmsched.sim.cost.simple import LinearCost

@@ -9,6 +9,7 @@ import numpy as np
 from fairness_synth import write_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.proofs_check import fairness as fc
 from llmsched.proofs_check._service_log import load_run
 from llmsched.proofs_check.registry import checkers

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from fairness_sim import COST, run_saved, scenarios
 from hypothesis import given, settings
+
 from llmsched.experiments.cli import main as cli
 from llmsched.experiments.reproductions._vtc_suites import dist_shift, flooding
 from llmsched.proofs_check import fairness as fc

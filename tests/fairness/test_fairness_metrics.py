@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from llmsched.experiments.reproductions import _fair_metrics as fm
 from llmsched.experiments.reproductions._vtc_suites import artifact_results, reference_dir
 from llmsched.experiments.reproductions.vtc import PAPER_TABLE2, TABLE2_RUNS

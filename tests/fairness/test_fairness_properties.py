@@ -6,6 +6,7 @@ from __future__ import annotations
 from fairness_sim import run_saved, scenarios
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.proofs_check import fairness as fc
 
 

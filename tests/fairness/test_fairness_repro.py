@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llmsched.experiments.registry import all_reproductions
 from llmsched.experiments.reproduce import run_reproductions
 

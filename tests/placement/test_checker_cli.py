@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from llmsched.experiments.cli import main
 from llmsched.proofs_check.placement import check_placement
 from llmsched.proofs_check.registry import checkers

@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from llmsched.theory.placement.cvx_check import solve_cvxpy
 from llmsched.theory.placement.flow import FastFlow, solve_flow
 from llmsched.theory.placement.milp import solve_milp

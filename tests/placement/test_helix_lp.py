@@ -2,6 +2,7 @@
 layer-coverage bound certifies it optimal."""
 
 import pytest
+
 from llmsched.theory.placement.flow import FastFlow, make_problem
 from llmsched.theory.placement.helix_lp import check_in_helix_lp
 from llmsched.theory.placement.heuristic import best_stage_plan, fill_unused

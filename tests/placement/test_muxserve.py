@@ -1,6 +1,7 @@
 """MuxServe placement (grouping x greedy) and ADBS batching on a multi-model example."""
 
 import pytest
+
 from llmsched.theory.placement.muxserve import (
     GPU_MEM_BYTES,
     LLM,

@@ -2,6 +2,7 @@
 raises T_i(k) above Helix's; Helix's own model is unchanged by it."""
 
 import pytest
+
 from llmsched.theory.placement.io import load_cluster
 from llmsched.theory.placement.profiles import (
     GpuProfile,

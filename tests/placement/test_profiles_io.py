@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from llmsched.sim.errors import InputError
 from llmsched.theory.placement.flow import make_problem, solve_flow
 from llmsched.theory.placement.io import (

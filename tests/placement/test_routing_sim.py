@@ -2,6 +2,7 @@
 max flow (a link-bound toy, and the single24 acceptance run under the pipelined capacity model)."""
 
 import pytest
+
 from llmsched.theory.placement.flow import make_problem, solve_flow
 from llmsched.theory.placement.heuristic import best_stage_plan
 from llmsched.theory.placement.io import load_cluster, read_toml_cluster
@@ -132,6 +133,7 @@ def test_admission_keeps_the_head_request_so_lengths_are_not_biased(tmp_path):
     keep its lengths until it fits (redrawing it would favour short requests). The admitted means
     must match the length distribution itself (sampled independently here, 200k draws)."""
     import numpy as np
+
     from llmsched.theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
 
     c = _chain_cluster(tmp_path, 1e9)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from unittest import mock
 
-import llmsched.sim.run
 import pytest
+
+import llmsched.sim.run
 from llmsched.policies import registry
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.run import simulate
-
 from tests.sim.helpers import LinearCost, workload
 
 BYTES_PER_TOKEN = 2 * 32 * 4096 * 2  # llama-2-7b fp16 K and V: 524,288 B (sim.hardware)

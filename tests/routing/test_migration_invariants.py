@@ -8,17 +8,17 @@ from __future__ import annotations
 import math
 from unittest import mock
 
-import llmsched.sim.run
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import llmsched.sim.run
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.engine import Engine
 from llmsched.sim.run import simulate
 from llmsched.sim.state import DONE
-
 from tests.sim.helpers import LinearCost
 from tests.sim.strategies import cost_models, workloads
 

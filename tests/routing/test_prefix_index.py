@@ -4,7 +4,6 @@ delayed eviction feed (with a negative control: without the feed, evicted prefix
 from __future__ import annotations
 
 from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex
-
 from tests.routing.fakes import FakeStats, FakeView
 
 

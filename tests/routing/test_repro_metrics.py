@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from llmsched.experiments.reproductions.llumnix import fragmentation
 
 

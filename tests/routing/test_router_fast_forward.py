@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 
+from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import cost_models, workloads
 

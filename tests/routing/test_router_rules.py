@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmsched.policies.batching.preble_mpq import group_of, mpq_order
 from llmsched.policies.routing.d2lpm import D2LPM
 from llmsched.policies.routing.deepflow import DeepFlow, DeepFlowPublished
@@ -19,7 +20,6 @@ from llmsched.policies.routing.sglang_router import (
 )
 from llmsched.policies.routing.weighted_scorer import WeightedScorer
 from llmsched.sim.config import InstanceSpec
-
 from tests.routing.fakes import FakeStats, FakeView
 
 H = [1, 2, 3, 4]  # request 10's hash blocks; prompt 64 tokens = 4 full blocks of 16

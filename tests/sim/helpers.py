@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.workload.core import Workload
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.workload.core import Workload
-
 from tests.sim.helpers import LinearCost, UnitCost
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from llmsched.sim.results import FILES, load_run
 
 ROOT = Path(__file__).resolve().parents[2]

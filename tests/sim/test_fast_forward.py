@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.policies import registry
 from llmsched.sim.run import simulate
-
 from tests.sim.helpers import assert_same_run as _assert_same
 from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import clusters, cost_models, workloads

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.policies import registry
 from llmsched.sim.run import simulate
-
 from tests.sim.strategies import clusters, cost_models, workloads
 
 WORK_CONSERVING = ["sarathi", "orca"]

@@ -4,9 +4,9 @@ instance (the two-server cyclic network of Li–Dai–Peng §5.4 is built from t
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.run import simulate
-
 from tests.sim.helpers import UnitCost, workload
 
 

@@ -9,10 +9,10 @@ policy returns can be read off in order. Setup: A, B, C arrive at t=0 with a 1-t
 from __future__ import annotations
 
 import pytest
+
 from llmsched.policies import registry
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.run import simulate
-
 from tests.sim.helpers import UnitCost, workload
 
 NAMES = "ABCDE"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.theory.capacity import capacity

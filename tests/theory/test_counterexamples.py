@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmsched.policies import registry
 from llmsched.policies.api import PlanBuilder
 from llmsched.proofs_check.stability import (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from llmsched.experiments.cli import main
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost import StaircaseCost

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmsched.proofs_check.stability import backlog_slope, stability_verdict, work_backlog
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost import StaircaseCost

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.policies.batching.rad import tile_plan
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost import StaircaseCost
 from llmsched.sim.run import simulate
-
 from tests.sim.helpers import LinearCost, UnitCost, fast_equals_step, workload
 from tests.sim.strategies import clusters, cost_models, workloads
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmsched.experiments.registry import all_reproductions
 from llmsched.experiments.reproductions import slai as slai_repro
 from llmsched.experiments.reproductions import stability as stab_repro

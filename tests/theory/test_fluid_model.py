@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.theory.batch_time import staircase
 from llmsched.theory.fluid import (
     LinearRoundTime,

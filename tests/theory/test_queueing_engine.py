@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from llmsched.proofs_check.stability import work_backlog
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost import LinearCost
@@ -19,7 +21,6 @@ from llmsched.theory.capacity import capacity
 from llmsched.theory.constructions import md1_stream
 from llmsched.theory.queueing import distserve_ttft_single
 from llmsched.theory.workload_stats import WorkloadStats
-from scipy import stats as sps
 
 SERVICE_S = 0.01  # one 100-token prompt at 1e-4 s/token: D = 10 ms
 PROMPT = 100

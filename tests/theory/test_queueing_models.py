@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats as sps
+
 from llmsched.theory.queueing import (
     distserve_ttft_inter_op,
     distserve_ttft_intra_op,
@@ -17,7 +19,6 @@ from llmsched.theory.queueing import (
     mg1_mean_sojourn,
     mg1_mean_wait,
 )
-from scipy import stats as sps
 
 
 def lindley_waits(interarrivals: np.ndarray, services: np.ndarray) -> np.ndarray:

@@ -7,13 +7,14 @@ called stable, and the CI must cover the true slope at (about) its nominal rate.
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
+
 from llmsched.proofs_check.stability import (
     backlog_series,
     backlog_slope,
     check_stability,
     work_backlog,
 )
-from scipy import stats as sps
 
 
 def mm1_backlog(lam: float, mu: float, horizon_s: float, seed: int):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from llmsched.theory.batch_time import linear, staircase
 from llmsched.theory.stability import (
     ClassLoad,

@@ -5,10 +5,11 @@ import math
 
 import numpy as np
 import pytest
-from llmsched.sim.errors import InputError
-from llmsched.sim.workload import arrivals as A
 from scipy import stats
 from scipy.special import gammaln
+
+from llmsched.sim.errors import InputError
+from llmsched.sim.workload import arrivals as A
 
 
 def gamma_cv_sd(cv: float, n: int) -> float:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from llmsched.experiments.cli import main
 from llmsched.sim.config import WorkloadSpec, freeze_params
 from llmsched.sim.errors import InputError

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload import generic
 from llmsched.sim.workload.core import Workload

@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llmsched.sim.workload import programs
 from llmsched.sim.workload.hashing import ContentTree, mix63
 from llmsched.sim.workload.lengths import LengthSpec

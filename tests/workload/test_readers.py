@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload import readers
 from llmsched.sim.workload.readers import DATA_DIR, TRACES_DIR

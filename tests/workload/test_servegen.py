@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from llmsched.sim.errors import InputError
 from llmsched.sim.workload import servegen
 

@@ -20,6 +20,7 @@ No solver calls here.
 from __future__ import annotations
 
 import numpy as np
+
 from llmsched.theory.placement.flow import FastFlow, FlowProblem, Placement
 
 

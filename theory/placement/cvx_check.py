@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
+
 from llmsched.theory.placement.flow import FlowProblem, Placement
 from llmsched.theory.placement.spec import SINK, SOURCE
 

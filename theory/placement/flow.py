@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
-from llmsched.theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
+
+from llmsched.theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
 
 Placement = dict[int, tuple[int, int]]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
 from llmsched.theory.placement.flow import FlowProblem, Placement, enabled, solve_flow
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from llmsched.theory.placement.flow import FastFlow, FlowProblem, Placement
 
 

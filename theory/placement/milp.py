@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 import pulp
+
 from llmsched.theory.placement.flow import FlowProblem, Placement
 from llmsched.theory.placement.spec import SINK, SOURCE
 

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from llmsched.policies.batching._kv_quota import adapt_quotas, initial_quotas
 
 # Device (A100-80GB SXM datasheet: 2039 GB/s, 312 TFLOP/s fp16 dense; Vidur device_skus.csv 312/80)

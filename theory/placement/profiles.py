@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
 from llmsched.sim.errors import InputError
 from llmsched.theory.placement.io import DATA_DIR
 from llmsched.theory.placement.spec import ModelSpec, PlacementCluster

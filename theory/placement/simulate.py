@@ -19,6 +19,7 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from llmsched.theory.placement.flow import FlowProblem, Placement, solve_flow
 from llmsched.theory.placement.profiles import (
     AVG_INPUT_LEN,
