@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from llmsched.policies.api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.kvcache import KVPool, PrefixTree
+from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -46,7 +46,7 @@ class ServiceFacts:
 
 
 class InstanceView(RequestFacts, ServiceFacts):
-    """The read-only window a batching policy gets on its instance (see `llmsched.policies.api`)."""
+    """The read-only window a batching policy gets on its instance (see `llmsched.sim.policy_api`)."""
 
     __slots__ = ("_inst", "now")
     _reqs = property(lambda self: self._inst.reqs)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
 
 GUARD_LOOKAHEAD = 64  # left-behind requests checked by the stability guard (cost cap, our choice)
 
