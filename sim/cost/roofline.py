@@ -98,6 +98,11 @@ class RooflineCost:
         tp = effective_tp(m, g, tp)
         return RooflineCost(m, g, tp, params or RooflineParams(), measured_comm=measured_comm)
 
+    @property
+    def kv_read_s_per_token(self) -> float:
+        """Seconds one rank takes to stream one cached token's K and V in every layer (decode memory term)."""
+        return float(self._c["kv_s_per_token"]) * float(self.model.layers)
+
     def components(self, shape: BatchShape) -> dict[str, np.ndarray]:
         """Per-layer seconds of each part (linear, prefill_attn, decode_attn, comm, layer), and the
         per-iteration extras (head, overhead) and the total."""
