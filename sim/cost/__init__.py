@@ -4,10 +4,13 @@
 "roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
 "staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`; a bare family
 name such as "profiled:helix" picks that family's table for the instance's model and GPU).
+A roofline or profiled:vidur-* spec may end in "+stack:<name>": the per-iteration overhead of that serving
+stack (`llmsched.sim.cost.stacks`) instead of the default vLLM one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
 from llmsched.sim.cost import refdata
@@ -15,11 +18,13 @@ from llmsched.sim.cost.base import BatchShape, CostModel, iteration_time
 from llmsched.sim.cost.profiled import build_profiled, profiled_tables
 from llmsched.sim.cost.roofline import RooflineCost, RooflineParams
 from llmsched.sim.cost.simple import LinearCost, StaircaseCost
+from llmsched.sim.cost.stacks import get_stack, stack_names
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
 
 ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
-            '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"')
+            '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"; '
+            'roofline and profiled:vidur-* may end in "+stack:<name>"')
 
 
 def fitted_params(gpu: str) -> RooflineParams:
@@ -45,15 +50,39 @@ def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
     return vals
 
 
+def _with_stack(params: RooflineParams, stack: str | None) -> RooflineParams:
+    if stack is None:
+        return params
+    s = get_stack(stack)
+    return dataclasses.replace(params, iteration_overhead_s=s.iteration_overhead_s,
+                               request_overhead_s=s.request_overhead_s)
+
+
+def _split_stack(spec: str) -> tuple[str, str | None]:
+    """"roofline+stack:sglang" -> ("roofline", "sglang")."""
+    base, plus, mod = spec.partition("+")
+    if not plus:
+        return spec, None
+    key, _, name = mod.partition(":")
+    if key.strip().lower() != "stack" or not name.strip() or "+" in name:
+        raise InputError("cost model", "cost", f"{spec!r}: the only modifier is '+stack:<name>'",
+                         f"e.g. roofline+stack:vllm-llumnix; stacks: {', '.join(stack_names())}")
+    return base.strip(), name.strip().lower()
+
+
 @lru_cache(maxsize=256)
 def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
-    kind, _, body = spec.partition(":")
+    base, stack = _split_stack(spec)
+    kind, _, body = base.partition(":")
     kind = kind.strip().lower()
     if kind == "roofline":
         if body.strip() not in ("", "fitted", "unfitted"):
             raise InputError("cost model", "cost", f"unknown roofline variant {spec!r}", f"accepted forms: {ACCEPTED}")
         params = RooflineParams() if body.strip() == "unfitted" else fitted_params(gpu)
-        return RooflineCost.create(model, gpu, tp, params)
+        return RooflineCost.create(model, gpu, tp, _with_stack(params, stack), name=spec if stack else "roofline")
+    if stack is not None and not (kind == "profiled" and body.strip().lower().startswith("vidur")):
+        raise InputError("cost model", "cost", f"{spec!r}: {base} already contains the overhead of the stack it was "
+                         "measured on", "add +stack:<name> only to roofline or profiled:vidur-* specs")
     if kind == "linear":
         a, b, c, d = _numbers(spec, body, 4, "a, b, c, d")
         return LinearCost(a, b, c, d, name=spec)
@@ -66,8 +95,9 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
                              "e.g. staircase:0.01128,0.03547,128")
         return StaircaseCost(c, a, int(b0), name=spec)
     if kind == "profiled":
-        return build_profiled(body.strip().lower(), model, gpu, tp,
-                              lambda: RooflineCost.create(model, gpu, tp, fitted_params(gpu)))
+        cost = build_profiled(body.strip().lower(), model, gpu, tp,
+                              lambda: RooflineCost.create(model, gpu, tp, _with_stack(fitted_params(gpu), stack)))
+        return dataclasses.replace(cost, name=spec) if stack else cost
     raise InputError("cost model", "cost", f"unknown cost model {spec!r}", f"accepted forms: {ACCEPTED}")
 
 
@@ -79,5 +109,5 @@ def build(spec: str, model: str, gpu: str, tp: int = 1) -> CostModel:
 
 __all__ = [
     "ACCEPTED", "BatchShape", "CostModel", "LinearCost", "RooflineCost", "RooflineParams", "StaircaseCost",
-    "build", "fitted_params", "iteration_time", "kv_capacity_tokens", "profiled_tables",
+    "build", "fitted_params", "get_stack", "iteration_time", "kv_capacity_tokens", "profiled_tables", "stack_names",
 ]

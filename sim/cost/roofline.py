@@ -93,10 +93,10 @@ class RooflineCost:
 
     @staticmethod
     def create(model: str, gpu: str, tp: int = 1, params: RooflineParams | None = None,
-               measured_comm: bool = True) -> RooflineCost:
+               measured_comm: bool = True, name: str = "roofline") -> RooflineCost:
         m, g = get_model(model), get_gpu(gpu)
         tp = effective_tp(m, g, tp)
-        return RooflineCost(m, g, tp, params or RooflineParams(), measured_comm=measured_comm)
+        return RooflineCost(m, g, tp, params or RooflineParams(), name=name, measured_comm=measured_comm)
 
     @property
     def kv_read_s_per_token(self) -> float:
