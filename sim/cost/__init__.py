@@ -5,7 +5,8 @@
 "staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`; a bare family
 name such as "profiled:helix" picks that family's table for the instance's model and GPU).
 A roofline or profiled:vidur-* spec may end in "+stack:<name>": the per-iteration overhead of that serving
-stack (`llmsched.sim.cost.stacks`) instead of the default vLLM one.
+stack (`llmsched.sim.cost.stacks`) instead of the default vLLM one, and/or "+extra:<seconds>", a
+user-chosen fixed time added to every iteration (sensitivity studies; no calibrated source).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from llmsched.sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_
 
 ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
             '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"; '
-            'roofline and profiled:vidur-* may end in "+stack:<name>"')
+            'roofline and profiled:vidur-* may end in "+stack:<name>" and/or "+extra:<seconds>"')
 
 
 def fitted_params(gpu: str) -> RooflineParams:
@@ -50,39 +51,57 @@ def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
     return vals
 
 
-def _with_stack(params: RooflineParams, stack: str | None) -> RooflineParams:
-    if stack is None:
-        return params
-    s = get_stack(stack)
-    return dataclasses.replace(params, iteration_overhead_s=s.iteration_overhead_s,
-                               request_overhead_s=s.request_overhead_s)
+def _with_stack(params: RooflineParams, stack: str | None, extra_s: float = 0.0) -> RooflineParams:
+    """The stack's overheads (if any) in place of the params' own, plus `extra_s` per iteration."""
+    if stack is not None:
+        st = get_stack(stack)
+        params = dataclasses.replace(params, iteration_overhead_s=st.iteration_overhead_s,
+                                     request_overhead_s=st.request_overhead_s)
+    if extra_s:
+        params = dataclasses.replace(params, iteration_overhead_s=params.iteration_overhead_s + extra_s)
+    return params
 
 
-def _split_stack(spec: str) -> tuple[str, str | None]:
-    """"roofline+stack:sglang" -> ("roofline", "sglang")."""
-    base, plus, mod = spec.partition("+")
-    if not plus:
-        return spec, None
-    key, _, name = mod.partition(":")
-    if key.strip().lower() != "stack" or not name.strip() or "+" in name:
-        raise InputError("cost model", "cost", f"{spec!r}: the only modifier is '+stack:<name>'",
-                         f"e.g. roofline+stack:vllm-llumnix; stacks: {', '.join(stack_names())}")
-    return base.strip(), name.strip().lower()
+def _split_modifiers(spec: str) -> tuple[str, str | None, float]:
+    """"roofline+stack:sglang+extra:0.002" -> ("roofline", "sglang", 0.002). `extra` is a user-chosen
+    additional fixed time per iteration in seconds (for sensitivity studies; it has no calibrated source)."""
+    base, *mods = spec.split("+")
+    stack, extra, seen = None, 0.0, set()
+    for mod in mods:
+        key, _, val = mod.partition(":")
+        key, val = key.strip().lower(), val.strip()
+        if key not in ("stack", "extra") or not val or key in seen:
+            raise InputError("cost model", "cost", f"{spec!r}: modifiers are '+stack:<name>' and '+extra:<seconds>', "
+                             "each at most once", f"e.g. roofline+stack:vllm-llumnix; stacks: {', '.join(stack_names())}")
+        seen.add(key)
+        if key == "stack":
+            stack = val.lower()
+        else:
+            try:
+                extra = float(val)
+            except ValueError:
+                extra = float("nan")
+            if not (extra >= 0.0 and extra < 10.0):
+                raise InputError("cost model", "cost", f"{spec!r}: extra must be seconds in [0, 10)",
+                                 "e.g. roofline+extra:0.005 adds 5 ms to every iteration")
+    return base.strip(), stack, extra
 
 
 @lru_cache(maxsize=256)
 def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
-    base, stack = _split_stack(spec)
+    base, stack, extra = _split_modifiers(spec)
+    modified = base != spec.strip()
     kind, _, body = base.partition(":")
     kind = kind.strip().lower()
     if kind == "roofline":
         if body.strip() not in ("", "fitted", "unfitted"):
             raise InputError("cost model", "cost", f"unknown roofline variant {spec!r}", f"accepted forms: {ACCEPTED}")
         params = RooflineParams() if body.strip() == "unfitted" else fitted_params(gpu)
-        return RooflineCost.create(model, gpu, tp, _with_stack(params, stack), name=spec if stack else "roofline")
-    if stack is not None and not (kind == "profiled" and body.strip().lower().startswith("vidur")):
+        return RooflineCost.create(model, gpu, tp, _with_stack(params, stack, extra),
+                                   name=spec if modified else "roofline")
+    if modified and not (kind == "profiled" and body.strip().lower().startswith("vidur")):
         raise InputError("cost model", "cost", f"{spec!r}: {base} already contains the overhead of the stack it was "
-                         "measured on", "add +stack:<name> only to roofline or profiled:vidur-* specs")
+                         "measured on", "add +stack:<name> or +extra:<seconds> only to roofline or profiled:vidur-* specs")
     if kind == "linear":
         a, b, c, d = _numbers(spec, body, 4, "a, b, c, d")
         return LinearCost(a, b, c, d, name=spec)
@@ -96,8 +115,8 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
         return StaircaseCost(c, a, int(b0), name=spec)
     if kind == "profiled":
         cost = build_profiled(body.strip().lower(), model, gpu, tp,
-                              lambda: RooflineCost.create(model, gpu, tp, _with_stack(fitted_params(gpu), stack)))
-        return dataclasses.replace(cost, name=spec) if stack else cost
+                              lambda: RooflineCost.create(model, gpu, tp, _with_stack(fitted_params(gpu), stack, extra)))
+        return dataclasses.replace(cost, name=spec) if modified else cost
     raise InputError("cost model", "cost", f"unknown cost model {spec!r}", f"accepted forms: {ACCEPTED}")
 
 

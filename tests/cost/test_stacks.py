@@ -78,8 +78,20 @@ def test_vidur_table_takes_a_stack_other_tables_refuse():
         C.build("staircase+stack:vllm", "codellama-34b", "a100-80gb", 2)
 
 
-@pytest.mark.parametrize("bad", ["roofline+stack:nope", "roofline+foo:vllm", "roofline+stack:", "roofline+stack:vllm+stack:sglang"])
+@pytest.mark.parametrize("bad", ["roofline+stack:nope", "roofline+foo:vllm", "roofline+stack:", "roofline+stack:vllm+stack:sglang",
+                                 "roofline+extra:-1", "roofline+extra:abc", "roofline+extra:0.1+extra:0.2",
+                                 "staircase+extra:0.01"])
 def test_bad_stack_spec_is_input_error(bad):
     with pytest.raises(InputError) as e:
         C.build(bad, "llama-2-7b", "a10g")
-    assert "stack" in (e.value.fix + str(e.value))
+    assert "stack" in str(e.value) or "extra" in str(e.value)
+
+
+def test_extra_adds_a_fixed_time_to_every_busy_iteration():
+    """roofline+stack:slora+extra:0.005: 5 ms more than roofline+stack:slora for any non-empty batch."""
+    a = C.build("roofline+stack:slora+extra:0.005", "llama-2-7b", "a10g")
+    b = C.build("roofline+stack:slora", "llama-2-7b", "a10g")
+    for shape in (BatchShape.decode_only(1, 10), BatchShape.decode_only(64, 900), BatchShape.prefill_only(512)):
+        assert iteration_time(a, shape) - iteration_time(b, shape) == pytest.approx(5e-3, abs=1e-12)
+    assert iteration_time(a, BatchShape.single()) == 0.0
+    assert C.build("roofline+extra:0", "llama-2-7b", "a10g").name == "roofline+extra:0"
