@@ -302,6 +302,8 @@ no tokens takes 0 s.
 | `linear:a,b,c,d` | `a + b*prefill_tokens + c*decode_tokens + d*context_tokens` (s, s/token); `context_tokens = decode_context_tokens + prefill_context_tokens`, every KV token the iteration's attention reads |
 | `staircase` / `staircase:c,a,b0` | `c + a*ceil((prefill_tokens + decode_tokens)/b0)`; bare `staircase` = Li–Dai–Peng's CodeLlama-34B on A100 (c = 11.28 ms, a = 35.47 ms, b0 = 128; arXiv 2504.07347) |
 | `profiled:<table>` | interpolation of a measured table; `llmsched.sim.cost.profiled_tables()` lists them; a table answers only for the (model, GPU, TP) it was measured on; `profiled:vidur`, `profiled:helix`, ... pick the family's table for the instance's model and GPU |
+| `<roofline or profiled:vidur-* spec>+stack:<name>` | the same with the per-iteration overhead of serving stack `<name>` (`vllm`, `vllm-llumnix`, `sarathi`, `slai`, `slora`, `sglang`; section "Per-stack iteration overhead") instead of the default `vllm` |
+| `...+extra:<seconds>` | adds a user-chosen fixed time to every non-empty iteration (sensitivity studies; no calibrated source), e.g. `roofline+stack:slora+extra:0.005` |
 
 **Roofline.** Per layer and tensor-parallel rank (`sim/cost/roofline.py`, counts in
 `sim/hardware/derived.py`): linear GEMMs `max(2*W*T/tp / (peak*eff_compute), (W_bytes/tp +
