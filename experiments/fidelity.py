@@ -267,15 +267,21 @@ def quick_runs() -> tuple[MeasuredRun, ...]:
     return tuple(r for r in RUNS if r.label in QUICK_RUNS)
 
 
-def main() -> int:
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """Print docs/fidelity.md's tables: `--quick` (one run per dataset, no ablations), full otherwise, or
+    `--from TABLE.parquet` to render a saved `fidelity` table (e.g. from `llmsched reproduce fidelity-real-runs`)."""
+    import argparse
 
-    quick = "--quick" in sys.argv
-    table = fidelity_table(quick_runs() if quick else RUNS, None if quick else ABLATIONS)
-    pd.set_option("display.width", 200)
+    ap = argparse.ArgumentParser(prog="python -m llmsched.experiments.fidelity")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--from", dest="saved", type=Path)
+    a = ap.parse_args(argv)
+    if a.saved:
+        table = pd.read_parquet(a.saved)
+    else:
+        table = fidelity_table(quick_runs() if a.quick else RUNS, None if a.quick else ABLATIONS)
     print(markdown(table))
     return 0
-
 
 
 if __name__ == "__main__":
