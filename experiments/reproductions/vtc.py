@@ -267,6 +267,15 @@ def figure_comparisons(tab: pd.DataFrame) -> list[Comparison]:
             out.append(Comparison(f"{fig} {pol} throughput, ablation: linear fit of the S-LoRA profile",
                                   a.throughput_tok_s, ab.throughput_tok_s.iloc[0], "tok/s", "info"))
 
+    o_tp = tab[tab.source == "ours"].set_index(["figure", "policy"])["throughput_tok_s"]
+    a_tp = tab[tab.source == "artifact"].set_index(["figure", "policy"])["throughput_tok_s"]
+    per_run = (o_tp / a_tp.reindex(o_tp.index)).dropna()
+    out.append(Comparison("throughput offset ours / real runs, mean over the figures' runs", 1.0,
+                          float(per_run.mean()), "x", "info",
+                          note=f"range {per_run.min():.2f}-{per_run.max():.2f} (largest: "
+                          f"{' '.join(per_run.idxmax())}); no LoRA compute in the real runs (--no-lora); "
+                          "see docs/setups/vtc-table2.md"))
+
     def val(fig: str, pol: str, src: str, col: str) -> float | None:
         d = tab[(tab.figure == fig) & (tab.policy == pol) & (tab.source == src)]
         return float(d[col].iloc[0]) if len(d) else None
