@@ -113,17 +113,32 @@ def _fig_rows(fig: str, suite: str, policies, **cols):
             for p in policies for s in ("ours", "artifact")]
 
 
-def test_figure_claims_are_headlines_and_fail_when_the_policies_tie():
-    both = {("vtc", "ours"): 1.0, ("fcfs", "ours"): 1.0, ("vtc", "artifact"): 1.0, ("fcfs", "artifact"): 0.7}
-    rows = _fig_rows("Fig 4", "proportional", ("vtc", "fcfs"), demand_met_c1=both, demand_met_c2=both)
+def _fig_frame(fcfs_demand_ours: float):
+    demand = {("vtc", "ours"): 1.0, ("fcfs", "ours"): fcfs_demand_ours, ("vtc", "artifact"): 1.0,
+              ("fcfs", "artifact"): 0.7}
+    rows = _fig_rows("Fig 4", "proportional", ("vtc", "fcfs"), demand_met_c1=demand, demand_met_c2=demand)
     acc = {("vtc", "ours"): 100.0, ("fcfs", "ours"): 3000.0, ("vtc", "artifact"): 100.0, ("fcfs", "artifact"): 3000.0}
     rows += _fig_rows("Fig 3", "overload", ("vtc", "fcfs"), acc_service_diff_end=acc)
-    frame = comparisons_frame(vtc.figure_comparisons(pd.DataFrame(rows)))
-    heads = frame[frame.headline].set_index("metric")
-    fig4 = heads.loc["Fig 4 share of demand served, VTC / FCFS, worse of clients 1 and 2"]
+    return comparisons_frame(vtc.figure_comparisons(pd.DataFrame(rows)))
+
+
+def test_figure_claims_headline_counts_the_claims_that_hold():
+    frame = _fig_frame(fcfs_demand_ours=0.8)  # Fig 4: VTC serves 1 / 0.8 = 1.25x FCFS's share
+    head = frame[frame.headline]
+    assert list(head.metric) == ["figures' qualitative claims that hold in ours"]
+    assert (float(head.paper_value.iloc[0]), float(head.ours.iloc[0])) == (2, 2)
+    assert repro_status(frame) == "reproduced"
+
+
+def test_figure_claims_headline_fails_when_the_policies_tie():
+    frame = _fig_frame(fcfs_demand_ours=1.0)  # FCFS as fair as VTC: Fig 4's claim fails
+    rows = frame.set_index("metric")
+    fig4 = rows.loc["Fig 4 share of demand served, VTC / FCFS, worse of clients 1 and 2"]
     assert float(fig4.ours) == 1.0 and not fig4.agrees and "1.43" in fig4.note  # artifact: 1 / 0.7
-    fig3 = heads.loc["Fig 3 accumulated service difference at the end, FCFS / VTC"]
+    fig3 = rows.loc["Fig 3 accumulated service difference at the end, FCFS / VTC"]
     assert float(fig3.ours) == 30.0 and fig3.agrees
+    head = frame[frame.headline].iloc[0]
+    assert float(head.ours) == 1 and head.note.startswith("fails: Fig 4 (ours 900 vs real 900 tok/s)")
     assert repro_status(frame) == "not reproduced"
 
 
