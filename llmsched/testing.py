@@ -36,6 +36,7 @@ __all__ = [
     "Scenario",
     "UnitCost",
     "assert_same_run",
+    "client_workloads",
     "clusters",
     "cost_models",
     "fast_equals_step",
@@ -106,6 +107,30 @@ def workloads(draw: st.DrawFn, max_requests: int = 24, max_clients: int = 4, pre
         kw["pin_instance"] = [draw(st.sampled_from([-1, 0])) for _ in range(n)]
     return Workload(arrival_s=arrivals, client=clients, prompt_tokens=prompts, output_tokens=outputs,
                     client_weight=np.ones(n_clients), **kw)
+
+
+@st.composite
+def client_workloads(draw: st.DrawFn, max_clients: int = 3, max_per_client: int = 10, max_prompt_tokens: int = 96,
+                     max_output_tokens: int = 48) -> Workload:
+    """A multi-client workload for fairness properties: 2..max_clients clients, each starting at
+    its own time (0 to 5 s, so latecomers meet a backlog) with 1..max_per_client requests whose
+    gaps range from simultaneous (a burst) to 2 s; prompts 1..max_prompt_tokens (the longest is
+    L_input of the VTC bounds), outputs 1..max_output_tokens. Every draw is a hypothesis draw,
+    so failing examples shrink to few requests, short lengths and aligned times."""
+    n_clients = draw(st.integers(2, max_clients))
+    rows: list[tuple[float, int, int, int]] = []
+    for c in range(n_clients):
+        n = draw(st.integers(1, max_per_client))
+        start = draw(st.sampled_from([0.0, 0.0, 0.5, 2.0, 5.0]))
+        gaps = draw(st.lists(st.sampled_from([0.0, 0.0, 0.01, 0.1, 0.5, 2.0]), min_size=n, max_size=n))
+        prompts = draw(st.lists(st.integers(1, max_prompt_tokens), min_size=n, max_size=n))
+        outputs = draw(st.lists(st.integers(1, max_output_tokens), min_size=n, max_size=n))
+        t = start + np.cumsum(gaps)
+        rows.extend((float(t[i]), c, prompts[i], outputs[i]) for i in range(n))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return Workload(arrival_s=[r[0] for r in rows], client=[r[1] for r in rows],
+                    prompt_tokens=[r[2] for r in rows], output_tokens=[r[3] for r in rows],
+                    client_weight=np.ones(n_clients))
 
 
 @st.composite

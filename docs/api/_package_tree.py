@@ -5,7 +5,7 @@ analyses statically (mkdocs.yml: handlers.python.paths)."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,13 +13,20 @@ TREE = ROOT / "build" / "docs-src"
 SUBPACKAGES = ("sim", "policies", "theory", "proofs_check", "experiments")
 
 
+def _link(link: Path, target: Path) -> None:
+    """Create the symlink unless it is there already (concurrent builds make the same tree)."""
+    with contextlib.suppress(FileExistsError):
+        link.symlink_to(target, target_is_directory=target.is_dir())
+
+
 def on_config(config, **kwargs):
     pkg = TREE / "llmsched"
-    if TREE.exists():
-        shutil.rmtree(TREE)
-    pkg.mkdir(parents=True)
+    pkg.mkdir(parents=True, exist_ok=True)
+    for link in pkg.iterdir():  # modules that were removed or renamed since the last build
+        if link.is_symlink() and not link.exists():
+            link.unlink(missing_ok=True)
     for f in (ROOT / "llmsched").glob("*.py"):
-        (pkg / f.name).symlink_to(f)
+        _link(pkg / f.name, f)
     for name in SUBPACKAGES:
-        (pkg / name).symlink_to(ROOT / name, target_is_directory=True)
+        _link(pkg / name, ROOT / name)
     return config
