@@ -1,4 +1,5 @@
-"""Plugins: third-party code that registers policies, checkers, reproductions and sweep points.
+"""Plugins: third-party code that registers policies, checkers, reproductions, workloads and sweep
+points.
 
 A plugin distribution declares entry points in one of these groups (pyproject.toml of the plugin):
 
@@ -6,12 +7,13 @@ A plugin distribution declares entry points in one of these groups (pyproject.to
     my_policy = "my_package.my_policy"
     [project.entry-points."llmsched.checkers"]
     [project.entry-points."llmsched.reproductions"]
+    [project.entry-points."llmsched.workloads"]
     [project.entry-points."llmsched.sweep_points"]   # name = "module:function"
 
 Loading an entry point imports its module, which registers its objects with the ordinary
 decorators (`llmsched.policies.registry.register`, `llmsched.proofs_check.registry.checker`,
-`llmsched.experiments.registry.reproduction`). The registries call `load_plugins(group)` once,
-after their bundled modules. A plugin that fails to import is reported (a warning naming the
+`llmsched.experiments.registry.reproduction`, `llmsched.sim.workload.catalog.register_workload`).
+The registries call `load_plugins(group)` once, after their bundled entries. A plugin that fails to import is reported (a warning naming the
 entry point and the error) and skipped; it never hides the bundled entries.
 """
 
@@ -21,7 +23,8 @@ import traceback
 import warnings
 from importlib.metadata import entry_points
 
-GROUPS = ("llmsched.policies", "llmsched.checkers", "llmsched.reproductions", "llmsched.sweep_points")
+GROUPS = ("llmsched.policies", "llmsched.checkers", "llmsched.reproductions", "llmsched.workloads",
+          "llmsched.sweep_points")
 
 
 class PluginWarning(UserWarning):

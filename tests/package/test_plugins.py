@@ -1,6 +1,6 @@
 """Plugins through entry points: a fixture distribution (tests/package/fixtures/plugin: a module and
 its .dist-info with entry_points.txt) is put on the path of a fresh interpreter, which must then
-list its policy, router, checker, reproduction and sweep point and run them. A plugin that fails to
+list its policy, router, checker, reproduction, workload and sweep point and run them. A plugin that fails to
 import is reported and skipped; the bundled entries stay. Without the fixture on the path, none of
 its names exist (the negative control)."""
 
@@ -41,7 +41,9 @@ from llmsched.experiments.registry import all_reproductions
 from llmsched.experiments.sweep import registered_points
 from llmsched.policies import registry
 from llmsched.proofs_check.registry import checkers
+from llmsched.sim.workload import catalog
 out = {
+    "workloads": catalog.names(),
     "batching": registry.names(registry.BATCHING),
     "routing": registry.names(registry.ROUTING),
     "checkers": sorted(checkers()),
@@ -57,6 +59,10 @@ if "demo-decode-first" in out["batching"]:
     out["instances"] = sorted(set(res.requests["instance"].tolist()))
     v = llmsched.check("demo-finished", res)
     out["verdict"] = [v.ok, v.summary]
+    spec = llmsched.InstanceSpec(kv_capacity_tokens=4096, cost="linear:0.01,0.0001,0.0002,0")
+    by_name = llmsched.simulate(llmsched.WorkloadSpec(source="demo-three-requests", params=(("output_tokens", 7),)),
+                                spec, num_requests=2)
+    out["plugin_workload_outputs"] = by_name.requests["output_tokens"].tolist()
 print(json.dumps(out))
 """
 
@@ -73,6 +79,9 @@ def test_fixture_plugin_registers_everything_and_runs(plugin_path):
     # the plugin's policies ran: all 3 requests finished, all on the last of the 2 instances
     assert out["finished"] == 3 and out["instances"] == [1]
     assert out["verdict"] == [True, "3 of 3 requests finished"]
+    # the plugin workload by name, with its parameter, cut to the first 2 requests by the catalogue
+    assert "demo-three-requests" in out["workloads"] and "sharegpt" in out["workloads"]
+    assert out["plugin_workload_outputs"] == [7, 7]
 
 
 def test_without_the_plugin_its_names_do_not_exist():
@@ -81,6 +90,7 @@ def test_without_the_plugin_its_names_do_not_exist():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "demo-decode-first" not in out["batching"] and "demo-finished" not in out["checkers"]
     assert "demo-plugin-repro" not in out["reproductions"] and "demo-echo" not in out["points"]
+    assert "demo-three-requests" not in out["workloads"]
 
 
 def test_cli_lists_plugin_policies(plugin_path):
