@@ -229,7 +229,7 @@ BUILTIN_POINTS = {
 
 def registered_points() -> dict[str, str]:
     """Every registered point function: "module:function" -> short name (built-ins and plugins)."""
-    from llmsched._plugins import entry_point_values
+    from llmsched.sim.registry import entry_point_values
 
     points = dict(BUILTIN_POINTS)
     for name, ref in entry_point_values("llmsched.sweep_points").items():

@@ -51,7 +51,7 @@ _EXPORTS = {
     "load_workload": "llmsched.sim.workload.catalog:load",
     "capacity": "llmsched.theory.capacity:capacity",
     "place": "llmsched._api:place",
-    "PlacementOutcome": "llmsched._api:PlacementOutcome",
+    "PlacementOutcome": "llmsched.experiments.placement:PlacementOutcome",
     "check": "llmsched._api:check",
     "reproduce": "llmsched._api:reproduce",
     "Verdict": "llmsched.proofs_check.verdict:Verdict",
@@ -78,7 +78,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from llmsched import testing
-    from llmsched._api import PlacementOutcome, check, place, reproduce, simulate
+    from llmsched._api import check, place, reproduce, simulate
+    from llmsched.experiments.placement import PlacementOutcome
     from llmsched.proofs_check.verdict import Verdict
     from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, WorkloadSpec
     from llmsched.sim.results import RunResult, load_run

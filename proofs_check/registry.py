@@ -2,7 +2,7 @@
 
 A checker module under `proofs_check` registers `fn(path: Path, **options) -> Verdict` with
 `@checker("name", target="run"|"plan", help=...)`; `load_all()` imports all modules of the package, then the plugins of the entry-point group
-`llmsched.checkers` (`llmsched._plugins`).
+`llmsched.checkers` (`llmsched.sim.registry.load_plugins`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def load_all() -> None:
             continue
         importlib.import_module(mod.name)
     _loaded = True
-    from llmsched._plugins import load_plugins
+    from llmsched.sim.registry import load_plugins
 
     load_plugins("llmsched.checkers")
 

@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The workflow (solve, write, certify, simulate) is the library's `llmsched.place`."""
-    from llmsched._api import place
+    """The workflow (solve, write, certify, simulate) is `llmsched.experiments.placement.place`
+    (also `llmsched.place`)."""
+    from llmsched.experiments.placement import place
     from llmsched.theory.placement.io import load_cluster
 
     cluster = load_cluster(args.cluster)

@@ -88,7 +88,7 @@ _ENTRIES = [
 ]
 
 
-# Plugin workloads (entry-point group `llmsched.workloads`, see llmsched._plugins): name -> loader
+# Plugin workloads (entry-point group `llmsched.workloads`, see llmsched.sim.registry.load_plugins): name -> loader
 # `fn(params: dict, seed: int) -> Workload`, served like a trace (rate, duration_s, num_requests apply).
 _PLUGIN_LOADERS: dict[str, Callable[[dict[str, Any], int], Workload]] = {}
 _PLUGIN_ENTRIES: list[CatalogEntry] = []
@@ -112,7 +112,7 @@ def _load_plugins() -> None:
     global _plugins_loaded
     if not _plugins_loaded:
         _plugins_loaded = True
-        from llmsched._plugins import load_plugins
+        from llmsched.sim.registry import load_plugins
 
         load_plugins("llmsched.workloads")
 

@@ -37,6 +37,7 @@ from hypothesis.stateful import (
 
 from llmsched.policies import registry
 from llmsched.sim.instance import Instance
+from llmsched.sim.registry import POLICIES
 from llmsched.sim.run import simulate
 from llmsched.sim.state import DONE, REJECTED
 from llmsched.testing import clusters, cost_models, workloads
@@ -304,8 +305,9 @@ def driver_router():
     try:
         yield
     finally:
-        registry._REGISTRIES[registry.ROUTING].pop(DRIVER, None)
-        registry._DOCS[registry.ROUTING].pop(DRIVER, None)
+        routers = POLICIES[registry.ROUTING]
+        routers._entries.pop(DRIVER, None)
+        routers._docs.pop(DRIVER, None)
         Driver.current = None
 
 

@@ -102,8 +102,9 @@ def test_cli_lists_plugin_policies(plugin_path):
 def test_a_broken_plugin_is_reported_and_skipped(tmp_path):
     shutil.copytree(FIXTURE, tmp_path, dirs_exist_ok=True)
     info = tmp_path / "llmsched_demo_plugin-0.1.dist-info" / "entry_points.txt"
-    info.write_text(info.read_text().replace("[llmsched.policies]\ndemo = llmsched_demo_plugin",
-                                             "[llmsched.policies]\nbroken = no_such_module_xyz"))
+    text = info.read_text().replace("[llmsched.batching]\ndemo = llmsched_demo_plugin",
+                                    "[llmsched.batching]\nbroken = no_such_module_xyz")
+    info.write_text(text.replace("[llmsched.routing]\ndemo = llmsched_demo_plugin\n", ""))
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from llmsched.policies import registry\nprint(registry.names(registry.BATCHING))")
     proc = _run(code, tmp_path)
