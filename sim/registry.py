@@ -95,6 +95,11 @@ class Registry:
         if self.entry_point_group:
             load_plugins(self.entry_point_group)
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests register throwaway policies and clean up after themselves)."""
+        self._entries.pop(name, None)
+        self._docs.pop(name, None)
+
     def names(self) -> list[str]:
         self.load()
         return sorted(self._entries)
