@@ -78,9 +78,6 @@ class PrefixIndex(RadixTree):
         """Nodes in the tree now (evicted and pruned ones excluded)."""
         return len(self._child)
 
-    def n_children(self, node: int) -> int:
-        return self._nchild[node]
-
     # ------------------------------------------------------------------ updates
     def insert(self, hashes: Sequence[int], tenant: int, now: float) -> None:
         parent = ROOT

@@ -84,6 +84,7 @@ class Preble:
         # eviction-cost state: per-instance LRU order of tree nodes, per-node window statistics
         self._lru: dict[int, OrderedDict[int, None]] = {}
         self._large: dict[int, bool] = {}
+        self._kids: dict[int, list[int]] = {}
         self._node_count: dict[int, int] = {}
         self._node_miss: dict[int, float] = {}
         self._node_prompt: dict[int, float] = {}
@@ -142,14 +143,27 @@ class Preble:
         return cost
 
     def _record(self, now: float, blocks, prompt: int, known_blocks: int, hb: int) -> list[int]:
-        """Window statistics of this request and the segment sizes of its path (after insertion)."""
+        """Window statistics of this request, and the radix segments ("large" or not) of its path
+        after insertion. Segments end where the tree branches (the children this router has seen);
+        when a node gets its second child, the old child's chain becomes a segment of its own."""
         path = self.tree.path(blocks)
+        kids = self._kids
+        for k, v in enumerate(path):
+            sibs = kids.setdefault(path[k - 1] if k else -1, [])
+            if v not in sibs:
+                sibs.append(v)
+                if len(sibs) == 2:  # a new branch point: the old child's segment split off
+                    chain, x = [sibs[0]], sibs[0]
+                    while len(kids.get(x, ())) == 1:
+                        x = kids[x][0]
+                        chain.append(x)
+                    for u in chain:
+                        self._large[u] = len(chain) > k
         start = 0
-        for k, v in enumerate(path):  # radix segments end where the global tree branches
-            if self.tree.n_children(v) != 1 or k == len(path) - 1:
-                seg_len = k - start + 1
+        for k, v in enumerate(path):
+            if len(kids.get(v, ())) != 1 or k == len(path) - 1:
                 for u in path[start:k + 1]:
-                    self._large[u] = seg_len > start
+                    self._large[u] = k - start + 1 > start
                 start = k + 1
         miss = float(max(prompt - known_blocks * hb, 0))
         for v in path:
