@@ -18,7 +18,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
-from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
+from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 from llmsched.sim.router_latency import RouterLatency
 
 WINDOW_S = 180.0  # history window H = 3 minutes [CODE]
@@ -54,8 +54,10 @@ class Preble:
     the context before it, l. 258-259) miss(v) · count(v) · T_prefill(tokens of v)
     (`get_eviction_prefill_cost`, l. 162-167): count = window requests through v, miss = their
     uncached share of prompt tokens. Off by default (existing results unchanged).
-    track_evictions: apply the instances' eviction reports to the global tree (the artifact's
-    iterative eviction feedback, l. 341-344), so exploit forgets what was evicted.
+    capacity_eviction: after each assignment, LRU-evict the chosen instance's share of the global
+    tree down to its KV capacity (`handle_eviction`, l. 273-278, with the instance's pool size for
+    the artifact's fixed `max_tokens_gpu = 198516`; unlike it, in-flight prefixes are not spared),
+    so exploit forgets prefixes that no longer fit.
     decision_*: the global scheduler's per-decision cost (`llmsched.sim.router_latency`); off by
     default; `PREBLE_MEASURED_DECISION_S` is the artifact's measurement.
     """
@@ -63,7 +65,7 @@ class Preble:
     def __init__(self, window_s: float = WINDOW_S, high_load_threshold: float = HIGH_LOAD_THRESHOLD,
                  warmup_per_instance: int = WARMUP_PER_INSTANCE, prefill_s_per_token: float = 1.25e-4,
                  decode_s_per_token: float = 0.03, replicate: bool = True, eviction_cost: bool = False,
-                 track_evictions: bool = False, decision_base_s: float = 0.0,
+                 capacity_eviction: bool = False, decision_base_s: float = 0.0,
                  decision_per_instance_s: float = 0.0, decision_per_tree_node_s: float = 0.0) -> None:
         self.window_s = float(window_s)
         self.threshold = float(high_load_threshold)
@@ -77,7 +79,8 @@ class Preble:
         self.dispatched = 0
         self.counts = {"exploit": 0, "explore": 0, "moved": 0, "replicated": 0}
         self.eviction_cost = bool(eviction_cost)
-        self.feed = EvictionFeed(0.0) if track_evictions else None
+        self.capacity_eviction = bool(capacity_eviction)
+        self.tree_evictions = 0
         self.decision_latency = RouterLatency(
             decision_base_s, decision_per_instance_s, decision_per_tree_node_s,
             source="Preble router params (PREBLE_MEASURED_DECISION_S: WukLab/preble nsdi_plots/exploration_e2e.ipynb)")
@@ -180,8 +183,6 @@ class Preble:
     def route(self, rid: int, view) -> int:
         now = view.now
         self._expire(now)
-        if self.feed is not None:
-            self.feed.poll(view, self.tree, now)
         n = view.n_instances
         hb = view.hash_block_tokens
         blocks = prompt_blocks(view, rid)
@@ -220,6 +221,11 @@ class Preble:
         if self.eviction_cost:
             self.e_charged += evict[j]
             self._touch(j, self._record(now, blocks, prompt, len(path), hb))
+        if self.capacity_eviction:
+            s = view.instance(j)
+            cap = s.kv_blocks_total * s.block_size // max(hb, 1)
+            if self.tree.tenant_blocks(j) > cap:
+                self.tree_evictions += self.tree.evict_tenant(j, cap)
         self.dispatched += 1
         if self.dispatched >= self.warmup * n:
             self.rebalance(view)
@@ -287,6 +293,6 @@ class Preble:
         out = dict(self.counts)
         if self.eviction_cost:
             out["eviction_cost_s"] = self.e_charged
-        if self.feed is not None:
-            out["evictions_applied"] = self.feed.applied
+        if self.capacity_eviction:
+            out["tree_evictions"] = self.tree_evictions
         return out

@@ -93,7 +93,7 @@ def scenarios(draw):
     params = draw(st.sampled_from([
         {"decision_base_s": 0.05},
         {"decision_base_s": 0.001, "decision_per_instance_s": 0.01},
-        {"decision_per_tree_node_s": 0.002, "eviction_cost": True, "track_evictions": True},
+        {"decision_per_tree_node_s": 0.002, "eviction_cost": True, "capacity_eviction": True},
         {"decision_base_s": 0.2, "eviction_cost": True, "warmup_per_instance": 0, "window_s": 1.0},
     ]))
     biggest = int((w.prompt_tokens + w.output_tokens).max())
