@@ -3,6 +3,8 @@ the router's state. The engine (`llmsched.sim.engine`) serialises decisions at o
 scheduler (a FIFO router queue): a decision starts when the previous one ends, sees the cluster
 as it is when it starts, and the request reaches its instance `cost_s(...)` seconds later.
 
+Only the entry router's decisions for arriving requests (and released child tasks) queue; pinned
+requests, decode-pool routing and re-routing after a lost transfer stay instant.
 Owns only the cost formula; a router opts in by exposing `decision_latency` (a `RouterLatency`)
 and, for a state-dependent cost, `decision_state_nodes()` (the size of its prefix tree).
 """

@@ -27,7 +27,7 @@ WARMUP_PER_INSTANCE = 50  # rebalancing only after 50 x num_gpus dispatches [COD
 # Measured E2 decision time: `avg_scheduling_overhead` of GlobalSchedulerTimeWithEviction, 0.006991,
 # 0.006526, 0.005804, 0.005637, 0.005634, 0.005570 s at 0.5-3 req/s (mean 6.03 ms; max 15-20 ms);
 # round-robin 0.06 ms. WukLab/preble @ 8e7906a, nsdi_plots/exploration_e2e.ipynb, output of the
-# programming-workload cell (lines 118-131 of the .ipynb file): 2,500 requests, 100 prefix patterns.
+# programming-workload cell (lines 118-124 of the .ipynb file): 2,500 requests, 100 prefix patterns.
 # Measured on one workload only, so its growth with tree size is unknown: a constant here.
 PREBLE_MEASURED_DECISION_S = 0.00603
 
