@@ -89,7 +89,7 @@ def _cluster(router: str, params: dict, batching: str) -> ClusterSpec:
 
 
 @reproduction(name="d2lpm-fairness", paper="Cao et al., arXiv 2501.14312 (D²LPM)",
-              target="victim TTFT vs Preble (7.18x claim), Jain index, load and Q^w sweeps (Fig. 10)", quick_minutes=2.5)
+              target="victim TTFT vs Preble (7.18x claim), Jain index, load and Q^w sweeps (Fig. 10)", quick_minutes=3.0)
 def fairness(ctx: ReproContext) -> ReproOutput:
     """Victim-client TTFT and Jain's index under a misbehaving client, over loads; Q^w sweep for D²LPM."""
     window = 90.0 if ctx.quick else 240.0
