@@ -13,6 +13,7 @@ Owns cluster-level mechanics only; per-instance mechanics live in `llmsched.sim.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from llmsched.sim.state import (
 ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
 EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"
 EV_STAGE = "stage"  # one pre-copy stage of a multi-stage live migration ended
+EV_ROUTED = "routed"  # a routing decision of the global scheduler ended: deliver the request
 RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
@@ -202,6 +204,13 @@ class Engine:
         self._tick_s = float(tick) if tick else 0.0
         self.down: set[int] = set()  # instances marked down (sim/spot.py)
         self._live: set[int] = set()  # requests in a multi-stage live migration
+        # router decision latency (sim/router_latency.py): one global scheduler, FIFO queue
+        lat = getattr(router, "decision_latency", None)
+        self._decision = lat if lat is not None and lat.active else None
+        self._route_queue: deque[int] = deque()
+        self._deciding = False
+        self.router_decisions = 0
+        self.router_busy_s = 0.0
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -268,6 +277,8 @@ class Engine:
                 self._arrive(payload)
             elif kind == EV_STAGE:
                 self._migration_stage(*payload)
+            elif kind == EV_ROUTED:
+                self._deliver(*payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
                 self.router.tick(self.entry_view)
@@ -275,7 +286,7 @@ class Engine:
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
-        return any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
+        return self._deciding or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
@@ -285,7 +296,30 @@ class Engine:
         view = self.entry_view
         view.now = self.now
         pin = int(reqs.workload.pin_instance[rid])
+        if pin < 0 and self._decision is not None:
+            self._route_queue.append(rid)
+            if not self._deciding:
+                self._decide_next()
+            return
         j = pin if pin >= 0 else self.router.route(rid, view)
+        self._deliver(rid, j)
+
+    def _decide_next(self) -> None:
+        """The global scheduler takes the head of its queue: it decides now (seeing the cluster as
+        it is now) and the request reaches the chosen instance when the decision's cost is paid."""
+        rid = self._route_queue.popleft()
+        view = self.entry_view
+        view.now = self.now
+        j = self.router.route(rid, view)
+        nodes = getattr(self.router, "decision_state_nodes", None)
+        cost = self._decision.cost_s(view.n_instances, int(nodes()) if callable(nodes) else 0)
+        self._deciding = True
+        self.router_decisions += 1
+        self.router_busy_s += cost
+        self._push(self.now + cost, LATE, rid, EV_ROUTED, (rid, j, True))
+
+    def _deliver(self, rid: int, j: int, decided: bool = False) -> None:
+        view = self.entry_view
         if not (0 <= j < view.n_instances):
             raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
         inst = self.instances[view.pool[j]]
@@ -294,6 +328,10 @@ class Engine:
         self._poke(inst)
         if self.progress is not None:
             self.progress(rid)
+        if decided:  # the global scheduler is free again: its next decision starts now
+            self._deciding = False
+            if self._route_queue:
+                self._decide_next()
 
     def _on_wake(self, inst: Instance) -> None:
         t = self.now

@@ -74,6 +74,10 @@ class PrefixIndex(RadixTree):
     def tenant_blocks(self, tenant: int) -> int:
         return len(self.tenant_nodes.get(tenant, ()))
 
+    def __len__(self) -> int:
+        """Nodes in the tree now (evicted and pruned ones excluded)."""
+        return len(self._child)
+
     # ------------------------------------------------------------------ updates
     def insert(self, hashes: Sequence[int], tenant: int, now: float) -> None:
         parent = ROOT
