@@ -10,6 +10,7 @@ deficit subtracts is the engine's accounting (DESIGN: "a DLPM deficit is quanta 
 from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
 
 
@@ -30,7 +31,7 @@ class D2LPM:
     no worker holding the longest prefix has deficit, the longest match among workers that do.
     """
 
-    def __init__(self, quantum: float = 4096.0, input_weight: float = 1.0, output_weight: float = 2.0,
+    def __init__(self, quantum: float = 4096.0, input_weight: float = DEFAULT_INPUT_WEIGHT, output_weight: float = DEFAULT_OUTPUT_WEIGHT,
                  eviction_delay_s: float = 0.0) -> None:
         if not quantum > 0:
             raise ValueError("quantum Q^w must be > 0")
