@@ -20,6 +20,15 @@ from llmsched.sim.errors import InputError
 
 Params = tuple[tuple[str, Any], ...]
 
+#: Largest expected request count (rate × duration) a config may ask a generator for. Our choice:
+#: the workload is columnar float64/int64 arrays (~100 bytes a request with the run tables), so
+#: 5e7 requests is ~5 GB; beyond it numpy fails with an allocation error (issue 15: 1e9 × 1e9 tried
+#: to allocate 6.94 EiB).
+MAX_EXPECTED_REQUESTS = 50_000_000
+#: Largest number of instances. Our choice: building the instances takes ~1 ms each and per-instance
+#: state grows with the client count; 100,000 instances sat silent for over a minute (issue 15).
+MAX_INSTANCES = 10_000
+
 
 def freeze_params(d: Mapping[str, Any] | Params | None) -> Params:
     """A mapping as a sorted tuple of pairs, so configs stay hashable and comparable."""
@@ -255,6 +264,13 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("workload.duration_s", f"must be > 0 seconds, got {w.duration_s}")
     if w.num_requests is not None and w.num_requests < 1:
         bad("workload.num_requests", f"must be >= 1, got {w.num_requests}")
+    if w.rate is not None and w.duration_s is not None and math.isfinite(w.duration_s):
+        expected = w.rate * w.duration_s
+        if expected > MAX_EXPECTED_REQUESTS and (w.num_requests is None or w.num_requests > MAX_EXPECTED_REQUESTS):
+            bad("workload.rate × workload.duration_s", f"expects about {expected:.3g} requests, more than "
+                f"the cap of {MAX_EXPECTED_REQUESTS:.0e}", "lower the rate or the duration")
+    if w.duration_s is not None and not math.isfinite(w.duration_s):
+        bad("workload.duration_s", "must be a finite number of seconds", "omit it to keep the whole source")
     c = cfg.cluster
     if not c.instances:
         bad("cluster.instances", "needs at least one instance")
@@ -262,6 +278,9 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("cluster.kv_link_bandwidth_Bps", "must be > 0 bytes/s")
     if c.kv_link_latency_s < 0:
         bad("cluster.kv_link_latency_s", "must be >= 0 s")
+    if c.n_instances > MAX_INSTANCES:
+        bad("cluster.instances", f"{c.n_instances} instances, more than the cap of {MAX_INSTANCES}",
+            "use fewer instances (set count per group)")
     roles = set()
     for i, spec in enumerate(c.instances):
         p = f"cluster.instances[{i}]."

@@ -26,7 +26,56 @@ from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import RequestTable
 from llmsched.sim.workload.core import Workload
 
-__all__ = ["make_policy", "run", "simulate"]
+__all__ = ["make_policy", "resolved_params", "run", "simulate"]
+
+_INJECTED = ("rng", "cost_model", "instance_spec")
+
+
+def _plain_param(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else ("inf" if v > 0 else ("-inf" if v < 0 else None))
+    if isinstance(v, (np.integer, np.floating)):
+        return _plain_param(v.item())
+    if isinstance(v, (list, tuple)):
+        return [_plain_param(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain_param(x) for k, x in v.items()}
+    return getattr(v, "__name__", None) or type(v).__name__
+
+
+def resolved_params(factory: Any, policy: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor parameter of a policy with the value it runs with, defaults included.
+
+    Defaults come from the `__init__` signatures along the class's MRO (a subclass's default wins),
+    overlaid with the parameters given; a parameter the object keeps under its own name (e.g.
+    `quantum`, `lift`) is read back from the object, so a subclass that fixes a value (LCF's
+    lift="none") is recorded as run; the fairness policies' admission mode is read back from their
+    `admitter`. Injected objects (rng, cost model, instance spec) are left out.
+    """
+    defaults: dict[str, Any] = {}
+    classes = inspect.getmro(factory) if inspect.isclass(factory) else ()
+    fns = [c.__dict__["__init__"] for c in reversed(classes) if "__init__" in c.__dict__] or [factory]
+    for fn in fns:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        for name, prm in sig.parameters.items():
+            if name == "self" or name in _INJECTED or prm.kind in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL):
+                continue
+            if prm.default is not prm.empty:
+                defaults[name] = prm.default
+    out = {**defaults, **{k: v for k, v in given.items() if k not in _INJECTED}}
+    for name in list(out):
+        value = getattr(policy, name, None)
+        if isinstance(value, (bool, int, float, str)) and not callable(value):
+            out[name] = value
+    admitter = getattr(policy, "admitter", None)
+    if "admission" in out and isinstance(getattr(admitter, "mode", None), str):
+        out["admission"] = admitter.mode
+    return {k: _plain_param(v) for k, v in sorted(out.items())}
 
 
 def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.random.Generator,
@@ -110,6 +159,7 @@ def simulate(
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(specs) + 2)
     instances: list[Instance] = []
+    batching_resolved: list[dict[str, Any]] = []
     for i, spec in enumerate(specs):
         if cost_models is None:
             cost = _default_cost(spec)
@@ -120,6 +170,8 @@ def simulate(
         policy = make_policy(registry.BATCHING, spec.batching, params_dict(spec.batching_params),
                              rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
                              source=source)
+        batching_resolved.append(resolved_params(registry.get(registry.BATCHING, spec.batching), policy,
+                                                 params_dict(spec.batching_params)))
         total_blocks = _kv_capacity(spec) // spec.block_size
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
@@ -163,6 +215,12 @@ def simulate(
     summary["mode"] = mode
     summary["workload"] = workload.name
     summary["config"] = config or {}
+    summary["policy_params"] = {  # every policy's parameters as run, defaults included
+        "batching": [{"name": spec.batching, "params": p} for spec, p in zip(specs, batching_resolved)],
+        "router": {"name": cluster.router,
+                   "params": resolved_params(registry.get(registry.ROUTING, cluster.router), router,
+                                             params_dict(cluster.router_params))},
+    }
     router_stats = getattr(router, "stats", None)  # optional: routers that keep their own tallies
     if callable(router_stats):
         summary["router"] = router_stats()

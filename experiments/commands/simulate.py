@@ -66,6 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["fast", "step"], help="exact fast-forward (default) or reference step mode")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--out", help="write requests/service/timeline parquet + summary.json here")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run in an existing non-empty --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -102,6 +104,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.instances is not None and args.pd:
         raise InputError(src, "--instances/--pd", "give one of them", "use --pd P:D for disaggregation")
     if args.instances is not None:
+        from llmsched.sim.config import MAX_INSTANCES
+
+        if not 1 <= args.instances <= MAX_INSTANCES:
+            raise InputError(src, "--instances", f"must be between 1 and {MAX_INSTANCES}, got {args.instances}")
         if len(instances) != 1:
             raise InputError(src, "--instances", "the config has several instance groups",
                              "set `count` per group in the config instead")
@@ -111,6 +117,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             p_count, d_count = (int(x) for x in args.pd.split(":"))
         except ValueError:
             raise InputError(src, "--pd", f"expected P:D like 2:2, got {args.pd!r}") from None
+        if p_count < 1 or d_count < 1:
+            raise InputError(src, "--pd", f"needs at least one prefill and one decode instance, got {args.pd!r}",
+                             "use P:D with P >= 1 and D >= 1, e.g. 1:1")
         base = instances[0]
         instances = (dataclasses.replace(base, role="prefill", count=p_count),
                      dataclasses.replace(base, role="decode", count=d_count))
@@ -157,10 +166,14 @@ def print_summary(summary: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from llmsched.sim.run import run as run_sim
 
+    from llmsched.sim.results import check_out_dir
+
     cfg = build_config(args)
+    if args.out:
+        check_out_dir(Path(args.out), args.force)  # before the run, not after it
     result = run_sim(cfg, progress=not args.no_progress, source=args.config or "command line")
     print_summary(result.summary)
     if args.out:
-        out = result.save(Path(args.out))
+        out = result.save(Path(args.out), force=args.force)
         print(f"wrote {out}/{{requests,service,timeline}}.parquet and summary.json")
     return 0
