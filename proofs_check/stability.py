@@ -19,6 +19,7 @@ from scipy import stats as sps
 from llmsched.proofs_check.registry import checker
 from llmsched.proofs_check.verdict import Verdict
 from llmsched.sim.errors import InputError
+from llmsched.sim.results import read_parquet
 
 __all__ = ["METRICS", "SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict",
            "work_backlog"]
@@ -328,7 +329,7 @@ def check_stability(path: Path, **options) -> Verdict:
     if not f.is_file():
         raise InputError(str(path), "requests.parquet", "missing from the run directory",
                          "pass a directory written by `llmsched simulate --out`")
-    req = pd.read_parquet(f)
+    req = read_parquet(f)
     if len(req) < 2:
         raise InputError(str(f), "rows", "needs at least 2 requests to estimate a slope")
     arr = req["arrival_s"].to_numpy(np.float64)
@@ -347,7 +348,7 @@ def check_stability(path: Path, **options) -> Verdict:
         missing = [c for c in _NEEDED["tokens"] if c not in req.columns]
         if missing:
             raise InputError(str(f), ",".join(missing), "missing column(s)", "see docs/run-format.md")
-        values = work_backlog(req, pd.read_parquet(tl_file), grid)
+        values = work_backlog(req, read_parquet(tl_file), grid)
     else:
         _, values = backlog_series(req, metric, grid)
     est = backlog_slope(grid, values, window=(t0, t1), batches=batches, confidence=confidence,

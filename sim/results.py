@@ -282,6 +282,25 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
     })
 
 
+#: Keys `llmsched.sim.run.simulate` adds to `summarize`'s (scalar ones; `config`, `policy_params`
+#: and `router` hold nested records).
+RUN_SUMMARY_KEYS = ("wall_s", "seed", "mode", "workload")
+
+
+def summary_metric_names() -> list[str]:
+    """The flattened scalar keys of a run summary (`ttft_s.p50`, ...), without running anything."""
+    cols = ("arrival_s", "finish_s", "prompt_tokens", "output_tokens", "slo_met", "ttft_s", "tbt_mean_s",
+            "tbt_max_s", "e2e_s", "queueing_delay_s", "rejected", "preemptions", "migrations")
+    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+    out: list[str] = []
+    for key, value in summarize(empty, 0, 0).items():
+        if isinstance(value, dict):
+            out.extend(f"{key}.{k}" for k in value)
+        else:
+            out.append(key)
+    return out + list(RUN_SUMMARY_KEYS)
+
+
 def _pcts(x: np.ndarray) -> dict[str, float]:
     x = x[np.isfinite(x)]
     if not len(x):

@@ -164,9 +164,8 @@ def print_summary(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmsched.sim.run import run as run_sim
-
     from llmsched.sim.results import check_out_dir
+    from llmsched.sim.run import run as run_sim
 
     cfg = build_config(args)
     if args.out:

@@ -6,6 +6,7 @@ the reader modules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,10 +26,8 @@ def require_file(path: Path, what: str) -> None:
 def show(value: object) -> str:
     """A value as a user wrote it, for messages: `inf`, `3.5`, `'abc'` — never `np.float64(inf)`."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(AttributeError, ValueError, TypeError):
             value = value.item()
-        except (AttributeError, ValueError, TypeError):
-            pass
     if isinstance(value, Path):
         return str(value)
     return repr(value)
