@@ -80,7 +80,7 @@ BAD_INPUTS = {
     "unknown batching policy": (["--batching", "nope"], "batching"),
     "unknown router": (["--router", "nope"], "router"),
     "negative rate": (["--rate", "-3"], "rate"),
-    "zero instances": (["--instances", "0"], "count"),
+    "zero instances": (["--instances", "0"], "--instances"),
     "bad flag type": (["--instances", "four"], "--instances"),
     "unknown flag": (["--instancez", "4"], "instancez"),
     "bad cost spec": (["--cost", "quadratic:1"], "cost"),
