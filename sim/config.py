@@ -74,6 +74,9 @@ class InstanceSpec:
     admission_interval: admit new requests only every k iterations (VTC artifact: 10)
     role: "mixed" | "prefill" | "decode" (disaggregated pools)
     kv_capacity_tokens: override the derived KV capacity (None = from the catalogue)
+    context_tokens: the most tokens (prompt + output) one request may use; longer requests are
+      rejected and counted, as a server rejects them (None = the model's context length from the
+      catalogue; a model missing from the catalogue has no limit)
     """
 
     model: str = "llama-2-7b"
@@ -86,6 +89,7 @@ class InstanceSpec:
     max_batch_requests: int = 256
     block_size: int = 16
     kv_capacity_tokens: int | None = None
+    context_tokens: int | None = None
     admission_interval: int = 1
     watermark_blocks: int = 0
     role: str = "mixed"
@@ -298,6 +302,9 @@ def _check(cfg: RunConfig, source: str) -> None:
             bad(p + "admission_interval", "must be >= 1 iteration")
         if spec.kv_capacity_tokens is not None and spec.kv_capacity_tokens < spec.block_size:
             bad(p + "kv_capacity_tokens", "must hold at least one block")
+        if spec.context_tokens is not None and spec.context_tokens < 2:
+            bad(p + "context_tokens", "must be >= 2 tokens (a prompt token and an output token)",
+                "omit it to use the model's context length")
         if spec.role not in ("mixed", "prefill", "decode"):
             bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill or decode")
         roles.add(spec.role)

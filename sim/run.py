@@ -123,6 +123,20 @@ def _kv_capacity(spec: InstanceSpec) -> int:
     return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
 
 
+def _context_tokens(spec: InstanceSpec) -> float:
+    """The most tokens one request may use on this instance: the spec's override, else the model's
+    context length from the catalogue (inf for a model the catalogue does not know)."""
+    if spec.context_tokens is not None:
+        return float(spec.context_tokens)
+    try:
+        from llmsched.sim.hardware import model as model_spec
+
+        ctx = model_spec(spec.model).context_tokens
+    except (InputError, KeyError, ValueError):
+        return math.inf
+    return float(ctx) if ctx else math.inf
+
+
 def _kv_bytes_per_token(spec: InstanceSpec) -> float:
     try:
         from llmsched.sim.hardware import model as model_spec
@@ -200,6 +214,7 @@ def simulate(
         link_bandwidth_Bps=cluster.kv_link_bandwidth_Bps, link_latency_s=cluster.kv_link_latency_s,
         kv_bytes_per_token=lambda inst: _kv_bytes_per_token(inst.spec),
         max_sim_time_s=max_sim_time_s, progress=tick,
+        max_context_tokens=min(_context_tokens(s) for s in specs if s.role in ("mixed", "prefill")),
     )
     engine.run()
     if bar is not None:
@@ -210,6 +225,7 @@ def simulate(
     hits = sum(inst.cache_hit_tokens for inst in instances)
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
+    summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     summary["wall_s"] = time.perf_counter() - t0
     summary["seed"] = seed
     summary["mode"] = mode

@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-size", type=int, help="KV block size in tokens")
     p.add_argument("--admission-interval", type=int, help="admit new requests every k iterations")
     p.add_argument("--kv-capacity-tokens", type=int, help="override the derived KV capacity")
+    p.add_argument("--context-tokens", type=int,
+                   help="max prompt + output tokens of one request (default: the model's context length)")
     p.add_argument("--no-prefix-cache", action="store_true", help="disable the prefix cache")
     p.add_argument("--mode", choices=["fast", "step"], help="exact fast-forward (default) or reference step mode")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -92,7 +94,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                         ("batching", "batching"), ("token_budget", "token_budget"),
                         ("max_batch_requests", "max_batch_requests"), ("block_size", "block_size"),
                         ("admission_interval", "admission_interval"),
-                        ("kv_capacity_tokens", "kv_capacity_tokens")):
+                        ("kv_capacity_tokens", "kv_capacity_tokens"), ("context_tokens", "context_tokens")):
         value = getattr(args, flag)
         if value is not None:
             inst_changes[field] = value
@@ -146,7 +148,9 @@ def _fmt(x: float, unit: str = "") -> str:
 def print_summary(summary: dict) -> None:
     rows = [
         ("requests finished", f"{summary['num_finished']} / {summary['num_requests']}"
-         + (f" ({summary['num_rejected']} rejected)" if summary.get("num_rejected") else "")),
+         + (f" ({summary['num_rejected']} rejected" + (
+             f", {summary['num_rejected_context']} longer than the model's context length"
+             if summary.get("num_rejected_context") else "") + ")" if summary.get("num_rejected") else "")),
         ("throughput", f"{_fmt(summary['requests_per_s'])} req/s, {_fmt(summary['tokens_per_s'])} tok/s"),
         ("goodput (SLOs met)", f"{_fmt(summary['goodput_requests_per_s'])} req/s"),
     ]
