@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from llmsched.theory.placement.flow import make_problem, solve_flow
     from llmsched.theory.placement.io import load_cluster
     from llmsched.theory.placement.plan import layout_figure, write_plan
-    from llmsched.theory.placement.solve import METHODS, place
+    from llmsched.theory.placement.solve import METHODS, optimality, place
     from llmsched.theory.placement.spec import MODELS
 
     if args.model not in MODELS:
@@ -104,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
                "max_flow_tok_s": round(res.max_flow, 3), "coverage_bound_tok_s": round(res.coverage_bound, 3),
                "upper_bound_tok_s": round(res.upper_bound, 3),
                "certificate": "PASS" if verdict.ok else "FAIL", "out": str(out)}
+    proof = optimality(res.max_flow, res.coverage_bound, res.milp)
+    summary["proven_optimal"] = proof["proven_optimal"]
+    summary["optimality"] = proof["optimality"]  # which bound proves what
     if res.milp:
         summary["milp_objective_tok_s"] = res.milp.get("objective")
-        summary["milp_bound_tok_s"] = res.milp.get("bound")
+        summary["milp_status"] = res.milp.get("status")
+        summary["milp_solver_bound_tok_s"] = res.milp.get("solver_bound")  # the solver's own dual bound
+        summary["milp_solver_bound_scope"] = res.milp.get("solver_bound_scope")
+        summary["best_upper_bound_tok_s"] = res.milp.get("best_upper_bound")
         summary["milp_solve_time_s"] = round(res.milp.get("solve_time_s", 0.0), 1)
     if args.simulate > 0:
         summary.update(_simulate(p, res, args, out))
