@@ -338,6 +338,47 @@ def _as_run(path_or_run: Path | str | SavedRun) -> SavedRun:
     return path_or_run if isinstance(path_or_run, SavedRun) else load_run(path_or_run)
 
 
+# ------------------------------------------------------------------------------ hypothesis
+#: The admission mode under which the VTC and DLPM bounds are proved (docs/theory/fairness.md,
+#: "Admission modes"): non-preemptive, every admitted request's prompt + output reserved.
+THEOREM_ADMISSION = "reserve"
+
+
+def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
+    """Does the run satisfy the theorems' hypothesis? {"inside": bool | None, "note": str, ...}.
+
+    Inside iff every instance's policy ran with admission="reserve" and no request was preempted.
+    A run that does not record its admission mode (saved before summaries recorded resolved policy
+    parameters, when the default was "engine") is reported as unknown.
+    """
+    n = len(run.instance_specs()) or 1
+    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get("admission", "not recorded"))
+                    for i in range(n)})
+    preemptions = (int(run.requests["preemptions"].sum())
+                   if len(run.requests) and "preemptions" in run.requests.columns else 0)
+    info: dict[str, Any] = {"admission": modes, "preemptions": preemptions}
+    if modes == [THEOREM_ADMISSION] and preemptions == 0:
+        return {**info, "inside": True, "note": ""}
+    if "not recorded" in modes:
+        note = ("admission mode not recorded in the run (older runs defaulted to 'engine'); the theorem "
+                "assumes admission='reserve'")
+        return {**info, "inside": None, "note": note}
+    reasons = []
+    if modes != [THEOREM_ADMISSION]:
+        reasons.append(f"admission={'/'.join(modes)}")
+    if preemptions:
+        reasons.append(f"{preemptions} preemptions")
+    note = (f"outside the theorem's hypothesis ({', '.join(reasons)}; the bound is proved for "
+            "admission='reserve', non-preemptive): a violation here is not a counterexample to it")
+    return {**info, "inside": False, "note": note}
+
+
+def _with_hypothesis(v: Verdict, run: SavedRun) -> Verdict:
+    hyp = theorem_hypothesis(run)
+    summary = v.summary + (f"; NOTE: {hyp['note']}" if hyp["note"] else "")
+    return Verdict(v.name, v.ok, summary, v.witness, {**v.details, "hypothesis": hyp})
+
+
 # ---------------------------------------------------------------------------------- checkers
 def check_backlogged_pair(path: Path | str | SavedRun, **opts: Any) -> Verdict:
     """VTC Thm 4.4: |W_f − W_g| ≤ 2U on every interval where f and g are both backlogged."""
@@ -361,7 +402,7 @@ def check_backlogged_pair(path: Path | str | SavedRun, **opts: Any) -> Verdict:
         runs += n
         if w is not None and w.value / max(w.bound, EPS) > worst_ratio:
             worst, worst_ratio = w, w.value / max(w.bound, EPS)
-    return _pair_verdict("vtc-2u", worst, runs, scale, "both backlogged")
+    return _with_hypothesis(_pair_verdict("vtc-2u", worst, runs, scale, "both backlogged"), run)
 
 
 def check_backlogged_vs_any(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -377,7 +418,7 @@ def check_backlogged_vs_any(path: Path | str | SavedRun, **opts: Any) -> Verdict
         runs += n
         if w is not None and (worst is None or w.value - w.bound > worst.value - worst.bound):
             worst = w
-    return _pair_verdict("vtc-4u", worst, runs, scale, "f backlogged, g any")
+    return _with_hypothesis(_pair_verdict("vtc-4u", worst, runs, scale, "f backlogged, g any"), run)
 
 
 def check_counter_gap(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -405,7 +446,7 @@ def check_counter_gap(path: Path | str | SavedRun, **opts: Any) -> Verdict:
                f"(U = max(w_p·L_input, w_q·M) = max({scale.input_weight:g}·{scale.max_input_tokens}, "
                f"{scale.output_weight:g}·{scale.kv_capacity_tokens}))")
     wit = None if ok else {**(where or {}), "gap": worst, "bound": bound}
-    return Verdict("vtc-u", ok, summary, wit, {"gap": worst, "bound": bound, "at": where})
+    return _with_hypothesis(Verdict("vtc-u", ok, summary, wit, {"gap": worst, "bound": bound, "at": where}), run)
 
 
 def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -429,8 +470,8 @@ def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
         runs += n
         if w is not None and w.value / max(w.bound, EPS) > worst_ratio:
             worst, worst_ratio = w, w.value / max(w.bound, EPS)
-    return _pair_verdict("dlpm-bound", worst, runs, scale, "both backlogged (uncached service)",
-                         extra={"quantum": float(quantum)})
+    return _with_hypothesis(_pair_verdict("dlpm-bound", worst, runs, scale, "both backlogged (uncached service)",
+                                          extra={"quantum": float(quantum)}), run)
 
 
 def check_work_conservation(path: Path | str | SavedRun, **opts: Any) -> Verdict:
