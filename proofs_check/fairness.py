@@ -449,6 +449,83 @@ def check_counter_gap(path: Path | str | SavedRun, **opts: Any) -> Verdict:
     return _with_hypothesis(Verdict("vtc-u", ok, summary, wit, {"gap": worst, "bound": bound, "at": where}), run)
 
 
+def dispatch_latency_cases(run: SavedRun, instance: int, scale: bounds.ServiceScale) -> list[dict[str, Any]]:
+    """Theorem 4.11 on one instance: every request whose client had nothing waiting or running on
+    the instance just before its arrival A, dispatched at D (never preempted or migrated), with the
+    service the other clients received on [A, D) and the bounds.
+
+    Service is read from the service log: the state just before A (the last change point before
+    A) and the state at D, minus the prompt charges of other clients' requests dispatched exactly
+    at D (they are charged at D, not in [A, D)).
+    """
+    req = run.requests
+    if not len(req) or not len(run.service):
+        return []
+    grid = service_grid(run.service, instance)
+    if grid.n == 0:
+        return []
+    wp, wq = scale.input_weight, scale.output_weight
+    W = wp * grid.inputs + wq * grid.outputs  # (rows, clients) cumulative service
+    n = len(grid.clients)
+    inst_col = "prefill_instance" if "prefill_instance" in req.columns else "instance"
+    mine = req[(req[inst_col] == instance) & np.isfinite(req["dispatch_s"])]
+    if "preemptions" in mine.columns:
+        mine = mine[(mine["preemptions"] == 0) & (mine.get("migrations", 0) == 0)]
+    disp = mine["dispatch_s"].to_numpy(np.float64)
+    prompt = mine["prompt_tokens"].to_numpy(np.float64)
+    clients = mine["client"].to_numpy(np.int64)
+    out: list[dict[str, Any]] = []
+    for rid, a, d, f in zip(mine["request_id"].to_numpy(), mine["arrival_s"].to_numpy(np.float64), disp, clients):
+        if f not in set(grid.clients.tolist()):
+            continue
+        col = grid.column(int(f))
+        k_a = int(np.searchsorted(grid.times, a, side="left")) - 1  # state just before A
+        if k_a >= 0 and (grid.waiting[k_a, col] > 0 or grid.running[k_a, col] > 0):
+            continue  # f backlogged or running at A: outside the theorem's hypothesis
+        k_d = int(np.searchsorted(grid.times, d, side="right")) - 1  # state at D
+        others = np.ones(n, bool)
+        others[col] = False
+        before = W[k_a, others].sum() if k_a >= 0 else 0.0
+        at_d = W[k_d, others].sum() if k_d >= 0 else 0.0
+        charged_at_d = wp * prompt[(disp == d) & (clients != f)].sum()
+        service = max(at_d - charged_at_d - before, 0.0)
+        wait = d - a
+        bound = bounds.dispatch_service_bound(scale, n)
+        out.append({"request_id": int(rid), "client": int(f), "instance": instance, "arrival_s": float(a),
+                    "dispatch_s": float(d), "wait_s": float(wait), "others_service": float(service),
+                    "service_bound": float(bound), "n_clients": n,
+                    "mean_service_rate": float(service / wait) if wait > 0 else None,
+                    "latency_bound_s": (float(bounds.dispatch_latency_bound(scale, n, service / wait))
+                                        if wait > 0 and service > 0 else None)})
+    return out
+
+
+def check_dispatch_latency(path: Path | str | SavedRun, **opts: Any) -> Verdict:
+    """VTC Thm 4.11: a request of a client with nothing queued or running waits for dispatch while
+    the others receive at most 2(n−1)U of service; hence D − A ≤ 2(n−1)U/a when S(t) ≥ a."""
+    _check_opts("vtc-latency", opts)
+    run = _as_run(path)
+    worst, checked, scale = None, 0, None
+    for inst in _instances(run, opts):
+        scale = _scale(run, inst, opts)
+        for case in dispatch_latency_cases(run, inst, scale):
+            checked += 1
+            if worst is None or case["others_service"] - case["service_bound"] > \
+                    worst["others_service"] - worst["service_bound"]:
+                worst = case
+    if worst is None:
+        return _with_hypothesis(Verdict("vtc-latency", True, "no request arrived to an idle client: nothing "
+                                        "to check", None, {"checked": 0}), run)
+    ok = worst["others_service"] <= worst["service_bound"] + EPS
+    lat = worst["latency_bound_s"]
+    summary = (f"{checked} requests arriving to an idle client; worst: others received "
+               f"{worst['others_service']:.1f} of service while request {worst['request_id']} waited "
+               f"{worst['wait_s']:.4g} s, bound 2(n−1)U = {worst['service_bound']:.1f} (n = {worst['n_clients']}"
+               + (f"; latency bound at its mean service rate {lat:.4g} s" if lat is not None else "") + ")")
+    return _with_hypothesis(Verdict("vtc-latency", ok, summary, None if ok else worst,
+                                    {"checked": checked, "worst": worst}), run)
+
+
 def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
     """DLPM: |W_f − W_g| ≤ 2(U + Q_u) for backlogged f, g (uncached prompt + output service)."""
     _check_opts("dlpm-bound", opts)
@@ -514,6 +591,8 @@ checker("vtc-u", help="VTC Lemma 4.3: counter gap over waiting clients <= U "
 checker("vtc-2u", help="VTC Thm 4.4: |W_f - W_g| <= 2U for backlogged pairs "
         "(weights= gives the weighted bound U(1/w_f + 1/w_g))")(check_backlogged_pair)
 checker("vtc-4u", help="VTC Thm 4.9: W_g - W_f <= 4U when f is backlogged")(check_backlogged_vs_any)
+checker("vtc-latency", help="VTC Thm 4.11: while an idle client's request waits for dispatch, the others "
+        "receive <= 2(n-1)U of service (so D - A <= 2(n-1)U/a)")(check_dispatch_latency)
 checker("work-conservation", help="never idle or under-filled while waiting requests fit "
         "(option reserve_output=1)")(check_work_conservation)
 checker("dlpm-bound", help="DLPM: |W_f - W_g| <= 2(U + Q_u) for backlogged pairs, uncached "
