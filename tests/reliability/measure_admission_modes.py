@@ -1,9 +1,25 @@
-"""Measure VTC's U/2U/4U ratios under each admission mode on flooding workloads."""
-import sys, time, itertools, json
+"""Measure VTC's U/2U/4U ratios under each admission mode on flooding workloads (not a test).
+
+The numbers in docs/theory/fairness.md, "Admission modes", come from:
+  python tests/reliability/measure_admission_modes.py vtc,vtc-predict,vtc-oracle,vtc-h \
+      engine,reserve,peak 0,1,2 30 "[6.0, 0.5, 0.5]" 2048
+(policies, admission modes, seeds, duration s, per-client rates, KV capacity M in tokens; one JSON
+line per run: worst ratio to U, 2U and 4U, preemptions, finished requests).
+"""
+import itertools
+import json
+import sys
+import time
+
+from llmsched.proofs_check._service_log import SavedRun
+from llmsched.proofs_check.fairness import (
+    check_backlogged_pair,
+    check_backlogged_vs_any,
+    check_counter_gap,
+)
 from llmsched.sim.config import RunConfig
 from llmsched.sim.run import run
-from llmsched.proofs_check._service_log import SavedRun
-from llmsched.proofs_check.fairness import check_counter_gap, check_backlogged_pair, check_backlogged_vs_any
+
 
 def ratio(v, key):
     d = v.details
