@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.errors import InputError
+from llmsched.sim.radix import EVICTION_STRATEGIES
+from llmsched.sim.swap import DEFAULT_SWAP_SPACE_BYTES, PCIE4_X16_BANDWIDTH_BPS, PREEMPTION_MODES
 
 Params = tuple[tuple[str, Any], ...]
 
@@ -77,6 +80,10 @@ class InstanceSpec:
     context_tokens: the most tokens (prompt + output) one request may use; longer requests are
       rejected and counted, as a server rejects them (None = the model's context length from the
       catalogue; a model missing from the catalogue has no limit)
+    preemption: "recompute" (vLLM's rule for single-sequence requests) | "swap" (KV of a preempted
+        decode goes to host memory over PCIe and comes back before new admissions; `llmsched.sim.swap`)
+    prefix_eviction: the prefix cache's eviction strategy, by SGLang's names (`llmsched.sim.radix`)
+    swap_space_bytes: host swap space per GPU (vLLM's default, 4 GiB); swap_bandwidth_Bps: host link
     """
 
     model: str = "llama-2-7b"
@@ -95,6 +102,10 @@ class InstanceSpec:
     role: str = "mixed"
     prefix_cache: bool = True
     count: int = 1
+    prefix_eviction: str = "lru"
+    preemption: str = "recompute"
+    swap_space_bytes: float = DEFAULT_SWAP_SPACE_BYTES
+    swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,8 @@ class RunConfig:
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     seed: int = 0
     mode: str = "fast"
-    input_weight: float = 1.0
-    output_weight: float = 2.0
+    input_weight: float = DEFAULT_INPUT_WEIGHT
+    output_weight: float = DEFAULT_OUTPUT_WEIGHT
     record_service: bool = True
     max_sim_time_s: float = math.inf
 
@@ -305,6 +316,15 @@ def _check(cfg: RunConfig, source: str) -> None:
         if spec.context_tokens is not None and spec.context_tokens < 2:
             bad(p + "context_tokens", "must be >= 2 tokens (a prompt token and an output token)",
                 "omit it to use the model's context length")
+        if spec.prefix_eviction not in EVICTION_STRATEGIES:
+            bad(p + "prefix_eviction", f"unknown eviction strategy {spec.prefix_eviction!r}",
+                f"use one of {', '.join(EVICTION_STRATEGIES)}")
+        if spec.preemption not in PREEMPTION_MODES:
+            bad(p + "preemption", f"unknown preemption mode {spec.preemption!r}", "use recompute or swap")
+        if not spec.swap_space_bytes >= 0 or spec.swap_space_bytes == math.inf:
+            bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
+        if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
+            bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
         if spec.role not in ("mixed", "prefill", "decode"):
             bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill or decode")
         roles.add(spec.role)

@@ -12,13 +12,13 @@ Owns cluster-level mechanics only; per-instance mechanics live in `llmsched.sim.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from llmsched.sim.events import PriorityQueue
 from llmsched.sim.instance import Instance, ServiceFacts
 from llmsched.sim.state import (
     DECODING,
@@ -47,7 +47,7 @@ class InstanceStats(ServiceFacts):
     index = property(lambda self: self._inst.index)
     role = property(lambda self: self._inst.spec.role)
     spec = property(lambda self: self._inst.spec)
-    waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready))
+    waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready) + len(self._inst.swapped))
     running_count = property(lambda self: self._inst.running_count)
     outstanding_tokens = property(lambda self: self._inst.outstanding_tokens)
     kv_blocks_free = property(lambda self: self._inst.pool.free_blocks)
@@ -169,8 +169,7 @@ class Engine:
         self.kv_bytes_per_token = kv_bytes_per_token or (lambda inst: 0.0)
         self.max_sim_time_s = max_sim_time_s
         self.progress = progress
-        self._heap: list = []
-        self._seq = itertools.count()
+        self._events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
         self.now = 0.0
         self._late = False  # processing an event generated at `now` (sees instances just after now)
         roles = {inst.spec.role for inst in instances}
@@ -214,7 +213,7 @@ class Engine:
 
     # ------------------------------------------------------------------ heap
     def _push(self, t: float, prio: int, key: int, kind: str, payload) -> None:
-        heapq.heappush(self._heap, (t, prio, key, next(self._seq), kind, payload))
+        self._events.push((t, prio, key), (kind, payload))
 
     def _wake(self, inst: Instance, t: float) -> None:
         inst.version += 1
@@ -236,11 +235,11 @@ class Engine:
         arrivals = reqs.arrival_s[roots]
         n = len(roots)
         i = 0
-        heap = self._heap
+        events = self._events
         if self._tick_s > 0 and n:
             self._push(float(arrivals[0]) + self._tick_s, TICK, -1, EV_TICK, None)
         while True:
-            if i < n and (not heap or (arrivals[i], ARRIVE, int(roots[i])) < heap[0][:3]):
+            if i < n and (not events or (arrivals[i], ARRIVE, int(roots[i])) < events.peek_key()):
                 t = float(arrivals[i])
                 if t > self.max_sim_time_s:
                     break
@@ -249,9 +248,9 @@ class Engine:
                 self._arrive(int(roots[i]))
                 i += 1
                 continue
-            if not heap:
+            if not events:
                 break
-            t, prio, _, _, kind, payload = heapq.heappop(heap)
+            (t, prio, _), (kind, payload) = events.pop()
             if t > self.max_sim_time_s:
                 break
             self.now = t
@@ -281,7 +280,7 @@ class Engine:
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
-        return any(inst.busy or inst.waiting or inst.ready for inst in self.instances)
+        return any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
@@ -426,11 +425,13 @@ class Engine:
             return False
         src = self.instances[src_idx]
         self.sync(src)
-        if rid in src.waiting or rid in src.ready:
+        if rid in src.waiting or rid in src.ready or rid in src.swapped:
             if rid in src.waiting:
                 src.take_waiting(rid)
-            else:
+            elif rid in src.ready:
                 src.take_ready(rid)
+            else:
+                src.take_swapped(rid)
             src.log.change_point(src, self.now)
             self._poke(src)
             dst_inst = self.instances[dst]

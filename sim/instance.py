@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from llmsched.policies.api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.kvcache import KVPool, PrefixTree
+from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -26,6 +26,7 @@ from llmsched.sim.state import (
     RequestFacts,
     RequestTable,
 )
+from llmsched.sim.swap import SwapTier
 
 MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
 
@@ -46,7 +47,7 @@ class ServiceFacts:
 
 
 class InstanceView(RequestFacts, ServiceFacts):
-    """The read-only window a batching policy gets on its instance (see `llmsched.policies.api`)."""
+    """The read-only window a batching policy gets on its instance (see `llmsched.sim.policy_api`)."""
 
     __slots__ = ("_inst", "now")
     _reqs = property(lambda self: self._inst.reqs)
@@ -115,6 +116,7 @@ class Instance:
         step_mode: bool,
         logger,
         on_prefilled: Callable[[int, int, float], None] | None = None,
+        swap: SwapTier | None = None,
     ) -> None:
         self.index = index
         self.spec = spec
@@ -129,11 +131,13 @@ class Instance:
         hb = reqs.workload.hash_block_tokens
         use_tree = spec.prefix_cache and reqs.workload.has_prefixes and hb % spec.block_size == 0
         self.hash_block_tokens = hb
-        self.tree = PrefixTree(hb // spec.block_size) if use_tree else None
+        self.tree = PrefixTree(hb // spec.block_size, spec.prefix_eviction) if use_tree else None
         self.pool = KVPool(total_blocks, spec.block_size, self.tree)
         self.view = InstanceView(self)
         self.waiting: list[int] = []
         self.ready: list[int] = []  # arrived with KV (transfer/migration), awaiting memory
+        self.swap = swap  # host KV tier for swap-style preemption (None: recompute only)
+        self.swapped: list[int] = []  # preempted decodes whose KV is in host memory, oldest first
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
         self.iterations = 0
@@ -182,10 +186,7 @@ class Instance:
         return -(-tokens // self.block_size)
 
     def _prefix_blocks(self, rid: int) -> np.ndarray:
-        """Hash blocks of the prompt that are full (only full blocks are cached)."""
-        h = self.reqs.hashes(rid)
-        full = int(self.reqs.prompt[rid]) // self.hash_block_tokens
-        return h[: min(full, len(h))]
+        return self.reqs.full_prompt_blocks(rid)
 
     def cached_tokens_if_admitted(self, rid: int) -> tuple[int, list[int]]:
         r = self.reqs
@@ -224,8 +225,8 @@ class Instance:
             pinned.update(path)
         avail = self.pool.available_blocks
         if self.tree is not None and pinned:
-            ref = self.tree._ref
-            avail -= sum(1 for node in pinned if ref[node] == 0) * self.tree.blocks_per_node
+            tree = self.tree
+            avail -= sum(1 for node in pinned if not tree.is_referenced(node)) * tree.blocks_per_node
         return need <= avail
 
     # ------------------------------------------------------------------ arrivals
@@ -396,6 +397,65 @@ class Instance:
         if self.on_finished is not None:
             self.on_finished(rid, t)
 
+    def _preempt_for_memory(self, rid: int) -> None:
+        """Preemption when a plan's decodes do not fit: swap the KV to host memory where the
+        instance swaps and the host tier has room (decoding requests only), else recompute."""
+        r = self.reqs
+        if self.swap is not None and r.state[rid] == DECODING:
+            tokens = int(r.computed[rid])
+            if self.swap.can_hold(self._blocks_for(tokens)):
+                self._swap_out(rid, tokens)
+                return
+        self.preempt(rid)
+
+    def _swap_out(self, rid: int, tokens: int) -> None:
+        r = self.reqs
+        c = int(r.client[rid])
+        self.decoding.remove(rid)
+        self._release(rid)
+        self.swap.swap_out(self._blocks_for(tokens), tokens)
+        r.state[rid] = WAITING
+        r.preemptions[rid] += 1
+        r.running_count[self.index, c] -= 1
+        self.swapped.append(rid)
+        self.dirty.add(c)
+        self.changed = True
+
+    def _swap_in_ready(self) -> None:
+        """Swapped requests come back, oldest first, before any new admission (vLLM serves its
+        swapped queue before its waiting queue) as soon as their KV and the decodes' next blocks fit."""
+        r = self.reqs
+        while self.swapped:
+            rid = self.swapped[0]
+            tokens = int(r.computed[rid])
+            held = self._blocks_for(tokens)
+            need = self._blocks_for(tokens + 1) + self._decode_block_needs_now(self.decoding)
+            if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
+                break
+            self.swapped.pop(0)
+            self.swap.swap_in(held, tokens)
+            self.pool.allocate(held)
+            r.held_blocks[rid] = held
+            r.shared_tokens[rid] = 0
+            r.state[rid] = DECODING
+            self.admit_counter += 1
+            r.admit_seq[rid] = self.admit_counter
+            r.running_count[self.index, int(r.client[rid])] += 1
+            self.dirty.add(int(r.client[rid]))
+            self.decoding.append(rid)
+            self.changed = True
+
+    def take_swapped(self, rid: int) -> None:
+        """Take a swapped-out request off this instance; its host KV is dropped (recomputed elsewhere)."""
+        r = self.reqs
+        self.swapped.remove(rid)
+        self.swap.drop(self._blocks_for(int(r.computed[rid])))
+        self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
+        r.computed[rid] = 0
+        r.instance[rid] = -1
+        self.dirty.add(int(r.client[rid]))
+        self.changed = True
+
     def preempt(self, rid: int) -> None:
         """Recompute-style preemption: drop the request's KV and requeue it at the head."""
         r = self.reqs
@@ -526,6 +586,8 @@ class Instance:
     def _plan(self, now: float) -> Plan:
         """Ask the policy; preempt (latest admitted first) until the plan's decodes fit."""
         self.view.now = now
+        if self.swapped:
+            self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
         while True:
             self._admit_ready(now)  # again after a preemption: freed memory may admit them now
             self._need_now = None
@@ -540,7 +602,7 @@ class Instance:
             self._need_now = None
             if need <= self.pool.available_blocks or not decodes:
                 return plan
-            self.preempt(self._victim())
+            self._preempt_for_memory(self._victim())
 
     def start_segment(self, now: float) -> float | None:
         """Plan at `now` and lay out the next segment; returns its end time (None if idle).
@@ -601,6 +663,9 @@ class Instance:
                 num_requests=np.full(n, k + len(chunks), dtype=np.int64),
             )
         durations = np.asarray(self.cost.iteration_times(shape), dtype=np.float64)
+        if self.swap is not None and self.swap.pending_s:
+            durations = durations.copy()
+            durations[0] += self.swap.take_pending_s()  # swap copies run before the model (vLLM)
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
         self.seg_n = n
         self.seg_done = 0

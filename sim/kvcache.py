@@ -1,56 +1,52 @@
 """Paged KV memory and the radix-tree prefix cache of one instance.
 
-Owns block accounting (private blocks per request + shared cached prefix blocks) and LRU eviction
-of unreferenced cached blocks. Knows nothing about time, policies or requests' progress: the
+Owns block accounting (private blocks per request + shared cached prefix blocks) and the eviction
+of unreferenced cached blocks (on the one radix tree, `llmsched.sim.radix`). Knows nothing about time, policies or requests' progress: the
 instance tells it how many blocks each request holds.
 """
 
 from __future__ import annotations
 
-import heapq
+from llmsched.sim.events import PriorityQueue
+from llmsched.sim.radix import EVICTION_STRATEGIES, ROOT, RadixTree
 
 
-class PrefixTree:
-    """A radix tree over prefix block hashes with reference counts and LRU eviction of leaves.
+class PrefixTree(RadixTree):
+    """The instance's prefix cache: the radix tree with reference counts and named eviction.
 
     A node is one hash block of `hash_block_tokens` prompt tokens, occupying `blocks_per_node` KV
     blocks. A request that uses a cached path holds a reference on every node of the path, so a
-    node with references never has an unreferenced... ancestor; unreferenced nodes are evictable,
-    leaves first, least recently used first (ties by node id: deterministic).
+    referenced node never has an unreferenced ancestor; unreferenced leaves are evictable in the
+    order of the eviction strategy (`llmsched.sim.radix.EVICTION_STRATEGIES`, default "lru"),
+    ties by node id (deterministic).
     """
 
-    __slots__ = (
-        "_child",
-        "_clock",
-        "_heap",
-        "_key",
-        "_nchild",
-        "_next_id",
-        "_parent",
-        "_ref",
-        "_stamp",
-        "blocks_per_node",
-        "eviction_log",
-        "nodes_alive",
-        "nodes_evictable",
-    )
+    __slots__ = ("_clock", "_created", "_evict_queue", "_hits", "_priority", "_ref", "_stamp",
+                 "blocks_per_node", "eviction", "eviction_log", "nodes_evictable")
 
-    def __init__(self, blocks_per_node: int) -> None:
+    def __init__(self, blocks_per_node: int, eviction: str = "lru") -> None:
+        super().__init__()
+        if eviction not in EVICTION_STRATEGIES:
+            raise ValueError(f"unknown eviction strategy {eviction!r}; known: {sorted(EVICTION_STRATEGIES)}")
         self.blocks_per_node = blocks_per_node
-        self._child: dict[tuple[int, int], int] = {}
-        self._parent: list[int] = []
+        self.eviction = eviction
+        self._priority = EVICTION_STRATEGIES[eviction]
         self._ref: list[int] = []
-        self._stamp: list[int] = []
-        self._nchild: list[int] = []
-        self._key: list[tuple[int, int] | None] = []
-        self._heap: list[tuple[int, int]] = []
-        self.nodes_alive = 0
+        self._stamp: list[int] = []  # clock of the last acquire or insert
+        self._hits: list[int] = []  # acquires and re-inserts after creation
+        self._created: list[int] = []  # clock at creation
+        self._evict_queue: PriorityQueue[int] = PriorityQueue()  # evictable leaves; stale entries skipped
         self.nodes_evictable = 0
         self._clock = 0
-        self._next_id = 0
         # when a list: every evicted node's hash path (root first) is appended, for router-side
         # prefix indexes (sim/prefix_index.py); None = not recorded (no cost)
         self.eviction_log: list[tuple[int, ...]] | None = None
+
+    def _new_node(self, node: int) -> None:
+        self._ref.append(1)
+        self._stamp.append(self._clock)
+        self._hits.append(0)
+        self._created.append(self._clock)
 
     @property
     def blocks(self) -> int:
@@ -60,27 +56,24 @@ class PrefixTree:
     def evictable_blocks(self) -> int:
         return self.nodes_evictable * self.blocks_per_node
 
-    def match(self, hashes) -> list[int]:
-        """Node ids of the longest cached prefix of `hashes` (no side effects)."""
-        path: list[int] = []
-        parent = -1
-        child = self._child
-        for h in hashes:
-            node = child.get((parent, int(h)))
-            if node is None:
-                break
-            path.append(node)
-            parent = node
-        return path
+    def is_referenced(self, node: int) -> bool:
+        return self._ref[node] > 0
+
+    def _eviction_key(self, node: int) -> tuple[int, ...]:
+        return (*self._priority(self._stamp[node], self._hits[node], self._created[node]), node)
+
+    def _touch(self, node: int) -> None:
+        if self._ref[node] == 0:
+            self.nodes_evictable -= 1
+        self._ref[node] += 1
+        self._stamp[node] = self._clock
+        self._hits[node] += 1
 
     def acquire(self, path: list[int]) -> None:
-        """Reference every node of `path` and mark it most recently used."""
+        """Reference every node of `path` and mark it used now."""
         self._clock += 1
         for node in path:
-            if self._ref[node] == 0:
-                self.nodes_evictable -= 1
-            self._ref[node] += 1
-            self._stamp[node] = self._clock
+            self._touch(node)
 
     def release(self, path: list[int]) -> None:
         for node in reversed(path):
@@ -88,7 +81,7 @@ class PrefixTree:
             if self._ref[node] == 0:
                 self.nodes_evictable += 1
                 if self._nchild[node] == 0:
-                    heapq.heappush(self._heap, (self._stamp[node], node))
+                    self._evict_queue.push(self._eviction_key(node), node)
 
     def insert(self, hashes, start: int, path: list[int]) -> int:
         """Extend `path` (already acquired, covering hashes[:start]) with hashes[start:].
@@ -97,64 +90,38 @@ class PrefixTree:
         Returns the number of nodes created (their KV blocks move from the request to the tree).
         """
         self._clock += 1
-        parent = path[-1] if path else -1
+        parent = path[-1] if path else ROOT
         created = 0
+        child = self._child
         for i in range(start, len(hashes)):
-            key = (parent, int(hashes[i]))
-            node = self._child.get(key)
+            node = child.get((parent, int(hashes[i])))
             if node is None:
-                node = self._next_id
-                self._next_id += 1
-                self._parent.append(parent)
-                self._ref.append(1)
-                self._stamp.append(self._clock)
-                self._nchild.append(0)
-                self._key.append(key)
-                self._child[key] = node
-                if parent >= 0:
-                    self._nchild[parent] += 1
-                self.nodes_alive += 1
+                node = self.add(parent, hashes[i])
                 created += 1
             else:
-                if self._ref[node] == 0:
-                    self.nodes_evictable -= 1
-                self._ref[node] += 1
-                self._stamp[node] = self._clock
+                self._touch(node)
             path.append(node)
             parent = node
         return created
 
     def evict(self, blocks_needed: int) -> int:
-        """Evict LRU unreferenced leaves until `blocks_needed` blocks are freed; returns blocks freed."""
+        """Evict unreferenced leaves in strategy order until `blocks_needed` blocks are freed;
+        returns the blocks freed."""
         freed = 0
-        heap = self._heap
-        while freed < blocks_needed and heap:
-            stamp, node = heapq.heappop(heap)
+        queue = self._evict_queue
+        while freed < blocks_needed and queue:
+            key, node = queue.pop()
             if (self._key[node] is None or self._ref[node] != 0 or self._nchild[node] != 0
-                    or self._stamp[node] != stamp):
+                    or self._eviction_key(node) != key):
                 continue  # stale entry
             if self.eviction_log is not None:
                 self.eviction_log.append(self.hash_path(node))
-            del self._child[self._key[node]]
-            self._key[node] = None
-            self.nodes_alive -= 1
+            parent = self.remove_leaf(node)
             self.nodes_evictable -= 1
             freed += self.blocks_per_node
-            parent = self._parent[node]
-            if parent >= 0:
-                self._nchild[parent] -= 1
-                if self._nchild[parent] == 0 and self._ref[parent] == 0:
-                    heapq.heappush(heap, (self._stamp[parent], parent))
+            if parent != ROOT and self._nchild[parent] == 0 and self._ref[parent] == 0:
+                queue.push(self._eviction_key(parent), parent)
         return freed
-
-    def hash_path(self, node: int) -> tuple[int, ...]:
-        """The block hashes from the root down to `node` (which must be alive)."""
-        out = []
-        while node >= 0:
-            parent, h = self._key[node]
-            out.append(h)
-            node = parent
-        return tuple(reversed(out))
 
     def contains_prefix_len(self, hashes) -> int:
         return len(self.match(hashes))

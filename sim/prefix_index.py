@@ -14,41 +14,34 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from llmsched.sim.radix import ROOT, RadixTree
+from llmsched.sim.state import full_prompt_blocks
+
 
 def prompt_blocks(view, rid: int) -> np.ndarray:
-    """The request's full prompt hash blocks (only full blocks are cached, as in `llmsched.sim.instance`)."""
-    h = view.hashes(rid)
-    hb = view.hash_block_tokens
-    full = view.prompt_tokens(rid) // hb if hb > 0 else 0
-    return h[: min(full, len(h))]
+    """The request's full prompt hash blocks, seen through a cluster view (`full_prompt_blocks`)."""
+    return full_prompt_blocks(view.hashes(rid), view.prompt_tokens(rid), view.hash_block_tokens)
 
 
-class PrefixIndex:
-    """A radix tree over block hashes; each node maps tenant -> the time it was last inserted or
-    touched by that tenant. A tenant holds a prefix of length k iff it holds all k nodes of the
-    path (gaps left by evictions cut its match short)."""
+class PrefixIndex(RadixTree):
+    """The radix tree with, per node, tenant -> the time it was last inserted or touched by that
+    tenant. A tenant holds a prefix of length k iff it holds all k nodes of the path (gaps left by
+    evictions cut its match short). Nodes no tenant holds are pruned."""
+
+    __slots__ = ("_holders", "tenant_nodes")
 
     def __init__(self) -> None:
-        self._child: dict[tuple[int, int], int] = {}
-        self._parent: list[int] = []
-        self._key: list[tuple[int, int] | None] = []
+        super().__init__()
         self._holders: list[dict[int, float]] = []
-        self._nchild: list[int] = []
-        self._depth: list[int] = []
         self.tenant_nodes: dict[int, set[int]] = {}
+
+    def _new_node(self, node: int) -> None:
+        self._holders.append({})
 
     # ------------------------------------------------------------------ queries
     def path(self, hashes: Sequence[int]) -> list[int]:
         """Node ids of the longest prefix of `hashes` present in the tree (any holder)."""
-        out: list[int] = []
-        parent = -1
-        for h in hashes:
-            node = self._child.get((parent, int(h)))
-            if node is None:
-                break
-            out.append(node)
-            parent = node
-        return out
+        return self.match(hashes)
 
     def holders(self, node: int) -> dict[int, float]:
         return self._holders[node]
@@ -57,7 +50,7 @@ class PrefixIndex:
         """Tenant -> number of leading blocks of `hashes` it holds contiguously from the root."""
         out: dict[int, int] = {}
         alive: set[int] | None = None
-        for node in self.path(hashes):
+        for node in self.match(hashes):
             held = self._holders[node].keys()
             alive = set(held) if alive is None else alive.intersection(held)
             if not alive:
@@ -71,7 +64,7 @@ class PrefixIndex:
         most recently used tenant (ties: lowest id) — the SGLang router's `prefix_match`.
         Returns (0, -1) if nothing matches."""
         best_len, best = 0, -1
-        for depth, node in enumerate(self.path(hashes), start=1):
+        for depth, node in enumerate(self.match(hashes), start=1):
             h = self._holders[node]
             if h:
                 best_len = depth
@@ -83,21 +76,12 @@ class PrefixIndex:
 
     # ------------------------------------------------------------------ updates
     def insert(self, hashes: Sequence[int], tenant: int, now: float) -> None:
-        parent = -1
+        parent = ROOT
         nodes = self.tenant_nodes.setdefault(tenant, set())
         for h in hashes:
-            key = (parent, int(h))
-            node = self._child.get(key)
+            node = self.child(parent, h)
             if node is None:
-                node = len(self._parent)
-                self._parent.append(parent)
-                self._key.append(key)
-                self._holders.append({})
-                self._nchild.append(0)
-                self._depth.append(0 if parent < 0 else self._depth[parent] + 1)
-                self._child[key] = node
-                if parent >= 0:
-                    self._nchild[parent] += 1
+                node = self.add(parent, h)
             self._holders[node][tenant] = now
             nodes.add(node)
             parent = node
@@ -106,7 +90,7 @@ class PrefixIndex:
         """Drop `tenant` from the node at the end of `hash_path` (an eviction report). With
         `if_untouched_since`, keep it if the tenant was (re)inserted there after that time: the
         report may predate the re-insertion. Returns True if removed."""
-        nodes = self.path(hash_path)
+        nodes = self.match(hash_path)
         if len(nodes) != len(hash_path) or not nodes:
             return False
         node = nodes[-1]
@@ -119,18 +103,12 @@ class PrefixIndex:
         return True
 
     def _prune(self, node: int) -> None:
-        while node >= 0 and not self._holders[node] and self._nchild[node] == 0 and self._key[node] is not None:
-            parent = self._parent[node]
-            del self._child[self._key[node]]
-            self._key[node] = None
-            if parent >= 0:
-                self._nchild[parent] -= 1
-            node = parent
+        self.prune(node, keep=lambda n: bool(self._holders[n]))
 
     def move(self, hash_path: Sequence[int], src: int, dst: int, now: float) -> None:
         """Re-assign the prefix `hash_path` from tenant `src` to `dst` (Preble's rebalancing)."""
         self.insert(hash_path, dst, now)
-        nodes = self.path(hash_path)
+        nodes = self.match(hash_path)
         if nodes and src in self._holders[nodes[-1]]:
             del self._holders[nodes[-1]][src]
             self.tenant_nodes[src].discard(nodes[-1])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from llmsched.policies import registry
+from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
 from llmsched.sim.cost.base import CostModel
 from llmsched.sim.engine import Engine
@@ -24,6 +25,7 @@ from llmsched.sim.instance import Instance
 from llmsched.sim.results import RunResult, requests_frame, summarize
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import RequestTable
+from llmsched.sim.swap import SwapTier
 from llmsched.sim.workload.core import Workload
 
 __all__ = ["make_policy", "resolved_params", "run", "simulate"]
@@ -146,6 +148,23 @@ def _kv_bytes_per_token(spec: InstanceSpec) -> float:
         return 0.0
 
 
+def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
+    """The host KV tier of a swapping instance: capacity in blocks, transfer seconds per token."""
+    if spec.preemption != "swap":
+        return None
+    from llmsched.sim.hardware import get_model
+    from llmsched.sim.hardware.derived import effective_tp, kv_bytes_per_token_per_gpu
+
+    try:
+        model = get_model(spec.model)
+    except Exception:
+        raise InputError(source, "preemption", f"swap needs the KV size of {spec.model!r}, which the catalogue lacks",
+                         "use preemption = 'recompute' or a catalogue model (llmsched capacity --help)") from None
+    per_gpu = kv_bytes_per_token_per_gpu(model, effective_tp(model, spec.gpu, spec.tp))
+    capacity_blocks = int(spec.swap_space_bytes // (per_gpu * spec.block_size))
+    return SwapTier(capacity_blocks, per_gpu / spec.swap_bandwidth_Bps)
+
+
 def simulate(
     workload: Workload,
     cluster: ClusterSpec,
@@ -153,8 +172,8 @@ def simulate(
     seed: int = 0,
     mode: str = "fast",
     cost_models: Sequence[CostModel] | Callable[[InstanceSpec], CostModel] | None = None,
-    input_weight: float = 1.0,
-    output_weight: float = 2.0,
+    input_weight: float = DEFAULT_INPUT_WEIGHT,
+    output_weight: float = DEFAULT_OUTPUT_WEIGHT,
     record_service: bool = True,
     max_sim_time_s: float = math.inf,
     progress: bool = False,
@@ -189,7 +208,8 @@ def simulate(
         total_blocks = _kv_capacity(spec) // spec.block_size
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
-        instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log))
+        instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log,
+                                  swap=_swap_tier(spec, source)))
     router = make_policy(registry.ROUTING, cluster.router, params_dict(cluster.router_params),
                          rng=np.random.default_rng(streams[-2]), source=source)
     decode_router = None
@@ -226,6 +246,10 @@ def simulate(
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
+    tiers = [inst.swap for inst in instances if inst.swap is not None]
+    if tiers:
+        summary["swap_out_tokens"] = sum(s.swapped_out_tokens for s in tiers)
+        summary["swap_in_tokens"] = sum(s.swapped_in_tokens for s in tiers)
     summary["wall_s"] = time.perf_counter() - t0
     summary["seed"] = seed
     summary["mode"] = mode

@@ -61,6 +61,16 @@ class RequestTable:
         w = self.workload
         return w.hash_values[w.hash_offsets[rid] : w.hash_offsets[rid + 1]]
 
+    def full_prompt_blocks(self, rid: int) -> np.ndarray:
+        """The hash blocks of the prompt that are full: only full blocks are cached or matched."""
+        return full_prompt_blocks(self.hashes(rid), int(self.prompt[rid]), self.workload.hash_block_tokens)
+
+
+def full_prompt_blocks(hashes: np.ndarray, prompt_tokens: int, hash_block_tokens: int) -> np.ndarray:
+    """The leading `hashes` that cover whole blocks of the prompt (the one rule for cacheable blocks)."""
+    full = prompt_tokens // hash_block_tokens if hash_block_tokens > 0 else 0
+    return hashes[: min(full, len(hashes))]
+
 
 class RequestFacts:
     """Read-only per-request accessors shared by the policy views (`_reqs` is the table)."""

@@ -4,7 +4,7 @@
 Owns the formulas only (U, U, 2U, 4U, w_q·M, the latency bounds 2(n−1)U/a and T/n − 5U,
 2(U+Q_u), and our weighted-VTC bound); the checkers in
 `llmsched.proofs_check.fairness` and the tests decide what to compare them with. Statements and proof sketches:
-`docs/theory/fairness.md`. Must not import the simulator.
+`docs/theory/fairness.md`. Imports nothing of the simulator but its accounting weights.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# w_p = 1, w_q = 2 "following OpenAI pricing": VTC paper Sec. 4 and artifact
-# `slora/server/router/vtc_req_queue.py` (input_price=1, output_price=2).
-DEFAULT_INPUT_WEIGHT = 1.0
-DEFAULT_OUTPUT_WEIGHT = 2.0
+from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 
 @dataclass(frozen=True)

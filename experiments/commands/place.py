@@ -52,10 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llmsched.experiments.placement_figures import layout_figure
     from llmsched.proofs_check.placement import check_placement
     from llmsched.theory.placement.flow import make_problem, solve_flow
     from llmsched.theory.placement.io import load_cluster
-    from llmsched.theory.placement.plan import layout_figure, write_plan
+    from llmsched.theory.placement.plan import write_plan
     from llmsched.theory.placement.solve import METHODS, optimality, place
     from llmsched.theory.placement.spec import MODELS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from llmsched.policies.api import InstanceView, PlanBuilder
+from llmsched.sim.policy_api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
 #: The default for every fairness policy: the admission under which VTC's and DLPM's theorems hold
@@ -115,7 +115,7 @@ class Admitter:
         """Stability guard: a plan that stopped at a misfit stays right until the next change
         point only if nothing left behind fits now (free memory only shrinks between change
         points). Otherwise the choice may depend on counters that move every iteration, so ask
-        again each iteration (the fast-forward-equals-step contract of `llmsched.policies.api`)."""
+        again each iteration (the fast-forward-equals-step contract of `llmsched.sim.policy_api`)."""
         if any(self.fits(b, view, rid) for rid in left_behind):
             b.replan_each_iteration = True
 

@@ -7,8 +7,8 @@ token budget). Each reads like its one-line rule; budgets and caps come from the
 
 from __future__ import annotations
 
-from llmsched.policies.api import InstanceView, Plan, PlanBuilder
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 # Without chunked prefill, vLLM batches whole prompts up to max_num_batched_tokens, which defaults
 # to the model's context length (vLLM v0 `SchedulerConfig`: max(max_model_len, 2048)); 8192 covers

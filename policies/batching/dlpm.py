@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 

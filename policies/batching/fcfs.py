@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
 
 
 @register(BATCHING, "fcfs")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
+from llmsched.sim.radix import ROOT, RadixTree
 
 GUARD_LOOKAHEAD = 64  # left-behind requests checked by the stability guard (cost cap, our choice)
 
@@ -31,24 +32,31 @@ def dfs_weight_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
     hashes = getattr(view, "prefix_hashes", None)
     if hashes is None:
         return lpm_order(view, rids)
-    root: dict[str, Any] = {"kids": {}, "own": [], "w": 0}
+    tree = RadixTree()
+    weight: dict[int, int] = {ROOT: 0}  # waiting requests at or below each node
+    own: dict[int, list[int]] = {ROOT: []}  # requests whose path ends at the node
+    kids: dict[int, list[int]] = {ROOT: []}  # children in creation order
     for r in rids:
-        node = root
-        node["w"] += 1
+        node = ROOT
+        weight[ROOT] += 1
         for h in hashes(r):
-            node = node["kids"].setdefault(int(h), {"kids": {}, "own": [], "w": 0})
-            node["w"] += 1
-        node["own"].append(r)
+            child = tree.child(node, h)
+            if child is None:
+                child = tree.add(node, h)
+                weight[child], own[child], kids[child] = 0, [], []
+                kids[node].append(child)
+            node = child
+            weight[node] += 1
+        own[node].append(r)
     out: list[int] = []
-    stack = [root]
+    stack: list[int | list[int]] = [ROOT]
     while stack:  # iterative post-order: children (heaviest first), then the node's own requests
-        node = stack.pop()
-        if isinstance(node, list):
-            out.extend(node)
+        item = stack.pop()
+        if isinstance(item, list):
+            out.extend(item)
             continue
-        stack.append(node["own"])
-        kids = sorted(node["kids"].values(), key=lambda k: k["w"])  # heaviest popped first
-        stack.extend(kids)
+        stack.append(own[item])
+        stack.extend(sorted(kids[item], key=weight.__getitem__))  # heaviest popped first
     return out
 
 

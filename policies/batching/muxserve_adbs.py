@@ -4,7 +4,7 @@ The engine runs one model per instance, so the LLMs colocated on a MuxServe mesh
 by the clients (tenants) of one instance: a request's LLM is its client id. Owns only ADBS's
 decision state (per-client KV-block quotas, spare blocks, the next adaptation tick, the round-robin
 pointer); per-request numbers are read from the view at every plan, and the quota rule itself lives
-in `policies/batching/_kv_quota.py`, shared with `theory/placement/muxserve.py`.
+in `theory/kv_quota.py`, shared with `theory/placement/muxserve.py`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan, PlanBuilder
 from llmsched.policies.batching._fair_common import kv_capacity_blocks, waiting_by_client
-from llmsched.policies.batching._kv_quota import (
+from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.errors import InputError
+from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
+from llmsched.theory.kv_quota import (
     ADAPT_INTERVAL_S,
     adapt_quotas,
     initial_quotas,
     takers,
 )
-from llmsched.policies.registry import BATCHING, register
-from llmsched.sim.errors import InputError
 
 MIN_ADAPT_INTERVAL_S = 0.01  # ours: below this the policy re-plans nearly every iteration for nothing
 
@@ -102,7 +102,7 @@ class MuxServeADBS:
     def adapted(self, used: dict[int, int], backlog: dict[int, int]) -> tuple[dict[int, int], int] | None:
         """Quotas and spare after one adaptation step on this state, or None if nothing moves.
 
-        The shared rule (`_kv_quota.adapt_quotas`) plus MuxServe's fragment rule (scheduler.py
+        The shared rule (`kv_quota.adapt_quotas`) plus MuxServe's fragment rule (scheduler.py
         l.464-473: leftover blocks go to the LLM with the longest queue): the blocks lost to
         rounding, and the spare, go to the taker with the most backlog blocks (ties: lowest id).
         """

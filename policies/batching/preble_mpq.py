@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.api import InstanceView
 from llmsched.policies.batching.lpm import _Ordered
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView
 
 N_GROUPS, K = 10, 10  # [CODE] "tune k to trade off between cache hit and fairness"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmsched.policies.api import InstanceView, Plan, PlanBuilder
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 
 def _rates(cost_model, budget: int) -> np.ndarray:

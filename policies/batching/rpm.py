@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
 
 WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_minute` (<= 60 s)
 

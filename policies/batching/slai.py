@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 import math
 
-from llmsched.policies.api import InstanceView, Plan, PlanBuilder
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 # Defaults of SLAISchedulerConfig / default.yml in agrimUT/SLAI (notes/throughput_placement.md §1.3).
 TOKEN_BUDGET = 512

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.api import InstanceView, Plan
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter, waiting_by_client
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 LIFT_RULES = ("paper", "artifact", "none")

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from llmsched.policies.api import InstanceView
 from llmsched.policies.batching.vtc import VirtualTokenCounter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.policy_api import InstanceView
 
 # Profiled per-request cost in ms, fitted on an A10G with Llama-7B:
 # VTC-artifact `slora/server/router/req_queue.py::cost_func_profile` (L107-L110);

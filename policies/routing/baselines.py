@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmsched.policies.api import ClusterView
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ClusterView
 
 
 @register(ROUTING, "round-robin")

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsched.policies import registry
-from llmsched.policies.batching._kv_quota import adapt_quotas, initial_quotas
 from llmsched.policies.batching.muxserve_adbs import MuxServeADBS
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.run import simulate
+from llmsched.theory.kv_quota import adapt_quotas, initial_quotas
 from tests.sim import test_invariants as _invariants
 from tests.sim.helpers import UnitCost, assert_same_run, fast_equals_step, workload
 from tests.sim.strategies import clusters, cost_models, workloads

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from llmsched.policies import registry
-from llmsched.policies.api import PlanBuilder
 from llmsched.proofs_check.stability import (
     backlog_series,
     backlog_slope,
@@ -22,6 +21,7 @@ from llmsched.proofs_check.stability import (
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost import LinearCost, StaircaseCost
 from llmsched.sim.cost.simple import LDP_A_S, LDP_B0_TOKENS, LDP_C_S
+from llmsched.sim.policy_api import PlanBuilder
 from llmsched.sim.run import simulate
 from llmsched.theory.batch_time import staircase
 from llmsched.theory.constructions import (

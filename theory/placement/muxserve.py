@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from llmsched.policies.batching._kv_quota import adapt_quotas, initial_quotas
+from llmsched.theory.kv_quota import adapt_quotas, initial_quotas
 
 # Device (A100-80GB SXM datasheet: 2039 GB/s, 312 TFLOP/s fp16 dense; Vidur device_skus.csv 312/80)
 GPU_MEM_BYTES = 80e9

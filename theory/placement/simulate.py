@@ -15,11 +15,12 @@ Independent of the main engine (sim/); uses the Helix per-layer profiles and IWR
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from llmsched.sim.events import PriorityQueue
 from llmsched.theory.placement.flow import FlowProblem, Placement, solve_flow
 from llmsched.theory.placement.profiles import (
     AVG_INPUT_LEN,
@@ -104,12 +105,10 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     node_decodes = dict.fromkeys(nodes, 0)
     node_iters = dict.fromkeys(nodes, 0)
     link_free: dict[tuple, float] = {}
-    events: list = []
-    seq = [0]
+    events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
 
     def push(t, kind, data):
-        seq[0] += 1
-        heapq.heappush(events, (t, seq[0], kind, data))
+        events.push((t,), (kind, data))
 
     req_path: dict[int, list] = {}
     req_left: dict[int, int] = {}
@@ -220,7 +219,7 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     try_admit(0.0)
     now = 0.0
     while events:
-        now, _, kind, data = heapq.heappop(events)
+        (now,), (kind, data) = events.pop()
         if now > duration_s:
             break
         if bar is not None and int(now) > shown:

@@ -1,4 +1,4 @@
-"""The policy protocols and the `PlanBuilder` every batching policy uses to write its plan.
+"""The policy interface the engine calls: `Plan`, the read-only views, the hooks and `PlanBuilder`.
 
 A batching policy sees a read-only `InstanceView` and returns a `Plan` for the next iteration; a
 router sees a `ClusterView` and returns an instance index. The engine owns all bookkeeping
