@@ -104,7 +104,7 @@ class InstanceSpec:
     count: int = 1
     prefix_eviction: str = "lru"
     preemption: str = "recompute"
-    swap_space_bytes: float = DEFAULT_SWAP_SPACE_BYTES
+    swap_space_bytes: float = float(DEFAULT_SWAP_SPACE_BYTES)  # float: a config round-trips to the same JSON
     swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
 
 
