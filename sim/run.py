@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from llmsched.policies import registry
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
 from llmsched.sim.cost.base import CostModel
 from llmsched.sim.engine import Engine
 from llmsched.sim.errors import InputError
 from llmsched.sim.instance import Instance
+from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
 from llmsched.sim.results import RunResult, requests_frame, summarize
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import RequestTable
@@ -86,9 +86,9 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
     """Instantiate a registered policy; `rng`, `cost_model` and `instance_spec` are passed to
     factories whose signature asks for them. Unknown names/params give an InputError."""
     try:
-        factory = registry.get(family, name)
+        factory = POLICIES[family].get(name)
     except KeyError as exc:
-        field = "batching" if family == registry.BATCHING else "router"
+        field = "batching" if family == BATCHING else "router"
         raise InputError(source, field, str(exc.args[0]), "run `llmsched policies` to list them") from None
     kwargs = dict(params)
     try:
@@ -200,7 +200,7 @@ def simulate(
             cost = cost_models(spec)
         else:
             cost = cost_models[i]
-        policy = make_policy(registry.BATCHING, spec.batching, params_dict(spec.batching_params),
+        policy = make_policy(BATCHING, spec.batching, params_dict(spec.batching_params),
                              rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
                              source=source)
         batching_resolved.append(resolved_params(registry.get(registry.BATCHING, spec.batching), policy,
@@ -210,11 +210,11 @@ def simulate(
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
         instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log,
                                   swap=_swap_tier(spec, source)))
-    router = make_policy(registry.ROUTING, cluster.router, params_dict(cluster.router_params),
+    router = make_policy(ROUTING, cluster.router, params_dict(cluster.router_params),
                          rng=np.random.default_rng(streams[-2]), source=source)
     decode_router = None
     if any(s.role == "decode" for s in specs):
-        decode_router = make_policy(registry.ROUTING, cluster.router, params_dict(cluster.router_params),
+        decode_router = make_policy(ROUTING, cluster.router, params_dict(cluster.router_params),
                                     rng=np.random.default_rng(streams[-1]), source=source)
     bar = None
     tick = None

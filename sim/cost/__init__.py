@@ -4,10 +4,14 @@
 "roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
 "staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`; a bare family
 name such as "profiled:helix" picks that family's table for the instance's model and GPU).
+A roofline or profiled:vidur-* spec may end in "+stack:<name>": the per-iteration overhead of that serving
+stack (`llmsched.sim.cost.stacks`) instead of the default vLLM one, and/or "+extra:<seconds>", a
+user-chosen fixed time added to every iteration (sensitivity studies; no calibrated source).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
 from llmsched.sim.cost import refdata
@@ -15,11 +19,13 @@ from llmsched.sim.cost.base import BatchShape, CostModel, iteration_time
 from llmsched.sim.cost.profiled import build_profiled, profiled_tables
 from llmsched.sim.cost.roofline import RooflineCost, RooflineParams
 from llmsched.sim.cost.simple import LinearCost, StaircaseCost
+from llmsched.sim.cost.stacks import get_stack, stack_names
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
 
 ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
-            '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"')
+            '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"; '
+            'roofline and profiled:vidur-* may end in "+stack:<name>" and/or "+extra:<seconds>"')
 
 
 def fitted_params(gpu: str) -> RooflineParams:
@@ -45,15 +51,57 @@ def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
     return vals
 
 
+def _with_stack(params: RooflineParams, stack: str | None, extra_s: float = 0.0) -> RooflineParams:
+    """The stack's overheads (if any) in place of the params' own, plus `extra_s` per iteration."""
+    if stack is not None:
+        st = get_stack(stack)
+        params = dataclasses.replace(params, iteration_overhead_s=st.iteration_overhead_s,
+                                     request_overhead_s=st.request_overhead_s)
+    if extra_s:
+        params = dataclasses.replace(params, iteration_overhead_s=params.iteration_overhead_s + extra_s)
+    return params
+
+
+def _split_modifiers(spec: str) -> tuple[str, str | None, float]:
+    """"roofline+stack:sglang+extra:0.002" -> ("roofline", "sglang", 0.002). `extra` is a user-chosen
+    additional fixed time per iteration in seconds (for sensitivity studies; it has no calibrated source)."""
+    base, *mods = spec.split("+")
+    stack, extra, seen = None, 0.0, set()
+    for mod in mods:
+        key, _, val = mod.partition(":")
+        key, val = key.strip().lower(), val.strip()
+        if key not in ("stack", "extra") or not val or key in seen:
+            raise InputError("cost model", "cost", f"{spec!r}: modifiers are '+stack:<name>' and '+extra:<seconds>', "
+                             "each at most once", f"e.g. roofline+stack:vllm-llumnix; stacks: {', '.join(stack_names())}")
+        seen.add(key)
+        if key == "stack":
+            stack = val.lower()
+        else:
+            try:
+                extra = float(val)
+            except ValueError:
+                extra = float("nan")
+            if not (extra >= 0.0 and extra < 10.0):
+                raise InputError("cost model", "cost", f"{spec!r}: extra must be seconds in [0, 10)",
+                                 "e.g. roofline+extra:0.005 adds 5 ms to every iteration")
+    return base.strip(), stack, extra
+
+
 @lru_cache(maxsize=256)
 def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
-    kind, _, body = spec.partition(":")
+    base, stack, extra = _split_modifiers(spec)
+    modified = base != spec.strip()
+    kind, _, body = base.partition(":")
     kind = kind.strip().lower()
     if kind == "roofline":
         if body.strip() not in ("", "fitted", "unfitted"):
             raise InputError("cost model", "cost", f"unknown roofline variant {spec!r}", f"accepted forms: {ACCEPTED}")
         params = RooflineParams() if body.strip() == "unfitted" else fitted_params(gpu)
-        return RooflineCost.create(model, gpu, tp, params)
+        return RooflineCost.create(model, gpu, tp, _with_stack(params, stack, extra),
+                                   name=spec if modified else "roofline")
+    if modified and not (kind == "profiled" and body.strip().lower().startswith("vidur")):
+        raise InputError("cost model", "cost", f"{spec!r}: {base} already contains the overhead of the stack it was "
+                         "measured on", "add +stack:<name> or +extra:<seconds> only to roofline or profiled:vidur-* specs")
     if kind == "linear":
         a, b, c, d = _numbers(spec, body, 4, "a, b, c, d")
         return LinearCost(a, b, c, d, name=spec)
@@ -66,8 +114,9 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
                              "e.g. staircase:0.01128,0.03547,128")
         return StaircaseCost(c, a, int(b0), name=spec)
     if kind == "profiled":
-        return build_profiled(body.strip().lower(), model, gpu, tp,
-                              lambda: RooflineCost.create(model, gpu, tp, fitted_params(gpu)))
+        cost = build_profiled(body.strip().lower(), model, gpu, tp,
+                              lambda: RooflineCost.create(model, gpu, tp, _with_stack(fitted_params(gpu), stack, extra)))
+        return dataclasses.replace(cost, name=spec) if modified else cost
     raise InputError("cost model", "cost", f"unknown cost model {spec!r}", f"accepted forms: {ACCEPTED}")
 
 
@@ -79,5 +128,5 @@ def build(spec: str, model: str, gpu: str, tp: int = 1) -> CostModel:
 
 __all__ = [
     "ACCEPTED", "BatchShape", "CostModel", "LinearCost", "RooflineCost", "RooflineParams", "StaircaseCost",
-    "build", "fitted_params", "iteration_time", "kv_capacity_tokens", "profiled_tables",
+    "build", "fitted_params", "get_stack", "iteration_time", "kv_capacity_tokens", "profiled_tables", "stack_names",
 ]

@@ -93,10 +93,15 @@ class RooflineCost:
 
     @staticmethod
     def create(model: str, gpu: str, tp: int = 1, params: RooflineParams | None = None,
-               measured_comm: bool = True) -> RooflineCost:
+               measured_comm: bool = True, name: str = "roofline") -> RooflineCost:
         m, g = get_model(model), get_gpu(gpu)
         tp = effective_tp(m, g, tp)
-        return RooflineCost(m, g, tp, params or RooflineParams(), measured_comm=measured_comm)
+        return RooflineCost(m, g, tp, params or RooflineParams(), name=name, measured_comm=measured_comm)
+
+    @property
+    def kv_read_s_per_token(self) -> float:
+        """Seconds one rank takes to stream one cached token's K and V in every layer (decode memory term)."""
+        return float(self._c["kv_s_per_token"]) * float(self.model.layers)
 
     def components(self, shape: BatchShape) -> dict[str, np.ndarray]:
         """Per-layer seconds of each part (linear, prefill_attn, decode_attn, comm, layer), and the

@@ -30,12 +30,25 @@ class ModelSpec:
     profile_key: str
 
 
-# Constants from Helix `simulator/model_manager/{llama2_70b,llama1_30b}/*.py` (L133-L135) and the
-# HF configs in the artifact (hidden 8192 / 6656); see data/helix/README.md.
-MODELS: dict[str, ModelSpec] = {
-    "llama-2-70b": ModelSpec("llama-2-70b", 80, 2.0, 8192 * 2.0, 1.53e9, "LLaMA-2-70B"),
-    "llama-1-30b": ModelSpec("llama-1-30b", 60, 2.0, 6656 * 2.0, 1.0e9, "LLaMA-1-30B"),
-}
+# Helix's per-model constants (`simulator/model_manager/{llama2_70b,llama1_30b}/*.py` L133-L135; see
+# data/helix/README.md): 2-byte token ids, fp16 activations, and its per-layer weight size (Helix's
+# own rounding, kept so our objectives stay comparable with Helix's). Layers and hidden size come
+# from the one model catalogue (`llmsched.sim.hardware`).
+HELIX_TOKEN_BYTES = 2.0
+HELIX_LAYER_PARAM_BYTES = {"llama-2-70b": 1.53e9, "llama-1-30b": 1.0e9}
+HELIX_PROFILE_KEYS = {"llama-2-70b": "LLaMA-2-70B", "llama-1-30b": "LLaMA-1-30B"}
+
+
+def placement_model(name: str) -> ModelSpec:
+    """The placement view of a catalogue model that Helix profiled."""
+    from llmsched.sim.hardware import get_model
+
+    m = get_model(name)
+    return ModelSpec(m.name, m.layers, HELIX_TOKEN_BYTES, float(m.hidden * m.bytes_per_param),
+                     HELIX_LAYER_PARAM_BYTES[m.name], HELIX_PROFILE_KEYS[m.name])
+
+
+MODELS: dict[str, ModelSpec] = {name: placement_model(name) for name in HELIX_PROFILE_KEYS}
 
 
 @dataclass(frozen=True)
