@@ -203,7 +203,7 @@ def simulate(
         policy = make_policy(BATCHING, spec.batching, params_dict(spec.batching_params),
                              rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
                              source=source)
-        batching_resolved.append(resolved_params(registry.get(registry.BATCHING, spec.batching), policy,
+        batching_resolved.append(resolved_params(POLICIES[BATCHING].get(spec.batching), policy,
                                                  params_dict(spec.batching_params)))
         total_blocks = _kv_capacity(spec) // spec.block_size
         if total_blocks < 1:
@@ -258,7 +258,7 @@ def simulate(
     summary["policy_params"] = {  # every policy's parameters as run, defaults included
         "batching": [{"name": spec.batching, "params": p} for spec, p in zip(specs, batching_resolved)],
         "router": {"name": cluster.router,
-                   "params": resolved_params(registry.get(registry.ROUTING, cluster.router), router,
+                   "params": resolved_params(POLICIES[ROUTING].get(cluster.router), router,
                                              params_dict(cluster.router_params))},
     }
     router_stats = getattr(router, "stats", None)  # optional: routers that keep their own tallies
