@@ -2,7 +2,8 @@
 
 A reproduction is a function `run(ctx: ReproContext) -> ReproOutput` registered with
 `@reproduction(name=..., paper=..., target=...)` in a module under `llmsched.experiments.reproductions`;
-`load_all()` imports them. Writing tables/figures/reports is the runner's job (`llmsched.experiments.reproduce`).
+`load_all()` imports them, then the plugins of the
+entry-point group `llmsched.reproductions` (`llmsched.sim.registry.load_plugins`). Writing tables/figures/reports is the runner's job (`llmsched.experiments.reproduce`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def load_all() -> None:
             except Exception:
                 _IMPORT_ERRORS[full] = traceback.format_exc()
     _loaded = True
+    from llmsched.sim.registry import load_plugins
+
+    _IMPORT_ERRORS.update(load_plugins("llmsched.reproductions"))
 
 
 def import_errors() -> dict[str, str]:

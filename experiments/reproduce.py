@@ -205,7 +205,10 @@ def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command
     t0 = time.perf_counter()
     status, error = "ok", ""
     try:
-        result = repro.run(ReproContext(out_dir=out_dir, quick=quick, seed=seed))
+        from llmsched.experiments.style import context as plot_style
+
+        with plot_style():  # the paper style for its figures; the caller's rcParams come back
+            result = repro.run(ReproContext(out_dir=out_dir, quick=quick, seed=seed))
         if not isinstance(result, ReproOutput):
             raise TypeError(f"reproduction {repro.name!r} returned {type(result).__name__}, not ReproOutput")
         tables = {}

@@ -137,8 +137,12 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any, source: str) -> None:
             raise InputError(source, f"grid.{key}", f"{where!r} is a value, not a table")
 
 
-def parse_spec(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
-    """Validate a sweep dict (the TOML's contents); raises `InputError` naming the field."""
+def parse_spec(data: Mapping[str, Any], source: str = "sweep", *, allow_import: bool = False) -> SweepSpec:
+    """Validate a sweep dict (the TOML's contents); raises `InputError` naming the field.
+
+    `point` must be a registered point function (`registered_points()`) unless `allow_import`:
+    any other "module:function" is imported, which runs that module's code.
+    """
     if not isinstance(data, Mapping):
         raise InputError(source, "", "must be a TOML table")
     unknown = [k for k in data if k not in _TOP_KEYS]
@@ -157,6 +161,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
     point = meta.get("point", DEFAULT_POINT)
     if not isinstance(point, str):
         raise InputError(source, "sweep.point", "must be a 'module:function' string")
+    point = check_point(point, source, allow_import=allow_import)
     resolve_point_fn(point, source)
     metrics = meta.get("metrics")
     if metrics is not None:
@@ -179,8 +184,8 @@ def parse_spec(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
     return SweepSpec(source, name, base_resolved, grid, point, metrics, raw=dict(data))
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    return parse_spec(read_toml(path, "sweep file"), str(path))
+def load_spec(path: str | Path, *, allow_import: bool = False) -> SweepSpec:
+    return parse_spec(read_toml(path, "sweep file"), str(path), allow_import=allow_import)
 
 
 def expand(spec: SweepSpec) -> list[SweepPoint]:
@@ -212,6 +217,37 @@ def expand(spec: SweepSpec) -> list[SweepPoint]:
 
 # ----------------------------------------------------------------------------------------------
 # point functions
+
+
+# Point functions a sweep file may name without --allow-import: "module:function" -> short name.
+# Plugins add theirs through the entry-point group `llmsched.sweep_points` (name = "module:function").
+BUILTIN_POINTS = {
+    DEFAULT_POINT: "simulate",
+    "llmsched.experiments.sweep_testing:synthetic_point": "synthetic",
+}
+
+
+def registered_points() -> dict[str, str]:
+    """Every registered point function: "module:function" -> short name (built-ins and plugins)."""
+    from llmsched.sim.registry import entry_point_values
+
+    points = dict(BUILTIN_POINTS)
+    for name, ref in entry_point_values("llmsched.sweep_points").items():
+        points.setdefault(ref, name)
+    return points
+
+
+def check_point(ref: str, source: str = "sweep", *, allow_import: bool = False) -> str:
+    """The "module:function" a sweep's `point` names (a short name is expanded). Anything not
+    registered is refused unless `allow_import`, because resolving it imports (runs) its module."""
+    points = registered_points()
+    by_name = {name: full for full, name in points.items()}
+    if ref in by_name:
+        return by_name[ref]
+    if ref in points or allow_import:
+        return ref
+    raise InputError(source, "sweep.point", f"{ref!r} is not a registered point function (importing it runs "
+                     "its module's code)", f"use one of {sorted(by_name)} or pass --allow-import")
 
 
 def resolve_point_fn(ref: str, source: str = "sweep") -> Callable[[dict[str, Any]], Mapping[str, Any]]:
@@ -475,7 +511,11 @@ def _run_in(spec: SweepSpec, out: Path, points: list[SweepPoint], jobs: int, das
     backend = f"joblib({jobs})"
     try:
         if todo and (dask_address or dask_local):
-            from distributed import Client, LocalCluster
+            try:
+                from distributed import Client, LocalCluster
+            except ImportError:
+                raise InputError("llmsched sweep", "--dask", "needs dask.distributed, which is not installed",
+                                 "pip install 'llmsched[dask]'") from None
 
             if dask_local:
                 backend = f"dask-local({dask_local})"

@@ -32,6 +32,7 @@ def parse_plot_arg(text: str) -> tuple[str, str, str | None]:
     return parts[0], parts[1], (parts[2] if len(parts) == 3 else None)
 
 
+@style.styled
 def plot_summary(summary: pd.DataFrame, x: str, y: str, hue: str | None, out_dir: str | Path,
                  logy: bool = False) -> list[Path]:
     """Draw y vs x (mean over repeated rows, min-max band) per hue value; write PNG + PDF."""

@@ -4,8 +4,10 @@ The distribution installs this one import name. The repository's top-level folde
 subpackages (see ``setup.py``): ``llmsched.sim``, ``llmsched.policies``, ``llmsched.theory``,
 ``llmsched.proofs_check`` and ``llmsched.experiments``; bundled data is ``llmsched.data``.
 
-This module re-exports the user API. Names are resolved lazily, so ``import llmsched`` imports
-neither the engine nor matplotlib until a name is used.
+This module re-exports the user API (see docs/api/): ``simulate``, ``load_run``, ``check``,
+``place``, ``capacity``, ``reproduce``, the config types and ``load_workload``; the public test
+helpers are ``llmsched.testing``. Names are resolved lazily, so ``import llmsched`` imports neither
+the engine nor matplotlib until a name is used, and nothing here selects a matplotlib backend.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from llmsched._version import __version__ as __version__
+
 __all__ = [
     "ClusterSpec",
     "InstanceSpec",
+    "PlacementOutcome",
     "RunConfig",
     "RunResult",
     "Verdict",
@@ -29,11 +34,12 @@ __all__ = [
     "reproduce",
     "run",
     "simulate",
+    "testing",
 ]
 
 # name -> "module:attribute"
 _EXPORTS = {
-    "simulate": "llmsched.sim.run:simulate",
+    "simulate": "llmsched._api:simulate",
     "run": "llmsched.sim.run:run",
     "load_run": "llmsched.sim.results:load_run",
     "RunResult": "llmsched.sim.results:RunResult",
@@ -44,7 +50,8 @@ _EXPORTS = {
     "Workload": "llmsched.sim.workload.core:Workload",
     "load_workload": "llmsched.sim.workload.catalog:load",
     "capacity": "llmsched.theory.capacity:capacity",
-    "place": "llmsched.theory.placement.solve:place",
+    "place": "llmsched._api:place",
+    "PlacementOutcome": "llmsched.experiments.placement:PlacementOutcome",
     "check": "llmsched._api:check",
     "reproduce": "llmsched._api:reproduce",
     "Verdict": "llmsched.proofs_check.verdict:Verdict",
@@ -52,6 +59,10 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "testing":  # a submodule: `llmsched.testing` after `import llmsched`
+        value = importlib.import_module("llmsched.testing")
+        globals()[name] = value
+        return value
     target = _EXPORTS.get(name)
     if target is None:
         raise AttributeError(f"module 'llmsched' has no attribute {name!r}")
@@ -62,16 +73,17 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from llmsched._api import check, reproduce
+    from llmsched import testing
+    from llmsched._api import check, place, reproduce, simulate
+    from llmsched.experiments.placement import PlacementOutcome
     from llmsched.proofs_check.verdict import Verdict
     from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, WorkloadSpec
     from llmsched.sim.results import RunResult, load_run
-    from llmsched.sim.run import run, simulate
+    from llmsched.sim.run import run
     from llmsched.sim.workload.catalog import load as load_workload
     from llmsched.sim.workload.core import Workload
     from llmsched.theory.capacity import capacity
-    from llmsched.theory.placement.solve import place

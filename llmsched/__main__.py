@@ -2,4 +2,5 @@
 
 from llmsched.experiments.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing this module (docs tools, inspection) runs nothing
+    raise SystemExit(main())

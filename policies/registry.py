@@ -12,7 +12,7 @@ from typing import Any
 
 from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
 
-__all__ = ["BATCHING", "ROUTING", "create", "describe", "get", "load_all", "names", "register"]
+__all__ = ["BATCHING", "ROUTING", "create", "describe", "get", "load_all", "names", "register", "unregister"]
 
 
 def _family(family: str):
@@ -24,6 +24,10 @@ def _family(family: str):
 def register(family: str, name: str) -> Callable[[Any], Any]:
     """Class/factory decorator: `@register("batching", "sarathi")`."""
     return _family(family).register(name)
+
+
+def unregister(family: str, name: str) -> None:
+    _family(family).unregister(name)
 
 
 def load_all() -> None:

@@ -1,7 +1,8 @@
 """Registry of checkers runnable as `llmsched check NAME PATH`.
 
 A checker module under `proofs_check` registers `fn(path: Path, **options) -> Verdict` with
-`@checker("name", target="run"|"plan", help=...)`; `load_all()` imports all modules of the package.
+`@checker("name", target="run"|"plan", help=...)`; `load_all()` imports all modules of the package, then the plugins of the entry-point group
+`llmsched.checkers` (`llmsched.sim.registry.load_plugins`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def load_all() -> None:
             continue
         importlib.import_module(mod.name)
     _loaded = True
+    from llmsched.sim.registry import load_plugins
+
+    load_plugins("llmsched.checkers")
 
 
 def checkers() -> dict[str, CheckerEntry]:

@@ -12,9 +12,46 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import traceback
+import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
+
+# Entry-point groups of plugins (a plugin distribution declares them in its pyproject.toml; loading
+# one imports its module, whose decorators register its objects). See docs/api/plugins.md.
+PLUGIN_GROUPS = ("llmsched.batching", "llmsched.routing", "llmsched.checkers", "llmsched.reproductions",
+                 "llmsched.workloads", "llmsched.sweep_points")
+
+
+class PluginWarning(UserWarning):
+    """A plugin's entry point could not be loaded."""
+
+
+def load_plugins(group: str) -> dict[str, str]:
+    """Import every entry point of `group` (the one plugin loader every registry calls); a plugin
+    that fails to import is reported with a warning naming it and skipped. Returns
+    {"dist: name = value": traceback} for those that failed."""
+    if group not in PLUGIN_GROUPS:
+        raise ValueError(f"unknown plugin group {group!r}; expected one of {PLUGIN_GROUPS}")
+    failed: dict[str, str] = {}
+    for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+        try:
+            ep.load()
+        except Exception as exc:
+            dist = ep.dist.name if ep.dist is not None else "?"
+            label = f"{dist}: {ep.name} = {ep.value}"
+            failed[label] = traceback.format_exc()
+            warnings.warn(f"llmsched plugin {label!r} in group {group} failed to load: "
+                          f"{type(exc).__name__}: {exc}", PluginWarning, stacklevel=2)
+    return failed
+
+
+def entry_point_values(group: str) -> dict[str, str]:
+    """name -> value of the entry points of `group`, without importing anything."""
+    if group not in PLUGIN_GROUPS:
+        raise ValueError(f"unknown plugin group {group!r}; expected one of {PLUGIN_GROUPS}")
+    return {ep.name: ep.value for ep in entry_points(group=group)}
 
 BATCHING = "batching"
 ROUTING = "routing"
@@ -56,8 +93,12 @@ class Registry:
                 if not sub.name.startswith("_"):
                     importlib.import_module(f"{module_name}.{sub.name}")
         if self.entry_point_group:
-            for ep in entry_points(group=self.entry_point_group):
-                ep.load()
+            load_plugins(self.entry_point_group)
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests register throwaway policies and clean up after themselves)."""
+        self._entries.pop(name, None)
+        self._docs.pop(name, None)
 
     def names(self) -> list[str]:
         self.load()

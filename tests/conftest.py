@@ -1,12 +1,11 @@
-"""Shared pytest set-up: a deterministic hypothesis profile and a headless matplotlib backend."""
+"""Shared pytest set-up: a deterministic hypothesis profile and a headless matplotlib backend
+(through MPLBACKEND, for this process and the subprocesses it starts; nothing calls matplotlib.use)."""
 
 import os
 
-import matplotlib
-from hypothesis import HealthCheck, settings
-
-matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "default",

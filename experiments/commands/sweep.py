@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local worker processes (joblib; default: one per core; 1 = run in this process)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
     p.add_argument("--rerun", action="store_true", help="delete earlier point results in OUT, then recompute every point")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let the sweep file's `point = \"module:function\"` name an unregistered function "
+                   "(importing it runs that module's code)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points, run nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="X:Y[:HUE]", action="append", default=[],
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.dask is not None or args.dask_local is not None) and args.jobs is not None:
         raise InputError("llmsched sweep", "--jobs", "has no effect with --dask/--dask-local", "drop --jobs")
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    spec = sweep.load_spec(args.sweep_file)
+    spec = sweep.load_spec(args.sweep_file, allow_import=args.allow_import)
     sweep.check_plot_columns(spec, plots)
     out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
     if args.dry_run:

@@ -88,13 +88,43 @@ _ENTRIES = [
 ]
 
 
+# Plugin workloads (entry-point group `llmsched.workloads`, see llmsched.sim.registry.load_plugins): name -> loader
+# `fn(params: dict, seed: int) -> Workload`, served like a trace (rate, duration_s, num_requests apply).
+_PLUGIN_LOADERS: dict[str, Callable[[dict[str, Any], int], Workload]] = {}
+_PLUGIN_ENTRIES: list[CatalogEntry] = []
+_plugins_loaded = False
+
+
+def register_workload(name: str, description: str, source: str):
+    """Decorator for a plugin's workload loader `fn(params, seed) -> Workload`."""
+
+    def deco(fn: Callable[[dict[str, Any], int], Workload]):
+        if name in _PARAMS or name in _PLUGIN_LOADERS:
+            raise ValueError(f"workload {name!r} registered twice")
+        _PLUGIN_LOADERS[name] = fn
+        _PLUGIN_ENTRIES.append(CatalogEntry(name, "plugin", description, source))
+        return fn
+
+    return deco
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from llmsched.sim.registry import load_plugins
+
+        load_plugins("llmsched.workloads")
+
+
 def entries() -> list[CatalogEntry]:
-    """Every bundled trace and generator, in display order."""
-    return list(_ENTRIES)
+    """Every bundled trace and generator, in display order, then plugin workloads."""
+    _load_plugins()
+    return list(_ENTRIES) + list(_PLUGIN_ENTRIES)
 
 
 def names() -> list[str]:
-    return [e.name for e in _ENTRIES]
+    return [e.name for e in entries()]
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -471,6 +501,11 @@ def load(spec: WorkloadSpec, seed: int) -> Workload:
     _check_spec(spec)
     source = spec.source
     given = params_dict(spec.params)
+    if source not in _PARAMS and not generic.is_trace_path(source):
+        _load_plugins()
+    if source in _PLUGIN_LOADERS:
+        w = _rescale(_PLUGIN_LOADERS[source](given, seed), spec.rate, f"workload {source!r}")
+        return _cut(w, spec.duration_s, spec.num_requests)
     if source in _PARAMS:
         P = _Params(source, given, _PARAMS[source])
         rng = np.random.default_rng(seed)

@@ -81,7 +81,7 @@ MALFORMED = {
     "invalid_value": ('[grid]\n"workload.rate" = [-1.0]\n', "must be a positive number"),
     "duplicate_points": ('[grid]\n"workload.rate" = [1, 1.0]\n', "same config"),
     "bad_metrics": ('[sweep]\nmetrics = "ttft_s"\n[grid]\nseed = [0]\n', "non-empty list of metric names"),
-    "bad_point_fn": ('[sweep]\npoint = "llmsched.experiments.sweep:nope"\n[grid]\nseed = [0]\n', "no function"),
+    "bad_point_fn": ('[sweep]\npoint = "llmsched.experiments.sweep:nope"\n[grid]\nseed = [0]\n', "not a registered point function"),
 }
 
 

@@ -50,14 +50,14 @@ def _recording(name: str):
 def test_round_compositions(policy, b_max, mode):
     rec_name = f"recording-{policy}"
     registry.load_all()
-    registry._REGISTRIES[registry.BATCHING][rec_name] = _recording(policy)
+    registry.register(registry.BATCHING, rec_name)(_recording(policy))
     _RECORDS.clear()
     w = workload([0, 0, 0, 1.5, 1.5], [1, 1, 1, 1, 1], [3, 5, 4, 2, 2])
     params = {"token_budget": b_max} if policy in ("vllm", "fastertransformer") else {}
     spec = InstanceSpec(batching=rec_name, batching_params=freeze_params(params), token_budget=b_max,
                         kv_capacity_tokens=1024)
     res = simulate(w, ClusterSpec(instances=(spec,)), mode=mode, cost_models=lambda s: UnitCost())
-    del registry._REGISTRIES[registry.BATCHING][rec_name]
+    registry.unregister(registry.BATCHING, rec_name)
     assert res.requests["finish_s"].notna().all()
     rounds = [comp for _, comp in _RECORDS]
     if mode == "fast":  # fast mode plans only at decision points: expand by the clock instead

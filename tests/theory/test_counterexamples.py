@@ -140,10 +140,11 @@ class ClassPriority:
 
 
 @pytest.fixture
-def class_priority(monkeypatch):
+def class_priority():
     registry.load_all()
-    monkeypatch.setitem(registry._REGISTRIES[registry.BATCHING], "_test-class-priority", ClassPriority)
-    return "_test-class-priority"
+    registry.register(registry.BATCHING, "_test-class-priority")(ClassPriority)
+    yield "_test-class-priority"
+    registry.unregister(registry.BATCHING, "_test-class-priority")
 
 
 def test_rybko_stolyar_theory():
