@@ -23,6 +23,20 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(directory: Path) -> None:
     # Persist the rename itself (POSIX); not possible on every platform, so best effort.
     try:
@@ -42,9 +56,12 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; honour the umask like open()
+        finally:
+            os.close(fd)
         writer(tmp)
         with open(tmp, "rb+") as fh:
             fh.flush()

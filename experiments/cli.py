@@ -1,13 +1,16 @@
 """The `llmsched` command line: one entry point whose subcommands mirror the project's rooms.
 
 Each subcommand is a module in `llmsched.experiments.commands` exposing `HELP`, `add_arguments(parser)`
-and `run(args) -> int`; this file only dispatches and turns input errors into one line + exit 2.
+and `run(args) -> int`; this file only dispatches and turns input errors into one line + exit 2. Exit codes: 0 ok,
+1 a checked property is violated (check, place certificate) or some sweep points failed, 2 bad
+input, 3 an internal error (a bug: one line, `LLMSCHED_TRACEBACK=1` re-raises it), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from llmsched.sim.errors import InputError
@@ -30,7 +33,9 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line with exit code 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"llmsched {self.prog.split()[-1]}: {message} (see --help)\n")
+        words = self.prog.split()
+        name = "llmsched" if words[-1] == "llmsched" else f"llmsched {words[-1]}"
+        sys.stderr.write(f"{name}: {' '.join(str(message).split())} (see --help)\n")
         raise SystemExit(2)
 
 
@@ -65,9 +70,36 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"error: {err.one_line()}\n")
         return 2
+    except OSError as exc:  # the file system said no (permissions, disk full, a directory as a file)
+        target = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"error: {exc.strerror or type(exc).__name__}{target} "
+                         "(fix: check the path and its permissions)\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # `llmsched ... | head`: the reader left; not an error of ours
+        return 0
+    except MemoryError:
+        sys.stderr.write("error: out of memory (fix: use a smaller workload, --num-requests or --duration)\n")
+        return 2
+    except Exception as exc:  # last resort: one line, never a bare traceback
+        where = _innermost_frame(exc)
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                         f"{where} (this is a bug in llmsched; please report it with the command line; "
+                         "LLMSCHED_TRACEBACK=1 shows the traceback)\n")
+        if os.environ.get("LLMSCHED_TRACEBACK"):
+            raise
+        return 3
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 if __name__ == "__main__":  # pragma: no cover

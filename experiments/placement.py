@@ -105,9 +105,17 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
         "max_flow_tok_s": round(res.max_flow, 3), "coverage_bound_tok_s": round(res.coverage_bound, 3),
         "upper_bound_tok_s": round(res.upper_bound, 3),
         "certificate": "PASS" if verdict.ok else "FAIL", "out": str(out_dir)}
+    from llmsched.theory.placement.solve import optimality
+
+    proof = optimality(res.max_flow, res.coverage_bound, res.milp)
+    summary["proven_optimal"] = proof["proven_optimal"]
+    summary["optimality"] = proof["optimality"]  # which bound proves what
     if res.milp:
         summary["milp_objective_tok_s"] = res.milp.get("objective")
-        summary["milp_bound_tok_s"] = res.milp.get("bound")
+        summary["milp_status"] = res.milp.get("status")
+        summary["milp_solver_bound_tok_s"] = res.milp.get("solver_bound")  # the solver's own dual bound
+        summary["milp_solver_bound_scope"] = res.milp.get("solver_bound_scope")
+        summary["best_upper_bound_tok_s"] = res.milp.get("best_upper_bound")
         summary["milp_solve_time_s"] = round(res.milp.get("solve_time_s", 0.0), 1)
     simulation = None
     if simulate_s > 0:

@@ -385,6 +385,32 @@ def summary_frame(points: Sequence[SweepPoint], done: Mapping[str, Mapping[str, 
     return pd.DataFrame(rows), pd.DataFrame(timing_rows)
 
 
+def check_plot_columns(spec: SweepSpec, plots: Sequence[tuple[str, str, str | None]]) -> None:
+    """Check `--plot X:Y[:HUE]` names before the sweep runs (not after it): config columns come
+    from the grid, metric columns from the run summary's keys (default point function only; a
+    custom point function's metrics are unknown until it runs)."""
+    if not plots:
+        return
+    from llmsched.experiments.sweep_plot import resolve_column
+    from llmsched.sim.results import summary_metric_names
+
+    if spec.point != DEFAULT_POINT:
+        return
+    cols: dict[str, None] = {"point": None, "index": None}
+    for p in expand(spec):
+        cols.update(dict.fromkeys(flatten(p.config, "config")))
+    metrics = [m for m in summary_metric_names() if m.split(".")[0] not in NON_RESULT_KEYS]
+    if spec.metrics:
+        metrics = [m for m in metrics if any(m == s or m.startswith(s + ".") for s in spec.metrics)]
+    cols.update(dict.fromkeys(metrics))
+    frame = pd.DataFrame(columns=list(cols))
+    for x, y, hue in plots:
+        for name, what in ((x, "X"), (y, "Y"), (hue, "HUE")):
+            if name is None or name.split(".")[0] in ("router", "policy_params"):
+                continue  # nested records whose keys depend on the policies
+            resolve_column(frame, name, what)
+
+
 # ----------------------------------------------------------------------------------------------
 # running
 
@@ -445,7 +471,6 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
     or a fresh `LocalCluster` of `dask_local` single-threaded worker processes on loopback.
     `dask_window` caps the points in flight on Dask (default: 4 per worker thread, at least 16).
     """
-    from tqdm import tqdm
 
     if jobs < 1:
         raise InputError("--jobs", "jobs", f"must be >= 1, got {jobs}")
@@ -453,8 +478,23 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, dask_addre
         raise InputError("--dask-local", "N", f"must be >= 1 worker, got {dask_local}")
     out = Path(out_dir)
     points = expand(spec)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    _write_manifest(out, spec)
+    try:
+        _write_manifest(out, spec)
+        return _run_in(spec, out, points, jobs, dask_address, dask_local, progress, rerun, dask_window)
+    except BaseException as exc:
+        # A failed start (bad manifest, unreachable scheduler) leaves nothing in a new directory;
+        # once a point has completed, the directory is kept so that the next start resumes.
+        if created and not completed_points(out) and not isinstance(exc, KeyboardInterrupt):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run_in(spec: SweepSpec, out: Path, points: list[SweepPoint], jobs: int, dask_address: str | None,
+            dask_local: int | None, progress: bool, rerun: bool, dask_window: int | None) -> SweepOutcome:
+    from tqdm import tqdm
+
     by_index = {p.index: p for p in points}
     if rerun:  # forget every earlier result, so that a rerun interrupted midway resumes as a rerun
         for sub in (_points_dir(out), out / "failed"):

@@ -7,7 +7,6 @@ decide any verdict (that is `llmsched.proofs_check.fairness`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from llmsched.sim.errors import InputError
+from llmsched.sim.results import read_parquet, read_summary
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class SavedRun:
     timeline: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
     path: str = "<memory>"
+    policy_params: dict[str, Any] = field(default_factory=dict)  # summary.json "policy_params"
 
     @property
     def input_weight(self) -> float:
@@ -45,8 +46,15 @@ class SavedRun:
         return out
 
     def instance_spec(self, instance: int) -> dict[str, Any]:
+        """The instance's config, its `batching_params` completed with the resolved parameters
+        the run recorded (defaults included), so a checker sees what the policy ran with."""
         specs = self.instance_specs()
-        return specs[instance] if 0 <= instance < len(specs) else {}
+        spec = specs[instance] if 0 <= instance < len(specs) else {}
+        resolved = self.policy_params.get("batching", [])
+        if 0 <= instance < len(resolved) and isinstance(resolved[instance], dict):
+            params = {**(resolved[instance].get("params") or {}), **(spec.get("batching_params") or {})}
+            spec = {**spec, "batching_params": params}
+        return spec
 
     def kv_capacity_tokens(self, instance: int) -> int:
         """M: KV capacity of `instance` in tokens (timeline blocks × block size, else the config)."""
@@ -81,14 +89,17 @@ def load_run(path: str | Path) -> SavedRun:
             if required:
                 raise InputError(str(p), name, "missing", "re-run `llmsched simulate --out DIR`")
             return pd.DataFrame()
-        return pd.read_parquet(f)
+        return read_parquet(f)
 
     config: dict[str, Any] = {}
+    policy_params: dict[str, Any] = {}
     summary = p / "summary.json"
     if summary.exists():
-        config = json.loads(summary.read_text()).get("config", {}) or {}
+        data = read_summary(summary)
+        config = data.get("config", {}) or {}
+        policy_params = data.get("policy_params", {}) or {}
     return SavedRun(table("service.parquet", True), table("requests.parquet", False),
-                    table("timeline.parquet", False), config, str(p))
+                    table("timeline.parquet", False), config, str(p), policy_params)
 
 
 @dataclass(frozen=True)

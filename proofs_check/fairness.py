@@ -338,6 +338,47 @@ def _as_run(path_or_run: Path | str | SavedRun) -> SavedRun:
     return path_or_run if isinstance(path_or_run, SavedRun) else load_run(path_or_run)
 
 
+# ------------------------------------------------------------------------------ hypothesis
+#: The admission mode under which the VTC and DLPM bounds are proved (docs/theory/fairness.md,
+#: "Admission modes"): non-preemptive, every admitted request's prompt + output reserved.
+THEOREM_ADMISSION = "reserve"
+
+
+def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
+    """Does the run satisfy the theorems' hypothesis? {"inside": bool | None, "note": str, ...}.
+
+    Inside iff every instance's policy ran with admission="reserve" and no request was preempted.
+    A run that does not record its admission mode (saved before summaries recorded resolved policy
+    parameters, when the default was "engine") is reported as unknown.
+    """
+    n = len(run.instance_specs()) or 1
+    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get("admission", "not recorded"))
+                    for i in range(n)})
+    preemptions = (int(run.requests["preemptions"].sum())
+                   if len(run.requests) and "preemptions" in run.requests.columns else 0)
+    info: dict[str, Any] = {"admission": modes, "preemptions": preemptions}
+    if modes == [THEOREM_ADMISSION] and preemptions == 0:
+        return {**info, "inside": True, "note": ""}
+    if "not recorded" in modes:
+        note = ("admission mode not recorded in the run (older runs defaulted to 'engine'); the theorem "
+                "assumes admission='reserve'")
+        return {**info, "inside": None, "note": note}
+    reasons = []
+    if modes != [THEOREM_ADMISSION]:
+        reasons.append(f"admission={'/'.join(modes)}")
+    if preemptions:
+        reasons.append(f"{preemptions} preemptions")
+    note = (f"outside the theorem's hypothesis ({', '.join(reasons)}; the bound is proved for "
+            "admission='reserve', non-preemptive): a violation here is not a counterexample to it")
+    return {**info, "inside": False, "note": note}
+
+
+def _with_hypothesis(v: Verdict, run: SavedRun) -> Verdict:
+    hyp = theorem_hypothesis(run)
+    summary = v.summary + (f"; NOTE: {hyp['note']}" if hyp["note"] else "")
+    return Verdict(v.name, v.ok, summary, v.witness, {**v.details, "hypothesis": hyp})
+
+
 # ---------------------------------------------------------------------------------- checkers
 def check_backlogged_pair(path: Path | str | SavedRun, **opts: Any) -> Verdict:
     """VTC Thm 4.4: |W_f − W_g| ≤ 2U on every interval where f and g are both backlogged."""
@@ -361,7 +402,7 @@ def check_backlogged_pair(path: Path | str | SavedRun, **opts: Any) -> Verdict:
         runs += n
         if w is not None and w.value / max(w.bound, EPS) > worst_ratio:
             worst, worst_ratio = w, w.value / max(w.bound, EPS)
-    return _pair_verdict("vtc-2u", worst, runs, scale, "both backlogged")
+    return _with_hypothesis(_pair_verdict("vtc-2u", worst, runs, scale, "both backlogged"), run)
 
 
 def check_backlogged_vs_any(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -377,7 +418,7 @@ def check_backlogged_vs_any(path: Path | str | SavedRun, **opts: Any) -> Verdict
         runs += n
         if w is not None and (worst is None or w.value - w.bound > worst.value - worst.bound):
             worst = w
-    return _pair_verdict("vtc-4u", worst, runs, scale, "f backlogged, g any")
+    return _with_hypothesis(_pair_verdict("vtc-4u", worst, runs, scale, "f backlogged, g any"), run)
 
 
 def check_counter_gap(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -405,7 +446,84 @@ def check_counter_gap(path: Path | str | SavedRun, **opts: Any) -> Verdict:
                f"(U = max(w_p·L_input, w_q·M) = max({scale.input_weight:g}·{scale.max_input_tokens}, "
                f"{scale.output_weight:g}·{scale.kv_capacity_tokens}))")
     wit = None if ok else {**(where or {}), "gap": worst, "bound": bound}
-    return Verdict("vtc-u", ok, summary, wit, {"gap": worst, "bound": bound, "at": where})
+    return _with_hypothesis(Verdict("vtc-u", ok, summary, wit, {"gap": worst, "bound": bound, "at": where}), run)
+
+
+def dispatch_latency_cases(run: SavedRun, instance: int, scale: bounds.ServiceScale) -> list[dict[str, Any]]:
+    """Theorem 4.11 on one instance: every request whose client had nothing waiting or running on
+    the instance just before its arrival A, dispatched at D (never preempted or migrated), with the
+    service the other clients received on [A, D) and the bounds.
+
+    Service is read from the service log: the state just before A (the last change point before
+    A) and the state at D, minus the prompt charges of other clients' requests dispatched exactly
+    at D (they are charged at D, not in [A, D)).
+    """
+    req = run.requests
+    if not len(req) or not len(run.service):
+        return []
+    grid = service_grid(run.service, instance)
+    if grid.n == 0:
+        return []
+    wp, wq = scale.input_weight, scale.output_weight
+    W = wp * grid.inputs + wq * grid.outputs  # (rows, clients) cumulative service
+    n = len(grid.clients)
+    inst_col = "prefill_instance" if "prefill_instance" in req.columns else "instance"
+    mine = req[(req[inst_col] == instance) & np.isfinite(req["dispatch_s"])]
+    if "preemptions" in mine.columns:
+        mine = mine[(mine["preemptions"] == 0) & (mine.get("migrations", 0) == 0)]
+    disp = mine["dispatch_s"].to_numpy(np.float64)
+    prompt = mine["prompt_tokens"].to_numpy(np.float64)
+    clients = mine["client"].to_numpy(np.int64)
+    out: list[dict[str, Any]] = []
+    for rid, a, d, f in zip(mine["request_id"].to_numpy(), mine["arrival_s"].to_numpy(np.float64), disp, clients):
+        if f not in set(grid.clients.tolist()):
+            continue
+        col = grid.column(int(f))
+        k_a = int(np.searchsorted(grid.times, a, side="left")) - 1  # state just before A
+        if k_a >= 0 and (grid.waiting[k_a, col] > 0 or grid.running[k_a, col] > 0):
+            continue  # f backlogged or running at A: outside the theorem's hypothesis
+        k_d = int(np.searchsorted(grid.times, d, side="right")) - 1  # state at D
+        others = np.ones(n, bool)
+        others[col] = False
+        before = W[k_a, others].sum() if k_a >= 0 else 0.0
+        at_d = W[k_d, others].sum() if k_d >= 0 else 0.0
+        charged_at_d = wp * prompt[(disp == d) & (clients != f)].sum()
+        service = max(at_d - charged_at_d - before, 0.0)
+        wait = d - a
+        bound = bounds.dispatch_service_bound(scale, n)
+        out.append({"request_id": int(rid), "client": int(f), "instance": instance, "arrival_s": float(a),
+                    "dispatch_s": float(d), "wait_s": float(wait), "others_service": float(service),
+                    "service_bound": float(bound), "n_clients": n,
+                    "mean_service_rate": float(service / wait) if wait > 0 else None,
+                    "latency_bound_s": (float(bounds.dispatch_latency_bound(scale, n, service / wait))
+                                        if wait > 0 and service > 0 else None)})
+    return out
+
+
+def check_dispatch_latency(path: Path | str | SavedRun, **opts: Any) -> Verdict:
+    """VTC Thm 4.11: a request of a client with nothing queued or running waits for dispatch while
+    the others receive at most 2(n−1)U of service; hence D − A ≤ 2(n−1)U/a when S(t) ≥ a."""
+    _check_opts("vtc-latency", opts)
+    run = _as_run(path)
+    worst, checked, scale = None, 0, None
+    for inst in _instances(run, opts):
+        scale = _scale(run, inst, opts)
+        for case in dispatch_latency_cases(run, inst, scale):
+            checked += 1
+            if worst is None or case["others_service"] - case["service_bound"] > \
+                    worst["others_service"] - worst["service_bound"]:
+                worst = case
+    if worst is None:
+        return _with_hypothesis(Verdict("vtc-latency", True, "no request arrived to an idle client: nothing "
+                                        "to check", None, {"checked": 0}), run)
+    ok = worst["others_service"] <= worst["service_bound"] + EPS
+    lat = worst["latency_bound_s"]
+    summary = (f"{checked} requests arriving to an idle client; worst: others received "
+               f"{worst['others_service']:.1f} of service while request {worst['request_id']} waited "
+               f"{worst['wait_s']:.4g} s, bound 2(n−1)U = {worst['service_bound']:.1f} (n = {worst['n_clients']}"
+               + (f"; latency bound at its mean service rate {lat:.4g} s" if lat is not None else "") + ")")
+    return _with_hypothesis(Verdict("vtc-latency", ok, summary, None if ok else worst,
+                                    {"checked": checked, "worst": worst}), run)
 
 
 def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -429,8 +547,8 @@ def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
         runs += n
         if w is not None and w.value / max(w.bound, EPS) > worst_ratio:
             worst, worst_ratio = w, w.value / max(w.bound, EPS)
-    return _pair_verdict("dlpm-bound", worst, runs, scale, "both backlogged (uncached service)",
-                         extra={"quantum": float(quantum)})
+    return _with_hypothesis(_pair_verdict("dlpm-bound", worst, runs, scale, "both backlogged (uncached service)",
+                                          extra={"quantum": float(quantum)}), run)
 
 
 def check_work_conservation(path: Path | str | SavedRun, **opts: Any) -> Verdict:
@@ -473,6 +591,8 @@ checker("vtc-u", help="VTC Lemma 4.3: counter gap over waiting clients <= U "
 checker("vtc-2u", help="VTC Thm 4.4: |W_f - W_g| <= 2U for backlogged pairs "
         "(weights= gives the weighted bound U(1/w_f + 1/w_g))")(check_backlogged_pair)
 checker("vtc-4u", help="VTC Thm 4.9: W_g - W_f <= 4U when f is backlogged")(check_backlogged_vs_any)
+checker("vtc-latency", help="VTC Thm 4.11: while an idle client's request waits for dispatch, the others "
+        "receive <= 2(n-1)U of service (so D - A <= 2(n-1)U/a)")(check_dispatch_latency)
 checker("work-conservation", help="never idle or under-filled while waiting requests fit "
         "(option reserve_output=1)")(check_work_conservation)
 checker("dlpm-bound", help="DLPM: |W_f - W_g| <= 2(U + Q_u) for backlogged pairs, uncached "

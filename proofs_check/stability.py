@@ -19,6 +19,7 @@ from scipy import stats as sps
 from llmsched.proofs_check.registry import checker
 from llmsched.proofs_check.verdict import Verdict
 from llmsched.sim.errors import InputError
+from llmsched.sim.results import read_parquet
 
 __all__ = ["METRICS", "SlopeEstimate", "backlog_series", "backlog_slope", "check_stability", "stability_verdict",
            "work_backlog"]
@@ -196,13 +197,18 @@ def work_backlog(requests: pd.DataFrame, timeline: pd.DataFrame, grid: np.ndarra
     """Outstanding tokens of work on a grid, exactly, from the request table and the timeline.
 
     W(t) = arrived work − processed work. A request brings p − cached + d tokens at arrival (cached
-    prompt tokens from `cached_prompt_tokens` when present; d = o − 1). Each timeline row starts a
-    segment of identical iterations (`prefill_tokens + decode_tokens` tokens every `iteration_s`)
-    that lasts until the instance's next row or the next change point at which its work runs out.
-    Idle periods have no row, so a segment ends at the earlier of the next row and the first request
-    completion or prefill completion on that instance after the row's first iteration (any
-    completion is a change point, docs/run-format.md). Recomputation after preemption counts as
-    processed work, so under preemptions W is underestimated (the requests metric is exact).
+    prompt tokens from `cached_prompt_tokens` when present; d = o − 1). The engine writes a timeline
+    row at every change point and wherever the iteration's token counts change (a prompt's last,
+    partial chunk included), and records on each row its run: `run_iterations` identical iterations
+    of `prefill_tokens + decode_tokens` tokens, the last ending at `run_end_s`. Processed work is
+    therefore exact at every run boundary; inside a run it is spread linearly over
+    [time_s, run_end_s], which is exact at every iteration end when the run's iterations take equal
+    time. Recomputation after preemption counts as processed work, so under preemptions W is
+    underestimated (the requests metric is exact).
+
+    Run directories written before `run_iterations` existed fall back to the old reconstruction
+    (a row's first iteration repeated until the next row or completion event): approximate, and
+    biased low when the last prefill chunk is partial.
     """
     missing = [c for c in _TIMELINE_NEEDED if c not in timeline.columns]
     if missing:
@@ -218,6 +224,37 @@ def work_backlog(requests: pd.DataFrame, timeline: pd.DataFrame, grid: np.ndarra
     arr_sorted, w_cum = arr[o], np.cumsum((p + d)[o])
     k = np.searchsorted(arr_sorted, g, side="right")
     arrived = np.where(k > 0, w_cum[np.maximum(k - 1, 0)], 0.0)
+    if {"run_iterations", "run_end_s"} <= set(timeline.columns):
+        processed = _processed_from_runs(timeline, g)
+    else:
+        processed = _processed_legacy(requests, timeline, g)
+    return arrived - processed
+
+
+def _processed_from_runs(timeline: pd.DataFrame, g: np.ndarray) -> np.ndarray:
+    """Σ over runs of n·(P + K) tokens, ramped over [time_s, run_end_s] (a step if it is one instant)."""
+    t0 = timeline["time_s"].to_numpy(np.float64)
+    t1 = timeline["run_end_s"].to_numpy(np.float64)
+    n = timeline["run_iterations"].to_numpy(np.float64)
+    work = n * (timeline["prefill_tokens"] + timeline["decode_tokens"]).to_numpy(np.float64)
+    ok = work > 0
+    t0, t1, work = t0[ok], t1[ok], work[ok]
+    span = t1 - t0
+    ramp = span > 0
+    processed = np.zeros_like(g)
+    if ramp.any():
+        processed += _ramp_integral(t0[ramp], t1[ramp], work[ramp] / span[ramp], g)
+    if (~ramp).any():  # zero-length run (only with zero-duration iterations): all at once
+        ends = np.sort(t1[~ramp])
+        cum = np.cumsum(work[~ramp][np.argsort(t1[~ramp], kind="stable")])
+        j = np.searchsorted(ends, g, side="right")
+        processed += np.where(j > 0, cum[np.maximum(j - 1, 0)], 0.0)
+    # the ramp of a run ends exactly at its last iteration's end: round away float noise of the
+    # rate × time product so that an exact backlog reads exact
+    return np.round(processed, 6)
+
+
+def _processed_legacy(requests: pd.DataFrame, timeline: pd.DataFrame, g: np.ndarray) -> np.ndarray:
     fin = requests["finish_s"].to_numpy(np.float64)
     ft = requests["first_token_s"].to_numpy(np.float64)
     inst = requests["instance"].to_numpy()
@@ -238,10 +275,8 @@ def work_backlog(requests: pd.DataFrame, timeline: pd.DataFrame, grid: np.ndarra
         ends.append(end[ok])
         rates.append(tok[ok] / it[ok])
     if starts:
-        processed = _ramp_integral(np.concatenate(starts), np.concatenate(ends), np.concatenate(rates), g)
-    else:
-        processed = np.zeros_like(g)
-    return arrived - processed
+        return _ramp_integral(np.concatenate(starts), np.concatenate(ends), np.concatenate(rates), g)
+    return np.zeros_like(g)
 
 
 # -- verdict ------------------------------------------------------------------------------------------
@@ -328,7 +363,7 @@ def check_stability(path: Path, **options) -> Verdict:
     if not f.is_file():
         raise InputError(str(path), "requests.parquet", "missing from the run directory",
                          "pass a directory written by `llmsched simulate --out`")
-    req = pd.read_parquet(f)
+    req = read_parquet(f)
     if len(req) < 2:
         raise InputError(str(f), "rows", "needs at least 2 requests to estimate a slope")
     arr = req["arrival_s"].to_numpy(np.float64)
@@ -347,7 +382,7 @@ def check_stability(path: Path, **options) -> Verdict:
         missing = [c for c in _NEEDED["tokens"] if c not in req.columns]
         if missing:
             raise InputError(str(f), ",".join(missing), "missing column(s)", "see docs/run-format.md")
-        values = work_backlog(req, pd.read_parquet(tl_file), grid)
+        values = work_backlog(req, read_parquet(tl_file), grid)
     else:
         _, values = backlog_series(req, metric, grid)
     est = backlog_slope(grid, values, window=(t0, t1), batches=batches, confidence=confidence,

@@ -23,6 +23,15 @@ from llmsched.sim.swap import DEFAULT_SWAP_SPACE_BYTES, PCIE4_X16_BANDWIDTH_BPS,
 
 Params = tuple[tuple[str, Any], ...]
 
+#: Largest expected request count (rate × duration) a config may ask a generator for. Our choice:
+#: the workload is columnar float64/int64 arrays (~100 bytes a request with the run tables), so
+#: 5e7 requests is ~5 GB; beyond it numpy fails with an allocation error (issue 15: 1e9 × 1e9 tried
+#: to allocate 6.94 EiB).
+MAX_EXPECTED_REQUESTS = 50_000_000
+#: Largest number of instances. Our choice: building the instances takes ~1 ms each and per-instance
+#: state grows with the client count; 100,000 instances sat silent for over a minute (issue 15).
+MAX_INSTANCES = 10_000
+
 
 def freeze_params(d: Mapping[str, Any] | Params | None) -> Params:
     """A mapping as a sorted tuple of pairs, so configs stay hashable and comparable."""
@@ -68,6 +77,9 @@ class InstanceSpec:
     admission_interval: admit new requests only every k iterations (VTC artifact: 10)
     role: "mixed" | "prefill" | "decode" (disaggregated pools)
     kv_capacity_tokens: override the derived KV capacity (None = from the catalogue)
+    context_tokens: the most tokens (prompt + output) one request may use; longer requests are
+      rejected and counted, as a server rejects them (None = the model's context length from the
+      catalogue; a model missing from the catalogue has no limit)
     preemption: "recompute" (vLLM's rule for single-sequence requests) | "swap" (KV of a preempted
         decode goes to host memory over PCIe and comes back before new admissions; `llmsched.sim.swap`)
     prefix_eviction: the prefix cache's eviction strategy, by SGLang's names (`llmsched.sim.radix`)
@@ -84,6 +96,7 @@ class InstanceSpec:
     max_batch_requests: int = 256
     block_size: int = 16
     kv_capacity_tokens: int | None = None
+    context_tokens: int | None = None
     admission_interval: int = 1
     watermark_blocks: int = 0
     role: str = "mixed"
@@ -91,7 +104,7 @@ class InstanceSpec:
     count: int = 1
     prefix_eviction: str = "lru"
     preemption: str = "recompute"
-    swap_space_bytes: float = DEFAULT_SWAP_SPACE_BYTES
+    swap_space_bytes: float = float(DEFAULT_SWAP_SPACE_BYTES)  # float: a config round-trips to the same JSON
     swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
 
 
@@ -266,6 +279,13 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("workload.duration_s", f"must be > 0 seconds, got {w.duration_s}")
     if w.num_requests is not None and w.num_requests < 1:
         bad("workload.num_requests", f"must be >= 1, got {w.num_requests}")
+    if w.rate is not None and w.duration_s is not None and math.isfinite(w.duration_s):
+        expected = w.rate * w.duration_s
+        if expected > MAX_EXPECTED_REQUESTS and (w.num_requests is None or w.num_requests > MAX_EXPECTED_REQUESTS):
+            bad("workload.rate × workload.duration_s", f"expects about {expected:.3g} requests, more than "
+                f"the cap of {MAX_EXPECTED_REQUESTS:.0e}", "lower the rate or the duration")
+    if w.duration_s is not None and not math.isfinite(w.duration_s):
+        bad("workload.duration_s", "must be a finite number of seconds", "omit it to keep the whole source")
     c = cfg.cluster
     if not c.instances:
         bad("cluster.instances", "needs at least one instance")
@@ -273,6 +293,9 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("cluster.kv_link_bandwidth_Bps", "must be > 0 bytes/s")
     if c.kv_link_latency_s < 0:
         bad("cluster.kv_link_latency_s", "must be >= 0 s")
+    if c.n_instances > MAX_INSTANCES:
+        bad("cluster.instances", f"{c.n_instances} instances, more than the cap of {MAX_INSTANCES}",
+            "use fewer instances (set count per group)")
     roles = set()
     for i, spec in enumerate(c.instances):
         p = f"cluster.instances[{i}]."
@@ -290,6 +313,9 @@ def _check(cfg: RunConfig, source: str) -> None:
             bad(p + "admission_interval", "must be >= 1 iteration")
         if spec.kv_capacity_tokens is not None and spec.kv_capacity_tokens < spec.block_size:
             bad(p + "kv_capacity_tokens", "must hold at least one block")
+        if spec.context_tokens is not None and spec.context_tokens < 2:
+            bad(p + "context_tokens", "must be >= 2 tokens (a prompt token and an output token)",
+                "omit it to use the model's context length")
         if spec.prefix_eviction not in EVICTION_STRATEGIES:
             bad(p + "prefix_eviction", f"unknown eviction strategy {spec.prefix_eviction!r}",
                 f"use one of {', '.join(EVICTION_STRATEGIES)}")

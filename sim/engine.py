@@ -160,6 +160,7 @@ class Engine:
         kv_bytes_per_token: Callable[[Instance], float] | None = None,
         max_sim_time_s: float = math.inf,
         progress: Callable[[int], None] | None = None,
+        max_context_tokens: float = math.inf,
     ) -> None:
         self.reqs = reqs
         self.instances = instances
@@ -200,6 +201,10 @@ class Engine:
                 self._max_tokens,
                 *(instances[i].pool.total_blocks * instances[i].block_size for i in self.decode_view.pool),
             )
+        # the model's context length: a longer request (prompt + output) is rejected at arrival,
+        # as a server rejects it, and counted in `rejected_context`
+        self._max_context = max_context_tokens
+        self.rejected_context = 0
         tick = getattr(router, "tick_interval_s", None)
         self._tick_s = float(tick) if tick else 0.0
         self.down: set[int] = set()  # instances marked down (sim/spot.py)
@@ -290,7 +295,12 @@ class Engine:
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
-        if int(reqs.prompt[rid] + reqs.output[rid]) > self._max_tokens:
+        tokens = int(reqs.prompt[rid] + reqs.output[rid])
+        if tokens > self._max_context:
+            self.rejected_context += 1
+            self._reject(rid)
+            return
+        if tokens > self._max_tokens:
             self._reject(rid)
             return
         view = self.entry_view

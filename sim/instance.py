@@ -141,6 +141,8 @@ class Instance:
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
         self.iterations = 0
+        self.last_iteration_end_s = 0.0  # end of the last applied iteration (timeline run ends)
+        self._row_shape: tuple[int, int] | None = None  # (prefill, decode) tokens of the last timeline row
         self.outstanding_tokens = 0
         self.admit_counter = 0
         self.version = 0  # bumps whenever the pending wake-up is superseded
@@ -308,6 +310,7 @@ class Instance:
             self.outstanding_tokens -= k * len(d)
             self.dirty.update(self.seg_clients)
         self.iterations += k
+        self.last_iteration_end_s = float(ends[m - 1])
         self.seg_done = m
 
     # ------------------------------------------------------------------ segment end
@@ -673,9 +676,14 @@ class Instance:
             clients = r.client[decodes]
             self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])
             self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
-        if self.changed:
+        # a timeline row at every change point and wherever the iteration's token counts change
+        # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
+        if self.changed or self._row_shape != (sum_c, k):
+            was_changed = self.changed
+            self._row_shape = (sum_c, k)
             self.log.timeline(self, now, sum_c, k, len(chunks), float(durations[0]))
-            self.log.change_point(self, now)
+            if was_changed:
+                self.log.change_point(self, now)
         return float(ends[-1])
 
     def _memory_horizon(self, decodes: np.ndarray) -> int:

@@ -1,14 +1,17 @@
 """`RunResult`: the tables and summary of one run, written to and read back from a run directory.
 
-Owns the on-disk format (docs/run-format.md) and the summary statistics. Files are written
-atomically (temp file + rename), so an interrupted save never leaves a half-written table.
+Owns the on-disk format (docs/run-format.md), reading it back (a damaged file is one InputError)
+and the summary statistics. A run directory is written atomically as a whole (a hidden sibling
+directory renamed into place under a lock), so an interrupted save leaves the old run or the new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,28 +33,133 @@ class RunResult:
     timeline: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, force: bool = False) -> Path:
+        """Write the run directory all at once: into a hidden sibling, then renamed into place.
+
+        A reader (or a kill -9 at any moment) sees the complete old run or the complete new one,
+        never a mix. An existing non-empty `out_dir` is refused unless `force`; concurrent saves to
+        one directory are serialised by a lock file beside it (`.NAME.lock`).
+        """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, df in (("requests", self.requests), ("service", self.service),
-                         ("timeline", self.timeline)):
-            _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
-        _atomic(out / "summary.json",
-                lambda p: Path(p).write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n"))
+        check_out_dir(out, force)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        summary_text = json.dumps(_jsonable(self.summary), indent=2) + "\n"
+        with _dir_lock(out):
+            check_out_dir(out, force)  # again: another run may have finished while we waited
+            _remove_stale_temps(out)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+            try:
+                os.chmod(tmp, 0o777 & ~_umask())
+                for name, df in (("requests", self.requests), ("service", self.service),
+                                 ("timeline", self.timeline)):
+                    df.to_parquet(tmp / f"{name}.parquet", index=False)
+                (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
+                for f in FILES:
+                    _fsync_path(tmp / f)
+                _fsync_path(tmp)
+                _swap_into_place(tmp, out)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _fsync_path(out.parent)
         return out
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def check_out_dir(out: str | Path, force: bool = False, flag: str = "--out") -> None:
+    """Refuse an output path that is a file, or a non-empty directory unless `force`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(flag, str(out), "exists and is not a directory", "pass a new or empty directory")
+    if out.is_dir() and not force and any(out.iterdir()):
+        raise InputError(flag, str(out), "is not empty (it may hold an earlier run)",
+                         "pass a new directory, or --force to replace its contents")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
     try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _dir_lock(out: Path):
+    """An exclusive advisory lock (flock) on `.NAME.lock` beside `out`, held while writing."""
+    lock = out.parent / f".{out.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, the rename is still atomic
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Hidden temp directories a killed writer left beside `out` (only the lock holder calls this)."""
+    for p in out.parent.glob(f".{out.name}.*.tmp"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd = -100
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if not any(out.iterdir()):
+        os.rename(tmp, out)  # POSIX: replaces an empty directory atomically
+        return
+    if _exchange(tmp, out):  # tmp now holds the old run
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    # No atomic exchange (not Linux): move the old run aside first; a crash between the two
+    # renames leaves the old run complete under its hidden name, never a mix.
+    old = out.parent / f".{out.name}.{os.getpid()}.old.tmp"
+    os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _jsonable(x: Any) -> Any:
@@ -71,18 +179,69 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, UnicodeDecodeError, json.JSONDecodeError, EOFError]
+    try:
+        import pyarrow
+
+        errors.append(pyarrow.ArrowException)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    return tuple(errors)
+
+
+#: What reading a damaged run file can raise; `read_error` turns any of them into one InputError.
+READ_ERRORS = _read_errors()
+
+
+def read_error(where: str | Path, exc: BaseException) -> InputError:
+    """One-line InputError for a file that exists but cannot be read (corrupt, truncated, not ours)."""
+    name = getattr(exc, "filename", None) or where
+    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return InputError(str(name), "", f"cannot be read ({type(exc).__name__}: {text})",
+                      "the file is damaged or not written by llmsched; re-run `llmsched simulate --out`")
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """A run table; a missing or damaged file is an InputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path.parent), path.name, "missing from the run directory",
+                         "pass a directory written by `llmsched simulate --out`")
+    try:
+        return pd.read_parquet(path)
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from None
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path.parent), path.name, "missing from the run directory",
+                         "pass a directory written by `llmsched simulate --out`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from None
+    if not isinstance(data, dict):
+        raise InputError(str(path), "", "not a JSON object", "re-run `llmsched simulate --out`")
+    return data
+
+
 def load_run(run_dir: str | Path) -> RunResult:
-    """Read a run directory back (raises InputError naming a missing file)."""
+    """Read a run directory back (raises InputError naming a missing or damaged file)."""
     d = Path(run_dir)
+    if not d.is_dir():
+        raise InputError(str(d), "", "not a run directory", "pass a directory written by `llmsched simulate --out`")
     for f in FILES:
         if not (d / f).is_file():
             raise InputError(str(d), f, "missing from the run directory",
                              "pass a directory written by `llmsched simulate --out`")
     return RunResult(
-        requests=pd.read_parquet(d / "requests.parquet"),
-        service=pd.read_parquet(d / "service.parquet"),
-        timeline=pd.read_parquet(d / "timeline.parquet"),
-        summary=json.loads((d / "summary.json").read_text()),
+        requests=read_parquet(d / "requests.parquet"),
+        service=read_parquet(d / "service.parquet"),
+        timeline=read_parquet(d / "timeline.parquet"),
+        summary=read_summary(d / "summary.json"),
     )
 
 
@@ -121,6 +280,25 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         "slo_met": served & (ttft <= r.ttft_slo_s) & (r.tbt_misses == 0),
         "rejected": r.state == REJECTED,
     })
+
+
+#: Keys `llmsched.sim.run.simulate` adds to `summarize`'s (scalar ones; `config`, `policy_params`
+#: and `router` hold nested records).
+RUN_SUMMARY_KEYS = ("wall_s", "seed", "mode", "workload")
+
+
+def summary_metric_names() -> list[str]:
+    """The flattened scalar keys of a run summary (`ttft_s.p50`, ...), without running anything."""
+    cols = ("arrival_s", "finish_s", "prompt_tokens", "output_tokens", "slo_met", "ttft_s", "tbt_mean_s",
+            "tbt_max_s", "e2e_s", "queueing_delay_s", "rejected", "preemptions", "migrations")
+    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+    out: list[str] = []
+    for key, value in summarize(empty, 0, 0).items():
+        if isinstance(value, dict):
+            out.extend(f"{key}.{k}" for k in value)
+        else:
+            out.append(key)
+    return out + list(RUN_SUMMARY_KEYS)
 
 
 def _pcts(x: np.ndarray) -> dict[str, float]:

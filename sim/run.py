@@ -28,7 +28,56 @@ from llmsched.sim.state import RequestTable
 from llmsched.sim.swap import SwapTier
 from llmsched.sim.workload.core import Workload
 
-__all__ = ["make_policy", "run", "simulate"]
+__all__ = ["make_policy", "resolved_params", "run", "simulate"]
+
+_INJECTED = ("rng", "cost_model", "instance_spec")
+
+
+def _plain_param(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else ("inf" if v > 0 else ("-inf" if v < 0 else None))
+    if isinstance(v, (np.integer, np.floating)):
+        return _plain_param(v.item())
+    if isinstance(v, (list, tuple)):
+        return [_plain_param(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain_param(x) for k, x in v.items()}
+    return getattr(v, "__name__", None) or type(v).__name__
+
+
+def resolved_params(factory: Any, policy: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor parameter of a policy with the value it runs with, defaults included.
+
+    Defaults come from the `__init__` signatures along the class's MRO (a subclass's default wins),
+    overlaid with the parameters given; a parameter the object keeps under its own name (e.g.
+    `quantum`, `lift`) is read back from the object, so a subclass that fixes a value (LCF's
+    lift="none") is recorded as run; the fairness policies' admission mode is read back from their
+    `admitter`. Injected objects (rng, cost model, instance spec) are left out.
+    """
+    defaults: dict[str, Any] = {}
+    classes = inspect.getmro(factory) if inspect.isclass(factory) else ()
+    fns = [c.__dict__["__init__"] for c in reversed(classes) if "__init__" in c.__dict__] or [factory]
+    for fn in fns:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        for name, prm in sig.parameters.items():
+            if name == "self" or name in _INJECTED or prm.kind in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL):
+                continue
+            if prm.default is not prm.empty:
+                defaults[name] = prm.default
+    out = {**defaults, **{k: v for k, v in given.items() if k not in _INJECTED}}
+    for name in list(out):
+        value = getattr(policy, name, None)
+        if isinstance(value, (bool, int, float, str)) and not callable(value):
+            out[name] = value
+    admitter = getattr(policy, "admitter", None)
+    if "admission" in out and isinstance(getattr(admitter, "mode", None), str):
+        out["admission"] = admitter.mode
+    return {k: _plain_param(v) for k, v in sorted(out.items())}
 
 
 def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.random.Generator,
@@ -74,6 +123,20 @@ def _kv_capacity(spec: InstanceSpec) -> int:
     from llmsched.sim.hardware import kv_capacity_tokens
 
     return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
+
+
+def _context_tokens(spec: InstanceSpec) -> float:
+    """The most tokens one request may use on this instance: the spec's override, else the model's
+    context length from the catalogue (inf for a model the catalogue does not know)."""
+    if spec.context_tokens is not None:
+        return float(spec.context_tokens)
+    try:
+        from llmsched.sim.hardware import model as model_spec
+
+        ctx = model_spec(spec.model).context_tokens
+    except (InputError, KeyError, ValueError):
+        return math.inf
+    return float(ctx) if ctx else math.inf
 
 
 def _kv_bytes_per_token(spec: InstanceSpec) -> float:
@@ -129,6 +192,7 @@ def simulate(
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(specs) + 2)
     instances: list[Instance] = []
+    batching_resolved: list[dict[str, Any]] = []
     for i, spec in enumerate(specs):
         if cost_models is None:
             cost = _default_cost(spec)
@@ -139,6 +203,8 @@ def simulate(
         policy = make_policy(BATCHING, spec.batching, params_dict(spec.batching_params),
                              rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
                              source=source)
+        batching_resolved.append(resolved_params(POLICIES[BATCHING].get(spec.batching), policy,
+                                                 params_dict(spec.batching_params)))
         total_blocks = _kv_capacity(spec) // spec.block_size
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
@@ -168,6 +234,7 @@ def simulate(
         link_bandwidth_Bps=cluster.kv_link_bandwidth_Bps, link_latency_s=cluster.kv_link_latency_s,
         kv_bytes_per_token=lambda inst: _kv_bytes_per_token(inst.spec),
         max_sim_time_s=max_sim_time_s, progress=tick,
+        max_context_tokens=min(_context_tokens(s) for s in specs if s.role in ("mixed", "prefill")),
     )
     engine.run()
     if bar is not None:
@@ -178,6 +245,7 @@ def simulate(
     hits = sum(inst.cache_hit_tokens for inst in instances)
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
+    summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     tiers = [inst.swap for inst in instances if inst.swap is not None]
     if tiers:
         summary["swap_out_tokens"] = sum(s.swapped_out_tokens for s in tiers)
@@ -187,6 +255,12 @@ def simulate(
     summary["mode"] = mode
     summary["workload"] = workload.name
     summary["config"] = config or {}
+    summary["policy_params"] = {  # every policy's parameters as run, defaults included
+        "batching": [{"name": spec.batching, "params": p} for spec, p in zip(specs, batching_resolved)],
+        "router": {"name": cluster.router,
+                   "params": resolved_params(POLICIES[ROUTING].get(cluster.router), router,
+                                             params_dict(cluster.router_params))},
+    }
     router_stats = getattr(router, "stats", None)  # optional: routers that keep their own tallies
     if callable(router_stats):
         summary["router"] = router_stats()

@@ -11,7 +11,8 @@ import numpy as np
 SERVICE_COLUMNS = ("time_s", "seq", "instance", "client", "input_tokens", "cached_input_tokens",
                    "output_tokens", "service", "waiting", "running")
 TIMELINE_COLUMNS = ("time_s", "instance", "batch_requests", "prefill_tokens", "decode_tokens",
-                    "kv_blocks_used", "kv_blocks_total", "waiting", "running", "iteration_s")
+                    "kv_blocks_used", "kv_blocks_total", "waiting", "running", "iteration_s",
+                    "run_iterations", "run_end_s")
 
 
 class RunLog:
@@ -23,6 +24,9 @@ class RunLog:
         self.service = {c: [] for c in SERVICE_COLUMNS}
         self.timeline_rows = {c: [] for c in TIMELINE_COLUMNS}
         self._seq = [0] * n_instances
+        # per instance: (row index, the instance's iteration count at the row, the instance) of the
+        # row whose run of identical iterations is still open
+        self._open_row: dict[int, tuple[int, int, object]] = {}
 
     def change_point(self, inst, t: float) -> None:
         """Write a row for every client whose counters on `inst` changed since its last row."""
@@ -51,9 +55,22 @@ class RunLog:
             svc["running"].append(int(r.running_count[i, c]))
         inst.dirty.clear()
 
+    def _close_row(self, i: int) -> None:
+        """Fill in how many iterations the instance's open row ran, and when the last one ended."""
+        opened = self._open_row.pop(i, None)
+        if opened is None:
+            return
+        row, start_iterations, inst = opened
+        self.timeline_rows["run_iterations"][row] = inst.iterations - start_iterations
+        self.timeline_rows["run_end_s"][row] = inst.last_iteration_end_s
+
     def timeline(self, inst, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
+        self._close_row(inst.index)
+        self._open_row[inst.index] = (len(tl["time_s"]), inst.iterations, inst)
+        tl["run_iterations"].append(0)
+        tl["run_end_s"].append(t)
         tl["time_s"].append(t)
         tl["instance"].append(inst.index)
         tl["batch_requests"].append(decode_tokens + n_chunks)
@@ -68,6 +85,9 @@ class RunLog:
 
     def frames(self):
         import pandas as pd
+
+        for i in list(self._open_row):
+            self._close_row(i)
 
         svc = pd.DataFrame({c: np.asarray(v) for c, v in self.service.items()})
         if len(svc):

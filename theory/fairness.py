@@ -1,7 +1,8 @@
 """Fairness bounds of VTC (Sheng et al., OSDI'24, arXiv 2401.00588) and DLPM (Cao et al., arXiv
 2501.14312) as plain calculators.
 
-Owns the formulas only (U, U, 2U, 4U, w_q·M, 2(U+Q_u), and our weighted-VTC bound); the checkers in
+Owns the formulas only (U, U, 2U, 4U, w_q·M, the latency bounds 2(n−1)U/a and T/n − 5U,
+2(U+Q_u), and our weighted-VTC bound); the checkers in
 `llmsched.proofs_check.fairness` and the tests decide what to compare them with. Statements and proof sketches:
 `docs/theory/fairness.md`. Imports nothing of the simulator but its accounting weights.
 """
@@ -62,6 +63,32 @@ def work_conserving_lower_bound(scale: ServiceScale) -> float:
     """Theorem 4.8: some workload forces |W_f − W_g| ≥ w_q·M on any work-conserving,
     non-preemptive scheduler (so 2U is within a factor 2 of the best when w_q·M ≥ w_p·L_input)."""
     return scale.output_weight * scale.kv_capacity_tokens
+
+
+def dispatch_service_bound(scale: ServiceScale, n_clients: int) -> float:
+    """Theorem 4.11, service form (our reading of its proof, docs/theory/fairness.md): while a
+    request r_f of a client f that had nothing waiting or running at r_f's arrival A waits for its
+    dispatch D, the other n − 1 clients receive at most 2(n − 1)·U of service: Σ_{g≠f} W_g(A, D)."""
+    if n_clients < 1:
+        raise ValueError("n_clients must be >= 1")
+    return 2.0 * (n_clients - 1) * scale.U
+
+
+def dispatch_latency_bound(scale: ServiceScale, n_clients: int, service_rate: float) -> float:
+    """Theorem 4.11 (VTC, arXiv 2401.00588 v2): D(r_f) − A(r_f) ≤ 2(n − 1)·U / a when the server
+    delivers service at a rate S(t) ≥ a > 0 while r_f waits (seconds; service units per second)."""
+    if not service_rate > 0:
+        raise ValueError("service_rate a must be > 0")
+    return dispatch_service_bound(scale, n_clients) / service_rate
+
+
+def non_overloaded_margin(scale: ServiceScale, total_service: float, n_clients: int) -> float:
+    """Theorem 4.13: a client f that is not backlogged at t1 and requests, on every [t, t2) with
+    t ∈ [t1, t2), less than T(t, t2)/n − 5U of service (T = total service delivered on [t, t2)) has
+    all its requests of [t1, t2) dispatched. Returns that threshold T/n − 5U for one [t, t2)."""
+    if n_clients < 1:
+        raise ValueError("n_clients must be >= 1")
+    return total_service / n_clients - 5.0 * scale.U
 
 
 def dlpm_pair_bound(scale: ServiceScale, quantum: float) -> float:

@@ -44,6 +44,19 @@ def _parse_option(text: str):
     return key, value
 
 
+def run_guarded(fn, path: Path, options: dict):
+    """Call a checker; a file it cannot read (corrupt/truncated parquet, bad JSON, bad bytes) is
+    bad input (exit 2), never a violation (exit 1) and never a traceback."""
+    from llmsched.sim.results import READ_ERRORS, read_error
+
+    try:
+        return fn(path, **options)
+    except InputError:
+        raise
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from llmsched.proofs_check.registry import checkers
 
@@ -66,6 +79,6 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError("--option", unknown[0], f"not an option of checker {args.name!r}",
                          f"use one of: {', '.join(sorted(accepted)) or '(none)'}")
-    verdict = entries[args.name].fn(path, **options)
+    verdict = run_guarded(entries[args.name].fn, path, options)
     print(verdict.to_json() if args.json else str(verdict))
     return 0 if verdict.ok else 1

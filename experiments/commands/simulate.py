@@ -62,10 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-size", type=int, help="KV block size in tokens")
     p.add_argument("--admission-interval", type=int, help="admit new requests every k iterations")
     p.add_argument("--kv-capacity-tokens", type=int, help="override the derived KV capacity")
+    p.add_argument("--context-tokens", type=int,
+                   help="max prompt + output tokens of one request (default: the model's context length)")
     p.add_argument("--no-prefix-cache", action="store_true", help="disable the prefix cache")
     p.add_argument("--mode", choices=["fast", "step"], help="exact fast-forward (default) or reference step mode")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--out", help="write requests/service/timeline parquet + summary.json here")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run in an existing non-empty --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -90,7 +94,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                         ("batching", "batching"), ("token_budget", "token_budget"),
                         ("max_batch_requests", "max_batch_requests"), ("block_size", "block_size"),
                         ("admission_interval", "admission_interval"),
-                        ("kv_capacity_tokens", "kv_capacity_tokens")):
+                        ("kv_capacity_tokens", "kv_capacity_tokens"), ("context_tokens", "context_tokens")):
         value = getattr(args, flag)
         if value is not None:
             inst_changes[field] = value
@@ -102,6 +106,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.instances is not None and args.pd:
         raise InputError(src, "--instances/--pd", "give one of them", "use --pd P:D for disaggregation")
     if args.instances is not None:
+        from llmsched.sim.config import MAX_INSTANCES
+
+        if not 1 <= args.instances <= MAX_INSTANCES:
+            raise InputError(src, "--instances", f"must be between 1 and {MAX_INSTANCES}, got {args.instances}")
         if len(instances) != 1:
             raise InputError(src, "--instances", "the config has several instance groups",
                              "set `count` per group in the config instead")
@@ -111,6 +119,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             p_count, d_count = (int(x) for x in args.pd.split(":"))
         except ValueError:
             raise InputError(src, "--pd", f"expected P:D like 2:2, got {args.pd!r}") from None
+        if p_count < 1 or d_count < 1:
+            raise InputError(src, "--pd", f"needs at least one prefill and one decode instance, got {args.pd!r}",
+                             "use P:D with P >= 1 and D >= 1, e.g. 1:1")
         base = instances[0]
         instances = (dataclasses.replace(base, role="prefill", count=p_count),
                      dataclasses.replace(base, role="decode", count=d_count))
@@ -137,7 +148,9 @@ def _fmt(x: float, unit: str = "") -> str:
 def print_summary(summary: dict) -> None:
     rows = [
         ("requests finished", f"{summary['num_finished']} / {summary['num_requests']}"
-         + (f" ({summary['num_rejected']} rejected)" if summary.get("num_rejected") else "")),
+         + (f" ({summary['num_rejected']} rejected" + (
+             f", {summary['num_rejected_context']} longer than the model's context length"
+             if summary.get("num_rejected_context") else "") + ")" if summary.get("num_rejected") else "")),
         ("throughput", f"{_fmt(summary['requests_per_s'])} req/s, {_fmt(summary['tokens_per_s'])} tok/s"),
         ("goodput (SLOs met)", f"{_fmt(summary['goodput_requests_per_s'])} req/s"),
     ]
@@ -155,12 +168,15 @@ def print_summary(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llmsched.sim.results import check_out_dir
     from llmsched.sim.run import run as run_sim
 
     cfg = build_config(args)
+    if args.out:
+        check_out_dir(Path(args.out), args.force)  # before the run, not after it
     result = run_sim(cfg, progress=not args.no_progress, source=args.config or "command line")
     print_summary(result.summary)
     if args.out:
-        out = result.save(Path(args.out))
+        out = result.save(Path(args.out), force=args.force)
         print(f"wrote {out}/{{requests,service,timeline}}.parquet and summary.json")
     return 0

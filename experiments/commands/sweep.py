@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("llmsched sweep", "--jobs", "has no effect with --dask/--dask-local", "drop --jobs")
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     spec = sweep.load_spec(args.sweep_file, allow_import=args.allow_import)
+    sweep.check_plot_columns(spec, plots)
     out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
     if args.dry_run:
         points = sweep.expand(spec)

@@ -13,6 +13,10 @@ from typing import Any
 from llmsched.sim.policy_api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
+#: The default for every fairness policy: the admission under which VTC's and DLPM's theorems hold
+#: (non-preemptive, every admitted request's prompt + output reserved). "engine" preempts and broke
+#: VTC's 2U on held-out flooding workloads (issue 15); docs/theory/fairness.md, "Admission modes".
+DEFAULT_ADMISSION = "reserve"
 
 
 def kv_capacity_blocks(instance_spec: Any) -> int | None:
@@ -43,7 +47,7 @@ class Admitter:
     more than "reserve".
     """
 
-    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         if admission not in ADMISSION_MODES:
             raise ValueError(f"admission must be one of {ADMISSION_MODES}, got {admission!r}")
         self.mode = admission
@@ -51,7 +55,8 @@ class Admitter:
         self.capacity_blocks = kv_capacity_blocks(instance_spec) if self.reserve else None
         self.block_size = int(instance_spec.block_size) if instance_spec is not None else 16
         if self.reserve and self.capacity_blocks is None:
-            raise ValueError("admission='reserve' needs the instance spec (KV capacity)")
+            raise ValueError(f"admission={admission!r} needs the instance spec (KV capacity); "
+                             "pass instance_spec=, or admission='engine'")
         self._reserved = 0
 
     def _blocks(self, view: InstanceView, rid: int) -> int:

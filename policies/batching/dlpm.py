@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -29,7 +29,7 @@ class DLPM:
     """
 
     def __init__(self, quantum: float = 1024.0, input_weight: float = DEFAULT_INPUT_WEIGHT,
-                 output_weight: float = DEFAULT_OUTPUT_WEIGHT, admission: str = "engine",
+                 output_weight: float = DEFAULT_OUTPUT_WEIGHT, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
         if not quantum > 0:
             raise ValueError("quantum Q_u must be > 0")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.policy_api import InstanceView, Plan
 
@@ -16,10 +16,10 @@ from llmsched.sim.policy_api import InstanceView, Plan
 class FCFS:
     """FCFS: running decodes, ongoing prefill chunks, then admissions in arrival order (no skipping).
 
-    admission: "engine" or "reserve" (reserve prompt + output KV, as the VTC artifact does).
+    admission: "reserve" (default; reserve prompt + output KV, as the VTC artifact does), "peak" or "engine".
     """
 
-    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         self.admitter = Admitter(admission, instance_spec)
 
     def plan(self, view: InstanceView) -> Plan:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.sim.radix import ROOT, RadixTree
@@ -63,7 +63,7 @@ def dfs_weight_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
 class _Ordered:
     order = staticmethod(lpm_order)
 
-    def __init__(self, admission: str = "engine", instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         self.admitter = Admitter(admission, instance_spec)
 
     def plan(self, view: InstanceView) -> Plan:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from llmsched.policies.batching._fair_common import Admitter
+from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.policy_api import InstanceView, Plan
 
@@ -24,7 +24,7 @@ WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_m
 class RPM:
     """RPM(k): FCFS among requests whose client has had < k admissions in the last 60 s."""
 
-    def __init__(self, limit: int = 20, window_s: float = WINDOW_S, admission: str = "engine",
+    def __init__(self, limit: int = 20, window_s: float = WINDOW_S, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
         if limit < 1 or not window_s > 0:
             raise ValueError("limit must be >= 1 and window_s > 0")

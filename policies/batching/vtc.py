@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.batching._fair_common import Admitter, waiting_by_client
+from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter, waiting_by_client
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
@@ -29,12 +29,12 @@ class VirtualTokenCounter:
           "artifact" — only the first case (VTC-artifact `vtc_req_queue.py::append`);
           "none"     — never (LCF).
     weighted: divide every charge by the client's weight (weighted VTC, paper Sec. 4.3).
-    admission: "engine" or "reserve" (see `_fair_common.Admitter`).
+    admission: "reserve" (default: the theorems' hypothesis), "peak" or "engine" (see `_fair_common.Admitter`).
     """
 
     def __init__(self, input_weight: float = DEFAULT_INPUT_WEIGHT,
                  output_weight: float = DEFAULT_OUTPUT_WEIGHT, lift: str = "paper",
-                 weighted: bool = False, admission: str = "engine",
+                 weighted: bool = False, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
         if lift not in LIFT_RULES:
             raise ValueError(f"lift must be one of {LIFT_RULES}, got {lift!r}")

@@ -49,7 +49,8 @@ class Model:
     """A decoder-only transformer (Llama family: RMSNorm, RoPE, gated SiLU MLP, no biases).
 
     layers, hidden (d_model), heads (query heads), kv_heads (GQA groups), ffn (MLP inner size),
-    vocab, bytes_per_param (2 = fp16/bf16), tied_embeddings (input and output embedding shared).
+    vocab, bytes_per_param (2 = fp16/bf16), tied_embeddings (input and output embedding shared),
+    context_tokens (max_position_embeddings of the config.json named in `source`).
     """
 
     name: str
@@ -63,6 +64,9 @@ class Model:
     tied_embeddings: bool = False
     aliases: tuple[str, ...] = ()
     source: str = ""
+    #: context length (max_position_embeddings): the most tokens, prompt + output, one request may
+    #: use; a server rejects a longer request (vLLM's OpenAI server: "maximum context length").
+    context_tokens: int | None = None
 
     @property
     def head_dim(self) -> int:
@@ -203,35 +207,38 @@ GPUS: tuple[GPU, ...] = (
 
 _HF = "Hugging Face config.json of "
 MODELS: tuple[Model, ...] = (
-    Model("llama-2-7b", 32, 4096, 32, 32, 11008, 32000,
+    Model("llama-2-7b", 32, 4096, 32, 32, 11008, 32000, context_tokens=4096,
           aliases=("llama2-7b", "meta-llama/llama-2-7b-hf", "llama-2-7b-hf", "llama-7b"),
           source=_HF + "meta-llama/Llama-2-7b-hf; also vidur/derived/model_configs.csv (vocab 32768 there); "
                        "LLaMA-1-7B ('llama-7b') has the same geometry (LLaMA paper, Touvron et al. 2023, Table 2)"),
-    Model("llama-2-13b", 40, 5120, 40, 40, 13824, 32000,
+    Model("llama-2-13b", 40, 5120, 40, 40, 13824, 32000, context_tokens=4096,
           aliases=("llama2-13b", "meta-llama/llama-2-13b-hf", "llama-2-13b-hf"),
           source=_HF + "meta-llama/Llama-2-13b-hf"),
-    Model("llama-2-70b", 80, 8192, 64, 8, 28672, 32000,
+    Model("llama-2-70b", 80, 8192, 64, 8, 28672, 32000, context_tokens=4096,
           aliases=("llama2-70b", "meta-llama/llama-2-70b-hf", "llama-2-70b-hf", "llama70b"),
           source=_HF + "meta-llama/Llama-2-70b-hf; Helix AE model config llama70b/config.json"),
-    Model("llama-3.1-8b", 32, 4096, 32, 8, 14336, 128256,
+    Model("llama-3.1-8b", 32, 4096, 32, 8, 14336, 128256, context_tokens=131072,
           aliases=("llama3.1-8b", "meta-llama/llama-3.1-8b", "llama-3-8b", "meta-llama-3-8b"),
           source=_HF + "meta-llama/Llama-3.1-8B (same geometry as Meta-Llama-3-8B in vidur/derived/model_configs.csv)"),
-    Model("llama-3.1-70b", 80, 8192, 64, 8, 28672, 128256,
+    Model("llama-3.1-70b", 80, 8192, 64, 8, 28672, 128256, context_tokens=131072,
           aliases=("llama3.1-70b", "meta-llama/llama-3.1-70b", "llama-3-70b"),
           source=_HF + "meta-llama/Llama-3.1-70B (= Meta-Llama-3-70B in vidur/derived/model_configs.csv)"),
-    Model("llama-3.2-3b", 28, 3072, 24, 8, 8192, 128256, tied_embeddings=True,
+    Model("llama-3.2-3b", 28, 3072, 24, 8, 8192, 128256, tied_embeddings=True, context_tokens=131072,
           aliases=("llama3.2-3b", "meta-llama/llama-3.2-3b"),
           source=_HF + "meta-llama/Llama-3.2-3B (tie_word_embeddings: true)"),
-    Model("mistral-7b", 32, 4096, 32, 8, 14336, 32000,
+    Model("mistral-7b", 32, 4096, 32, 8, 14336, 32000, context_tokens=32768,
           aliases=("mistral-7b-v0.1", "mistral-7b-instruct-v0.2", "mistralai/mistral-7b-instruct-v0.2"),
           source=_HF + "mistralai/Mistral-7B-v0.1 and Mistral-7B-Instruct-v0.2 (v0.3 has vocab 32768)"),
-    Model("codellama-34b", 48, 8192, 64, 8, 22016, 32000,
+    Model("codellama-34b", 48, 8192, 64, 8, 22016, 32000, context_tokens=16384,
           aliases=("codellama/codellama-34b-instruct-hf", "code-llama-34b", "codellama-34b-instruct"),
           source=_HF + "codellama/CodeLlama-34b-hf; vidur/derived/model_configs.csv (vocab 32768 there)"),
-    Model("yi-34b", 60, 7168, 56, 8, 20480, 64000,
-          aliases=("01-ai/yi-34b", "yi-34b-200k"),
-          source=_HF + "01-ai/Yi-34B (Yi-34B-200K has the same geometry)"),
-    Model("llama-1-30b", 60, 6656, 52, 52, 17920, 32000,
+    Model("yi-34b", 60, 7168, 56, 8, 20480, 64000, context_tokens=4096,
+          aliases=("01-ai/yi-34b",),
+          source=_HF + "01-ai/Yi-34B (max_position_embeddings 4096)"),
+    Model("yi-34b-200k", 60, 7168, 56, 8, 20480, 64000, context_tokens=200000,
+          aliases=("01-ai/yi-34b-200k",),
+          source=_HF + "01-ai/Yi-34B-200K (same geometry as Yi-34B, max_position_embeddings 200000)"),
+    Model("llama-1-30b", 60, 6656, 52, 52, 17920, 32000, context_tokens=4096,
           aliases=("llama-30b", "llama1-30b", "llama30b", "llama-1-33b"),
           source="Helix AE model config llama30b/config.json (reference/helix/upstream/.../llama30b/config.json)"),
 )

@@ -20,8 +20,10 @@ from llmsched.sim.workload.core import DEFAULT_HASH_BLOCK_TOKENS, Workload
 from llmsched.sim.workload.validate import (
     json_lines,
     numeric,
+    reject_unknown_columns,
     require_columns,
     require_file,
+    require_rows,
     sorted_times,
 )
 
@@ -103,6 +105,8 @@ def read_file(path: str | Path, hash_block_tokens: int = DEFAULT_HASH_BLOCK_TOKE
         raise InputError(str(path), "hash_block_tokens", "must be >= 1")
     df, header, hashes = _load_table(path)
     require_columns(df, REQUIRED, path, f"required columns: {', '.join(REQUIRED)} ({_FIX})")
+    reject_unknown_columns(df.columns, REQUIRED + OPTIONAL, path)
+    require_rows(len(df), path)
     t = numeric(df, "arrival_s", path, header_lines=header)
     sorted_times(t, "arrival_s", path, header_lines=header)
     client, names = _clients(df, path, header)

@@ -30,8 +30,12 @@ def test_simulate_writes_the_four_files(tmp_path):
     for f in FILES:
         assert (out / f).is_file(), f
     run = load_run(out)
-    assert len(run.requests) == 300 and run.requests["finish_s"].notna().all()
-    assert set(run.requests["instance"]) == {0, 1, 2, 3}
+    r = run.requests
+    # Llama-2-7B has a 4096-token context: longer requests are rejected (issue 15 item 7), the rest finish
+    too_long = (r["prompt_tokens"] + r["output_tokens"]) > 4096
+    assert len(r) == 300 and r.loc[~too_long, "finish_s"].notna().all()
+    assert (r["rejected"] == too_long).all() and run.summary["num_rejected_context"] == int(too_long.sum())
+    assert set(r.loc[~too_long, "instance"]) == {0, 1, 2, 3}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["cluster"]["instances"][0]["count"] == 4
     assert summary["seed"] == 0 and "ttft_s" in summary
@@ -80,7 +84,7 @@ BAD_INPUTS = {
     "unknown batching policy": (["--batching", "nope"], "batching"),
     "unknown router": (["--router", "nope"], "router"),
     "negative rate": (["--rate", "-3"], "rate"),
-    "zero instances": (["--instances", "0"], "count"),
+    "zero instances": (["--instances", "0"], "--instances"),
     "bad flag type": (["--instances", "four"], "--instances"),
     "unknown flag": (["--instancez", "4"], "instancez"),
     "bad cost spec": (["--cost", "quadratic:1"], "cost"),

@@ -37,7 +37,10 @@ ONE_MS_PER_TOKEN_BPS = KV_BYTES_PER_TOKEN * 1e3
 
 
 def _cluster(preemption: str, swap_space_tokens: int = 64) -> ClusterSpec:
-    spec = InstanceSpec(model="llama-2-7b", gpu="a100-80gb", batching="fcfs", token_budget=512,
+    # admission="engine": the preempting admission (the fairness policies default to "reserve",
+    # which never preempts, issue 15)
+    spec = InstanceSpec(model="llama-2-7b", gpu="a100-80gb", batching="fcfs",
+                        batching_params=(("admission", "engine"),), token_budget=512,
                         max_batch_requests=8, block_size=16, kv_capacity_tokens=64,
                         preemption=preemption, swap_space_bytes=swap_space_tokens * KV_BYTES_PER_TOKEN,
                         swap_bandwidth_Bps=ONE_MS_PER_TOKEN_BPS)

@@ -83,11 +83,14 @@ def read_plan(plan_dir: str | Path) -> tuple[dict, list[dict], dict]:
     for name in ("plan.json", "flow.csv", "cut.json"):
         if not (d / name).is_file():
             raise InputError(str(d), name, "missing", "pass a directory written by `llmsched place`")
-    try:
-        plan = json.loads((d / "plan.json").read_text())
-        cut = json.loads((d / "cut.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(str(d), "plan.json/cut.json", f"not valid JSON ({exc})") from None
+    loaded = {}
+    for name in ("plan.json", "cut.json"):
+        try:
+            loaded[name] = json.loads((d / name).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(str(d / name), "", f"not valid JSON ({exc})",
+                             "pass a directory written by `llmsched place`") from None
+    plan, cut = loaded["plan.json"], loaded["cut.json"]
     _check_plan_shape(d / "plan.json", plan)
     if not (isinstance(cut, dict) and isinstance(cut.get("edges"), list)
             and all(isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str)
@@ -95,7 +98,7 @@ def read_plan(plan_dir: str | Path) -> tuple[dict, list[dict], dict]:
         raise InputError(str(d / "cut.json"), "edges", "must be a list of [from, to, capacity] entries",
                          "pass a directory written by `llmsched place`")
     rows = []
-    with open(d / "flow.csv") as fh:
+    with open(d / "flow.csv", encoding="utf-8", errors="replace") as fh:
         for line, r in enumerate(csv.DictReader(fh), start=2):
             try:
                 rows.append({
