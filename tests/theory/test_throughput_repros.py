@@ -61,3 +61,11 @@ def test_slai_hetero_point_runs():
     row = slai_repro.run_point("slai", 1.0, 40, seed=0)
     assert row["num_finished"] == 40 and row["hetero_tbt"]
     assert 0.0 <= row["tbt_miss_fraction_strict"] <= 1.0 and 0.0 <= row["tbt_miss_fraction_relaxed"] <= 1.0
+
+
+def test_registered_with_headlines():
+    from llmsched.experiments.registry import all_reproductions
+
+    names = all_reproductions()
+    for name in ("sarathi-vs-vllm", "muxserve", "slai-vs-sarathi", "stability-region", "helix-placement"):
+        assert name in names
