@@ -101,7 +101,10 @@ def run(ctx: ReproContext) -> ReproOutput:
     for MuxServe's synthetic power-law workloads; the headline is the largest MuxServe / baseline
     ratio over the sweep."""
     grid, dur = _grid(ctx.quick)
-    points = pd.DataFrame([row for a, s in grid for row in run_config(a, s, dur, ctx.seed)])
+    from llmsched.experiments.reproductions._parallel import pmap
+
+    per_config = pmap(run_config, [(a, s, dur, ctx.seed) for a, s in grid], parallel=not ctx.quick)
+    points = pd.DataFrame([row for rows in per_config for row in rows])
     wide = points.pivot_table(index=["alpha", "scale"], columns="system", values="served_rps").reset_index()
     wide["vs_spatial"] = wide["muxserve"] / wide["spatial"]
     wide["vs_temporal"] = wide["muxserve"] / wide["temporal"]

@@ -80,6 +80,11 @@ def search_capacity(probe, start: float = START_QPS, rel: float = SEARCH_REL_GRA
     return lo, trials
 
 
+def _search(policy: str, trace: str, slo: str, n: int, seed: int) -> tuple[float, list[dict]]:
+    """The capacity search of one (policy, trace, SLO)."""
+    return search_capacity(lambda x: trial(policy, trace, slo, x, n, seed))
+
+
 def _binding(trials: list[dict]) -> str:
     """What failed at the smallest failing rate above the capacity."""
     bad = [t for t in trials if not t["ok"]]
@@ -97,14 +102,14 @@ def run(ctx: ReproContext) -> ReproOutput:
     A100-80GB, strict (0.1 s) and relaxed (0.5 s) SLOs, ShareGPT (and arXiv-summarization in full mode)."""
     traces = ("sharegpt",) if ctx.quick else TRACES
     n = 512 if ctx.quick else SEARCH_REQUESTS
+    from llmsched.experiments.reproductions._parallel import pmap
+
+    combos = [(pol, trace, slo, n, ctx.seed) for trace in traces for slo in SLOS for pol in ("vllm", "sarathi")]
     rows, cap_rows = [], []
-    for trace in traces:
-        for slo in SLOS:
-            for pol in ("vllm", "sarathi"):
-                cap, trials = search_capacity(lambda x, pol=pol, trace=trace, slo=slo: trial(pol, trace, slo, x, n, ctx.seed))
-                rows.extend(trials)
-                cap_rows.append({"trace": trace, "slo": slo, "tbt_slo_s": SLOS[slo][0], "policy": pol,
-                                 "capacity_rps": cap, "binding": _binding(trials), "trials": len(trials)})
+    for (pol, trace, slo, _, _), (cap, trials) in zip(combos, pmap(_search, combos, parallel=not ctx.quick)):
+        rows.extend(trials)
+        cap_rows.append({"trace": trace, "slo": slo, "tbt_slo_s": SLOS[slo][0], "policy": pol,
+                         "capacity_rps": cap, "binding": _binding(trials), "trials": len(trials)})
     trials_df = pd.DataFrame(rows)
     caps = pd.DataFrame(cap_rows)
     wide = caps.pivot_table(index=["trace", "slo"], columns="policy", values="capacity_rps").reset_index()

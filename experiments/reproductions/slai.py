@@ -177,14 +177,17 @@ def run(ctx: ReproContext) -> ReproOutput:
     95% relaxed 0.5 s TBT deadlines) for SLAI (user priority) and Sarathi-Serve, and the max load with
     median TTFT ≤ 0.5 s and each tier's P99 TBT within its deadline."""
     rates, seeds, n = _grid(ctx.quick, ctx.seed)
-    rows = [run_point(p, r, n, s) for p in ("sarathi", "slai") for r in rates for s in seeds]
-    # ablations at the two loads around the capacities, one seed: uniform 0.2 s TBT without user
+    from llmsched.experiments.reproductions._parallel import pmap
+
+    # ablations at loads around the capacities, one seed: uniform 0.2 s TBT without user
     # priority; the SLAI-measured table that prices decodes without attention
     abl_rates = [1.2, 1.6] if ctx.quick else [1.2, 1.6, 2.0]
     abl_n = n if n is not None else 2000
-    abl = [run_point(p, r, abl_n, ctx.seed, hetero=False) for p in ("sarathi", "slai") for r in abl_rates]
-    abl += [run_point(p, r, abl_n, ctx.seed, cost=ABLATION_COST) for p in ("sarathi", "slai")
-            for r in (2.0, 3.0)]
+    main_calls = [(p, r, n, s) for p in ("sarathi", "slai") for r in rates for s in seeds]
+    abl_calls = [(p, r, abl_n, ctx.seed, False) for p in ("sarathi", "slai") for r in abl_rates]
+    abl_calls += [(p, r, abl_n, ctx.seed, True, ABLATION_COST) for p in ("sarathi", "slai") for r in (2.0, 3.0)]
+    results = pmap(run_point, main_calls + abl_calls, parallel=not ctx.quick)
+    rows, abl = results[:len(main_calls)], results[len(main_calls):]
     points = pd.DataFrame(rows)
     ablations = pd.DataFrame(abl)
     curves = _curves(points)
