@@ -18,8 +18,8 @@ POLICIES = ("vllm", "fastertransformer", "orca", "sarathi", "rad", "slai")
 LABELS = {"vllm": "vLLM", "fastertransformer": "FasterTransformer", "orca": "Orca", "sarathi": "Sarathi-Serve",
           "rad": "RAD (ours)", "slai": "SLAI"}
 B_MAX, PROMPT, OUTPUT = 512, 100, 101
-# whole-prompt baselines get Li–Dai–Peng's b_max as their round budget; SLAI its own default (512)
 SLOPE_TOLERANCE = 0.10  # relative; our choice for a slope estimated from one finite run per load and seed
+# whole-prompt baselines get Li–Dai–Peng's b_max as their round budget; SLAI its own default (512)
 PARAMS = {"vllm": (("token_budget", B_MAX),), "fastertransformer": (("token_budget", B_MAX),)}
 
 
@@ -101,7 +101,7 @@ def run(ctx: ReproContext) -> ReproOutput:
         pooled = float(c.slope_tokens_per_s.sum() / c.fluid_slope_tokens_per_s.sum()) if len(c) else float("nan")
         comps.append(Comparison(f"{LABELS[pol]}: backlog slope / fluid slope λm − C (pooled over overloaded runs)",
                                 1.0, pooled, "x", relation="ratio", tolerance=SLOPE_TOLERANCE, headline=True,
-                                direction="> 0", note=f"loads {sorted(set(c.load))} x λ*; theorem: slope = λm − C "
+                                direction="> 0", note=f"loads {', '.join(f'{x:g}' for x in sorted(set(c.load)))} x λ*; theorem: slope = λm − C "
                                 "for every work-conserving policy; tolerance covers the finite-run slope estimate"))
     over = curves[curves.load > 1]
     top = over.load.min() if len(over) else None
