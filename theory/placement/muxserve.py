@@ -18,6 +18,7 @@ Self-contained (own roofline cost model); independent of the Helix code and of t
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
@@ -81,6 +82,13 @@ def min_mesh(m: LLM) -> int:
 
 
 def mesh_estimate(ngpu: int, llms: list[LLM], iters: int = 30) -> dict[str, float]:
+    """Served requests/s per LLM colocated on one mesh; memoised (`_mesh_estimate`), since the
+    grouping search asks for the same (mesh size, LLM set) many times."""
+    return dict(_mesh_estimate(int(ngpu), tuple(llms), int(iters)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _mesh_estimate(ngpu: int, llms: tuple[LLM, ...], iters: int) -> tuple[tuple[str, float], ...]:
     """Served requests/s per LLM colocated on one mesh (0 for all if weights do not fit).
 
     Round model (ours; conservative version of MuxServe's estimate): colocated LLMs take turns,
@@ -89,11 +97,11 @@ def mesh_estimate(ngpu: int, llms: list[LLM], iters: int = 30) -> dict[str, floa
     B_i / (S_out * round). B_i is the smallest batch meeting the rate, at most its KV share
     (split in proportion to rate x KV bytes per token); solved by fixed-point iteration."""
     if not llms:
-        return {}
+        return ()
     mem = ngpu * GPU_MEM_BYTES * MEM_UTIL
     w = sum(m.weight_bytes for m in llms)
     if w >= mem:
-        return {m.name: 0.0 for m in llms}
+        return tuple((m.name, 0.0) for m in llms)
     kv = mem - w
     share = np.array([m.rate * m.kv_bytes_per_token for m in llms], dtype=float)
     share = share / share.sum() if share.sum() > 0 else np.full(len(llms), 1 / len(llms))
@@ -104,7 +112,7 @@ def mesh_estimate(ngpu: int, llms: list[LLM], iters: int = 30) -> dict[str, floa
         rnd = sum(decode_time_s(m, b, ngpu) + b / S_OUT * prefill_time_s(m, S_IN, ngpu) for m, b in zip(llms, B))
         B = [min(bm, max(1.0, float(np.ceil(m.rate * S_OUT * rnd)))) for m, bm in zip(llms, bmax)]
     rnd = sum(decode_time_s(m, b, ngpu) + b / S_OUT * prefill_time_s(m, S_IN, ngpu) for m, b in zip(llms, B))
-    return {m.name: min(m.rate, b / (S_OUT * rnd)) for m, b in zip(llms, B)}
+    return tuple((m.name, min(m.rate, b / (S_OUT * rnd))) for m, b in zip(llms, B))
 
 
 @dataclass
@@ -210,12 +218,16 @@ class AdaptiveKVQuota:
         self.last_adapt = 0.0
 
     def schedule(self, waiting: dict[str, int], running: dict[str, int], used_blocks: dict[str, int],
-                 blocks_per_req: dict[str, int]) -> tuple[str, str, int] | None:
-        """Next job: ("prefill", llm, n_requests) or ("decode", llm, batch), round robin, prefill first."""
+                 blocks_per_req: dict[str, int], free_blocks: int | None = None) -> tuple[str, str, int] | None:
+        """Next job: ("prefill", llm, n_requests) or ("decode", llm, batch), round robin, prefill first.
+        free_blocks (optional): the mesh's unreserved blocks, a second limit on admissions (needed
+        when quotas overlap, as in `simulate_mesh(..., sharing="temporal")`)."""
         for _ in range(len(self._rr)):
             n = self._rr[0]
             self._rr.rotate(-1)
             room = (self.quota[n] - used_blocks.get(n, 0)) // max(blocks_per_req[n], 1)
+            if free_blocks is not None:
+                room = min(room, free_blocks // max(blocks_per_req[n], 1))
             k = min(waiting.get(n, 0), room, self.max_batch - running.get(n, 0))
             if k > 0:
                 return "prefill", n, int(k)
@@ -238,16 +250,33 @@ class AdaptiveKVQuota:
         return moved
 
 
+SHARING = ("adbs", "temporal")
+
+
 def simulate_mesh(llms: list[LLM], ngpu: int, duration_s: float, seed: int = 0, adaptive: bool = True,
-                  rate_schedule: dict[str, list[tuple[float, float]]] | None = None) -> dict[str, float]:
+                  rate_schedule: dict[str, list[tuple[float, float]]] | None = None,
+                  sharing: str = "adbs", warmup_s: float = 0.0) -> dict[str, float]:
     """Poisson arrivals per LLM (optionally piecewise rates [(t_start, rate)]) through ADBS on one
-    mesh; returns completed requests/s per LLM. Requests: S_IN prompt, S_OUT output tokens."""
+    mesh; returns completed requests/s per LLM. Requests: S_IN prompt, S_OUT output tokens.
+
+    sharing: "adbs" = MuxServe's per-LLM KV quotas (adaptive unless `adaptive=False`);
+    "temporal" = the LLMs take turns with the same prefill-first round robin but share the whole
+    KV cache first come, first served (no quotas), as MuxServe's temporal-multiplexing baseline
+    colocates the same LLMs without its quota scheduling. Neither models SM (MPS) partitioning:
+    one job runs on the mesh at a time. warmup_s: count completions from then on only (the
+    rate is over [warmup_s, duration_s])."""
+    if not 0.0 <= warmup_s < duration_s:
+        raise ValueError("warmup_s must be in [0, duration_s)")
+    if sharing not in SHARING:
+        raise ValueError(f"sharing must be one of {SHARING}, got {sharing!r}")
     rng = np.random.default_rng(seed)
     mem = ngpu * GPU_MEM_BYTES * MEM_UTIL - sum(m.weight_bytes for m in llms)
     bpr = {m.name: int(np.ceil((S_IN + S_OUT) / BLOCK_TOKENS)) for m in llms}
     blocks = {m.name: m.kv_bytes_per_token * BLOCK_TOKENS for m in llms}
     total_blocks = int(mem / np.mean(list(blocks.values())))
-    sched = AdaptiveKVQuota(llms, total_blocks, adaptive=adaptive)
+    sched = AdaptiveKVQuota(llms, total_blocks, adaptive=adaptive and sharing == "adbs")
+    if sharing == "temporal":
+        sched.quota = dict.fromkeys(sched.quota, total_blocks)
     arrivals: dict[str, list[float]] = {}
     for m in llms:
         sch = (rate_schedule or {}).get(m.name, [(0.0, m.rate)])
@@ -270,7 +299,8 @@ def simulate_mesh(llms: list[LLM], ngpu: int, duration_s: float, seed: int = 0, 
                 ptr[n] += 1
                 waiting[n] += 1
         sched.adapt(now, used, waiting, bpr)
-        job = sched.schedule(waiting, {n: len(r) for n, r in running.items()}, used, bpr)
+        job = sched.schedule(waiting, {n: len(r) for n, r in running.items()}, used, bpr,
+                             free_blocks=total_blocks - sum(used.values()) if sharing == "temporal" else None)
         if job is None:
             nxt = [arrivals[n][ptr[n]] for n in arrivals if ptr[n] < len(arrivals[n])]
             if not nxt:
@@ -289,6 +319,7 @@ def simulate_mesh(llms: list[LLM], ngpu: int, duration_s: float, seed: int = 0, 
             rem = [r - 1 for r in running[n]]
             fin = sum(1 for r in rem if r <= 0)
             running[n] = [r for r in rem if r > 0]
-            done[n] += fin
+            if now >= warmup_s:
+                done[n] += fin
             used[n] -= fin * bpr[n]
-    return {n: done[n] / duration_s for n in done}
+    return {n: done[n] / (duration_s - warmup_s) for n in done}
