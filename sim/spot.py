@@ -1,6 +1,7 @@
 """Preemptible (spot) instances, after SpotServe (Miao et al., ASPLOS'24): an instance gets a
 preemption notice, keeps serving for a grace period, then goes down (optionally coming back
-later). During the grace period its decoding requests may live-migrate away; whatever is still
+later). During the grace period its decoding requests may live-migrate away (the destination reserves
+their blocks first; a refused migration is tried again at the next tick); whatever is still
 there at the end restarts elsewhere (KV lost, recomputed). No request is ever lost.
 
 Owns the preemption schedule and the grace/kill/restore mechanics, acting only through the
@@ -106,6 +107,7 @@ class SpotController:
                 for rid in s.decoding:
                     if rid in self._moving:
                         continue
-                    self._moving.add(rid)
+                    # a destination without room refuses (nothing reserved): retried next tick
                     if view.migrate_live(rid, reroute(rid, view), self.max_stages, self.last_max):
+                        self._moving.add(rid)
                         self.stats["migrations"] += 1
