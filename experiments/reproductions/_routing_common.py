@@ -19,12 +19,13 @@ def jobs() -> int:
 
 
 def run_rows(points: list[dict], row: Callable[[dict, Any], dict]) -> list[dict]:
-    """Simulate every point ({"workload", "cluster", "seed", ...labels}) and map it to a row."""
+    """Simulate every point ({"workload", "cluster", "seed", optional "cost_models" (as
+    `simulate`'s), ...labels}) and map it to a row."""
     def one(p: dict) -> dict:
         cluster: ClusterSpec = p["cluster"]
-        res = simulate(p["workload"], cluster, seed=p["seed"],
+        res = simulate(p["workload"], cluster, seed=p["seed"], cost_models=p.get("cost_models"),
                        config=RunConfig(cluster=cluster, seed=p["seed"]).to_dict(), record_service=p.get("service", False))
-        labels = {k: v for k, v in p.items() if k not in ("workload", "cluster", "service")}
+        labels = {k: v for k, v in p.items() if k not in ("workload", "cluster", "service", "cost_models")}
         return {**labels, **row(p, res)}
 
     n = jobs()
