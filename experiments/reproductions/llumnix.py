@@ -196,19 +196,22 @@ def _cluster(system: str, kv: int) -> ClusterSpec:
 def serving_points(quick: bool, seed: int, overhead_s: float) -> list[dict]:
     """Every (suite, qps, system, seed) point. Full: 10,000 requests and 3 seeds per point, each
     suite at the heaviest of the artifact's loads (LLMSCHED_LLUMNIX_LOADS=3: lightest, middle and
-    heaviest; =all: every load of run.sh), plus the knee ablation; quick: 256_256 at its lightest
-    and heaviest load and one knee load, 2,000 requests, 1 seed."""
+    heaviest; =all: every load of run.sh), plus the knee ablation; LLMSCHED_LLUMNIX_SUITES (e.g.
+    "256_256,sharegpt,knee") runs only the named suites. Quick: 256_256 at its lightest and heaviest
+    load and one knee load, 2,000 requests, 1 seed."""
     kv = kv_tokens()
     cost = llumnix_cost(overhead_s)
     seeds = (seed,) if quick else (seed, seed + 1, seed + 2)
     n = 2000 if quick else NUM_PROMPTS
     loads = os.environ.get("LLMSCHED_LLUMNIX_LOADS", "heaviest")
     pick = {"all": lambda q: q, "3": lambda q: (q[0], q[3], q[-1])}.get(loads, lambda q: q[-1:])
+    only = [x for x in os.environ.get("LLMSCHED_LLUMNIX_SUITES", "").split(",") if x]
     if quick:
         suites = {"256_256": (256, 256, (7.4, 8.0))}
     else:  # CPU budget: by default the heaviest of the artifact's 7 loads per suite
-        suites = {k: (pm, om, pick(q)) for k, (pm, om, q) in SUITES.items()}
-    knee = KNEE_QPS[:1] if quick else KNEE_QPS
+        suites = {k: (pm, om, pick(q)) for k, (pm, om, q) in SUITES.items() if not only or k in only}
+    knee = KNEE_QPS[:1] if quick else (KNEE_QPS if not only or "knee" in only else ())
+    sharegpt = not quick and (not only or "sharegpt" in only)
     points = []
     for s in seeds:
         for suite, (pm, om, loads) in suites.items():
@@ -222,7 +225,7 @@ def serving_points(quick: bool, seed: int, overhead_s: float) -> list[dict]:
             for system in ("INFaaS++", "Llumnix"):
                 points.append({"workload": w, "cluster": _cluster(system, kv), "cost_models": cost, "seed": s,
                                "suite": "256_256 beyond", "qps": qps, "system": system, "service": False})
-        if not quick:
+        if sharegpt:
             for qps in pick(SHAREGPT_QPS):
                 w = sharegpt_workload(s, qps, n)
                 for system in SYSTEMS:
@@ -250,7 +253,8 @@ def serving(ctx: ReproContext) -> ReproOutput:
     p99 = _ratios(sweep, "INFaaS++", "ttft_p99_s")
     mean = _ratios(sweep, "INFaaS++", "ttft_mean_s")
     e2e = _ratios(sweep, "INFaaS++", "e2e_p99_s")
-    knee = _ratios(tab[tab["suite"].str.endswith("beyond")], "INFaaS++", "ttft_p99_s")
+    beyond = tab[tab["suite"].str.endswith("beyond")]
+    knee = _ratios(beyond, "INFaaS++", "ttft_p99_s") if len(beyond) else None
     top = p99["ratio"].idxmax()
     f, axes = style.figure("text", height_in=2.2, ncols=3)
     for (suite, system), g in tab.groupby(["suite", "system"], sort=True):
@@ -283,11 +287,13 @@ def serving(ctx: ReproContext) -> ReproOutput:
                    f"{at.loc['Llumnix', 'preemptions']:.0f}", "", "info",
                    note="paper: preemption loss -70.4% vs INFaaS++ on generated suites"),
     ]
-    comps.append(Comparison("ablation (knee): 256_256 beyond the artifact's loads, INFaaS++/Llumnix P99 prefill per qps",
-                            "", ", ".join(f"{q:g}: {r:.2f}" for (_, q), r in knee["ratio"].items()), "x", "info",
-                            note="P99 prefill (s) INFaaS++ / Llumnix: " + ", ".join(
-                                f"{q:g} qps {b:.2f} / {x:.2f}" for (_, q), b, x in
-                                zip(knee.index, knee["base"], knee["llumnix"], strict=True))))
+    if knee is not None:
+        comps.append(Comparison(
+            "ablation (knee): 256_256 beyond the artifact's loads, INFaaS++/Llumnix P99 prefill per qps", "",
+            ", ".join(f"{q:g}: {r:.2f}" for (_, q), r in knee["ratio"].items()), "x", "info",
+            note="P99 prefill (s) INFaaS++ / Llumnix: " + ", ".join(
+                f"{q:g} qps {b:.2f} / {x:.2f}" for (_, q), b, x in
+                zip(knee.index, knee["base"], knee["llumnix"], strict=True))))
     pre = tab.groupby(["suite", "qps", "system"])["preemptions"].mean().unstack("system")
     pre = pre[pre["INFaaS++"] > 0]
     comps.append(Comparison("preemptions avoided vs INFaaS++ (mean over points with any), %", "> 0",
