@@ -57,3 +57,18 @@ def test_bs_replay_keeps_invariants_and_fast_equals_step():
             assert s["migrations"] > 0
         else:
             assert s["lost_kv_tokens"] > 0 and fast.summary["migrations"] == 0
+
+
+def test_trace_without_removals_only_adds_nodes_negative_control():
+    rng = np.random.default_rng(3)
+    n = 30
+    w = workload(np.sort(rng.uniform(0, 1000.0, n)), rng.integers(50, 400, n), rng.integers(100, 400, n))
+    cluster = _bs_cluster(False, 0.0)
+    params = dict(cluster.router_params) | {"trace_removals": False}
+    import dataclasses
+
+    cluster = dataclasses.replace(cluster, router_params=freeze_params(params))
+    res, eng = run(w, cluster, LinearCost(a=0.01, b=1e-5, c=0.0, d=0.0))
+    check_invariants(res, eng)
+    s = res.summary["router"]
+    assert s["kills"] == 0 and s["notices"] == 0 and s["adds"] == 2 and s["lost_kv_tokens"] == 0
