@@ -182,7 +182,17 @@ def _serving_row(p: dict, res) -> dict:
     r = res.requests
     row["preempted_requests"] = int((r["preemptions"] > 0).sum())
     row["router_migrations"] = int(res.summary.get("router", {}).get("migrations", 0))
+    row["ttft_floor_p99_s"] = prefill_floor_p99_s(p["workload"], p["cost_models"](None))
     return row
+
+
+def prefill_floor_p99_s(w: Workload, cost) -> float:
+    """P99 over requests of each prompt's prefill alone on an idle instance: the least any
+    scheduler can give (no queueing, no batching with others)."""
+    pt = np.asarray(w.prompt_tokens, dtype=np.int64)
+    z = np.zeros(len(pt), dtype=np.int64)
+    t = cost.iteration_times(BatchShape(pt, pt * (pt + 1) // 2, pt, z, z, np.ones(len(pt), dtype=np.int64)))
+    return float(np.percentile(t, 99))
 
 
 def _cluster(system: str, kv: int) -> ClusterSpec:
@@ -294,6 +304,11 @@ def serving(ctx: ReproContext) -> ReproOutput:
             note="P99 prefill (s) INFaaS++ / Llumnix: " + ", ".join(
                 f"{q:g} qps {b:.2f} / {x:.2f}" for (_, q), b, x in
                 zip(knee.index, knee["base"], knee["llumnix"], strict=True))))
+    comps.append(Comparison(f"ablation (floor): P99 of each prompt's prefill alone at {where} (s), Llumnix's P99 "
+                            "prefill / floor", "", f"{at['ttft_floor_p99_s'].mean():.3f}, "
+                            f"{at.loc['Llumnix', 'ttft_p99_s'] / at['ttft_floor_p99_s'].mean():.2f}x", "", "info",
+                            note="a P99 prefill latency at this floor means no queueing: the tail is the longest "
+                                 "prompts' own prefill, which no dispatcher or migration can shorten"))
     pre = tab.groupby(["suite", "qps", "system"])["preemptions"].mean().unstack("system")
     pre = pre[pre["INFaaS++"] > 0]
     comps.append(Comparison("preemptions avoided vs INFaaS++ (mean over points with any), %", "> 0",
