@@ -109,9 +109,10 @@ SS_LINK_BPS = 50e9 / 8  # g4dn.12xlarge: 50 Gb/s networking (AWS instance spec)
 SS_TRACES = ("As", "Bs")
 # label -> (migrate, grace_s). Rerouting (the Triton-style baseline) does not use the grace period: a
 # notice is the failure and the node's requests restart elsewhere at once (our reading of §6.1).
-SS_SYSTEMS = {"rerouting (restart on preemption)": (False, 0.0),
+REROUTE, NO_PREEMPT = "rerouting (restart on preemption)", "ablation: no preemptions (joins only)"
+SS_SYSTEMS = {REROUTE: (False, 0.0),
               "SpotServe-like (grace-period migration)": (True, SS_GRACE_S),
-              "ablation: no preemptions (joins only)": (False, 0.0)}
+              NO_PREEMPT: (False, 0.0)}
 PAPER_P99_LOW, PAPER_P99_HIGH, PAPER_COST_SAVING = 2.4, 9.1, 0.54  # abstract; §6.2 Figs. 6-7
 
 
@@ -167,7 +168,12 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
                    note=f"paper: 2.4-9.1x vs the best baseline over 3 models x 4 traces; ours: 6.7B stand-in, "
                         f"{', '.join(f'{t} {r:.2f}x' for t, r in ratios.items())}; no dynamic reparallelization "
                         "(our instances keep their TP) and nodes start at once, so only the grace-period migration "
-                        "part of SpotServe is modelled; see the no-preemption ablation"),
+                        "part of SpotServe is modelled: restart and migration differ by "
+                        + ", ".join(f"{t} {agg.loc[(t, REROUTE), 'lost_kv_tokens']:.0f}" for t in SS_TRACES)
+                        + " recomputed KV tokens, while losing the nodes' capacity moves P99 from "
+                        + ", ".join(f"{t} {agg.loc[(t, NO_PREEMPT), 'e2e_p99_s']:.0f} s to "
+                                    f"{agg.loc[(t, REROUTE), 'e2e_p99_s']:.0f} s" for t in SS_TRACES)
+                        + " (no-preemption ablation)"),
         Comparison("rerouting / migration P99 request latency, max over the traces", PAPER_P99_HIGH,
                    max(ratios.values()), "x", "info", note="the paper's upper end is over 3 models and 4 traces"),
         Comparison("monetary cost saving vs on-demand only", PAPER_COST_SAVING, "not computed", "", "info",
