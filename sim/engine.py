@@ -135,9 +135,10 @@ class ClusterView(RequestFacts):
         return self._engine._transfer_time(self._engine.instances[self.pool[j]], kv_tokens)
 
     def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
-                     last_stage_max_blocks: int = 4) -> bool:
+                     last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool:
         """Multi-stage live migration (see `Engine.migrate_live`)."""
-        return self._engine.migrate_live(rid, self.pool[to_instance], max_stages, last_stage_max_blocks)
+        return self._engine.migrate_live(rid, self.pool[to_instance], max_stages, last_stage_max_blocks,
+                                         abort_after_max_stages)
 
     def restart(self, rid: int, to_instance: int) -> bool:
         """Drop `rid`'s KV and recompute it on `to_instance` (see `Engine.restart`)."""
@@ -216,6 +217,7 @@ class Engine:
         self._deciding = False
         self.router_decisions = 0
         self.router_busy_s = 0.0
+        self.migration_counts = {"aborted_dst": 0, "aborted_src": 0}  # migrations that did not move
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -385,34 +387,48 @@ class Engine:
                    EV_TRANSFER, (rid, dst))
 
     def migrate(self, rid: int, dst: int, downtime_s: float | None = None) -> bool:
-        """Request a live migration of decoding request `rid` to instance `dst`.
+        """Request a stop-and-copy migration of decoding request `rid` to instance `dst`.
 
-        Takes effect at the end of the source's iteration in flight; the request stops decoding
-        for `downtime_s` (default: the whole KV over the link, i.e. stop-and-copy) and resumes on
-        `dst` as soon as `dst` has memory. Returns False if the request is not decoding.
+        The destination first reserves the blocks of the request's KV (plus the token of the
+        iteration in flight); if it cannot, nothing happens and False is returned. Otherwise the
+        move takes effect at the end of the source's iteration in flight; the request stops
+        decoding for `downtime_s` (default: the whole KV over the link) and resumes on `dst` in
+        its reserved blocks. Returns False if the request is not decoding or is already moving.
         """
         reqs = self.reqs
         src_idx = int(reqs.instance[rid])
-        if src_idx < 0 or src_idx == dst or reqs.state[rid] != DECODING:
+        if (src_idx < 0 or src_idx == dst or reqs.state[rid] != DECODING or dst in self.down
+                or rid in self._live):
             return False
         src = self.instances[src_idx]
         if rid not in src.decoding or any(m[0] == rid for m in src.pending_migrations):
             return False
         self.sync(src)
+        if not self._reserve(rid, dst, -(-(int(reqs.computed[rid]) + 1) // src.block_size)):
+            self.migration_counts["aborted_dst"] += 1
+            return False
         src.pending_migrations.append((rid, dst, downtime_s, 0))
         self._poke(src)
         return True
 
-    def migrate_live(self, rid: int, dst: int, max_stages: int = 3, last_stage_max_blocks: int = 4) -> bool:
+    def migrate_live(self, rid: int, dst: int, max_stages: int = 3, last_stage_max_blocks: int = 4,
+                     abort_after_max_stages: bool = False) -> bool:
         """Llumnix-style multi-stage live migration of decoding request `rid` to instance `dst`.
 
-        Each stage copies the KV written since the previous stage (whole blocks only) over the
-        link while the request keeps decoding on the source; when the uncopied rest is at most
-        `last_stage_max_blocks` blocks, or at stage `max_stages`, the last stage stops the
-        request (at the end of the iteration in flight) and its downtime is the transfer time
-        of that rest only. Aborted if the request finishes or stops decoding meanwhile, or `dst`
-        goes down. Memory on `dst` is not pre-reserved (the request waits there for memory).
-        Returns False if the request is not decoding or is already moving.
+        Before each stage the destination reserves that stage's blocks (Llumnix's
+        `migrate_in_pre_alloc`, AlibabaPAI/llumnix llumnix/llumlet/migration_coordinator.py
+        @c490017); if it cannot, the migration aborts: the request keeps running on the source
+        and every block reserved for it is freed. A live stage copies the whole blocks written
+        since the previous stage while the request keeps decoding. When the uncopied rest is at
+        most `last_stage_max_blocks` blocks (the partly written block included), the last stage
+        reserves the rest plus the token of the iteration in flight, stops the request at the end
+        of that iteration, and its downtime is the transfer of the rest only. After
+        `max_stages` stages without reaching that point, the migration is forced into its last
+        stage, or aborted if `abort_after_max_stages` (Llumnix: "exceed max stages" ->
+        ABORTED_SRC; we abort at the decision instead of after one more copy). It also aborts
+        when the request finishes, is preempted or moved meanwhile, or an end goes down.
+        Returns False if the request is not decoding, is already moving, or the first
+        reservation fails.
         """
         reqs = self.reqs
         src_idx = int(reqs.instance[rid])
@@ -425,32 +441,74 @@ class Engine:
             return False
         self.sync(src)
         self._live.add(rid)
-        self._next_stage(rid, src, dst, 0, 1, max_stages, last_stage_max_blocks)
+        return self._next_stage(rid, src, dst, 0, 0, max_stages, last_stage_max_blocks, abort_after_max_stages)
+
+    def _next_stage(self, rid, src, dst, copied, stage, max_stages, last_max, abort) -> bool:
+        """Decide the next step of a live migration after `stage` live stages: the last stage,
+        another live stage, or an abort. Returns False if the migration was aborted."""
+        bs = src.block_size
+        computed = int(self.reqs.computed[rid])
+        last = -(-(computed - copied) // bs) <= last_max
+        if not last and stage >= max_stages:
+            if abort:
+                self._abort_migration(rid, "aborted_src")
+                return False
+            last = True
+        if last:
+            need = -(-(computed + 1) // bs) - self.instances[dst].reserved.get(rid, 0)
+            if not self._reserve(rid, dst, need):
+                self._abort_migration(rid, "aborted_dst")
+                return False
+            self._live.discard(rid)
+            src.pending_migrations.append((rid, dst, None, copied))
+            self._poke(src)
+            return True
+        upto = max((computed // bs) * bs, copied)  # the block being written stays behind
+        if not self._reserve(rid, dst, (upto - copied) // bs):
+            self._abort_migration(rid, "aborted_dst")
+            return False
+        delay = self._transfer_time(src, upto - copied)
+        self._push(self.now + delay, LATE, rid, EV_STAGE,
+                   (rid, src.index, dst, upto, stage + 1, max_stages, last_max, abort))
         return True
 
-    def _next_stage(self, rid, src, dst, copied, stage, max_stages, last_max) -> None:
-        bs = src.block_size
-        upto = (int(self.reqs.computed[rid]) // bs) * bs  # the block being written stays behind
-        upto = max(upto, copied)
-        delay = self._transfer_time(src, upto - copied)
-        self._push(self.now + delay, LATE, rid, EV_STAGE, (rid, src.index, dst, upto, stage, max_stages, last_max))
-
-    def _migration_stage(self, rid, src_idx, dst, copied, stage, max_stages, last_max) -> None:
+    def _migration_stage(self, rid, src_idx, dst, copied, stage, max_stages, last_max, abort) -> None:
         reqs = self.reqs
         src = self.instances[src_idx]
         if (reqs.state[rid] != DECODING or int(reqs.instance[rid]) != src_idx or rid not in src.decoding
                 or dst in self.down or src_idx in self.down
                 or any(m[0] == rid for m in src.pending_migrations)):
-            self._live.discard(rid)
-            return  # aborted: finished, preempted, or someone else moved it
+            self._abort_migration(rid, "aborted_src")
+            return  # aborted: finished, preempted, someone else moved it, or an end went down
         self.sync(src)
-        rest = int(reqs.computed[rid]) - copied
-        if -(-rest // src.block_size) <= last_max or stage >= max_stages:
-            self._live.discard(rid)
-            src.pending_migrations.append((rid, dst, None, copied))
-            self._poke(src)
-        else:
-            self._next_stage(rid, src, dst, copied, stage + 1, max_stages, last_max)
+        self._next_stage(rid, src, dst, copied, stage, max_stages, last_max, abort)
+
+    def _reserve(self, rid: int, dst: int, blocks: int) -> bool:
+        """Reserve `blocks` KV blocks on `dst` for migrating request `rid` (see
+        `Instance.reserve_for_migration`); `dst` re-plans after its iteration in flight."""
+        inst = self.instances[dst]
+        if dst in self.down:
+            return False
+        self.sync(inst)
+        if not inst.reserve_for_migration(rid, blocks):
+            return False
+        if blocks > 0:
+            self._poke(inst)
+        return True
+
+    def _unreserve(self, rid: int) -> None:
+        """Free the blocks reserved anywhere for `rid`'s migration (none: no-op)."""
+        for inst in self.instances:
+            if rid in inst.reserved:
+                self.sync(inst)
+                if inst.release_reservation(rid):
+                    self._poke(inst)
+
+    def _abort_migration(self, rid: int, why: str) -> None:
+        """A migration ends without moving the request: it stays where it is, reservation freed."""
+        self._live.discard(rid)
+        self._unreserve(rid)
+        self.migration_counts[why] += 1
 
     def restart(self, rid: int, dst: int) -> bool:
         """Move request `rid` to instance `dst`, dropping its KV: it is recomputed there (prompt
@@ -479,6 +537,8 @@ class Engine:
             return True
         if rid not in src.prefilling and rid not in src.decoding:
             return False
+        if any(m[0] == rid for m in src.pending_migrations):
+            self._abort_migration(rid, "aborted_src")  # a migration that had not left yet
         src.pending_migrations[:] = [m for m in src.pending_migrations if m[0] != rid]
         src.pending_migrations.append((rid, dst, RESTART, 0))
         self._poke(src)
@@ -493,6 +553,7 @@ class Engine:
     def _reroute_lost(self, rid: int) -> int:
         """KV sent to an instance that went down is lost: route the request again to recompute."""
         reqs = self.reqs
+        self._unreserve(rid)  # its reservation there is gone with the instance
         reqs.kv_ready[rid] = False
         reqs.computed[rid] = 0
         reqs.preemptions[rid] += 1
@@ -513,7 +574,10 @@ class Engine:
                     self._push(t, LATE, rid, EV_TRANSFER, (rid, dst))
                 continue
             if self.reqs.state[rid] != DECODING or rid not in src.decoding:
-                continue  # finished in the meantime
+                # finished or preempted in the meantime: the abort (which frees the destination's
+                # reservation) is a generated event, so both modes see the destination alike
+                self._push(t, LATE, rid, EV_STAGE, (rid, src.index, dst, copied, 0, 0, 0, False))
+                continue
             kv_tokens = src.remove_for_migration(rid)
             delay = self._transfer_time(src, kv_tokens - copied) if downtime_s is None else downtime_s
             self._push(t + delay, LATE, rid, EV_TRANSFER, (rid, dst))

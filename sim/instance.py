@@ -150,6 +150,7 @@ class Instance:
         self.dirty: set[int] = set()  # clients whose counters changed since the last log
         # (rid, destination, downtime_s | None | engine.RESTART, KV tokens already copied)
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
+        self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self.cache_hit_tokens = 0
         self.prompt_tokens_admitted = 0
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
@@ -238,6 +239,12 @@ class Instance:
         if r.kv_ready[rid]:
             r.state[rid] = WAITING
             self.ready.append(rid)
+            if rid in self.reserved:  # a migration's reserved blocks now hold its KV
+                exact = self._blocks_for(int(r.computed[rid]))
+                held = self.reserved.pop(rid)
+                if held > exact:
+                    self.pool.release(held - exact)
+                r.held_blocks[rid] = min(held, exact)
             self.outstanding_tokens += int(r.output[rid] - r.generated[rid])
         else:
             r.state[rid] = WAITING
@@ -493,6 +500,8 @@ class Instance:
         instance; its KV is dropped (it will be recomputed elsewhere)."""
         r = self.reqs
         self.ready.remove(rid)
+        self.pool.release(int(r.held_blocks[rid]))  # blocks reserved by its migration, if any
+        r.held_blocks[rid] = 0
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
         r.kv_ready[rid] = False
         r.computed[rid] = 0
@@ -517,6 +526,36 @@ class Instance:
         self.changed = True
         return kv_tokens
 
+    # ------------------------------------------------------------------ migration reservations
+    def in_flight_block_needs(self) -> int:
+        """Blocks the iteration in flight will still allocate when it is applied (its decodes'
+        new blocks; prefill chunks hold their blocks from admission). 0 when idle."""
+        if self.seg_ends is None:
+            return 0
+        return self._decode_block_needs_now(self.seg_decodes)
+
+    def reserve_for_migration(self, rid: int, blocks: int) -> bool:
+        """Reserve `blocks` more KV blocks for incoming migration `rid`, as Llumnix's destination
+        pre-allocation does: granted only if free memory stays at or above the watermark
+        (`num_free - num_required >= watermark`, AlibabaPAI/llumnix
+        llumnix/backends/vllm/scheduler.py @5f42bcb, BlockManagerLlumnix.get_free_blocks), here
+        after the blocks the iteration in flight still needs. Returns False (nothing reserved)
+        otherwise."""
+        if blocks > 0:
+            free = self.pool.available_blocks - self.spec.watermark_blocks - self.in_flight_block_needs()
+            if blocks > free:
+                return False
+            self.pool.allocate(blocks)
+        self.reserved[rid] = self.reserved.get(rid, 0) + max(blocks, 0)
+        return True
+
+    def release_reservation(self, rid: int) -> int:
+        """Free every block reserved for `rid` (an aborted migration); returns how many."""
+        n = self.reserved.pop(rid, 0)
+        if n:
+            self.pool.release(n)
+        return n
+
     # ------------------------------------------------------------------ planning
     def _victim(self) -> int:
         r = self.reqs
@@ -528,12 +567,14 @@ class Instance:
         r = self.reqs
         while self.ready:
             rid = self.ready[0]
-            need = self._blocks_for(int(r.computed[rid]) + 1) + self._decode_block_needs_now(self.decoding)
+            reserved = int(r.held_blocks[rid])  # > 0 only for a migration that reserved them here
+            need = (self._blocks_for(int(r.computed[rid]) + 1) - reserved
+                    + self._decode_block_needs_now(self.decoding))
             if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
                 break
             self.ready.pop(0)
             held = self._blocks_for(int(r.computed[rid]))
-            self.pool.allocate(held)
+            self.pool.allocate(held - reserved)
             r.held_blocks[rid] = held
             r.shared_tokens[rid] = 0
             r.kv_ready[rid] = False

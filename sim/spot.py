@@ -1,8 +1,10 @@
 """Preemptible (spot) instances, after SpotServe (Miao et al., ASPLOS'24): an instance gets a
 preemption notice, keeps serving for a grace period, then goes down (optionally coming back
-later). During the grace period its decoding requests may live-migrate away; whatever is still
+later). During the grace period its decoding requests may live-migrate away (the destination reserves
+their blocks first; a refused migration is tried again at the next tick); whatever is still
 there at the end restarts elsewhere (KV lost, recomputed). No request is ever lost.
 
+Also replays SpotServe's node-availability traces (nodes join and get preempted over time).
 Owns the preemption schedule and the grace/kill/restore mechanics, acting only through the
 `ClusterView` hooks (`migrate_live`, `restart`, `set_down`); routing choices stay with the wrapped router.
 """
@@ -23,6 +25,46 @@ DEFAULT_GRACE_S = 30.0
 class Notice:
     instance: int  # pool index
     time_s: float  # when the notice arrives
+
+
+# SpotServe's AWS availability traces of g4dn.12xlarge spot nodes (Hsword/SpotServe, Apache-2.0,
+# elastic-switch/trace/trace_seg/; As = trace_0304_real.txt @0a6812a, Bs = trace_0506_real.txt
+# @9c68c46, chosen by scripts_ae/aws_e2e.sh): (time_s, "add" | "remove", node ids), and the end.
+SPOTSERVE_TRACES: dict[str, tuple[tuple[tuple[float, str, tuple[int, ...]], ...], float]] = {
+    "As": (((0.0, "add", (0, 1, 2, 3, 4, 5, 6)), (240.0, "add", (7,)), (360.0, "add", (8, 9)),
+            (600.0, "remove", (8,)), (900.0, "add", (10,)), (1200.0, "remove", (3, 10))), 1320.0),
+    "Bs": (((0.0, "add", (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)), (120.0, "remove", (4, 8)), (240.0, "remove", (0,)),
+            (720.0, "add", (10,)), (960.0, "add", (11,))), 1020.0),
+}
+
+
+@dataclass(frozen=True)
+class AvailabilityTrace:
+    """Node slots, the ones up at 0, later additions (time, slot) and preemption notices."""
+
+    n_slots: int
+    initially_up: tuple[int, ...]
+    adds: tuple[tuple[float, int], ...]
+    notices: tuple[Notice, ...]
+    end_s: float
+
+    def node_seconds(self, grace_s: float) -> float:
+        """Node-seconds paid over [0, end]: each node from its addition to its kill (notice +
+        grace) or the end."""
+        start = {j: 0.0 for j in self.initially_up} | {j: t for t, j in self.adds}
+        stop = {n.instance: min(n.time_s + grace_s, self.end_s) for n in self.notices}
+        return sum(stop.get(j, self.end_s) - t for j, t in start.items())
+
+
+def spotserve_trace(name: str) -> AvailabilityTrace:
+    """One of SpotServe's availability traces. A "remove" is read as the preemption notice (the
+    node serves through the grace period, then goes); our reading, the trace files do not say."""
+    events, end = SPOTSERVE_TRACES[name]
+    up = tuple(j for t, kind, nodes in events if t == 0.0 and kind == "add" for j in nodes)
+    adds = tuple((t, j) for t, kind, nodes in events if t > 0.0 and kind == "add" for j in nodes)
+    notices = tuple(Notice(j, t) for t, kind, nodes in events if kind == "remove" for j in nodes)
+    n = 1 + max(j for _, _, nodes in events for j in nodes)
+    return AvailabilityTrace(n, up, adds, notices, end)
 
 
 def poisson_notices(rng: np.random.Generator, n_instances: int, rate_per_hour: float,
@@ -50,7 +92,8 @@ class SpotController:
     instance is ignored (counted in `stats["ignored"]`)."""
 
     def __init__(self, notices: list[Notice], grace_s: float = DEFAULT_GRACE_S, down_s: float = math.inf,
-                 migrate: bool = True, max_stages: int = 3, last_stage_max_blocks: int = 4) -> None:
+                 migrate: bool = True, max_stages: int = 3, last_stage_max_blocks: int = 4,
+                 adds: tuple[tuple[float, int], ...] = (), initially_down: tuple[int, ...] = ()) -> None:
         if grace_s < 0 or down_s <= 0:
             raise ValueError("grace_s must be >= 0 and down_s > 0")
         self.notices = sorted(notices, key=lambda x: (x.time_s, x.instance))
@@ -61,10 +104,13 @@ class SpotController:
         self.last_max = last_stage_max_blocks
         self._next = 0
         self.doomed: dict[int, float] = {}  # instance -> kill time
-        self.dead: dict[int, float] = {}  # instance -> restore time
+        self.dead: dict[int, float] = {j: math.inf for j in initially_down}  # instance -> restore time
+        self.adds = sorted((float(t), int(j)) for t, j in adds)  # (time, instance) that come up
+        self._next_add = 0
+        self._initial_down = tuple(initially_down)
         self._moving: set[int] = set()  # requests a migration was started for
         self.stats = {"notices": 0, "ignored": 0, "kills": 0, "migrations": 0, "restarts": 0,
-                      "lost_kv_tokens": 0, "restores": 0}
+                      "lost_kv_tokens": 0, "restores": 0, "adds": 0}
 
     def live(self, j: int) -> bool:
         return j not in self.doomed and j not in self.dead
@@ -73,6 +119,15 @@ class SpotController:
         """Apply everything due at `view.now`; `reroute(rid, view)` picks a live instance."""
         now = view.now
         n = view.n_instances
+        for j in self._initial_down:  # slots of nodes that have not joined yet
+            view.set_down(j, True)
+        self._initial_down = ()
+        while self._next_add < len(self.adds) and self.adds[self._next_add][0] <= now:
+            j = self.adds[self._next_add][1]
+            self._next_add += 1
+            if self.dead.pop(j, None) is not None:
+                view.set_down(j, False)
+                self.stats["adds"] += 1
         for j, t in list(self.dead.items()):
             if now >= t:
                 del self.dead[j]
@@ -106,6 +161,7 @@ class SpotController:
                 for rid in s.decoding:
                     if rid in self._moving:
                         continue
-                    self._moving.add(rid)
+                    # a destination without room refuses (nothing reserved): retried next tick
                     if view.migrate_live(rid, reroute(rid, view), self.max_stages, self.last_max):
+                        self._moving.add(rid)
                         self.stats["migrations"] += 1

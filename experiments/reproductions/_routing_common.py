@@ -19,17 +19,19 @@ def jobs() -> int:
 
 
 def run_rows(points: list[dict], row: Callable[[dict, Any], dict]) -> list[dict]:
-    """Simulate every point ({"workload", "cluster", "seed", ...labels}) and map it to a row."""
+    """Simulate every point ({"workload", "cluster", "seed", optional "cost_models" (as
+    `simulate`'s), ...labels}) and map it to a row."""
     return run_rows_with_cost(points, row, None)
 
 
 def run_rows_with_cost(points: list[dict], row: Callable[[dict, Any], dict], cost_models=None) -> list[dict]:
-    """`run_rows` with `cost_models` passed to `simulate` (None: the catalogue cost of each spec)."""
+    """`run_rows` with `cost_models` passed to `simulate` where a point names none (None: the
+    catalogue cost of each spec)."""
     def one(p: dict) -> dict:
         cluster: ClusterSpec = p["cluster"]
-        res = simulate(p["workload"], cluster, seed=p["seed"], cost_models=cost_models,
+        res = simulate(p["workload"], cluster, seed=p["seed"], cost_models=p.get("cost_models", cost_models),
                        config=RunConfig(cluster=cluster, seed=p["seed"]).to_dict(), record_service=p.get("service", False))
-        labels = {k: v for k, v in p.items() if k not in ("workload", "cluster", "service")}
+        labels = {k: v for k, v in p.items() if k not in ("workload", "cluster", "service", "cost_models")}
         return {**labels, **row(p, res)}
 
     n = jobs()

@@ -32,7 +32,9 @@ def _blocks(tokens: int, bs: int) -> int:
 class Llumnix:
     """Llumnix: dispatch to max freeness F = (M − ΣV)/B; every migration_interval_s pair
     instances with F < migrate_out_threshold (least free first) with the freest ones and
-    live-migrate one request per pair (the shortest normal-priority one; any request when draining);
+    live-migrate one request per pair (the shortest normal-priority one; any request when draining)
+    with destination blocks reserved before each stage (aborted if the destination has no room,
+    and, as in Llumnix's coordinator, if `max_stages` stages do not reach the last one);
     auto-scale on the average F.
 
     Virtual usage V: a running request's KV blocks; the head-of-line waiting request's demand
@@ -46,7 +48,7 @@ class Llumnix:
 
     def __init__(self, migration: bool = True, migrate_out_threshold: float = MIGRATE_OUT_THRESHOLD,
                  migration_interval_s: float = MIGRATION_INTERVAL_S, max_stages: int = MAX_STAGES,
-                 last_stage_max_blocks: int = LAST_STAGE_MAX_BLOCKS,
+                 last_stage_max_blocks: int = LAST_STAGE_MAX_BLOCKS, abort_after_max_stages: bool = True,
                  high_priority_target_tokens: int = HIGH_PRIORITY_TARGET_TOKENS,
                  autoscale: bool = False, scale_up_threshold: float = SCALE_UP_THRESHOLD,
                  scale_down_threshold: float = SCALE_DOWN_THRESHOLD,
@@ -60,6 +62,7 @@ class Llumnix:
         self.threshold = float(migrate_out_threshold)
         self.max_stages = int(max_stages)
         self.last_max = int(last_stage_max_blocks)
+        self.abort_after_max_stages = bool(abort_after_max_stages)
         self.hp_target = int(high_priority_target_tokens)
         self.autoscale = bool(autoscale)
         self.up = float(scale_up_threshold)
@@ -152,7 +155,7 @@ class Llumnix:
             rid = min(cands, key=lambda r: (view.priority(r), view.kv_tokens(r), r))
             if s not in self.terminating and not self._narrows(view, s, d, rid, f):
                 continue
-            if view.migrate_live(rid, d, self.max_stages, self.last_max):
+            if view.migrate_live(rid, d, self.max_stages, self.last_max, self.abort_after_max_stages):
                 self.counts["migrations"] += 1
 
     def _narrows(self, view, s: int, d: int, rid: int, f: dict[int, float]) -> bool:

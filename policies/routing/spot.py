@@ -10,7 +10,14 @@ import math
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
-from llmsched.sim.spot import DEFAULT_GRACE_S, Notice, SpotController, poisson_notices
+from llmsched.sim.spot import (
+    DEFAULT_GRACE_S,
+    SPOTSERVE_TRACES,
+    Notice,
+    SpotController,
+    poisson_notices,
+    spotserve_trace,
+)
 
 
 @register(ROUTING, "spot")
@@ -22,12 +29,15 @@ class Spot:
 
     A choice of the inner router that is not live goes to the next live instance (cyclic).
     Notices are acted on at the wrapper's ticks (tick_interval_s, default 0.5 s).
+    trace="As" | "Bs": replay SpotServe's node-availability trace instead (instance j = node j;
+    nodes not yet added are down; a "remove" is the notice), `sim.spot.SPOTSERVE_TRACES`;
+    trace_removals=False keeps the joins and drops the preemptions (an ablation).
     """
 
     def __init__(self, rng: np.random.Generator, inner: str = "round-robin", inner_params=None,
                  preemptions_per_hour: float = 0.0, notices=(), grace_s: float = DEFAULT_GRACE_S,
                  down_s: float = math.inf, migrate: bool = True, horizon_s: float = 86400.0,
-                 tick_interval_s: float = 0.5) -> None:
+                 tick_interval_s: float = 0.5, trace: str = "", trace_removals: bool = True) -> None:
         if inner == "spot":
             raise ValueError("spot cannot wrap itself")
         params = dict(inner_params or {})
@@ -38,6 +48,10 @@ class Spot:
         self.rate = float(preemptions_per_hour)
         self.explicit = [Notice(int(j), float(t)) for j, t in notices]
         self.horizon_s = float(horizon_s)
+        if trace and trace not in SPOTSERVE_TRACES:
+            raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
+        self.trace = trace
+        self.trace_removals = bool(trace_removals)
         self.ctl_args = {"grace_s": grace_s, "down_s": down_s, "migrate": migrate}
         self.ctl: SpotController | None = None
         inner_tick = getattr(self.inner, "tick_interval_s", None)
@@ -46,6 +60,14 @@ class Spot:
         self._inner_next: float | None = None
 
     def _setup(self, view) -> None:
+        if self.trace:
+            tr = spotserve_trace(self.trace)
+            if tr.n_slots > view.n_instances:
+                raise ValueError(f"trace {self.trace} needs {tr.n_slots} instances, the pool has {view.n_instances}")
+            down = tuple(j for j in range(view.n_instances) if j not in tr.initially_up)
+            notices = list(tr.notices) if self.trace_removals else []
+            self.ctl = SpotController(notices, adds=tr.adds, initially_down=down, **self.ctl_args)
+            return
         notices = self.explicit or poisson_notices(self.rng, view.n_instances, self.rate, self.horizon_s)
         self.ctl = SpotController(notices, **self.ctl_args)
 

@@ -100,7 +100,7 @@ class FakeView:
     def arrival_s(self, rid):
         return self.arrival.get(rid, 0.0)
 
-    def migrate_live(self, rid, to, max_stages=3, last_stage_max_blocks=4):
+    def migrate_live(self, rid, to, max_stages=3, last_stage_max_blocks=4, abort_after_max_stages=False):
         self.migrations.append((rid, to))
         return True
 
