@@ -51,7 +51,7 @@ def sweep_dict(quick: bool, seed: int) -> dict[str, Any]:
     return {
         "sweep": {"name": "baselines", "metrics": ["ttft_s", "tbt_s", "e2e_s", "output_tokens_per_s",
                                                    "tokens_per_s", "requests_per_s", "num_finished",
-                                                   "num_requests", "preemptions", "makespan_s"]},
+                                                   "num_requests", "num_rejected", "preemptions", "makespan_s"]},
         "base": {
             "workload": {**WORKLOAD, "num_requests": n},
             "cluster": {"instances": [{"model": MODEL, "gpu": GPU, "token_budget": TOKEN_BUDGET,
@@ -86,6 +86,7 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
         "tbt_p99_s": summary["tbt_s.p99"], "e2e_p50_s": summary["e2e_s.p50"],
         "output_tokens_per_s": summary["output_tokens_per_s"], "requests_per_s": summary["requests_per_s"],
         "num_finished": summary["num_finished"], "num_requests": summary["num_requests"],
+        "num_rejected": summary["num_rejected"],  # prompt + output over Llama-2-7B's 4,096-token context
     })
 
 

@@ -234,12 +234,14 @@ class EngineMachine(RuleBasedStateMachine):
         for inst in engine.instances:
             engine.sync(inst)
             running = (*inst.prefilling, *inst.decoding)
-            for rid in (*inst.waiting, *inst.ready, *running):
+            for rid in (*inst.waiting, *inst.ready, *inst.swapped, *running):
                 assert rid not in placed, f"request {rid} is on instances {placed[rid]} and {inst.index}"
                 placed[rid] = inst.index
                 assert int(reqs.instance[rid]) == inst.index
-            # block conservation
-            held = int(sum(int(reqs.held_blocks[rid]) for rid in running))
+            # block conservation: running requests' blocks, blocks a migration reserved here (still
+            # reserved, or already holding a landed request's KV while it waits for memory)
+            held = int(sum(int(reqs.held_blocks[rid]) for rid in (*running, *inst.ready)))
+            held += sum(inst.reserved.values())
             assert inst.pool.private_blocks == held, (inst.index, inst.pool.private_blocks, held)
             assert 0 <= inst.pool.used_blocks <= inst.pool.total_blocks
             running_anywhere[list(running)] = True
