@@ -32,6 +32,8 @@ def _fmt(x: Any) -> str:
         v = float(x)
     except (TypeError, ValueError):
         return str(x).replace("|", "\\|")
+    if math.isnan(v):  # a number written as text ("nan"), e.g. a comparison's `ours`
+        return "—"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
     if v == int(v) and abs(v) < 1e12:

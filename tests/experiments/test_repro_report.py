@@ -16,7 +16,7 @@ from llmsched.experiments.tables import write_table
 
 def test_fmt():
     assert report._fmt(None) == "—" and report._fmt(float("nan")) == "—"
-    assert report._fmt(math.inf) == "∞" and report._fmt(-math.inf) == "−∞"
+    assert report._fmt("nan") == "—" and report._fmt(math.inf) == "∞" and report._fmt(-math.inf) == "−∞"
     assert report._fmt(3.0) == "3" and report._fmt(0.123456) == "0.1235" and report._fmt("a|b") == "a\\|b"
 
 
