@@ -132,7 +132,7 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
 def _simulate_plan(p: Any, res: Any, out: Path, duration_s: float, kv_fraction: float, seed: int,
                    batch_limit: str, length_cv: float, quiet: bool) -> dict[str, Any]:
     """Run the plan simulator and write simulation.json atomically; return its record."""
-    from llmsched.experiments.atomic import write_json
+    from llmsched.sim.atomic import write_json
     from llmsched.theory.placement.flow import make_problem, solve_flow
     from llmsched.theory.placement.profiles import CAPACITY_MODELS
     from llmsched.theory.placement.simulate import simulate_plan

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmsched.experiments import atomic
 from llmsched.experiments.reproduce import NO_HEADLINE, repro_status
+from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
 
 DEFAULT_OUTPUT = Path("docs") / "reproductions.md"

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmsched.experiments import atomic
 from llmsched.experiments.registry import (
     Comparison,
     ReproContext,
@@ -35,6 +34,7 @@ from llmsched.experiments.registry import (
     all_reproductions,
 )
 from llmsched.experiments.tables import write_table
+from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
 
 COMPARISON_COLUMNS = ["metric", "paper_value", "ours", "unit", "relation", "tolerance", "ratio",

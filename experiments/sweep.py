@@ -35,8 +35,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmsched.experiments import atomic
 from llmsched.experiments.tables import flatten, write_table
+from llmsched.sim import atomic
 from llmsched.sim.config import read_toml
 from llmsched.sim.errors import InputError
 

@@ -1,7 +1,7 @@
 """Tidy tables on disk: every experiment table is written as Parquet and CSV side by side.
 
 Also owns `flatten`, which turns nested configs/summaries into dotted scalar columns
-(`cluster.instances.0.batching`, `ttft_s.p50`). Writes are atomic (`llmsched.experiments.atomic`).
+(`cluster.instances.0.batching`, `ttft_s.p50`). Writes are atomic (`llmsched.sim.atomic`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmsched.experiments import atomic
+from llmsched.sim import atomic
 
 
 def flatten(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
 from llmsched.sim.state import DONE, REJECTED, RequestTable
 
@@ -49,19 +50,19 @@ class RunResult:
             _remove_stale_temps(out)
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
             try:
-                os.chmod(tmp, 0o777 & ~_umask())
+                os.chmod(tmp, 0o777 & ~atomic.current_umask())
                 for name, df in (("requests", self.requests), ("service", self.service),
                                  ("timeline", self.timeline)):
                     df.to_parquet(tmp / f"{name}.parquet", index=False)
                 (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
                 for f in FILES:
-                    _fsync_path(tmp / f)
-                _fsync_path(tmp)
+                    atomic.fsync_path(tmp / f)
+                atomic.fsync_path(tmp)
                 _swap_into_place(tmp, out)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            _fsync_path(out.parent)
+            atomic.fsync_path(out.parent)
         return out
 
 
@@ -73,33 +74,6 @@ def check_out_dir(out: str | Path, force: bool = False, flag: str = "--out") -> 
     if out.is_dir() and not force and any(out.iterdir()):
         raise InputError(flag, str(out), "is not empty (it may hold an earlier run)",
                          "pass a new directory, or --force to replace its contents")
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux /proc)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_path(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from llmsched.experiments import atomic
 from llmsched.experiments.tables import flatten, write_table
+from llmsched.sim import atomic
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

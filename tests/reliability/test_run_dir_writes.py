@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from llmsched.experiments import atomic
 from llmsched.experiments.cli import main
+from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
 from llmsched.sim.results import FILES, load_run
 

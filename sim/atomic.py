@@ -2,7 +2,7 @@
 
 A reader therefore sees either the old file or the complete new one, never a torn write; temp files
 left by a killed writer start with `.` and end with `.tmp`, so result scanners can ignore them.
-Owns nothing but bytes on disk; must not import the simulator.
+Owns nothing but bytes on disk; the one atomic-write helper (run directories, tables, reports, sweeps).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def current_umask() -> int:
     return mask
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Persist the rename itself (POSIX); not possible on every platform, so best effort.
+def fsync_path(directory: Path) -> None:
+    """fsync a file or directory (a directory: persists a rename in it; POSIX, best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -71,7 +71,7 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
     return path
 
 
