@@ -5,7 +5,8 @@ Capacity as in the Sarathi-Serve artifact (`microsoft/sarathi-serve` branch `osd
 runs, whose P50 scheduling delay is ≤ 2 s and whose P99 TBT (over decode tokens) is ≤ the SLO. We
 search it for Sarathi-Serve (token budget 512 under the strict SLO, 2,048 under the relaxed one) and
 vLLM (max batch 128, whole prompts) on the two traces of the paper's Fig. 5, and compare the largest
-ratio with 2.6x. Setup table: docs/setups/sarathi.md. Runs `llmsched.sim.run.simulate`; no scheduling
+ratio on the trace we hold exactly as the artifact ran it (openchat_sharegpt4) with 2.6x; the arXiv
+cells run a 4k-capped substitute for the artifact's unpublished 16k trace and are reported beside it. Setup table: docs/setups/sarathi.md. Runs `llmsched.sim.run.simulate`; no scheduling
 logic here.
 """
 
@@ -28,6 +29,12 @@ MAX_BATCH = 128  # vLLM max batch size in Sarathi-Serve's evaluation (notes §5.
 SCHED_DELAY_P50_S = 2.0  # --scheduling-delay-slo-value 2.0 at quantile 0.5 (capacity_search)
 TBT_QUANTILE = 0.99  # --tbt-slo-quantile 0.99: P99 over decode-token gaps
 TRACES = ("sharegpt", "arxiv-summarization")  # openchat_sharegpt4 and arxiv_summarization (Sarathi-Serve §5)
+# Traces whose bundled file is the one the artifact ran (figure-5-6/mistral7b_*.yml: chat ->
+# sharegpt_8k_filtered_stats_llama2_tokenizer.csv, max_seq_len 8192; our data/traces/sharegpt is that
+# file). The artifact's arxiv trace (arxiv_summarization_filtered_stats_llama2_tokenizer.csv,
+# max_seq_len 16384) is not public; ours is Vidur's 4,096-token-capped filtered_v2, so the arXiv cells
+# are not at the paper's setup and are reported as info, not in the headline.
+TRACES_AT_PAPER_SETUP = ("sharegpt",)
 SEARCH_REQUESTS = 2048  # requests per capacity-search trial (capacity_search config)
 SEARCH_REL_GRANULARITY = 0.025  # stop when the bracket is within 2.5% (--min-search-granularity 2.5)
 START_QPS = 1.0  # our first probe; the bracket doubles from here
@@ -114,7 +121,8 @@ def run(ctx: ReproContext) -> ReproOutput:
     caps = pd.DataFrame(cap_rows)
     wide = caps.pivot_table(index=["trace", "slo"], columns="policy", values="capacity_rps").reset_index()
     wide["ratio"] = wide["sarathi"] / wide["vllm"].where(wide["vllm"] > 0)
-    best = wide.loc[wide["ratio"].idxmax()]
+    at_setup = wide[wide["trace"].isin(TRACES_AT_PAPER_SETUP)]
+    best = at_setup.loc[at_setup["ratio"].idxmax()]
 
     fig, ax = style.figure(width="column", height_in=2.3)
     labels = [f"{r.trace}\n{r.slo}" for r in wide.itertuples()]
@@ -127,16 +135,21 @@ def run(ctx: ReproContext) -> ReproOutput:
     figures = style.save(fig, ctx.out_dir, "sarathi_vs_vllm_capacity")
 
     comps = [Comparison(
-        "Sarathi-Serve / vLLM serving capacity, max over traces and SLOs", PAPER_RATIO, float(best["ratio"]), "x",
+        "Sarathi-Serve / vLLM serving capacity, max over SLOs on the artifact's own trace (openchat_sharegpt4)",
+        PAPER_RATIO, float(best["ratio"]), "x",
         relation="ratio", tolerance=TOLERANCE, headline=True, direction="> 1",
         note=f"max at {best['trace']}, {best['slo']} SLO ({SLOS[best['slo']][0]:g} s); capacity = largest QPS with "
-             f"P50 scheduling delay <= {SCHED_DELAY_P50_S:g} s and token P99 TBT <= SLO (searched on {n}-request runs)")]
+             f"P50 scheduling delay <= {SCHED_DELAY_P50_S:g} s and token P99 TBT <= SLO (searched on {n}-request runs); "
+             "arXiv cells (info rows) use a 4k-capped substitute for the artifact's unpublished 16k trace")]
     for r in wide.itertuples():
+        substitute = r.trace not in TRACES_AT_PAPER_SETUP
         bind = {c.policy: c.binding for c in caps[(caps.trace == r.trace) & (caps.slo == r.slo)].itertuples()}
         comps.append(Comparison(f"{r.trace}, {r.slo} SLO: Sarathi-Serve / vLLM capacity", PAPER_RATIO, float(r.ratio),
                                 "x", relation="info",
                                 note=f"vLLM {r.vllm:.3g} req/s (fails on {bind['vllm']}), Sarathi-Serve {r.sarathi:.3g} "
-                                     f"req/s (fails on {bind['sarathi']})"))
+                                     f"req/s (fails on {bind['sarathi']})"
+                                     + ("; not the paper's trace: Vidur's arXiv lengths capped at 4,096 tokens, the "
+                                        "artifact ran prompts up to 16,384 (file not public)" if substitute else "")))
     return ReproOutput(
         tables={"trials": trials_df, "capacity": caps, "ratios": wide}, figures=figures, comparisons=comps,
         notes=(f"{'Quick' if ctx.quick else 'Full'} mode: {len(trials_df)} search trials of {n} requests. "
