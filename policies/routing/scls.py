@@ -1,17 +1,16 @@
 """SCLS's offloader (Cheng et al., arXiv 2406.13511): send work to the instance expected to finish first.
 
-Max-min offloading in its online form: every instance has an expected completion time (ECT), the
-time it is expected to finish the work already sent to it; a request (new, or back after a
-generation slice) goes to the instance with the smallest ECT, whose ECT then grows by the
-request's estimated share of one slice. Estimates come from SCLS's serving-time model
-(`SliceTimeModel`, fitted to the instance's cost model), never from the request's true output
-length, which SCLS does not know. An instance found idle with an empty queue has its ECT reset to
-now, the only feedback the offloader takes from the instances.
+Max-min offloading in its online form: a request (new, or back after a generation slice) goes to
+the instance with the smallest expected completion time, the estimated time to serve what it holds
+now: the slice shares of its waiting and running requests. Estimates come from SCLS's serving-time
+model (`SliceTimeModel`, fitted to the instance's cost model, built from its spec) at each
+request's current input length (prompt + generated), never from the true output length, which
+SCLS does not know.
 
 Our choices (the paper body was not retrievable; docs/policies.md): the offloaded unit is one
-request's slice rather than a whole batch (the batch is formed at the instance, `scls` batching),
-and a request's share is the slice time of a batch of the size the KV bound allows at its input
-length, divided by that size.
+request's slice rather than a whole batch (the batch is formed at the instance, `scls` batching);
+a request's share is the slice time of a batch of the size the KV bound allows at its input
+length, divided by that size; a running request counts its whole slice.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ class SCLSOffloader:
 
     def __init__(self, slice_tokens: int = DEFAULT_SLICE_TOKENS) -> None:
         self.slice_tokens = positive_int("slice_tokens", slice_tokens)
-        self._ect: list[float] = []
+        self._shares: dict[Any, dict[int, float]] = {}
         self._models: dict[Any, tuple[SliceTimeModel | None, int | None, int, int]] = {}
         self.routed = 0
 
@@ -62,20 +61,25 @@ class SCLSOffloader:
             return float(input_tokens + s)  # token count: the same ordering without a cost model
         return est.per_request_s(n, input_tokens, s)
 
+    def pending_s(self, view: ClusterView, j: int) -> float:
+        """Instance j's expected time to finish what it holds: the estimated slice shares of its
+        waiting and running requests (a running request counts its whole slice: an upper bound)."""
+        st = view.instance(j)
+        spec = st.spec
+        cache = self._shares.setdefault(spec, {})
+        total = 0.0
+        for queue in (st.waiting, st.prefilling, st.decoding):
+            for r in queue:
+                length = view.prompt_tokens(r) + view.generated_tokens(r)
+                share = cache.get(length)
+                if share is None:
+                    share = cache[length] = self.share_s(spec, length)
+                total += share
+        return total
+
     def route(self, rid: int, view: ClusterView) -> int:
-        now = view.now
-        if len(self._ect) != view.n_instances:
-            self._ect = [now] * view.n_instances
-        best, best_t = 0, float("inf")
-        for j in range(view.n_instances):
-            st = view.instance(j)
-            if st.waiting_count == 0 and st.running_count == 0:
-                self._ect[j] = now  # idle: nothing it was sent is still expected
-            t = max(self._ect[j], now)
-            if t < best_t:
-                best, best_t = j, t
-        spec = view.instance(best).spec
-        self._ect[best] = best_t + self.share_s(spec, view.prompt_tokens(rid) + view.generated_tokens(rid))
+        loads = [self.pending_s(view, j) for j in range(view.n_instances)]
+        best = min(range(view.n_instances), key=lambda j: (loads[j], j))
         self.routed += 1
         return best
 
