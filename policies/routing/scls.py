@@ -25,7 +25,7 @@ from llmsched.sim.policy_api import ClusterView
 
 @register(ROUTING, "scls")
 class SCLSOffloader:
-    """SCLS max-min offloading: each request (and each returning slice) to the instance with the earliest expected completion time.
+    """SCLS max-min offloading: each request (and each returning slice) to the instance with the least estimated pending work.
 
     slice_tokens: the slice of the instances' `scls` batching (the unit of work estimated).
     """
