@@ -35,6 +35,7 @@ ARRIVE, TICK, WAKE, LATE = 0, 1, 2, 3  # priorities
 EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release"
 EV_STAGE = "stage"  # one pre-copy stage of a multi-stage live migration ended
 EV_ROUTED = "routed"  # a routing decision of the global scheduler ended: deliver the request
+EV_SLICE = "slice"  # a request's generation slice ended (Plan.slice_tokens): route it again
 RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
@@ -185,6 +186,7 @@ class Engine:
         )
         for inst in instances:
             inst.on_prefilled = self._prefilled if self.disaggregated else None
+            inst.on_slice_end = self._slice_ended
         parent = reqs.workload.parent
         self._roots = np.flatnonzero(parent < 0)
         self._children: dict[int, list[int]] = {}
@@ -218,6 +220,7 @@ class Engine:
         self.router_decisions = 0
         self.router_busy_s = 0.0
         self.migration_counts = {"aborted_dst": 0, "aborted_src": 0}  # migrations that did not move
+        self._between_slices = 0  # requests whose slice ended, not yet routed again
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -286,6 +289,9 @@ class Engine:
                 self._migration_stage(*payload)
             elif kind == EV_ROUTED:
                 self._deliver(*payload)
+            elif kind == EV_SLICE:
+                self._between_slices -= 1
+                self._route(payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
                 self.router.tick(self.entry_view)
@@ -293,7 +299,7 @@ class Engine:
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
-        return self._deciding or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
+        return self._deciding or self._between_slices > 0 or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
@@ -305,6 +311,17 @@ class Engine:
         if tokens > self._max_tokens:
             self._reject(rid)
             return
+        self._route(rid)
+
+    def _slice_ended(self, rid: int, t: float) -> None:
+        """An instance ended `rid`'s generation slice at `t`: the request goes back to the router
+        (a generated event, so every instance is seen as it is just after `t`)."""
+        self._between_slices += 1
+        self._push(t, LATE, rid, EV_SLICE, rid)
+
+    def _route(self, rid: int) -> None:
+        """Place `rid` (arriving, or back from a generation slice) on an entry instance."""
+        reqs = self.reqs
         view = self.entry_view
         view.now = self.now
         pin = int(reqs.workload.pin_instance[rid])

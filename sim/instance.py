@@ -20,6 +20,8 @@ from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.state import (
     DECODING,
     DONE,
+    NO_YIELD,
+    PENDING,
     PREFILLING,
     TRANSFERRING,
     WAITING,
@@ -127,6 +129,8 @@ class Instance:
         self.log = logger
         self.on_prefilled = on_prefilled  # disaggregation: called when a prefill-role request has its first token
         self.on_finished: Callable[[int, float], None] | None = None  # releases child requests
+        # generation slices: a request whose slice ended leaves; the engine routes it again
+        self.on_slice_end: Callable[[int, float], None] | None = None
         self.block_size = spec.block_size
         hb = reqs.workload.hash_block_tokens
         use_tree = spec.prefix_cache and reqs.workload.has_prefixes and hb % spec.block_size == 0
@@ -330,21 +334,26 @@ class Instance:
         r = self.reqs
         t = float(self.seg_ends[self.seg_n - 1])
         finished: list[int] = []
+        sliced: list[int] = []
         for rid, _ in self.seg_chunks:
             if r.computed[rid] >= r.prefill_target[rid]:
-                self._prefill_done(rid, t, finished)
+                self._prefill_done(rid, t, finished, sliced)
         d = self.seg_decodes
         if len(d):
-            done = d[r.generated[d] >= r.output[d]]
-            finished.extend(int(x) for x in done)
+            gen = r.generated[d]
+            done = gen >= r.output[d]
+            finished.extend(int(x) for x in d[done])
+            sliced.extend(int(x) for x in d[~done & (gen >= r.yield_at[d])])
         if finished:
             fin = set(finished)
             self.decoding = [x for x in self.decoding if x not in fin]
             for rid in finished:
                 self._finish(rid, t)
         self._clear_segment()
+        for rid in sliced:
+            self._end_slice(rid, t)
 
-    def _prefill_done(self, rid: int, t: float, finished: list[int]) -> None:
+    def _prefill_done(self, rid: int, t: float, finished: list[int], sliced: list[int]) -> None:
         r = self.reqs
         c = int(r.client[rid])
         r.generated[rid] += 1
@@ -381,6 +390,30 @@ class Instance:
         else:
             r.state[rid] = DECODING
             self.decoding.append(rid)
+            if r.generated[rid] >= r.yield_at[rid]:
+                sliced.append(rid)  # a one-token slice ends with its prefill
+
+    def _end_slice(self, rid: int, t: float) -> None:
+        """The request's generation slice is over (`Plan.slice_tokens`): it leaves this instance
+        with its KV dropped (its next slice recomputes prompt + generated tokens) and goes back to
+        the router, as SCLS returns unfinished requests to its scheduler after every slice."""
+        r = self.reqs
+        c = int(r.client[rid])
+        self.decoding.remove(rid)
+        self._release(rid)
+        r.computed[rid] = 0
+        r.yield_at[rid] = NO_YIELD
+        r.slices[rid] += 1
+        r.running_count[self.index, c] -= 1
+        self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
+        self.dirty.add(c)
+        self.changed = True
+        if self.on_slice_end is None:  # no engine to route it again: back into this queue
+            self.arrive(rid, t)
+            return
+        r.state[rid] = PENDING
+        r.instance[rid] = -1
+        self.on_slice_end(rid, t)
 
     def _release(self, rid: int) -> None:
         r = self.reqs
@@ -654,6 +687,12 @@ class Instance:
         plan = self._plan(now)
         for rid in plan.admit:
             self._admit(rid, now)
+        if plan.admit:
+            if plan.slice_tokens is not None and plan.slice_tokens < 1:
+                raise ValueError(f"Plan.slice_tokens must be >= 1, got {plan.slice_tokens}")
+            admitted = np.asarray(plan.admit, dtype=np.int64)
+            r.yield_at[admitted] = (NO_YIELD if plan.slice_tokens is None
+                                    else r.generated[admitted] + int(plan.slice_tokens))
         decodes = np.asarray(self.decoding if plan.decodes is None else plan.decodes, dtype=np.int64)
         chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0]
         if not chunks and len(decodes) == 0:
@@ -671,7 +710,7 @@ class Instance:
             for rid, c in chunks:
                 n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
             if len(decodes):
-                n = min(n, int((r.output[decodes] - r.generated[decodes]).min()))
+                n = min(n, int((np.minimum(r.output[decodes], r.yield_at[decodes]) - r.generated[decodes]).min()))
                 # each decode needs at most n // block + 1 new blocks in n iterations
                 if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
                     n = min(n, self._memory_horizon(decodes))

@@ -30,6 +30,11 @@ class Plan:
     replan_each_iteration: the plan depends on the clock; ask again every iteration
     retry_at_s: for an empty plan (nothing to run), wake the instance again at this time even if
                 nothing else happens (rate limiters that are not work-conserving need it)
+    slice_tokens: generation slice (SCLS, arXiv 2406.13511): every request admitted by this plan
+                generates at most this many tokens (its prefill's token included) and then leaves
+                the instance with its KV dropped; the engine hands it back to the router, and its
+                next slice recomputes prompt + generated tokens wherever it is placed. A request
+                that finishes within its slice just finishes. None = no slice.
     """
 
     admit: list[int] = field(default_factory=list)
@@ -37,6 +42,7 @@ class Plan:
     decodes: list[int] | None = None
     replan_each_iteration: bool = False
     retry_at_s: float | None = None
+    slice_tokens: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -141,6 +147,7 @@ class PlanBuilder:
         self._in_batch: set[int] = set()
         self.replan_each_iteration = False
         self.retry_at_s: float | None = None
+        self.slice_tokens: int | None = None  # generation slice of this plan's admissions (Plan)
 
     # -- decodes ---------------------------------------------------------------------------
     def decode(self, rid: int) -> bool:
@@ -225,4 +232,5 @@ class PlanBuilder:
             decodes=self._decodes,
             replan_each_iteration=self.replan_each_iteration,
             retry_at_s=self.retry_at_s,
+            slice_tokens=self.slice_tokens,
         )

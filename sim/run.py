@@ -246,6 +246,8 @@ def simulate(
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
+    if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
+        summary["slices_ended"] = int(reqs.slices.sum())
     tiers = [inst.swap for inst in instances if inst.swap is not None]
     if tiers:
         summary["swap_out_tokens"] = sum(s.swapped_out_tokens for s in tiers)

@@ -13,6 +13,7 @@ from llmsched.sim.workload.core import Workload
 
 # request life cycle
 PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)
+NO_YIELD = np.iinfo(np.int64).max  # `yield_at` of a request that runs without a generation slice
 
 
 class RequestTable:
@@ -48,6 +49,10 @@ class RequestTable:
         self.tbt_misses = i64()
         self.preemptions = i64()
         self.migrations = i64()
+        # generation slices (Plan.slice_tokens): the request leaves its instance, KV dropped, once
+        # `generated` reaches `yield_at`; `slices` counts the slices it ended that way
+        self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
+        self.slices = i64()
         self.cached_tokens = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
