@@ -317,20 +317,59 @@ def _weights(opts: dict[str, Any]) -> dict[int, float] | None:
     return dict(enumerate(vals))
 
 
-_KNOWN = {"input_weight", "output_weight", "M", "L_input", "weights", "quantum", "lift",
-          "reserve_output", "instance"}
+_SCALE = {"input_weight", "output_weight", "M", "L_input", "instance"}
+#: The options each checker reads; any other is an input error, never silently ignored.
+_OPTIONS: dict[str, set[str]] = {
+    "vtc-u": _SCALE | {"weights", "lift"},
+    "vtc-2u": _SCALE | {"weights"},
+    "vtc-4u": _SCALE,
+    "vtc-latency": _SCALE,
+    "vtc-non-overloaded": _SCALE,
+    "dlpm-bound": _SCALE | {"quantum"},
+    "work-conservation": {"reserve_output", "instance"},
+}
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _check_opts(name: str, opts: dict[str, Any]) -> None:
-    bad = set(opts) - _KNOWN
+    """Reject options the checker does not read and values of the wrong kind (exit 2, one line);
+    numbers are parsed in place."""
+    allowed = _OPTIONS[name]
+    bad = set(opts) - allowed
     if bad:
         raise InputError(f"llmsched check {name}", ",".join(sorted(bad)), "unknown option",
-                         f"use: {', '.join(sorted(_KNOWN))}")
+                         f"use: {', '.join(sorted(allowed))}")
+    for key in ("input_weight", "output_weight", "quantum"):
+        if key in opts:
+            opts[key] = _number(name, key, opts[key], integer=False)
+    for key in ("M", "L_input", "instance"):
+        if key in opts:
+            opts[key] = _number(name, key, opts[key], integer=True)
+    if "reserve_output" in opts:
+        flag = _FLAGS.get(str(opts["reserve_output"]).lower())
+        if flag is None:
+            raise InputError(f"llmsched check {name}", "reserve_output",
+                             f"expected 1/0/true/false, got {str(opts['reserve_output'])!r}")
+        opts["reserve_output"] = flag
+
+
+def _number(name: str, key: str, value: Any, integer: bool) -> float | int:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not np.isfinite(x) or x < 0 or (integer and x != int(x)):
+        kind = "a whole number >= 0" if integer else "a number >= 0"
+        raise InputError(f"llmsched check {name}", key, f"expected {kind}, got {str(value)!r}")
+    return int(x) if integer else x
 
 
 def _instances(run: SavedRun, opts: dict[str, Any]) -> list[int]:
     ids = instance_ids(run.service)
     if "instance" in opts:
+        if int(opts["instance"]) not in ids:
+            raise InputError(f"{run.path}", "instance", f"no instance {opts['instance']} in the run's service log",
+                             f"use one of: {', '.join(map(str, ids)) or '(none)'}")
         return [int(opts["instance"])]
     return ids
 
@@ -661,8 +700,8 @@ def check_work_conservation(path: Path | str | SavedRun, **opts: Any) -> Verdict
     """Work conservation: never idle or under-filled while requests wait and fit."""
     _check_opts("work-conservation", opts)
     run = _as_run(path)
-    default = "1" if run.instance_spec(0).get("batching_params", {}).get("admission") == "reserve" else "0"
-    reserve = str(opts.get("reserve_output", default)).lower() in ("1", "true", "yes")
+    default = run.instance_spec(0).get("batching_params", {}).get("admission") == "reserve"
+    reserve = bool(opts.get("reserve_output", default))
     found, checked = [], 0
     for inst in _instances(run, opts):
         f, n = work_conservation_violations(run, inst, reserve)
