@@ -392,8 +392,9 @@ def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
     parameters, when the default was "engine") is reported as unknown.
     """
     n = len(run.instance_specs()) or 1
-    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get("admission", "not recorded"))
-                    for i in range(n)})
+    recorded = bool(run.policy_params.get("batching"))
+    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get(
+        "admission", "none" if recorded else "not recorded")) for i in range(n)})
     preemptions = (int(run.requests["preemptions"].sum())
                    if len(run.requests) and "preemptions" in run.requests.columns else 0)
     info: dict[str, Any] = {"admission": modes, "preemptions": preemptions}
@@ -404,7 +405,10 @@ def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
                 "assumes admission='reserve'")
         return {**info, "inside": None, "note": note}
     reasons = []
-    if modes != [THEOREM_ADMISSION]:
+    if "none" in modes:
+        names = sorted({str(run.instance_spec(i).get("batching", "?")) for i in range(n)})
+        reasons.append(f"batching {'/'.join(names)} has no admission mode: not a VTC/DLPM-family policy")
+    elif modes != [THEOREM_ADMISSION]:
         reasons.append(f"admission={'/'.join(modes)}")
     if preemptions:
         reasons.append(f"{preemptions} preemptions")

@@ -154,3 +154,14 @@ def test_a_run_that_leaves_requests_unfinished_says_so(capsys):
     summary["num_finished"] -= 1  # as the stalled peak run did (52 of 215)
     print_summary(summary)
     assert "1 of 2 requests never finished" in capsys.readouterr().err
+
+
+def test_hypothesis_note_on_a_policy_without_admission_mode(tmp_path, capsys):
+    """A new run of a policy with no admission mode (the default Sarathi) was reported as an old
+    run whose mode was "not recorded"; it is a run outside VTC's hypothesis, and says why."""
+    out = tmp_path / "run"
+    assert main(["simulate", "--workload", "multi-client", "--duration", "3", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    main(["check", "vtc-2u", str(out)])
+    text = capsys.readouterr().out
+    assert "has no admission mode" in text and "not recorded" not in text, text
