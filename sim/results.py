@@ -187,7 +187,9 @@ READ_ERRORS = _read_errors()
 def read_error(where: str | Path, exc: BaseException) -> InputError:
     """One-line InputError for a file that exists but cannot be read (corrupt, truncated, not ours)."""
     name = getattr(exc, "filename", None) or where
-    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 160:  # cut at a word, and say so
+        text = text[:160].rsplit(" ", 1)[0] + " …"
     return InputError(str(name), "", f"cannot be read ({type(exc).__name__}: {text})",
                       "the file is damaged or not written by llmsched; re-run `llmsched simulate --out`")
 

@@ -165,3 +165,15 @@ def test_hypothesis_note_on_a_policy_without_admission_mode(tmp_path, capsys):
     main(["check", "vtc-2u", str(out)])
     text = capsys.readouterr().out
     assert "has no admission mode" in text and "not recorded" not in text, text
+
+
+def test_a_long_read_error_is_cut_at_a_word(vtc_run, tmp_path, capsys):
+    """pyarrow's message was cut mid-word at 160 characters ("... this is not a parquet )")."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(vtc_run, bad)
+    data = (bad / "service.parquet").read_bytes()
+    (bad / "service.parquet").write_bytes(data[:100])
+    err = _one_line_exit_2(capsys, ["check", "vtc-2u", str(bad)])
+    assert "parquet )" not in err and " …)" in err, err
