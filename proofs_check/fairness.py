@@ -1,4 +1,5 @@
-"""Fairness checkers over a saved run: VTC's U / 2U / 4U bounds, work conservation, DLPM's 2(U+Q_u).
+"""Fairness checkers over a saved run: VTC's U / 2U / 4U bounds and latency theorems 4.11 and 4.13, work
+conservation, DLPM's 2(U+Q_u).
 
 Owns the algorithms (backlogged intervals from waiting occupancy, worst service difference by a
 linear scan of the running difference per pair, counter replay for the gap lemma) and the
@@ -316,20 +317,59 @@ def _weights(opts: dict[str, Any]) -> dict[int, float] | None:
     return dict(enumerate(vals))
 
 
-_KNOWN = {"input_weight", "output_weight", "M", "L_input", "weights", "quantum", "lift",
-          "reserve_output", "instance"}
+_SCALE = {"input_weight", "output_weight", "M", "L_input", "instance"}
+#: The options each checker reads; any other is an input error, never silently ignored.
+_OPTIONS: dict[str, set[str]] = {
+    "vtc-u": _SCALE | {"weights", "lift"},
+    "vtc-2u": _SCALE | {"weights"},
+    "vtc-4u": _SCALE,
+    "vtc-latency": _SCALE,
+    "vtc-non-overloaded": _SCALE,
+    "dlpm-bound": _SCALE | {"quantum"},
+    "work-conservation": {"reserve_output", "instance"},
+}
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _check_opts(name: str, opts: dict[str, Any]) -> None:
-    bad = set(opts) - _KNOWN
+    """Reject options the checker does not read and values of the wrong kind (exit 2, one line);
+    numbers are parsed in place."""
+    allowed = _OPTIONS[name]
+    bad = set(opts) - allowed
     if bad:
         raise InputError(f"llmsched check {name}", ",".join(sorted(bad)), "unknown option",
-                         f"use: {', '.join(sorted(_KNOWN))}")
+                         f"use: {', '.join(sorted(allowed))}")
+    for key in ("input_weight", "output_weight", "quantum"):
+        if key in opts:
+            opts[key] = _number(name, key, opts[key], integer=False)
+    for key in ("M", "L_input", "instance"):
+        if key in opts:
+            opts[key] = _number(name, key, opts[key], integer=True)
+    if "reserve_output" in opts:
+        flag = _FLAGS.get(str(opts["reserve_output"]).lower())
+        if flag is None:
+            raise InputError(f"llmsched check {name}", "reserve_output",
+                             f"expected 1/0/true/false, got {str(opts['reserve_output'])!r}")
+        opts["reserve_output"] = flag
+
+
+def _number(name: str, key: str, value: Any, integer: bool) -> float | int:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not np.isfinite(x) or x < 0 or (integer and x != int(x)):
+        kind = "a whole number >= 0" if integer else "a number >= 0"
+        raise InputError(f"llmsched check {name}", key, f"expected {kind}, got {str(value)!r}")
+    return int(x) if integer else x
 
 
 def _instances(run: SavedRun, opts: dict[str, Any]) -> list[int]:
     ids = instance_ids(run.service)
     if "instance" in opts:
+        if int(opts["instance"]) not in ids:
+            raise InputError(f"{run.path}", "instance", f"no instance {opts['instance']} in the run's service log",
+                             f"use one of: {', '.join(map(str, ids)) or '(none)'}")
         return [int(opts["instance"])]
     return ids
 
@@ -352,8 +392,9 @@ def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
     parameters, when the default was "engine") is reported as unknown.
     """
     n = len(run.instance_specs()) or 1
-    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get("admission", "not recorded"))
-                    for i in range(n)})
+    recorded = bool(run.policy_params.get("batching"))
+    modes = sorted({str(run.instance_spec(i).get("batching_params", {}).get(
+        "admission", "none" if recorded else "not recorded")) for i in range(n)})
     preemptions = (int(run.requests["preemptions"].sum())
                    if len(run.requests) and "preemptions" in run.requests.columns else 0)
     info: dict[str, Any] = {"admission": modes, "preemptions": preemptions}
@@ -364,7 +405,10 @@ def theorem_hypothesis(run: SavedRun) -> dict[str, Any]:
                 "assumes admission='reserve'")
         return {**info, "inside": None, "note": note}
     reasons = []
-    if modes != [THEOREM_ADMISSION]:
+    if "none" in modes:
+        names = sorted({str(run.instance_spec(i).get("batching", "?")) for i in range(n)})
+        reasons.append(f"batching {'/'.join(names)} has no admission mode: not a VTC/DLPM-family policy")
+    elif modes != [THEOREM_ADMISSION]:
         reasons.append(f"admission={'/'.join(modes)}")
     if preemptions:
         reasons.append(f"{preemptions} preemptions")
@@ -467,8 +511,8 @@ def dispatch_latency_cases(run: SavedRun, instance: int, scale: bounds.ServiceSc
     wp, wq = scale.input_weight, scale.output_weight
     W = wp * grid.inputs + wq * grid.outputs  # (rows, clients) cumulative service
     n = len(grid.clients)
-    inst_col = "prefill_instance" if "prefill_instance" in req.columns else "instance"
-    mine = req[(req[inst_col] == instance) & np.isfinite(req["dispatch_s"])]
+    mine = _requests_on(run, instance)
+    mine = mine[np.isfinite(mine["dispatch_s"])]
     if "preemptions" in mine.columns:
         mine = mine[(mine["preemptions"] == 0) & (mine.get("migrations", 0) == 0)]
     disp = mine["dispatch_s"].to_numpy(np.float64)
@@ -526,6 +570,111 @@ def check_dispatch_latency(path: Path | str | SavedRun, **opts: Any) -> Verdict:
                                     {"checked": checked, "worst": worst}), run)
 
 
+def _requests_on(run: SavedRun, instance: int) -> pd.DataFrame:
+    """The requests queued on `instance` (the prefill instance once dispatched, else the routed
+    one), rejected requests left out (they never wait in a queue)."""
+    req = run.requests
+    if not len(req):
+        return req
+    inst = req["instance"]
+    if "prefill_instance" in req.columns:
+        inst = req["prefill_instance"].where(req["prefill_instance"] >= 0, inst)
+    keep = inst == instance
+    if "rejected" in req.columns:
+        keep &= ~req["rejected"].astype(bool)
+    return req[keep]
+
+
+def non_overloaded_cases(run: SavedRun, instance: int, scale: bounds.ServiceScale,
+                         ) -> tuple[dict[str, Any] | None, int, int]:
+    """Theorem 4.13 on one instance, in the form its proof gives (docs/theory/fairness.md): for
+    every client f, every backlog period of f starting at s (nothing of f waiting just before s)
+    and every change point t2 in (s, e] (e: the period's end) — so a request of f that arrived in
+    [s, t2) is not dispatched before t2 — the service f requested on [s, t2) satisfies
+    R_f(s, t2) ≥ T(s, t2)/n(s, t2) − 5U.
+
+    R_f: w_p·prompt + w_q·output of f's requests arriving in [s, t2) on this instance; T: service
+    to all clients on [s, t2) (sampling convention of docs/theory/fairness.md); n: the clients
+    with service on [s, t2), f included. Between change points T grows and R_f, n stay fixed, so
+    the change points are the worst t2. Returns the worst point (largest T/n − R_f, with a
+    witness request), the number of backlog periods and the number of (s, t2) points checked.
+    """
+    grid = service_grid(run.service, instance)
+    if grid.n == 0:
+        return None, 0, 0
+    wp, wq = scale.input_weight, scale.output_weight
+    X = interleaved_samples(grid, wp, wq)[0:2 * grid.n:2]  # X at each change point, its dispatches excluded
+    mine = _requests_on(run, instance)
+    slack = bounds.non_overloaded_slack(scale)
+    worst: dict[str, Any] | None = None
+    periods = checked = 0
+    for col, f in enumerate(grid.clients.tolist()):
+        starts, ends = runs_of(grid.waiting[:, col] > 0)
+        if not len(starts):
+            continue
+        rf = mine[mine["client"] == f].sort_values("arrival_s", kind="stable")
+        arrival = rf["arrival_s"].to_numpy(np.float64)
+        demand = wp * rf["prompt_tokens"].to_numpy(np.float64) + wq * rf["output_tokens"].to_numpy(np.float64)
+        cum = np.concatenate([[0.0], np.cumsum(demand)])
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            k2 = np.arange(s + 1, min(e, grid.n - 1) + 1)
+            periods += 1
+            if not len(k2):
+                continue
+            W = X[k2] - X[s]  # service of every client on [s, t2)
+            T = W.sum(axis=1)
+            served = W > EPS
+            served[:, col] = True
+            n = served.sum(axis=1)
+            t2 = grid.times[k2]
+            R = cum[np.searchsorted(arrival, t2, side="left")] - cum[np.searchsorted(arrival, grid.times[s], side="left")]
+            value = T / n - R
+            checked += len(k2)
+            j = int(np.argmax(value))
+            if worst is None or value[j] > worst["fair_share_minus_requested"]:
+                t2j = float(t2[j])
+                dispatch = rf["dispatch_s"].fillna(np.inf).to_numpy(np.float64)
+                waiting = np.flatnonzero((arrival >= grid.times[s]) & (arrival < t2j) & (dispatch >= t2j))
+                r = int(waiting[0]) if len(waiting) else None
+                worst = {
+                    "instance": instance, "client": int(f),
+                    "request_id": int(rf["request_id"].iloc[r]) if r is not None else None,
+                    "arrival_s": float(arrival[r]) if r is not None else None,
+                    "dispatch_s": (float(dispatch[r]) if r is not None and np.isfinite(dispatch[r]) else None),
+                    "t1_s": float(grid.times[s]), "t2_s": t2j,
+                    "requested_service": float(R[j]), "total_service": float(T[j]), "n_clients": int(n[j]),
+                    "threshold": float(bounds.non_overloaded_margin(scale, float(T[j]), int(n[j]))),
+                    "fair_share_minus_requested": float(value[j]), "bound": slack, "U": scale.U}
+    return worst, periods, checked
+
+
+def check_non_overloaded(path: Path | str | SavedRun, **opts: Any) -> Verdict:
+    """VTC Thm 4.13: a request of a client that asks for less than T/n − 5U of service since its
+    backlog began is dispatched; i.e. while f stays backlogged, T(s, t2)/n − R_f(s, t2) ≤ 5U."""
+    _check_opts("vtc-non-overloaded", opts)
+    run = _as_run(path)
+    worst, periods, checked, scale = None, 0, 0, None
+    for inst in _instances(run, opts):
+        scale = _scale(run, inst, opts)
+        w, p, c = non_overloaded_cases(run, inst, scale)
+        periods += p
+        checked += c
+        if w is not None and (worst is None or w["fair_share_minus_requested"] - w["bound"]
+                              > worst["fair_share_minus_requested"] - worst["bound"]):
+            worst = w
+    if worst is None:
+        return _with_hypothesis(Verdict("vtc-non-overloaded", True, "no client waited: nothing to check", None,
+                                        {"backlog_periods": periods, "checked": 0}), run)
+    ok = worst["fair_share_minus_requested"] <= worst["bound"] + EPS
+    summary = (f"{periods} backlog periods, {checked} (t1, t2) points; worst: client {worst['client']} asked for "
+               f"R_f = {worst['requested_service']:.1f} of service on [{worst['t1_s']:.4g}, {worst['t2_s']:.4g}) s "
+               f"while its fair share T/n was {worst['total_service']:.1f}/{worst['n_clients']}, "
+               f"T/n − R_f = {worst['fair_share_minus_requested']:.1f} vs 5U = {worst['bound']:.1f}"
+               + ("" if ok else f" (request {worst['request_id']} still waiting at t2)"))
+    return _with_hypothesis(Verdict("vtc-non-overloaded", ok, summary, None if ok else worst,
+                                    {"backlog_periods": periods, "checked": checked, "worst": worst}), run)
+
+
 def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
     """DLPM: |W_f − W_g| ≤ 2(U + Q_u) for backlogged f, g (uncached prompt + output service)."""
     _check_opts("dlpm-bound", opts)
@@ -555,8 +704,8 @@ def check_work_conservation(path: Path | str | SavedRun, **opts: Any) -> Verdict
     """Work conservation: never idle or under-filled while requests wait and fit."""
     _check_opts("work-conservation", opts)
     run = _as_run(path)
-    default = "1" if run.instance_spec(0).get("batching_params", {}).get("admission") == "reserve" else "0"
-    reserve = str(opts.get("reserve_output", default)).lower() in ("1", "true", "yes")
+    default = run.instance_spec(0).get("batching_params", {}).get("admission") == "reserve"
+    reserve = bool(opts.get("reserve_output", default))
     found, checked = [], 0
     for inst in _instances(run, opts):
         f, n = work_conservation_violations(run, inst, reserve)
@@ -593,6 +742,8 @@ checker("vtc-2u", help="VTC Thm 4.4: |W_f - W_g| <= 2U for backlogged pairs "
 checker("vtc-4u", help="VTC Thm 4.9: W_g - W_f <= 4U when f is backlogged")(check_backlogged_vs_any)
 checker("vtc-latency", help="VTC Thm 4.11: while an idle client's request waits for dispatch, the others "
         "receive <= 2(n-1)U of service (so D - A <= 2(n-1)U/a)")(check_dispatch_latency)
+checker("vtc-non-overloaded", help="VTC Thm 4.13: a client asking for less than T/n - 5U of service "
+        "since its backlog began gets its requests dispatched (T/n - R_f <= 5U while it waits)")(check_non_overloaded)
 checker("work-conservation", help="never idle or under-filled while waiting requests fit "
         "(option reserve_output=1)")(check_work_conservation)
 checker("dlpm-bound", help="DLPM: |W_f - W_g| <= 2(U + Q_u) for backlogged pairs, uncached "

@@ -67,13 +67,29 @@ class RunResult:
 
 
 def check_out_dir(out: str | Path, force: bool = False, flag: str = "--out") -> None:
-    """Refuse an output path that is a file, or a non-empty directory unless `force`."""
+    """Refuse an output path that is a file, a non-empty directory unless `force`, or one whose
+    location cannot be written (checked before a run, not after it)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(flag, str(out), "exists and is not a directory", "pass a new or empty directory")
     if out.is_dir() and not force and any(out.iterdir()):
         raise InputError(flag, str(out), "is not empty (it may hold an earlier run)",
                          "pass a new directory, or --force to replace its contents")
+    # the run is written beside `out` (a hidden sibling and a lock file): the nearest existing
+    # ancestor of out's parent must be a directory we can create files in, or the save would fail
+    # only after the whole run
+    base = out.absolute().parent
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(flag, str(out), f"{base} is a file, so the run directory cannot be created there",
+                         "pass a path under a directory")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        raise InputError(flag, str(out), f"cannot create files in {base} ({exc.strerror or type(exc).__name__})",
+                         "pass a writable location") from None
 
 
 @contextlib.contextmanager
@@ -171,7 +187,9 @@ READ_ERRORS = _read_errors()
 def read_error(where: str | Path, exc: BaseException) -> InputError:
     """One-line InputError for a file that exists but cannot be read (corrupt, truncated, not ours)."""
     name = getattr(exc, "filename", None) or where
-    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 160:  # cut at a word, and say so
+        text = text[:160].rsplit(" ", 1)[0] + " …"
     return InputError(str(name), "", f"cannot be read ({type(exc).__name__}: {text})",
                       "the file is damaged or not written by llmsched; re-run `llmsched simulate --out`")
 

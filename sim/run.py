@@ -103,8 +103,9 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
     if not has_var_kw:
         unknown = [k for k in kwargs if k not in accepted]
         if unknown:
-            raise InputError(source, f"{family}_params", f"unknown parameter(s) {unknown} for {name!r}",
-                             f"accepted: {sorted(k for k in accepted if k not in ('rng', 'cost_model', 'instance_spec'))}")
+            known = sorted(k for k in accepted if k not in ("rng", "cost_model", "instance_spec"))
+            raise InputError(source, f"{family}_params", f"unknown parameter(s) {', '.join(unknown)} for {name!r}",
+                             f"accepted: {', '.join(known) or '(none)'}")
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """Fairness bounds of VTC (Sheng et al., OSDI'24, arXiv 2401.00588) and DLPM (Cao et al., arXiv
 2501.14312) as plain calculators.
 
-Owns the formulas only (U, U, 2U, 4U, w_q·M, the latency bounds 2(n−1)U/a and T/n − 5U,
+Owns the formulas only (U, U, 2U, 4U, w_q·M, the latency bounds 2(n−1)U/a and T/n − 5U (with its slack 5U),
 2(U+Q_u), and our weighted-VTC bound); the checkers in
 `llmsched.proofs_check.fairness` and the tests decide what to compare them with. Statements and proof sketches:
 `docs/theory/fairness.md`. Imports nothing of the simulator but its accounting weights.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
@@ -82,13 +84,21 @@ def dispatch_latency_bound(scale: ServiceScale, n_clients: int, service_rate: fl
     return dispatch_service_bound(scale, n_clients) / service_rate
 
 
-def non_overloaded_margin(scale: ServiceScale, total_service: float, n_clients: int) -> float:
-    """Theorem 4.13: a client f that is not backlogged at t1 and requests, on every [t, t2) with
-    t ∈ [t1, t2), less than T(t, t2)/n − 5U of service (T = total service delivered on [t, t2)) has
-    all its requests of [t1, t2) dispatched. Returns that threshold T/n − 5U for one [t, t2)."""
-    if n_clients < 1:
+def non_overloaded_margin(scale: ServiceScale, total_service, n_clients):
+    """Theorem 4.13 (VTC, arXiv 2401.00588 v2; statement and our reading in docs/theory/fairness.md):
+    the threshold T(t, t2)/n(t, t2) − 5U below which a client's requested service on [t, t2) must
+    stay for all its requests of [t1, t2) to be dispatched before t2. T is the service delivered to
+    all clients on [t, t2) and n the number of clients (we use the clients served on [t, t2), f
+    included: the smallest n our proof allows). Works elementwise on numpy arrays."""
+    if np.any(np.asarray(n_clients) < 1):
         raise ValueError("n_clients must be >= 1")
-    return total_service / n_clients - 5.0 * scale.U
+    return total_service / n_clients - non_overloaded_slack(scale)
+
+
+def non_overloaded_slack(scale: ServiceScale) -> float:
+    """Theorem 4.13's slack 5U: 4U from Theorem 4.9 (any client vs the backlogged f) plus U for
+    the outputs of f's requests already running when its backlog began."""
+    return 5.0 * scale.U
 
 
 def dlpm_pair_bound(scale: ServiceScale, quantum: float) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 from pathlib import Path
 
 from llmsched.sim.config import RunConfig, freeze_params
@@ -146,6 +147,10 @@ def _fmt(x: float, unit: str = "") -> str:
 
 
 def print_summary(summary: dict) -> None:
+    unfinished = summary["num_requests"] - summary["num_finished"] - summary.get("num_rejected", 0)
+    if unfinished > 0:  # a policy that never admits them (a stall), or a time limit: never silent
+        sys.stderr.write(f"warning: {unfinished} of {summary['num_requests']} requests never finished: they were "
+                         "still queued or running when nothing was left to simulate\n")
     rows = [
         ("requests finished", f"{summary['num_finished']} / {summary['num_requests']}"
          + (f" ({summary['num_rejected']} rejected" + (

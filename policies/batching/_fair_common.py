@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from llmsched.sim.policy_api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
@@ -41,15 +43,15 @@ class Admitter:
     `slora/server/router/req_queue.py::_can_add_new_req` reserves for it too), so a reserved batch
     never needs preemption: VTC's theorems assume non-preemptive batching.
     admission="peak": the artifact's own test (`_can_add_new_req`): with every running and new
-    request run to its output length in lock-step, the peak KV, max_i(left_i·(i+1) + Σ_{j≤i}
-    held_j) over requests sorted by remaining output descending, must stay below the capacity.
-    Also non-preemptive (the engine decodes every running request each iteration), and admits
-    more than "reserve".
+    request run to its output length in lock-step, the peak KV, max_i Σ_{j≤i} (held_j + left_i)
+    over requests sorted by remaining output descending, must stay below the capacity (counted in
+    blocks, see `_peak_ok`). Also non-preemptive (the engine decodes every running request each
+    iteration), and admits more than "reserve".
     """
 
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         if admission not in ADMISSION_MODES:
-            raise ValueError(f"admission must be one of {ADMISSION_MODES}, got {admission!r}")
+            raise ValueError(f"admission must be one of {', '.join(ADMISSION_MODES)}, got {admission!r}")
         self.mode = admission
         self.reserve = admission in ("reserve", "peak")
         self.capacity_blocks = kv_capacity_blocks(instance_spec) if self.reserve else None
@@ -78,11 +80,18 @@ class Admitter:
         return b
 
     def _peak_ok(self, extra: tuple[int, int]) -> bool:
+        """The artifact's peak test, in the engine's blocks: when the i-th request (by remaining
+        output, descending) finishes, `left_i` iterations from now, requests 0..i each hold their
+        h_j + left_i tokens, ceil((h_j + left_i)/block) blocks; every such peak must stay below the
+        pool (strict, as the artifact's `<`). Counting tokens, as the artifact does, let our blocks'
+        rounding outgrow memory (preemptions). A request alone on the instance may fill it
+        exactly: the strict test refused it forever, and VTC, which never skips a client's head
+        request, stalled behind it (tests/reliability/test_issue15_recheck.py)."""
         rows = sorted([*self._held, extra], key=lambda x: -x[1])
-        held = 0
-        for i, (h, left) in enumerate(rows):
-            held += h
-            if left * (i + 1) + held >= self.capacity_blocks * self.block_size:
+        held = np.array([h for h, _ in rows], dtype=np.int64)
+        limit = self.capacity_blocks + (1 if len(rows) == 1 else 0)
+        for i, (_, left) in enumerate(rows):
+            if int((-(-(held[:i + 1] + left) // self.block_size)).sum()) >= limit:
                 return False
         return True
 

@@ -37,7 +37,7 @@ class VirtualTokenCounter:
                  weighted: bool = False, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
         if lift not in LIFT_RULES:
-            raise ValueError(f"lift must be one of {LIFT_RULES}, got {lift!r}")
+            raise ValueError(f"lift must be one of {', '.join(LIFT_RULES)}, got {lift!r}")
         if input_weight < 0 or output_weight < 0:
             raise ValueError("input_weight and output_weight must be >= 0")
         self.w_p = float(input_weight)

@@ -343,11 +343,21 @@ def _rescale(w: Workload, rate: float | None, source: str) -> Workload:
     return w.with_columns(arrival_s=t0 + (w.arrival_s - t0) * (current / rate))
 
 
-def _cut(w: Workload, duration_s: float | None, num_requests: int | None) -> Workload:
+def _cut(w: Workload, duration_s: float | None, num_requests: int | None, label: str = "workload") -> Workload:
+    """Keep arrivals before `duration_s`, then the first `num_requests`; an empty result is bad
+    input (a run of zero requests measures nothing)."""
+    full = w
     if duration_s is not None:
         w = w.take(np.flatnonzero(w.arrival_s < duration_s))
     if num_requests is not None and num_requests < w.n:
         w = w.head(num_requests)
+    if w.n == 0:
+        if full.n:
+            raise InputError(label, "duration_s", f"keeps none of the {full.n} requests (the first arrives at "
+                             f"{float(full.arrival_s.min()):.6g} s, duration_s = {duration_s:g} s)",
+                             "raise the duration")
+        raise InputError(label, "duration_s", "the source produced no request in the window",
+                         "raise the duration or the rate")
     return w
 
 
@@ -505,7 +515,7 @@ def load(spec: WorkloadSpec, seed: int) -> Workload:
         _load_plugins()
     if source in _PLUGIN_LOADERS:
         w = _rescale(_PLUGIN_LOADERS[source](given, seed), spec.rate, f"workload {source!r}")
-        return _cut(w, spec.duration_s, spec.num_requests)
+        return _cut(w, spec.duration_s, spec.num_requests, f"workload {source!r}")
     if source in _PARAMS:
         P = _Params(source, given, _PARAMS[source])
         rng = np.random.default_rng(seed)
@@ -523,8 +533,8 @@ def load(spec: WorkloadSpec, seed: int) -> Workload:
         raise InputError(f"workload {source!r}", "source", "not a bundled workload name or an existing file",
                          f"use a .csv/.jsonl path or one of: {', '.join(names())}")
     if source in _LOADERS or source == "multi-client":
-        return _cut(w, *_window(spec))  # generators: follow-up turns past the window are dropped too
-    return _cut(w, spec.duration_s, spec.num_requests)
+        return _cut(w, *_window(spec), f"workload {source!r}")  # generators: later follow-up turns dropped too
+    return _cut(w, spec.duration_s, spec.num_requests, f"workload {source!r}")
 
 
 def describe(name: str) -> dict[str, Any]:

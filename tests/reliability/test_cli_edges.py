@@ -68,7 +68,7 @@ def test_check_on_a_damaged_run_is_exit_2_not_1(tmp_path, capsys):
     data = (out / "service.parquet").read_bytes()
     (out / "service.parquet").write_bytes(data[:100])
     capsys.readouterr()
-    for name in ("vtc-2u", "vtc-u", "vtc-4u", "work-conservation", "vtc-latency"):
+    for name in ("vtc-2u", "vtc-u", "vtc-4u", "work-conservation", "vtc-latency", "vtc-non-overloaded"):
         assert cli.main(["check", name, str(out)]) == 2, name
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "service.parquet" in err, err

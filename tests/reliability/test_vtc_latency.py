@@ -1,5 +1,5 @@
 """VTC Theorem 4.11 (dispatch latency): calculator, checker, property test and negative control
-(issue 15 item 4). Theorem 4.13 has a calculator only (docs/theory/fairness.md, Limitations)."""
+(issue 15 item 4). Theorem 4.13 is in test_vtc_non_overloaded.py."""
 
 from __future__ import annotations
 
