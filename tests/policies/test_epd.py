@@ -197,7 +197,7 @@ def test_negative_or_zero_resolution_is_bad_input():
 def test_bad_encode_pools_exit_2_with_one_line(tmp_path, capsys, instances, needle):
     from llmsched.experiments.cli import main
 
-    lines = ["[cluster]"] + [""]
+    lines = ["[cluster]", ""]
     for inst in instances:
         lines.append("[[cluster.instances]]")
         lines += [f"{k} = {v!r}".replace("'", '"') for k, v in inst.items()]
