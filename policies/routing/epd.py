@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.encode import EncodeView
+from llmsched.sim.policy_api import ClusterView
 
 
 @register(ROUTING, "epd-irp")
 class IntraRequestParallel:
-    """EPD encode router: split a request's image tiles over the `degree` least-loaded encoders (IRP; degree=1: whole request to one).
+    """EPD encode router: split a request's image tiles over the `degree` least-loaded encoders (IRP; degree=1: whole request to one); as a request router, least outstanding tokens.
 
     degree: encoders one request is spread over (None = every encoder of the pool).
     """
@@ -38,6 +39,8 @@ class IntraRequestParallel:
         base, extra = divmod(tiles, k)
         return [(j, base + (1 if i < extra else 0)) for i, j in enumerate(order)]
 
-    def route(self, rid: int, view) -> int:
-        """As a request router this policy is meaningless; it places encode jobs (`assign`)."""
-        raise ValueError("epd-irp places encode jobs: use it as cluster.encode_router, not cluster.router")
+    def route(self, rid: int, view: ClusterView) -> int:
+        """Used as a request router (prefill / decode pools): least loaded first, as App. D's option,
+        load = outstanding tokens, ties to the lowest index."""
+        loads = [view.instance(j).outstanding_tokens for j in range(view.n_instances)]
+        return min(range(view.n_instances), key=lambda j: (loads[j], j))

@@ -211,15 +211,20 @@ def test_bad_encode_pools_exit_2_with_one_line(tmp_path, capsys, instances, need
     assert code == 2 and len(err.splitlines()) == 1 and needle in err
 
 
-def test_epd_irp_rejects_a_bad_degree_and_is_not_a_request_router():
+def test_epd_irp_rejects_a_bad_degree_and_routes_requests_least_loaded():
     from llmsched.policies.routing.epd import IntraRequestParallel
 
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="degree"):
             IntraRequestParallel(bad)
-    cluster = ClusterSpec(instances=(spec("mixed"),), router="epd-irp")
-    with pytest.raises(ValueError, match="encode_router"):
-        run(workload([0.0], [10], [2]), cluster)
+    # As cluster.router: request 0 (100 prompt + 50 output tokens outstanding) goes to instance 0,
+    # request 1 at the same time to the emptier instance 1 (round-robin would too), request 2 to
+    # instance 1 again (its 11 + 1 outstanding < instance 0's), where round-robin would go to 0.
+    w = workload([0.0, 0.0, 0.0], [100, 10, 10], [50, 1, 1])
+    cluster = ClusterSpec(instances=(spec("mixed", 2),), router="epd-irp")
+    assert run(w, cluster).requests["instance"].tolist() == [0, 1, 1]
+    rr = ClusterSpec(instances=(spec("mixed", 2),), router="round-robin")
+    assert run(w, rr).requests["instance"].tolist() == [0, 1, 0]
 
 
 def test_workload_image_columns_validated():
