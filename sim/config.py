@@ -75,7 +75,9 @@ class InstanceSpec:
     batching: a registered batching policy name, with `batching_params` for its constructor
     token_budget: max tokens (prefill + decode) per iteration; max_batch_requests: cap on requests
     admission_interval: admit new requests only every k iterations (VTC artifact: 10)
-    role: "mixed" | "prefill" | "decode" (disaggregated pools)
+    role: "mixed" | "prefill" | "decode" (disaggregated pools) | "encode" (an encode pool: instances
+      that hold only the model's vision encoder and encode images before prefill, EPD; they use
+      model, gpu, count and max_batch_requests = encode jobs per batch)
     kv_capacity_tokens: override the derived KV capacity (None = from the catalogue)
     context_tokens: the most tokens (prompt + output) one request may use; longer requests are
       rejected and counted, as a server rejects them (None = the model's context length from the
@@ -112,6 +114,9 @@ class InstanceSpec:
 class ClusterSpec:
     """The instances, the router, and the link used for KV transfer and migration.
 
+    encode_router: the policy that places an image request's encode jobs on the encode pool
+    (instances with role "encode"); the link also carries the embeddings from encode to prefill.
+
     Default link: 25 GB/s, 10 us — an assumption standing for one 200 Gb/s NIC (InfiniBand HDR);
     override per experiment.
     """
@@ -119,6 +124,8 @@ class ClusterSpec:
     instances: tuple[InstanceSpec, ...] = (InstanceSpec(),)
     router: str = "round-robin"
     router_params: Params = ()
+    encode_router: str = "epd-irp"
+    encode_router_params: Params = ()
     kv_link_bandwidth_Bps: float = 25e9
     kv_link_latency_s: float = 1e-5
 
@@ -325,11 +332,22 @@ def _check(cfg: RunConfig, source: str) -> None:
             bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
         if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
             bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
-        if spec.role not in ("mixed", "prefill", "decode"):
-            bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill or decode")
+        if spec.role not in ("mixed", "prefill", "decode", "encode"):
+            bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
+        if spec.role == "encode" and spec.tp != 1:
+            bad(p + "tp", "an encode instance runs on one GPU",
+                "use tp = 1 and more encode instances (the encode router spreads a request over them)")
         roles.add(spec.role)
+    if roles == {"encode"}:
+        bad("cluster.instances", "an encode pool alone cannot serve requests",
+            "add instances with role='mixed', or role='prefill' and role='decode'")
     if ("prefill" in roles) != ("decode" in roles):
         bad("cluster.instances", "disaggregation needs both a prefill and a decode pool",
             "add instances with role='prefill' and role='decode', or use role='mixed'")
-    if "mixed" in roles and len(roles) > 1:
+    if "mixed" in roles and len(roles - {"encode"}) > 1:
         bad("cluster.instances", "cannot mix role='mixed' with prefill/decode pools")
+    encode_models = {spec.model for spec in c.instances if spec.role == "encode"}
+    llm_models = {spec.model for spec in c.instances if spec.role != "encode"}
+    if encode_models and encode_models != llm_models:
+        bad("cluster.instances", f"encode instances run {sorted(encode_models)} but prefill/decode run "
+            f"{sorted(llm_models)}", "give every instance the same multimodal model")

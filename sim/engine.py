@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from llmsched.sim.encode import EncodeJob, EncodeServer, EncodeView
 from llmsched.sim.events import PriorityQueue
 from llmsched.sim.instance import Instance, ServiceFacts
 from llmsched.sim.state import (
@@ -36,6 +37,8 @@ EV_TRANSFER, EV_TICK, EV_WAKE, EV_RELEASE = "transfer", "tick", "wake", "release
 EV_STAGE = "stage"  # one pre-copy stage of a multi-stage live migration ended
 EV_ROUTED = "routed"  # a routing decision of the global scheduler ended: deliver the request
 EV_SLICE = "slice"  # a request's generation slice ended (Plan.slice_tokens): route it again
+EV_ENCODED = "encoded"  # an encoder instance's batch ended (EPD encode pool)
+EV_EMBEDDED = "embedded"  # one encode job's embeddings reached the prefill side
 RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
@@ -163,6 +166,8 @@ class Engine:
         max_sim_time_s: float = math.inf,
         progress: Callable[[int], None] | None = None,
         max_context_tokens: float = math.inf,
+        encoders: list[EncodeServer] | None = None,
+        encode_router=None,
     ) -> None:
         self.reqs = reqs
         self.instances = instances
@@ -221,6 +226,12 @@ class Engine:
         self.router_busy_s = 0.0
         self.migration_counts = {"aborted_dst": 0, "aborted_src": 0}  # migrations that did not move
         self._between_slices = 0  # requests whose slice ended, not yet routed again
+        # encode pool (EPD): encoder instances, the router that splits a request over them, and
+        # per request the encode jobs whose embeddings have not reached the prefill side yet
+        self.encoders = encoders or []
+        self.encode_router = encode_router
+        self.encode_view = EncodeView(self.encoders, reqs) if self.encoders else None
+        self._encoding: dict[int, int] = {}
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -292,6 +303,10 @@ class Engine:
             elif kind == EV_SLICE:
                 self._between_slices -= 1
                 self._route(payload)
+            elif kind == EV_ENCODED:
+                self._encoded(payload)
+            elif kind == EV_EMBEDDED:
+                self._embedded(payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
                 self.router.tick(self.entry_view)
@@ -299,7 +314,7 @@ class Engine:
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
-        return self._deciding or self._between_slices > 0 or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
+        return self._deciding or self._between_slices > 0 or bool(self._encoding) or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
@@ -311,6 +326,55 @@ class Engine:
         if tokens > self._max_tokens:
             self._reject(rid)
             return
+        if self.encoders and reqs.workload.images[rid] > 0:
+            self._encode(rid)
+            return
+        self._route(rid)
+
+    # ------------------------------------------------------------------ encode pool (EPD)
+    def _encode(self, rid: int) -> None:
+        """Send `rid`'s images to the encode pool: the encode router splits its tiles into jobs,
+        one per chosen encoder instance (several = intra-request parallelism)."""
+        view = self.encode_view
+        view.now = self.now
+        tiles = view.tiles(rid)
+        parts = [(int(j), int(k)) for j, k in self.encode_router.assign(rid, view)]
+        if (not parts or sum(k for _, k in parts) != tiles or any(k < 1 for _, k in parts)
+                or any(not 0 <= j < view.n_instances for j, _ in parts)):
+            raise RuntimeError(f"encode router returned {parts} for request {rid}'s {tiles} tiles over "
+                               f"{view.n_instances} encoders (want positive tiles summing to {tiles})")
+        self._encoding[rid] = len(parts)
+        for part, (j, k) in enumerate(parts):
+            srv = self.encoders[j]
+            srv.queue.append(EncodeJob(rid, k, part))
+            end = srv.start(self.now)
+            if end is not None:
+                self._push(end, LATE, j, EV_ENCODED, j)
+
+    def _encoded(self, j: int) -> None:
+        """Encoder `j`'s batch ended: each job's embeddings leave for the prefill side over the
+        cluster link (latency + bytes / bandwidth, as KV transfers), and the next batch starts."""
+        srv = self.encoders[j]
+        w = self.reqs.workload
+        per_token = float(srv.cost.embedding_bytes_per_token)
+        for job in srv.finish():
+            tiles = self.encode_view.tiles(job.rid)
+            tokens = int(w.image_tokens[job.rid]) * job.tiles / tiles  # this job's share of the image tokens
+            delay = self.link_latency_s + tokens * per_token / self.link_bandwidth_Bps
+            self._push(self.now + delay, LATE, job.rid, EV_EMBEDDED, job.rid)
+        end = srv.start(self.now)
+        if end is not None:
+            self._push(end, LATE, j, EV_ENCODED, j)
+
+    def _embedded(self, rid: int) -> None:
+        """One job's embeddings arrived; with the last of them the request goes to prefill."""
+        left = self._encoding[rid] - 1
+        if left:
+            self._encoding[rid] = left
+            return
+        del self._encoding[rid]
+        self.reqs.embedded[rid] = True
+        self.reqs.embedded_s[rid] = self.now
         self._route(rid)
 
     def _slice_ended(self, rid: int, t: float) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
+from llmsched.sim.cost.encode import EncodeCost, encode_time_s, tiles_of
 from llmsched.sim.kvcache import KVPool, PrefixTree
 from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
 from llmsched.sim.state import (
@@ -119,6 +120,7 @@ class Instance:
         logger,
         on_prefilled: Callable[[int, int, float], None] | None = None,
         swap: SwapTier | None = None,
+        encode: EncodeCost | None = None,
     ) -> None:
         self.index = index
         self.spec = spec
@@ -141,6 +143,10 @@ class Instance:
         self.waiting: list[int] = []
         self.ready: list[int] = []  # arrived with KV (transfer/migration), awaiting memory
         self.swap = swap  # host KV tier for swap-style preemption (None: recompute only)
+        # the vision encoder this instance runs itself (no encode pool): a request's images are
+        # encoded in the iteration that admits it, before its prefill (vLLM runs the encoder inside
+        # the prompt's forward pass); None = text-only, or every image arrives already embedded
+        self.encode = encode
         self.swapped: list[int] = []  # preempted decodes whose KV is in host memory, oldest first
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
@@ -746,6 +752,9 @@ class Instance:
         if self.swap is not None and self.swap.pending_s:
             durations = durations.copy()
             durations[0] += self.swap.take_pending_s()  # swap copies run before the model (vLLM)
+        if self.encode is not None and plan.admit:
+            durations = durations.copy()
+            durations[0] += self._encode_s(plan.admit)
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
         self.seg_n = n
         self.seg_done = 0
@@ -765,6 +774,15 @@ class Instance:
             if was_changed:
                 self.log.change_point(self, now)
         return float(ends[-1])
+
+    def _encode_s(self, admitted: list[int]) -> float:
+        """Seconds to encode the images of the admitted requests that are not embedded yet, as one
+        encoder batch (0.0 if none). Embeddings are not kept: a request admitted again after a
+        recompute preemption is encoded again (vLLM 0.6 has no encoder cache)."""
+        r = self.reqs
+        tiles = sum(tiles_of(int(r.workload.image_tokens[rid]), self.encode) for rid in admitted
+                    if not r.embedded[rid])
+        return encode_time_s(self.encode, tiles) if tiles else 0.0
 
     def _memory_horizon(self, decodes: np.ndarray) -> int:
         """Iterations the decodes can run before KV (free + evictable) runs out."""

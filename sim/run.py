@@ -18,6 +18,8 @@ import numpy as np
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig, params_dict
 from llmsched.sim.cost.base import CostModel
+from llmsched.sim.cost.encode import EncodeCost
+from llmsched.sim.encode import EncodeServer
 from llmsched.sim.engine import Engine
 from llmsched.sim.errors import InputError
 from llmsched.sim.instance import Instance
@@ -149,6 +151,26 @@ def _kv_bytes_per_token(spec: InstanceSpec) -> float:
         return 0.0
 
 
+def _default_encode_cost(spec: InstanceSpec) -> EncodeCost | None:
+    from llmsched.sim.cost.encode import build_encode
+
+    try:
+        return build_encode(spec.model, spec.gpu)
+    except InputError:
+        return None
+
+
+def _encode_cost(cost_of: Callable[[InstanceSpec], EncodeCost | None], spec: InstanceSpec, workload: Workload,
+                 source: str) -> EncodeCost:
+    """The encode cost of an instance that must encode images; a text-only model is bad input."""
+    cost = cost_of(spec)
+    if cost is None:
+        n = int(np.count_nonzero(workload.images))
+        raise InputError(source, "workload.images", f"{n} requests carry images but model {spec.model!r} is "
+                         "text-only", "use a multimodal model such as minicpm-v-2.6, or a workload without images")
+    return cost
+
+
 def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
     """The host KV tier of a swapping instance: capacity in blocks, transfer seconds per token."""
     if spec.preemption != "swap":
@@ -173,6 +195,7 @@ def simulate(
     seed: int = 0,
     mode: str = "fast",
     cost_models: Sequence[CostModel] | Callable[[InstanceSpec], CostModel] | None = None,
+    encode_costs: Callable[[InstanceSpec], EncodeCost | None] | None = None,
     input_weight: float = DEFAULT_INPUT_WEIGHT,
     output_weight: float = DEFAULT_OUTPUT_WEIGHT,
     record_service: bool = True,
@@ -183,11 +206,20 @@ def simulate(
 ) -> RunResult:
     """Run `workload` through `cluster` and return the result tables.
 
-    cost_models: one per expanded instance, or a function of the instance spec (default: the
-    catalogue cost model named by `spec.cost`).
+    cost_models: one per expanded instance (encode instances excluded), or a function of the
+    instance spec (default: the catalogue cost model named by `spec.cost`).
+    encode_costs: a function of the instance spec giving the vision encoder's cost (default: the
+    catalogue model's `EncodeRoofline`, None for a text-only model). Encode instances (role
+    "encode") use it for their batches; without an encode pool, the instances that prefill run
+    the encoder themselves when they admit an image request.
     """
     t0 = time.perf_counter()
-    specs = cluster.expanded()
+    specs = [s for s in cluster.expanded() if s.role != "encode"]
+    encode_specs = [s for s in cluster.expanded() if s.role == "encode"]
+    encode_cost_of = encode_costs or _default_encode_cost
+    needs_encoder = workload.has_images and not encode_specs
+    encoders = [EncodeServer(j, spec, _encode_cost(encode_cost_of, spec, workload, source))
+                for j, spec in enumerate(encode_specs)] if workload.has_images else []
     reqs = RequestTable(workload, len(specs))
     log = RunLog(len(specs), input_weight, output_weight, record_service)
     root = np.random.SeedSequence(seed)
@@ -209,14 +241,19 @@ def simulate(
         total_blocks = _kv_capacity(spec) // spec.block_size
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
+        encode = _encode_cost(encode_cost_of, spec, workload, source) if needs_encoder else None
         instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log,
-                                  swap=_swap_tier(spec, source)))
+                                  swap=_swap_tier(spec, source), encode=encode))
     router = make_policy(ROUTING, cluster.router, params_dict(cluster.router_params),
                          rng=np.random.default_rng(streams[-2]), source=source)
     decode_router = None
     if any(s.role == "decode" for s in specs):
         decode_router = make_policy(ROUTING, cluster.router, params_dict(cluster.router_params),
                                     rng=np.random.default_rng(streams[-1]), source=source)
+    encode_router = None
+    if encoders:
+        encode_router = make_policy(ROUTING, cluster.encode_router, params_dict(cluster.encode_router_params),
+                                    rng=np.random.default_rng(root.spawn(1)[0]), source=source)
     bar = None
     tick = None
     if progress and workload.n:
@@ -236,6 +273,7 @@ def simulate(
         kv_bytes_per_token=lambda inst: _kv_bytes_per_token(inst.spec),
         max_sim_time_s=max_sim_time_s, progress=tick,
         max_context_tokens=min(_context_tokens(s) for s in specs if s.role in ("mixed", "prefill")),
+        encoders=encoders, encode_router=encode_router,
     )
     engine.run()
     if bar is not None:
@@ -249,6 +287,10 @@ def simulate(
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
         summary["slices_ended"] = int(reqs.slices.sum())
+    if encoders:
+        summary["encode"] = {"instances": len(encoders), "batches": sum(e.batches for e in encoders),
+                             "tiles": sum(e.tiles_encoded for e in encoders),
+                             "busy_s": [e.busy_s for e in encoders]}
     tiers = [inst.swap for inst in instances if inst.swap is not None]
     if tiers:
         summary["swap_out_tokens"] = sum(s.swapped_out_tokens for s in tiers)

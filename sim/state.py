@@ -40,6 +40,9 @@ class RequestTable:
         self.held_blocks = i64()  # private KV blocks
         self.admit_seq = i64()
         self.kv_ready = np.zeros(n, dtype=bool)  # arrives with its KV (P/D transfer, migration)
+        # its images were encoded by an encode pool and the embeddings reached prefill (EPD), at embedded_s
+        self.embedded = np.zeros(n, dtype=bool)
+        self.embedded_s = nan()
         self.charged = np.zeros(n, dtype=bool)
         self.dispatch_s = nan()
         self.first_token_s = nan()

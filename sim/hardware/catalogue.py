@@ -45,12 +45,61 @@ class GPU:
 
 
 @dataclass(frozen=True)
+class VisionEncoder:
+    """The vision encoder of a multimodal model: a ViT over fixed-size image tiles plus the projector
+    that turns each tile into LLM tokens.
+
+    layers, hidden, heads, ffn: the ViT layers that run (GELU MLP: two hidden x ffn GEMMs);
+    patch_px: ViT patch side; tile_px: tile side (an image is cut into tiles of about tile_px^2
+    pixels); max_slices: most slices of one image (an image larger than one tile becomes
+    min(ceil(W*H / tile_px^2), max_slices) slices plus one downscaled overview tile);
+    query_tokens: LLM tokens the projector makes per tile; marker_tokens: special tokens the prompt
+    adds around each tile; projector_params: weights of the projector (resampler);
+    projector_flops_per_tile: FLOPs of the projector per tile.
+    """
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    patch_px: int
+    tile_px: int
+    max_slices: int
+    query_tokens: int
+    marker_tokens: int
+    projector_params: int
+    projector_flops_per_tile: float
+    bytes_per_param: int = 2
+    source: str = ""
+
+    @property
+    def patches_per_tile(self) -> int:
+        """ViT tokens of one tile."""
+        return (self.tile_px // self.patch_px) ** 2
+
+    @property
+    def tokens_per_tile(self) -> int:
+        """LLM prompt tokens one tile becomes."""
+        return self.query_tokens + self.marker_tokens
+
+    def tiles(self, width_px: int, height_px: int) -> int:
+        """Tiles the encoder runs for one image of width_px x height_px (see the class docstring)."""
+        area = int(width_px) * int(height_px)
+        tile_area = self.tile_px * self.tile_px
+        if area <= tile_area:
+            return 1
+        return min(-(-area // tile_area), self.max_slices) + 1
+
+
+@dataclass(frozen=True)
 class Model:
     """A decoder-only transformer (Llama family: RMSNorm, RoPE, gated SiLU MLP, no biases).
 
     layers, hidden (d_model), heads (query heads), kv_heads (GQA groups), ffn (MLP inner size),
     vocab, bytes_per_param (2 = fp16/bf16), tied_embeddings (input and output embedding shared),
-    context_tokens (max_position_embeddings of the config.json named in `source`).
+    context_tokens (max_position_embeddings of the config.json named in `source`),
+    vision (the vision encoder of a multimodal model; None = text-only: images are rejected).
     """
 
     name: str
@@ -67,6 +116,7 @@ class Model:
     #: context length (max_position_embeddings): the most tokens, prompt + output, one request may
     #: use; a server rejects a longer request (vLLM's OpenAI server: "maximum context length").
     context_tokens: int | None = None
+    vision: VisionEncoder | None = None
 
     @property
     def head_dim(self) -> int:
@@ -206,6 +256,29 @@ GPUS: tuple[GPU, ...] = (
 )
 
 _HF = "Hugging Face config.json of "
+
+# MiniCPM-V 2.6's vision side. ViT: SigLIP-400M geometry (hidden 1152, MLP 4304, 16 heads, patch 14,
+# 448 px tiles) with the last of its 27 layers dropped, 26 run: ggerganov/llama.cpp
+# examples/llava/minicpmv-convert-image-encoder-to-gguf.py (default_vision_config; block_count = 26;
+# emb_dim 3584 for minicpmv_version 3 = MiniCPM-V 2.6). Slicing: at most 9 slices of 448 px scale
+# plus the overview image (Hugging Face openbmb/MiniCPM-V-2_6 config.json slice_config:
+# max_slice_nums 9, scale_resolution 448, patch_size 14); the EPD paper's Table 3 lists 1, 3 and 10
+# tiles ("#Patch") for 313x234, 787x444 and 4032x3024 images, which this rule reproduces.
+# Projector: a one-layer perceiver resampler with 64 queries (query_num 64) into the LLM width 3584,
+# 28 heads, keys/values from the 1152-wide ViT output (OpenBMB/MiniCPM-V resampler.py): weights
+# kv_proj 1152x3584 + attention in/out projections 4 x 3584^2 + output proj 3584^2 = 68.4M; FLOPs per
+# tile 2 x (1024 x 1152 x 3584 + 2 x 1024 x 3584^2 + 64 x 2 x 3584^2) + attention 4 x 64 x 1024 x 3584.
+# Marker tokens: <slice>/<image> start and end around each tile's 64 query tokens (our count; the
+# per-image id tokens are omitted).
+_MINICPMV26_VIT = VisionEncoder(
+    "siglip-400m-minicpmv2.6", 26, 1152, 16, 4304, 14, 448, 9, 64, 2,
+    projector_params=1152 * 3584 + 5 * 3584 * 3584,
+    projector_flops_per_tile=2.0 * (1024 * 1152 * 3584 + 2 * 1024 * 3584**2 + 64 * 2 * 3584**2)
+    + 4.0 * 64 * 1024 * 3584,
+    source="llama.cpp minicpmv-convert-image-encoder-to-gguf.py; openbmb/MiniCPM-V-2_6 config.json; "
+           "OpenBMB/MiniCPM-V resampler.py",
+)
+
 MODELS: tuple[Model, ...] = (
     Model("llama-2-7b", 32, 4096, 32, 32, 11008, 32000, context_tokens=4096,
           aliases=("llama2-7b", "meta-llama/llama-2-7b-hf", "llama-2-7b-hf", "llama-7b"),
@@ -238,6 +311,11 @@ MODELS: tuple[Model, ...] = (
     Model("yi-34b-200k", 60, 7168, 56, 8, 20480, 64000, context_tokens=200000,
           aliases=("01-ai/yi-34b-200k",),
           source=_HF + "01-ai/Yi-34B-200K (same geometry as Yi-34B, max_position_embeddings 200000)"),
+    Model("minicpm-v-2.6", 28, 3584, 28, 4, 18944, 151666, context_tokens=32768, vision=_MINICPMV26_VIT,
+          aliases=("minicpm-v-2_6", "openbmb/minicpm-v-2_6", "minicpmv-2.6"),
+          source=_HF + "openbmb/MiniCPM-V-2_6 (its LLM is Qwen2-7B: 28 layers, hidden 3584, 28 heads, 4 KV "
+                       "heads, MLP 18944; QKV biases not modelled; vocab 151666, max_position_embeddings 32768); "
+                       "EPD paper (arXiv 2501.05460) App. E.2: SigLip-400M + Qwen2-7B, 8B parameters"),
     Model("llama-1-30b", 60, 6656, 52, 52, 17920, 32000, context_tokens=4096,
           aliases=("llama-30b", "llama1-30b", "llama30b", "llama-1-33b"),
           source="Helix AE model config llama30b/config.json (reference/helix/upstream/.../llama30b/config.json)"),

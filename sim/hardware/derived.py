@@ -229,3 +229,37 @@ def _fit_suggestion(m: Model, g: GPU, tp: int, util: float) -> str:
     if bigger:
         parts.append(f"use a GPU with more memory at tp={tp}: {', '.join(bigger)}")
     return " or ".join(parts) or "use more GPUs (tensor parallelism) on a GPU with more memory"
+
+
+# ---- vision encoder (multimodal models) ---------------------------------------------------------
+
+def vision_layer_params(v) -> int:
+    """One ViT layer: Q, K, V, O (h x h each, with biases), the GELU MLP (h x f and f x h, with
+    biases) and two LayerNorms (weight and bias)."""
+    h, f = v.hidden, v.ffn
+    return 4 * h * h + 4 * h + 2 * h * f + f + h + 4 * h
+
+
+def vision_param_count(model: str | Model) -> int:
+    """Weights of a multimodal model's vision side: the ViT layers that run, its patch embedding
+    (3 x patch^2 x h) and the projector; 0 for a text-only model. (Position embeddings, a few
+    million, are not counted.)"""
+    m = get_model(model)
+    v = m.vision
+    if v is None:
+        return 0
+    return v.layers * vision_layer_params(v) + 3 * v.patch_px**2 * v.hidden + v.projector_params
+
+
+def vision_weight_bytes(model: str | Model) -> int:
+    m = get_model(model)
+    return vision_param_count(m) * (m.vision.bytes_per_param if m.vision else 0)
+
+
+def image_tokens(model: str | Model, width_px: int, height_px: int) -> int:
+    """LLM prompt tokens one image of this size becomes in `model` (tiles x tokens per tile)."""
+    m = get_model(model)
+    if m.vision is None:
+        raise InputError("workload", "images", f"model {m.name!r} is text-only and takes no images",
+                         "use a multimodal model (e.g. minicpm-v-2.6) or drop the images")
+    return m.vision.tiles(width_px, height_px) * m.vision.tokens_per_tile

@@ -67,6 +67,9 @@ _ENTRIES = [
     CatalogEntry("servegen-deepseek-r1", "trace", "ServeGen per-client windows, DeepSeek-R1 reasoning (73 clients, 1 day)",
                  _SERVEGEN),
     CatalogEntry("poisson", "generator", "Poisson arrivals, one client", "homogeneous Poisson process"),
+    CatalogEntry("multimodal", "generator", "image requests: k images of W x H pixels each plus a text prompt "
+                 "(default: the EPD paper's 2 x 4032x3024 images, 22 text tokens, 10 output tokens)",
+                 "Singh et al., EPD, ICML 2025 (arXiv 2501.05460) Sec. 4.1 synthetic workload"),
     CatalogEntry("gamma", "generator", "Gamma renewal arrivals with a given CV (burstiness), one client",
                  "VTC-artifact fair_bench/trace.py (shape 1/cv^2)"),
     CatalogEntry("uniform", "generator", "deterministic gaps 1/rate after a random phase, one client",
@@ -140,7 +143,7 @@ _SERVEGEN_RATE_SCALE = {"m-large": 0.1, "m-mid": 0.01, "m-small": 0.01, "mm-imag
 _GEN_DEFAULT_RATE = {"poisson": 1.0, "gamma": 1.0, "uniform": 1.0, "onoff": 2.0, "ramp": 2.0,
                      "multi-client": None, "shared-system-prompt": 1.0, "multi-turn": 0.2,
                      "tree-of-thought": 0.05, "long-doc-qa": 1.0, "sharegpt": 1.0,
-                     "arxiv-summarization": 1.0}
+                     "arxiv-summarization": 1.0, "multimodal": 0.25}
 DEFAULT_DURATION_S = 600.0
 
 _PARAMS: dict[str, dict[str, Any]] = {
@@ -162,6 +165,8 @@ _PARAMS: dict[str, dict[str, Any]] = {
                         "block_tokens": DEFAULT_HASH_BLOCK_TOKENS},
     "long-doc-qa": {**_PROGRAM_LENGTHS, **_PROCESS_PARAMS, "input_tokens": (16, 128), "n_docs": 4,
                     "doc_tokens": 8192, "zipf_s": 0.0, "block_tokens": DEFAULT_HASH_BLOCK_TOKENS},
+    "multimodal": {**_LENGTH_PARAMS, **_SLO_PARAMS, **_PROCESS_PARAMS, "input_tokens": 22, "output_tokens": 10,
+                   "images": 2, "width_px": 4032, "height_px": 3024, "model": "minicpm-v-2.6"},
     "sharegpt": {**_PROCESS_PARAMS},
     "arxiv-summarization": {**_PROCESS_PARAMS},
     "azure-conv-2023": {}, "azure-code-2023": {}, "mooncake-conversation": {}, "mooncake-synthetic": {},
@@ -390,6 +395,22 @@ def _single(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator)
     return multi_client(rng, [client], duration_s=duration, n=n, name=name)
 
 
+def _multimodal(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
+    """Text lengths and arrivals as a one-client generator, then `images` images of
+    width_px x height_px per request, tokenised by `model`'s vision tiling."""
+    from llmsched.sim.workload.multimodal import with_images
+
+    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    client = ClientSpec(arrivals=_arrival(P, P.text("process", ("poisson", "gamma", "uniform")), rate),
+                        lengths=_length_spec(P), weight=P.num("weight", minimum=1e-12),
+                        priority=P.num("priority", integer=True), ttft_slo_s=P.num("ttft_slo_s", minimum=1e-12),
+                        tbt_slo_s=P.num("tbt_slo_s", minimum=1e-12), name=name)
+    duration, n = _window(spec)
+    w = multi_client(rng, [client], duration_s=duration, n=n, name=name)
+    return with_images(w, P.num("images", integer=True, minimum=0), P.num("width_px", integer=True, minimum=1),
+                       P.num("height_px", integer=True, minimum=1), P.text("model"), source=f"workload {name!r}")
+
+
 def _numbers(P: _Params, key: str, values: tuple, *, integer: bool = False, minimum: float = 0.0) -> tuple:
     out = []
     for v in values:
@@ -495,6 +516,7 @@ _LOADERS: dict[str, Callable[..., Workload]] = {
     **{n: _single for n in ("poisson", "gamma", "uniform", "onoff", "ramp")},
     **{n: _program for n in ("shared-system-prompt", "multi-turn", "tree-of-thought", "long-doc-qa")},
     **{n: _length_only for n in ("sharegpt", "arxiv-summarization")},
+    "multimodal": _multimodal,
     **{f"servegen-{m}": _servegen for m in servegen.MODELS},
 }
 

@@ -26,7 +26,9 @@ class Workload:
 
     Columns (all length n):
       arrival_s, client (0..n_clients-1), prompt_tokens (>=1), output_tokens (>=1),
-      priority (int, larger = more important), ttft_slo_s, tbt_slo_s (inf = no SLO).
+      priority (int, larger = more important), ttft_slo_s, tbt_slo_s (inf = no SLO),
+      images (images attached to the request, >= 0) and image_tokens (the prompt tokens those images
+      become in the LLM, part of prompt_tokens; 0 without images). Text-only workloads leave both 0.
     Ragged prefix block hashes: request i's blocks are `hash_values[hash_offsets[i]:hash_offsets[i+1]]`,
     each block covering `hash_block_tokens` prompt tokens, in prefix order.
     Per client: `client_weight[c]` (fair-share weight) and `client_names[c]`.
@@ -45,6 +47,8 @@ class Workload:
     client_weight: np.ndarray = None  # type: ignore[assignment]
     parent: np.ndarray = None  # type: ignore[assignment]
     pin_instance: np.ndarray = None  # type: ignore[assignment]
+    images: np.ndarray = None  # type: ignore[assignment]
+    image_tokens: np.ndarray = None  # type: ignore[assignment]
     client_names: tuple[str, ...] = ()
     hash_block_tokens: int = DEFAULT_HASH_BLOCK_TOKENS
     name: str = "workload"
@@ -67,6 +71,9 @@ class Workload:
         minus1 = np.full(n, -1)
         set_(self, "parent", _as(minus1 if self.parent is None else self.parent, np.int64))
         set_(self, "pin_instance", _as(minus1 if self.pin_instance is None else self.pin_instance, np.int64))
+        zeros = np.zeros(n)
+        set_(self, "images", _as(zeros if self.images is None else self.images, np.int64))
+        set_(self, "image_tokens", _as(zeros if self.image_tokens is None else self.image_tokens, np.int64))
         inf = np.full(n, np.inf)
         set_(self, "ttft_slo_s", _as(inf if self.ttft_slo_s is None else self.ttft_slo_s, np.float64))
         set_(self, "tbt_slo_s", _as(inf if self.tbt_slo_s is None else self.tbt_slo_s, np.float64))
@@ -87,7 +94,7 @@ class Workload:
         src = source or f"workload {self.name!r}"
         n = self.n
         for col in ("client", "prompt_tokens", "output_tokens", "priority", "ttft_slo_s", "tbt_slo_s",
-                    "parent", "pin_instance"):
+                    "parent", "pin_instance", "images", "image_tokens"):
             if len(getattr(self, col)) != n:
                 raise InputError(src, col, f"has {len(getattr(self, col))} rows, expected {n}")
         if len(self.hash_offsets) != n + 1 or (n and self.hash_offsets[-1] != len(self.hash_values)):
@@ -116,6 +123,11 @@ class Workload:
             raise InputError(src, "parent", "a request's parent must be an earlier row (or -1)")
         if np.any(self.pin_instance < -1):
             raise InputError(src, "pin_instance", "must be an instance index >= 0 or -1 (router decides)")
+        if self.images.min() < 0 or self.image_tokens.min() < 0:
+            raise InputError(src, "images/image_tokens", "must be >= 0")
+        if np.any((self.images > 0) != (self.image_tokens > 0)) or np.any(self.image_tokens >= self.prompt_tokens + 1):
+            raise InputError(src, "image_tokens", "a request's images need image tokens (and none without images), "
+                             "counted within its prompt_tokens", "give image_tokens in 1..prompt_tokens per image request")
 
     # -- access -----------------------------------------------------------------------------
     @property
@@ -128,6 +140,10 @@ class Workload:
     @property
     def n_clients(self) -> int:
         return len(self.client_weight)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.images.any())
 
     @property
     def has_prefixes(self) -> bool:
@@ -157,6 +173,7 @@ class Workload:
             ttft_slo_s=self.ttft_slo_s[idx], tbt_slo_s=self.tbt_slo_s[idx],
             client_weight=self.client_weight, client_names=self.client_names,
             hash_block_tokens=self.hash_block_tokens, name=name or self.name, meta=meta,
+            images=self.images[idx], image_tokens=self.image_tokens[idx],
         )
 
     def head(self, n: int) -> Workload:
@@ -243,4 +260,5 @@ def merge(workloads: Sequence[Workload], name: str = "mix") -> Workload:
         client_weight=np.asarray(weights), client_names=tuple(names),
         hash_block_tokens=block.pop() if block else DEFAULT_HASH_BLOCK_TOKENS, name=name,
         parent=_remap_parents(parent_global, order), pin_instance=cat("pin_instance"),
+        images=cat("images"), image_tokens=cat("image_tokens"),
     )

@@ -237,12 +237,12 @@ def generate(model: str, rng: np.random.Generator, *, clients: Sequence[int] | N
     t, cid = t[inside], cid[inside]
     order = np.argsort(t, kind="stable")
     t, cid = t[order], cid[order]
-    prompt, output, fallback = _lengths(model, rng, t, cid)
+    prompt, output, images, image_tok, fallback = _lengths(model, rng, t, cid)
     ids = np.asarray(chosen, np.int64)
     by_id = np.argsort(ids)
     return Workload(
         arrival_s=t - start_s, client=by_id[np.searchsorted(ids[by_id], cid)],
-        prompt_tokens=prompt, output_tokens=output,
+        prompt_tokens=prompt, output_tokens=output, images=images, image_tokens=image_tok,
         client_names=tuple(f"servegen-{model}:client{c}" for c in chosen), name=f"servegen-{model}",
         meta={"servegen_clients": list(chosen), "rate_scale": rate_scale, "start_s": start_s,
               "length_fallback_requests": int(fallback)},
@@ -278,9 +278,11 @@ def _knots(model: str, client: int, window: int, field: str) -> np.ndarray | Non
 
 
 def _lengths(model: str, rng: np.random.Generator, t: np.ndarray, cid: np.ndarray):
-    """Per-request (prompt, output) and how many requests borrowed another client's lengths."""
+    """Per-request prompt, output, image count, image tokens (both 0 outside mm-image), and how many
+    requests borrowed another client's lengths."""
     n = len(t)
     prompt, output = np.ones(n, np.int64), np.ones(n, np.int64)
+    images, image_tok = np.zeros(n, np.int64), np.zeros(n, np.int64)
     src = np.stack([cid, (np.floor(t / LENGTH_WINDOW_S) * LENGTH_WINDOW_S).astype(np.int64)], axis=1)
     _, own = _summary_index(model)
     fallback = 0
@@ -292,8 +294,8 @@ def _lengths(model: str, rng: np.random.Generator, t: np.ndarray, cid: np.ndarra
         elif int(s) not in wins:  # use the client's nearest window that has lengths
             src[rows, 1] = wins[np.argmin(np.abs(wins - s))]
     for (c, s), rows in _groups(src):
-        prompt[rows], output[rows] = _draw(model, rng, int(c), int(s), len(rows))
-    return prompt, output, fallback
+        prompt[rows], output[rows], images[rows], image_tok[rows] = _draw(model, rng, int(c), int(s), len(rows))
+    return prompt, output, images, image_tok, fallback
 
 
 def _borrow(model: str, rng: np.random.Generator, window: int, n: int) -> np.ndarray:
@@ -324,6 +326,10 @@ def _field(model: str, rng: np.random.Generator, client: int, window: int, field
 
 
 def _draw(model: str, rng: np.random.Generator, client: int, window: int, n: int):
+    """(prompt, output, images, image tokens) of n requests; mm-image keeps its image count and the
+    image share of the prompt (audio and video tokens stay text-like prompt tokens)."""
+    images = np.zeros(n, np.int64)
+    image_tok = np.zeros(n, np.int64)
     if model == "mm-image":
         prompt = _field(model, rng, client, window, "text_tokens", n)
         for kind in ("image", "audio", "video"):
@@ -331,8 +337,14 @@ def _draw(model: str, rng: np.random.Generator, client: int, window: int, n: int
             total = int(count.sum())
             if total:
                 per = _field(model, rng, client, window, f"{kind}_tokens", total)
-                prompt = prompt + np.bincount(np.repeat(np.arange(n), count), weights=per, minlength=n)
+                added = np.bincount(np.repeat(np.arange(n), count), weights=per, minlength=n)
+                prompt = prompt + added
+                if kind == "image":
+                    image_tok = np.rint(added).astype(np.int64)
+                    images = np.where(image_tok > 0, count, 0)
+                    image_tok = np.where(images > 0, np.maximum(image_tok, images), 0)
     else:
         prompt = _field(model, rng, client, window, "input_tokens", n)
     output = _field(model, rng, client, window, "output_tokens", n)
-    return (np.maximum(np.rint(prompt), 1).astype(np.int64), np.maximum(np.rint(output), 1).astype(np.int64))
+    prompt = np.maximum(np.rint(prompt), 1).astype(np.int64)
+    return (np.maximum(prompt, image_tok), np.maximum(np.rint(output), 1).astype(np.int64), images, image_tok)

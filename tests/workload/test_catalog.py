@@ -19,7 +19,7 @@ REQUIRED_NAMES = {
     "servegen-mm-image", "servegen-deepseek-r1", "poisson", "gamma", "uniform", "onoff", "ramp",
     "multi-client", "shared-system-prompt", "multi-turn", "tree-of-thought", "long-doc-qa",
 }
-GENERATORS = ["poisson", "gamma", "uniform", "onoff", "ramp", "multi-client", "shared-system-prompt",
+GENERATORS = ["poisson", "multimodal", "gamma", "uniform", "onoff", "ramp", "multi-client", "shared-system-prompt",
               "multi-turn", "tree-of-thought", "long-doc-qa"]
 
 
