@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from llmsched.sim.events import PriorityQueue
 from llmsched.sim.instance import Instance, ServiceFacts
+from llmsched.sim.policy_api import Router, TickingRouter
+from llmsched.sim.router_latency import RouterLatency
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -154,8 +156,8 @@ class Engine:
         self,
         reqs: RequestTable,
         instances: list[Instance],
-        router,
-        decode_router=None,
+        router: Router,
+        decode_router: Router | None = None,
         link_bandwidth_Bps: float = 25e9,
         link_latency_s: float = 1e-5,
         kv_bytes_per_token: Callable[[Instance], float] | None = None,
@@ -178,11 +180,9 @@ class Engine:
         roles = {inst.spec.role for inst in instances}
         self.disaggregated = "prefill" in roles
         entry = [i.index for i in instances if i.spec.role in ("mixed", "prefill")]
+        decode = [i.index for i in instances if i.spec.role == "decode"]
         self.entry_view = ClusterView(self, entry)
-        self.decode_view = (
-            ClusterView(self, [i.index for i in instances if i.spec.role == "decode"])
-            if self.disaggregated else None
-        )
+        self.decode_view = ClusterView(self, decode) if self.disaggregated else None
         for inst in instances:
             inst.on_prefilled = self._prefilled if self.disaggregated else None
         parent = reqs.workload.parent
@@ -200,7 +200,7 @@ class Engine:
         if self.disaggregated:
             self._max_tokens = min(
                 self._max_tokens,
-                *(instances[i].pool.total_blocks * instances[i].block_size for i in self.decode_view.pool),
+                *(instances[i].pool.total_blocks * instances[i].block_size for i in decode),
             )
         # the model's context length: a longer request (prompt + output) is rejected at arrival,
         # as a server rejects it, and counted in `rejected_context`
@@ -211,7 +211,7 @@ class Engine:
         self.down: set[int] = set()  # instances marked down (sim/spot.py)
         self._live: set[int] = set()  # requests in a multi-stage live migration
         # router decision latency (sim/router_latency.py): one global scheduler, FIFO queue
-        lat = getattr(router, "decision_latency", None)
+        lat: RouterLatency | None = getattr(router, "decision_latency", None)
         self._decision = lat if lat is not None and lat.active else None
         self._route_queue: deque[int] = deque()
         self._deciding = False
@@ -288,7 +288,8 @@ class Engine:
                 self._deliver(*payload)
             elif kind == EV_TICK:
                 self.entry_view.now = t
-                self.router.tick(self.entry_view)
+                # ticks are scheduled only for a router with a positive `tick_interval_s`
+                cast(TickingRouter, self.router).tick(self.entry_view)
                 if i < n or self._busy():
                     self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
@@ -320,6 +321,7 @@ class Engine:
         """The global scheduler takes the head of its queue: it decides now (seeing the cluster as
         it is now) and the request reaches the chosen instance when the decision's cost is paid."""
         rid = self._route_queue.popleft()
+        assert self._decision is not None  # requests queue for a decision only when it is costed
         view = self.entry_view
         view.now = self.now
         j = self.router.route(rid, view)
@@ -376,6 +378,7 @@ class Engine:
         """A prefill-pool instance produced the first token: ship the KV to a decode instance."""
         reqs = self.reqs
         view = self.decode_view
+        assert view is not None  # _prefilled is wired to the instances only when disaggregated
         view.now = t
         router = self.decode_router or self.router
         j = router.route(rid, view)

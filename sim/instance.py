@@ -16,7 +16,8 @@ import numpy as np
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.kvcache import KVPool, PrefixTree
-from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
+from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
+from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -35,6 +36,7 @@ class ServiceFacts:
     """Per-client accounting of one instance (`_inst`), read-only."""
 
     __slots__ = ()
+    _inst: Instance
 
     def input_service(self, client: int) -> int:
         return int(self._inst.reqs.input_service[self._inst.index, client])
@@ -110,11 +112,11 @@ class Instance:
         index: int,
         spec: InstanceSpec,
         cost: CostModel,
-        policy,
+        policy: BatchPolicy,
         reqs: RequestTable,
         total_blocks: int,
         step_mode: bool,
-        logger,
+        logger: RunLog,
         on_prefilled: Callable[[int, int, float], None] | None = None,
         swap: SwapTier | None = None,
     ) -> None:
@@ -156,8 +158,8 @@ class Instance:
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
         self._need_now: int | None = None  # cached decode block needs during one planning step
         self._planning = False
-        self._arrival_hook = isinstance(policy, ArrivalHook)
-        self._leave_hook = isinstance(policy, LeaveHook)
+        self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
+        self._leave_hook = policy if isinstance(policy, LeaveHook) else None
         self._clear_segment()
 
     # ------------------------------------------------------------------ basic state
@@ -252,9 +254,9 @@ class Instance:
             self.waiting.append(rid)
             r.waiting_count[self.index, c] += 1
             self.outstanding_tokens += int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
-            if self._arrival_hook:
+            if self._arrival_hook is not None:
                 self.view.now = now
-                self.policy.on_arrival(rid, self.view)
+                self._arrival_hook.on_arrival(rid, self.view)
         self.dirty.add(c)
         self.changed = True
         self.log.change_point(self, now)
@@ -285,6 +287,7 @@ class Instance:
         r = self.reqs
         k = m - a
         ends = self.seg_ends
+        assert ends is not None  # only inside a segment
         for rid, c in self.seg_chunks:
             r.computed[rid] += k * c
             self.outstanding_tokens -= k * c
@@ -313,7 +316,9 @@ class Instance:
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
-            r.output_service[self.index] += self.seg_decode_client_counts * k
+            counts = self.seg_decode_client_counts
+            assert counts is not None  # set with the segment's decodes
+            r.output_service[self.index] += counts * k
             self.outstanding_tokens -= k * len(d)
             self.dirty.update(self.seg_clients)
         self.iterations += k
@@ -388,6 +393,7 @@ class Instance:
         r.held_blocks[rid] = 0
         path = r.paths.pop(rid, None)
         if path:
+            assert self.tree is not None  # a request holds a cached path only with a prefix tree
             self.tree.release(path)
         r.shared_tokens[rid] = 0
 
@@ -420,6 +426,7 @@ class Instance:
         c = int(r.client[rid])
         self.decoding.remove(rid)
         self._release(rid)
+        assert self.swap is not None  # only _preempt_for_memory swaps out, with a host tier
         self.swap.swap_out(self._blocks_for(tokens), tokens)
         r.state[rid] = WAITING
         r.preemptions[rid] += 1
@@ -440,6 +447,7 @@ class Instance:
             if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
                 break
             self.swapped.pop(0)
+            assert self.swap is not None  # requests are swapped out only with a host tier
             self.swap.swap_in(held, tokens)
             self.pool.allocate(held)
             r.held_blocks[rid] = held
@@ -456,6 +464,7 @@ class Instance:
         """Take a swapped-out request off this instance; its host KV is dropped (recomputed elsewhere)."""
         r = self.reqs
         self.swapped.remove(rid)
+        assert self.swap is not None  # requests are swapped out only with a host tier
         self.swap.drop(self._blocks_for(int(r.computed[rid])))
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
         r.computed[rid] = 0
@@ -592,6 +601,7 @@ class Instance:
         c = int(r.client[rid])
         cached, path = self.cached_tokens_if_admitted(rid)
         if path:
+            assert self.tree is not None  # a cached path exists only with a prefix tree
             self.tree.acquire(path)
             r.paths[rid] = path
         target = int(r.prompt[rid] + r.generated[rid])
@@ -621,8 +631,8 @@ class Instance:
         self.prefilling.append(rid)
         self.dirty.add(c)
         self.changed = True
-        if self._leave_hook:
-            self.policy.on_leave_queue(rid, self.view)
+        if self._leave_hook is not None:
+            self._leave_hook.on_leave_queue(rid, self.view)
 
     def _plan(self, now: float) -> Plan:
         """Ask the policy; preempt (latest admitted first) until the plan's decodes fit."""

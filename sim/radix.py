@@ -15,8 +15,13 @@ evict_policy.py`): the evictable leaf with the smallest priority goes first, tie
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
+
+import numpy as np
 
 ROOT = -1
+# a path of prefix block hashes from the root: a workload's int64 array slice or a Python sequence
+BlockHashes: TypeAlias = Sequence[int] | np.ndarray
 
 
 class RadixTree:
@@ -33,7 +38,7 @@ class RadixTree:
         self.nodes_alive = 0
 
     # ------------------------------------------------------------------ queries
-    def match(self, hashes: Sequence[int]) -> list[int]:
+    def match(self, hashes: BlockHashes) -> list[int]:
         """Node ids of the longest prefix of `hashes` in the tree (no side effects)."""
         path: list[int] = []
         parent = ROOT

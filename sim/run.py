@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,9 +74,9 @@ def resolved_params(factory: Any, policy: Any, given: dict[str, Any]) -> dict[st
         value = getattr(policy, name, None)
         if isinstance(value, (bool, int, float, str)) and not callable(value):
             out[name] = value
-    admitter = getattr(policy, "admitter", None)
-    if "admission" in out and isinstance(getattr(admitter, "mode", None), str):
-        out["admission"] = admitter.mode
+    admission_mode = getattr(getattr(policy, "admitter", None), "mode", None)
+    if "admission" in out and isinstance(admission_mode, str):
+        out["admission"] = admission_mode
     return {k: _plain_param(v) for k, v in sorted(out.items())}
 
 
@@ -91,6 +91,7 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
         field = "batching" if family == BATCHING else "router"
         raise InputError(source, field, str(exc.args[0]), "run `llmsched policies` to list them") from None
     kwargs = dict(params)
+    accepted: Mapping[str, inspect.Parameter]
     try:
         sig = inspect.signature(factory)
         accepted = sig.parameters

@@ -12,9 +12,12 @@ Owns the preemption schedule and the grace/kill/restore mechanics, acting only t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from llmsched.sim.policy_api import ActingClusterView
 
 # Notice lengths of the clouds SpotServe targets: 30 s (GCP preemptible / Azure spot eviction
 # notice); AWS spot gives 2 minutes. SpotServe §2 discusses both; we default to the shorter.
@@ -115,7 +118,7 @@ class SpotController:
     def live(self, j: int) -> bool:
         return j not in self.doomed and j not in self.dead
 
-    def step(self, view, reroute) -> None:
+    def step(self, view: ActingClusterView, reroute: Callable[[int, ActingClusterView], int]) -> None:
         """Apply everything due at `view.now`; `reroute(rid, view)` picks a live instance."""
         now = view.now
         n = view.n_instances

@@ -8,8 +8,9 @@ stability guard. Holds no policy's decision state and never touches the engine's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import overload
 
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.policy_api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
@@ -19,7 +20,11 @@ ADMISSION_MODES = ("engine", "reserve", "peak")
 DEFAULT_ADMISSION = "reserve"
 
 
-def kv_capacity_blocks(instance_spec: Any) -> int | None:
+@overload
+def kv_capacity_blocks(instance_spec: InstanceSpec) -> int: ...
+@overload
+def kv_capacity_blocks(instance_spec: None) -> None: ...
+def kv_capacity_blocks(instance_spec: InstanceSpec | None) -> int | None:
     """KV capacity of the instance in blocks (None if no spec was given)."""
     if instance_spec is None:
         return None
@@ -47,7 +52,7 @@ class Admitter:
     more than "reserve".
     """
 
-    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: InstanceSpec | None = None) -> None:
         if admission not in ADMISSION_MODES:
             raise ValueError(f"admission must be one of {ADMISSION_MODES}, got {admission!r}")
         self.mode = admission
@@ -78,11 +83,13 @@ class Admitter:
         return b
 
     def _peak_ok(self, extra: tuple[int, int]) -> bool:
+        capacity = self.capacity_blocks
+        assert capacity is not None  # "peak" reserves: __init__ refuses it without a capacity
         rows = sorted([*self._held, extra], key=lambda x: -x[1])
         held = 0
         for i, (h, left) in enumerate(rows):
             held += h
-            if left * (i + 1) + held >= self.capacity_blocks * self.block_size:
+            if left * (i + 1) + held >= capacity * self.block_size:
                 return False
         return True
 
@@ -99,7 +106,10 @@ class Admitter:
             # turn into an admission before the next change point: ask again each iteration
             b.replan_each_iteration = True
             return False
-        return not self.reserve or self._reserved + self._blocks(view, rid) <= self.capacity_blocks
+        if not self.reserve:
+            return True
+        assert self.capacity_blocks is not None  # __init__ refuses a reserve mode without it
+        return self._reserved + self._blocks(view, rid) <= self.capacity_blocks
 
     def admit(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
         """Admit `rid` with its first chunk; False (no change) when it does not fit."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from llmsched.policies.batching._fair_common import kv_capacity_blocks, waiting_by_client
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.errors import InputError
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.theory.kv_quota import (
@@ -50,7 +50,7 @@ class MuxServeADBS:
     """
 
     def __init__(self, shares: Sequence[float] | None = None, adapt_interval_s: float = ADAPT_INTERVAL_S,
-                 adaptive: bool = True, instance_spec: Any = None) -> None:
+                 adaptive: bool = True, instance_spec: InstanceSpec | None = None) -> None:
         if shares is not None:
             if isinstance(shares, (int, float)) and not isinstance(shares, bool):
                 shares = (shares,)

@@ -71,6 +71,9 @@ class RooflineCost:
     params: RooflineParams = field(default_factory=RooflineParams)
     name: str = "roofline"
     measured_comm: bool = True
+    # derived in __post_init__ from the fields above (not arguments, not compared, not shown)
+    _c: dict[str, float] = field(init=False, repr=False, compare=False)
+    _allreduce: comm.CollectiveTime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         m, g, tp, p = self.model, self.gpu, self.tp, self.params

@@ -38,6 +38,7 @@ def _renewal(rng: np.random.Generator, draw, mean_gap_s: float, duration_s: floa
     if n is not None:
         t = np.cumsum(draw(n))
         return t[t < duration_s] if duration_s is not None else t
+    assert duration_s is not None  # _check_window: a count or a duration
     parts, total, last = [], 0, 0.0
     while True:
         # expected remaining count plus 5 sigma of slack, so one or two chunks usually suffice
@@ -59,6 +60,7 @@ def poisson(rng: np.random.Generator, rate_rps: float, *, duration_s: float | No
     _check_rate(rate_rps)
     _check_window(duration_s, n)
     if n is None:
+        assert duration_s is not None  # _check_window: a count or a duration
         # exact: N ~ Poisson(rate*T), then N uniform points sorted (order-statistics property)
         count = int(rng.poisson(rate_rps * duration_s))
         return np.sort(rng.uniform(0.0, duration_s, count))
@@ -92,7 +94,11 @@ def uniform(rng: np.random.Generator, rate_rps: float, *, duration_s: float | No
     _check_rate(rate_rps)
     _check_window(duration_s, n)
     phase = float(rng.random()) / rate_rps
-    count = n if n is not None else math.ceil(duration_s * rate_rps) + 1
+    if n is not None:
+        count = n
+    else:
+        assert duration_s is not None  # _check_window: a count or a duration
+        count = math.ceil(duration_s * rate_rps) + 1
     t = phase + np.arange(1, count + 1, dtype=np.float64) / rate_rps
     return t[t < duration_s] if duration_s is not None else t
 
@@ -120,6 +126,7 @@ def onoff(rng: np.random.Generator, on_rate_rps: float, on_s: float, off_s: floa
             if len(t) >= n:
                 return t[:n]
             horizon *= 2
+    assert duration_s is not None  # _check_window: a count or a duration
     raw = _base(rng, base, on_rate_rps, cv, duration_s)
     t = raw[np.mod(raw, period) < on_s]
     return t[:n] if n is not None else t
@@ -156,6 +163,7 @@ def ramp(rng: np.random.Generator, start_rate_rps: float, end_rate_rps: float, r
     if n is not None:
         e = np.cumsum(rng.exponential(1.0, n))
     else:
+        assert duration_s is not None  # _check_window: a count or a duration
         horizon = duration_s
         lam_end = lam_T + r1 * (horizon - T) if horizon > T else r0 * horizon + (r1 - r0) * horizon**2 / (2 * T)
         count = int(rng.poisson(lam_end))

@@ -369,8 +369,18 @@ def _window(spec: WorkloadSpec) -> tuple[float | None, int | None]:
     return spec.duration_s, spec.num_requests
 
 
+def _rate(name: str, spec: WorkloadSpec) -> float:
+    """The spec's rate, else the generator's default (every generator that calls this has one;
+    multi-client, whose default is None, reads per-client rates instead)."""
+    if spec.rate is not None:
+        return spec.rate
+    rate = _GEN_DEFAULT_RATE[name]
+    assert rate is not None, name
+    return rate
+
+
 def _single(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     lengths = _length_spec(P)
     client = ClientSpec(arrivals=_arrival(P, name, rate), lengths=lengths,
                         weight=P.num("weight", minimum=1e-12), priority=P.num("priority", integer=True),
@@ -432,7 +442,7 @@ def _multi(spec: WorkloadSpec, P: _Params, rng: np.random.Generator, given: dict
 
 
 def _program(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     arrivals = _arrival(P, P.text("process"), rate)
     duration, n = _window(spec)
     roots = arrivals.sample(rng, duration_s=duration, n=n)
@@ -462,7 +472,7 @@ def _program(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator
 
 
 def _length_only(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     client = ClientSpec(arrivals=_arrival(P, P.text("process"), rate),
                         lengths=LengthSpec("empirical", pairs=readers.trace_pairs(name), source=name), name=name)
     duration, n = _window(spec)

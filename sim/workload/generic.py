@@ -49,7 +49,7 @@ def _load_table(path: Path) -> tuple[pd.DataFrame, int, list | None]:
             raise InputError(str(path), "", f"not a readable CSV ({str(exc).splitlines()[0]})", _FIX) from None
         except pd.errors.EmptyDataError:
             raise InputError(str(path), "", "the file is empty", f"write a header row ({_FIX})") from None
-        hashes = None
+        hashes: list[list[int]] | None = None
         if "hash_ids" in df.columns:
             hashes = []
             for pos, text in enumerate(df["hash_ids"].tolist()):
@@ -193,7 +193,7 @@ def write_file(w: Workload, path: str | Path) -> Path:
         return path
     with open(path, "w") as fh:
         for i in range(w.n):
-            rec = {"arrival_s": float(w.arrival_s[i]), "client_id": int(w.client[i]),
+            rec: dict[str, object] = {"arrival_s": float(w.arrival_s[i]), "client_id": int(w.client[i]),
                    "input_tokens": int(w.prompt_tokens[i]), "output_tokens": int(w.output_tokens[i])}
             if has_h:
                 rec["hash_ids"] = w.hashes(i).tolist()
