@@ -10,6 +10,12 @@ asked again must return the same plan, with each prefill chunk the same size, as
 request still has at least a full chunk left. A policy whose decisions depend on the clock sets
 `Plan.replan_each_iteration = True`. The fast-forward-equals-step property test holds every
 registered policy to this contract.
+
+The Protocols declare what the registered policies use, no more: routers read a `ClusterView`
+(with `InstanceStats` per instance) and act only through `ClusterActions` (their `tick` gets an
+`ActingClusterView`); batching policies read an `InstanceView`. The type checker
+(tests/contracts/test_typecheck.py) holds the policies to these declarations and the engine's
+concrete views (`llmsched.sim.engine`, `llmsched.sim.instance`) to providing them.
 """
 
 from __future__ import annotations
@@ -54,8 +60,6 @@ class InstanceView(Protocol):
     now: float  # the decision time (the engine sets it; policies read it)
 
     @property
-    def instance(self) -> int: ...  # this instance's index in the cluster
-    @property
     def token_budget(self) -> int: ...
     @property
     def max_batch_requests(self) -> int: ...
@@ -76,7 +80,6 @@ class InstanceView(Protocol):
     def remaining_prefill(self, rid: int) -> int: ...  # tokens to compute before the next token
     def client(self, rid: int) -> int: ...
     def arrival_s(self, rid: int) -> float: ...
-    def priority(self, rid: int) -> int: ...
     def tbt_slo_s(self, rid: int) -> float: ...
     def last_token_s(self, rid: int) -> float: ...  # time of the request's latest token (nan if none)
     def cached_prefix_tokens(self, rid: int) -> int: ...  # prefix-cache hit if admitted now
