@@ -81,7 +81,7 @@ class InstanceStats(ServiceFacts):
         inst = self._inst
         if inst.tree is None:
             return 0
-        return len(inst.tree.match(inst._prefix_blocks(rid))) * inst.hash_block_tokens
+        return len(inst.tree.match(inst.reqs.full_prompt_blocks(rid))) * inst.hash_block_tokens
 
 
 class ClusterView(RequestFacts):
@@ -134,7 +134,7 @@ class ClusterView(RequestFacts):
 
     def transfer_time_s(self, j: int, kv_tokens: int) -> float:
         """Seconds to send `kv_tokens` tokens of KV from pool instance `j` over the cluster link."""
-        return self._engine._transfer_time(self._engine.instances[self.pool[j]], kv_tokens)
+        return self._engine.transfer_time_s(self._engine.instances[self.pool[j]], kv_tokens)
 
     def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
                      last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool:
@@ -171,7 +171,7 @@ class Engine:
         self.decode_router = decode_router
         self.link_bandwidth_Bps = link_bandwidth_Bps
         self.link_latency_s = link_latency_s
-        self.kv_bytes_per_token = kv_bytes_per_token or (lambda inst: 0.0)
+        self.kv_bytes_per_token = kv_bytes_per_token or (lambda _inst: 0.0)
         self.max_sim_time_s = max_sim_time_s
         self.progress = progress
         self._events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
@@ -266,32 +266,36 @@ class Engine:
                 break
             self.now = t
             self._late = prio == LATE
-            if kind == EV_WAKE:
-                idx, version = payload
-                inst = self.instances[idx]
-                if version == inst.version:
-                    self._on_wake(inst)
-            elif kind == EV_TRANSFER:
-                rid, dst = payload
-                if dst in self.down:
-                    dst = self._reroute_lost(rid)
-                inst = self.instances[dst]
-                self.sync(inst)
-                inst.arrive(rid, t)
-                self._poke(inst)
-            elif kind == EV_RELEASE:
-                reqs.arrival_s[payload] = t
-                self._arrive(payload)
-            elif kind == EV_STAGE:
-                self._migration_stage(*payload)
-            elif kind == EV_ROUTED:
-                self._deliver(*payload)
-            elif kind == EV_TICK:
-                self.entry_view.now = t
-                # ticks are scheduled only for a router with a positive `tick_interval_s`
-                cast(TickingRouter, self.router).tick(self.entry_view)
-                if i < n or self._busy():
-                    self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
+            self._dispatch(t, kind, payload, arrivals_left=i < n)
+
+    def _dispatch(self, t: float, kind: str, payload: Any, arrivals_left: bool) -> None:
+        """Handle one event from the heap at time `t` (`self.now` is already `t`)."""
+        if kind == EV_WAKE:
+            idx, version = payload
+            inst = self.instances[idx]
+            if version == inst.version:
+                self._on_wake(inst)
+        elif kind == EV_TRANSFER:
+            rid, dst = payload
+            if dst in self.down:
+                dst = self._reroute_lost(rid)
+            inst = self.instances[dst]
+            self.sync(inst)
+            inst.arrive(rid, t)
+            self._poke(inst)
+        elif kind == EV_RELEASE:
+            self.reqs.arrival_s[payload] = t
+            self._arrive(payload)
+        elif kind == EV_STAGE:
+            self._migration_stage(*payload)
+        elif kind == EV_ROUTED:
+            self._deliver(*payload)
+        elif kind == EV_TICK:
+            self.entry_view.now = t
+            # ticks are scheduled only for a router with a positive `tick_interval_s`
+            cast(TickingRouter, self.router).tick(self.entry_view)
+            if arrivals_left or self._busy():
+                self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
         return self._deciding or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
@@ -349,7 +353,7 @@ class Engine:
 
     def _on_wake(self, inst: Instance) -> None:
         t = self.now
-        inst.finish_segment(t)
+        inst.finish_segment()
         if inst.pending_migrations:
             self._do_migrations(inst, t)
         end = inst.start_segment(t)
@@ -371,7 +375,8 @@ class Engine:
             self._push(t, LATE, child, EV_RELEASE, child)
 
     # ------------------------------------------------------------------ disaggregation / migration
-    def _transfer_time(self, inst: Instance, kv_tokens: int) -> float:
+    def transfer_time_s(self, inst: Instance, kv_tokens: int) -> float:
+        """Seconds to send `kv_tokens` tokens of `inst`'s KV over the cluster link."""
         return self.link_latency_s + kv_tokens * self.kv_bytes_per_token(inst) / self.link_bandwidth_Bps
 
     def _prefilled(self, rid: int, src: int, t: float) -> None:
@@ -386,7 +391,7 @@ class Engine:
         reqs.kv_ready[rid] = True
         reqs.state[rid] = TRANSFERRING
         kv_tokens = int(reqs.computed[rid])
-        self._push(t + self._transfer_time(self.instances[src], kv_tokens), LATE, rid,
+        self._push(t + self.transfer_time_s(self.instances[src], kv_tokens), LATE, rid,
                    EV_TRANSFER, (rid, dst))
 
     def migrate(self, rid: int, dst: int, downtime_s: float | None = None) -> bool:
@@ -470,7 +475,7 @@ class Engine:
         if not self._reserve(rid, dst, (upto - copied) // bs):
             self._abort_migration(rid, "aborted_dst")
             return False
-        delay = self._transfer_time(src, upto - copied)
+        delay = self.transfer_time_s(src, upto - copied)
         self._push(self.now + delay, LATE, rid, EV_STAGE,
                    (rid, src.index, dst, upto, stage + 1, max_stages, last_max, abort))
         return True
@@ -582,7 +587,7 @@ class Engine:
                 self._push(t, LATE, rid, EV_STAGE, (rid, src.index, dst, copied, 0, 0, 0, False))
                 continue
             kv_tokens = src.remove_for_migration(rid)
-            delay = self._transfer_time(src, kv_tokens - copied) if downtime_s is None else downtime_s
+            delay = self.transfer_time_s(src, kv_tokens - copied) if downtime_s is None else downtime_s
             self._push(t + delay, LATE, rid, EV_TRANSFER, (rid, dst))
         src.pending_migrations.clear()
         src.log.change_point(src, t)

@@ -326,7 +326,7 @@ class Instance:
         self.seg_done = m
 
     # ------------------------------------------------------------------ segment end
-    def finish_segment(self, now: float) -> None:
+    def finish_segment(self) -> None:
         """Apply the rest of the segment and handle prefill completions and finished requests."""
         if self.seg_ends is None:
             return
@@ -571,7 +571,7 @@ class Instance:
         running = self.prefilling + self.decoding
         return max(running, key=lambda x: r.admit_seq[x])
 
-    def _admit_ready(self, now: float) -> None:
+    def _admit_ready(self) -> None:
         """Requests that arrive with their KV join the decode set as soon as memory allows."""
         r = self.reqs
         while self.ready:
@@ -640,7 +640,7 @@ class Instance:
         if self.swapped:
             self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
         while True:
-            self._admit_ready(now)  # again after a preemption: freed memory may admit them now
+            self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
             self._planning = True
             plan = self.policy.plan(self.view)
@@ -654,6 +654,23 @@ class Instance:
             if need <= self.pool.available_blocks or not decodes:
                 return plan
             self._preempt_for_memory(self._victim())
+
+    def _segment_length(self, chunks: list[tuple[int, int]], decodes: np.ndarray) -> int:
+        """How many iterations of this batch can run before any decision can change (>= 1): no
+        chunk finishes its prompt, no decode its output, memory suffices, admission stays closed."""
+        r = self.reqs
+        n = MAX_SEGMENT_ITERATIONS
+        for rid, c in chunks:
+            n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
+        if len(decodes):
+            n = min(n, int((r.output[decodes] - r.generated[decodes]).min()))
+            # each decode needs at most n // block + 1 new blocks in n iterations
+            if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
+                n = min(n, self._memory_horizon(decodes))
+        interval = self.spec.admission_interval
+        if interval > 1 and (self.waiting or self.ready):
+            n = min(n, interval - self.iterations % interval)
+        return max(n, 1)
 
     def start_segment(self, now: float) -> float | None:
         """Plan at `now` and lay out the next segment; returns its end time (None if idle).
@@ -673,22 +690,7 @@ class Instance:
             if plan.retry_at_s is not None and plan.retry_at_s > now:
                 return -float(plan.retry_at_s)
             return None
-        # ---- how many iterations can run before any decision can change
-        if self.step_mode or plan.replan_each_iteration:
-            n = 1
-        else:
-            n = MAX_SEGMENT_ITERATIONS
-            for rid, c in chunks:
-                n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
-            if len(decodes):
-                n = min(n, int((r.output[decodes] - r.generated[decodes]).min()))
-                # each decode needs at most n // block + 1 new blocks in n iterations
-                if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
-                    n = min(n, self._memory_horizon(decodes))
-            interval = self.spec.admission_interval
-            if interval > 1 and (self.waiting or self.ready):
-                n = min(n, interval - self.iterations % interval)
-        n = max(n, 1)
+        n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
         # ---- the iterations' shapes are affine in the iteration index j
         k = len(decodes)
         ctx0 = int(r.computed[decodes].sum()) if k else 0

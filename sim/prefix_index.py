@@ -35,7 +35,7 @@ class PrefixIndex(RadixTree):
         self._holders: list[dict[int, float]] = []
         self.tenant_nodes: dict[int, set[int]] = {}
 
-    def _new_node(self, node: int) -> None:
+    def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook; the payload is appended in node order
         self._holders.append({})
 
     # ------------------------------------------------------------------ queries

@@ -119,10 +119,10 @@ class RadixTree:
 # smaller is evicted first (SGLang evict_policy.py; "slru": protected once hit twice, threshold 2)
 EvictionPriority = Callable[[int, int, int], tuple[int, ...]]
 EVICTION_STRATEGIES: dict[str, EvictionPriority] = {
-    "lru": lambda last_access, hits, created: (last_access,),
-    "lfu": lambda last_access, hits, created: (hits, last_access),
-    "fifo": lambda last_access, hits, created: (created,),
-    "mru": lambda last_access, hits, created: (-last_access,),
-    "filo": lambda last_access, hits, created: (-created,),
-    "slru": lambda last_access, hits, created: (int(hits >= 2), last_access),
+    "lru": lambda last_access, _hits, _created: (last_access,),
+    "lfu": lambda last_access, hits, _created: (hits, last_access),
+    "fifo": lambda _last_access, _hits, created: (created,),
+    "mru": lambda last_access, _hits, _created: (-last_access,),
+    "filo": lambda _last_access, _hits, created: (-created,),
+    "slru": lambda last_access, hits, _created: (int(hits >= 2), last_access),
 }

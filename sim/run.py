@@ -145,7 +145,7 @@ def _kv_bytes_per_token(spec: InstanceSpec) -> float:
         from llmsched.sim.hardware import model as model_spec
 
         return float(model_spec(spec.model).kv_bytes_per_token)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a model outside the catalogue: no KV bytes, so a transfer costs only the link latency
         return 0.0
 
 
@@ -158,7 +158,7 @@ def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
 
     try:
         model = get_model(spec.model)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any catalogue failure becomes the one-line input error below
         raise InputError(source, "preemption", f"swap needs the KV size of {spec.model!r}, which the catalogue lacks",
                          "use preemption = 'recompute' or a catalogue model (llmsched capacity --help)") from None
     per_gpu = kv_bytes_per_token_per_gpu(model, effective_tp(model, spec.gpu, spec.tp))

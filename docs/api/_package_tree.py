@@ -86,7 +86,7 @@ def build_package_tree(tree: Path) -> Path:
 
 
 @event_priority(100)  # before mkdocstrings reads its paths (which must exist by then)
-def on_config(config, **kwargs):
+def on_config(config, **_kwargs):
     """MkDocs hook: make build/docs-src whole before mkdocstrings reads it."""
     build_package_tree(TREE)
     return config

@@ -91,7 +91,7 @@ class PredictedLengthVTC(_Tracked):
         self._pred(view, rid)
         super().on_leave_queue(rid, view)
 
-    def _finished(self, view: InstanceView, rid: int, client: int) -> None:
+    def _finished(self, view: InstanceView, rid: int, client: int) -> None:  # noqa: ARG002 - the base class's hook
         self.prediction.pop(rid, None)
 
 

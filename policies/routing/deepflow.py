@@ -46,7 +46,7 @@ def build_heatmap(specs: list, batch: int, slack: float, cost_of=None) -> dict[t
     for s in specs:
         try:
             costs.append(cost_of(s))
-        except Exception:  # a spec whose catalogue model cannot be built ranks as "any"
+        except Exception:  # noqa: BLE001 - a spec whose catalogue model cannot be built ranks as "any"
             costs.append(None)
     out = {}
     for a, p in enumerate(PREFILL_BINS):

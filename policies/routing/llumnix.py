@@ -114,7 +114,7 @@ class Llumnix:
         return self.active[j] and j not in self.terminating and j not in self.starting
 
     # ------------------------------------------------------------------ dispatch
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; dispatch ignores the request
         if not self.active:
             self._setup(view)
         cand = [j for j in range(view.n_instances) if self.serving(j)] or list(range(view.n_instances))

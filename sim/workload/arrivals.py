@@ -32,7 +32,7 @@ def _check_window(duration_s: float | None, n: int | None) -> None:
         raise InputError("arrival process", "n", f"must be >= 0, got {n}")
 
 
-def _renewal(rng: np.random.Generator, draw, mean_gap_s: float, duration_s: float | None,
+def _renewal(draw, mean_gap_s: float, duration_s: float | None,
              n: int | None) -> np.ndarray:
     """Cumulative sums of i.i.d. gaps `draw(k)` until `n` points or time `duration_s` is passed."""
     if n is not None:
@@ -64,7 +64,7 @@ def poisson(rng: np.random.Generator, rate_rps: float, *, duration_s: float | No
         # exact: N ~ Poisson(rate*T), then N uniform points sorted (order-statistics property)
         count = int(rng.poisson(rate_rps * duration_s))
         return np.sort(rng.uniform(0.0, duration_s, count))
-    return _renewal(rng, lambda k: rng.exponential(1.0 / rate_rps, k), 1.0 / rate_rps, duration_s, n)
+    return _renewal(lambda k: rng.exponential(1.0 / rate_rps, k), 1.0 / rate_rps, duration_s, n)
 
 
 def gamma(rng: np.random.Generator, rate_rps: float, cv: float, *, duration_s: float | None = None,
@@ -80,7 +80,7 @@ def gamma(rng: np.random.Generator, rate_rps: float, cv: float, *, duration_s: f
     if not (cv > 0 and math.isfinite(cv)):
         raise InputError("gamma arrivals", "cv", f"must be > 0, got {cv}")
     shape, scale = 1.0 / cv**2, cv**2 / rate_rps
-    return _renewal(rng, lambda k: rng.gamma(shape, scale, k), 1.0 / rate_rps, duration_s, n)
+    return _renewal(lambda k: rng.gamma(shape, scale, k), 1.0 / rate_rps, duration_s, n)
 
 
 def uniform(rng: np.random.Generator, rate_rps: float, *, duration_s: float | None = None,
@@ -219,7 +219,7 @@ class ArrivalSpec:
                              f"use one of: {', '.join(PROCESSES)}")
         return t + self.start_s
 
-    def mean_rate_rps(self, duration_s: float | None = None) -> float:
+    def mean_rate_rps(self) -> float:
         """Long-run mean rate (over the ramp for `ramp`)."""
         if self.kind == "onoff":
             return self.rate_rps * self.on_s / (self.on_s + self.off_s)

@@ -82,9 +82,16 @@ class Workload:
     # -- validation -------------------------------------------------------------------------
     def validate(self, source: str | None = None) -> None:
         """Raise `InputError` naming the column and the fix on any inconsistency."""
-        from llmsched.sim.errors import InputError
 
         src = source or f"workload {self.name!r}"
+        self._validate_shapes(src)
+        if self.n:
+            self._validate_values(src)
+
+    def _validate_shapes(self, src: str) -> None:
+        """Every column has one row per request; the ragged hash offsets match the hash values."""
+        from llmsched.sim.errors import InputError
+
         n = self.n
         for col in ("client", "prompt_tokens", "output_tokens", "priority", "ttft_slo_s", "tbt_slo_s",
                     "parent", "pin_instance"):
@@ -92,8 +99,12 @@ class Workload:
                 raise InputError(src, col, f"has {len(getattr(self, col))} rows, expected {n}")
         if len(self.hash_offsets) != n + 1 or (n and self.hash_offsets[-1] != len(self.hash_values)):
             raise InputError(src, "hash_ids", "ragged offsets do not match the hash values")
-        if n == 0:
-            return
+
+    def _validate_values(self, src: str) -> None:
+        """The values of a non-empty workload: sorted finite arrivals, positive lengths, weights, SLOs."""
+        from llmsched.sim.errors import InputError
+
+        n = self.n
         if not np.all(np.isfinite(self.arrival_s)) or self.arrival_s.min() < 0:
             raise InputError(src, "arrival_s", "must be finite and >= 0")
         if np.any(np.diff(self.arrival_s) < 0):
