@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAREGPT = ROOT / "data" / "traces" / "sharegpt"  # resolved in _sharegpt_path()
 MAX_TOKENS = 4096  # Vidur's trace replay clips prompt + output to 4096 tokens (TraceRequestGeneratorConfig.max_tokens)
 QPS_PER_REPLICA = 1.0  # our choice: about half of what one replica sustains (at 2.0 TTFT p50 grows to ~20 s)
 CHUNK = 512

@@ -54,7 +54,6 @@ class InstanceStats(ServiceFacts):
     waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready) + len(self._inst.swapped))
     running_count = property(lambda self: self._inst.running_count)
     outstanding_tokens = property(lambda self: self._inst.outstanding_tokens)
-    kv_blocks_free = property(lambda self: self._inst.pool.free_blocks)
     kv_blocks_available = property(lambda self: self._inst.pool.available_blocks)
     kv_blocks_used = property(lambda self: self._inst.pool.used_blocks)
     kv_blocks_total = property(lambda self: self._inst.pool.total_blocks)
@@ -62,10 +61,8 @@ class InstanceStats(ServiceFacts):
     waiting = property(lambda self: tuple(self._inst.waiting))
     decoding = property(lambda self: tuple(self._inst.decoding))
     prefilling = property(lambda self: tuple(self._inst.prefilling))
-    prefix_tree = property(lambda self: self._inst.tree)
     running = property(lambda self: tuple(self._inst.prefilling) + tuple(self._inst.decoding))
     ready = property(lambda self: tuple(self._inst.ready))
-    kv_blocks_evictable = property(lambda self: self._inst.tree.evictable_blocks if self._inst.tree else 0)
 
     def drain_evictions(self) -> list[tuple[int, ...]]:
         """Hash paths of prefix-cache nodes evicted since the previous call (recording starts
@@ -103,10 +100,6 @@ class ClusterView(RequestFacts):
         self._engine.sync(self._engine.instances[self.pool[j]])
         return self._stats[j]
 
-
-
-
-
     def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool:
         """Move a decoding request's KV to pool instance `to_instance` (see `Engine.migrate`)."""
         return self._engine.migrate(rid, self.pool[to_instance], downtime_s)
@@ -116,25 +109,13 @@ class ClusterView(RequestFacts):
     def hash_block_tokens(self) -> int:
         return int(self._engine.reqs.workload.hash_block_tokens)
 
-
     def kv_tokens(self, rid: int) -> int:
         """Tokens of `rid` whose KV is in memory now."""
         return int(self._engine.reqs.computed[rid])
 
-
     def charged(self, rid: int) -> bool:
         """Has the engine charged `rid`'s prompt to its client yet (at admission)?"""
         return bool(self._engine.reqs.charged[rid])
-
-
-    def instance_of(self, rid: int) -> int:
-        """Pool index of the instance holding `rid` (-1 if none of this pool's)."""
-        idx = int(self._engine.reqs.instance[rid])
-        return self._index.get(idx, -1)
-
-    def transfer_time_s(self, j: int, kv_tokens: int) -> float:
-        """Seconds to send `kv_tokens` tokens of KV from pool instance `j` over the cluster link."""
-        return self._engine.transfer_time_s(self._engine.instances[self.pool[j]], kv_tokens)
 
     def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
                      last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool:
@@ -215,8 +196,6 @@ class Engine:
         self._decision = lat if lat is not None and lat.active else None
         self._route_queue: deque[int] = deque()
         self._deciding = False
-        self.router_decisions = 0
-        self.router_busy_s = 0.0
         self.migration_counts = {"aborted_dst": 0, "aborted_src": 0}  # migrations that did not move
 
     def sync(self, inst: Instance) -> None:
@@ -332,8 +311,6 @@ class Engine:
         nodes = getattr(self.router, "decision_state_nodes", None)
         cost = self._decision.cost_s(view.n_instances, int(nodes()) if callable(nodes) else 0)
         self._deciding = True
-        self.router_decisions += 1
-        self.router_busy_s += cost
         self._push(self.now + cost, LATE, rid, EV_ROUTED, (rid, j, True))
 
     def _deliver(self, rid: int, j: int, decided: bool = False) -> None:

@@ -67,20 +67,11 @@ class InstanceView(RequestFacts, ServiceFacts):
     decoding = property(lambda self: self._inst.decoding)
     role = property(lambda self: self._inst.spec.role)
 
-
-
-
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
         if r.state[rid] == WAITING:
             return int(r.prompt[rid] + r.generated[rid])
         return max(int(r.prefill_target[rid] - r.computed[rid]), 0)
-
-
-
-
-
-
 
     def cached_prefix_tokens(self, rid: int) -> int:
         return self._inst.cached_tokens_if_admitted(rid)[0]

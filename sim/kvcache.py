@@ -123,10 +123,6 @@ class PrefixTree(RadixTree):
                 queue.push(self._eviction_key(parent), parent)
         return freed
 
-    def contains_prefix_len(self, hashes) -> int:
-        return len(self.match(hashes))
-
-
 class KVPool:
     """Block accounting for one instance: private blocks held by requests + the prefix tree."""
 

@@ -76,7 +76,6 @@ class MuxServeADBS:
         self.block_size = int(instance_spec.block_size)
         self.quota: dict[int, int] = {}  # client -> KV blocks its running requests may reserve
         self.spare = 0  # blocks lost to rounding, handed to a taker at the next adaptation
-        self.adaptations = 0  # adaptations that moved blocks (read by tests and reports)
         self.last_client = -1  # client of the latest admission: round robin resumes after it
         self._tick = 1  # the next adaptation is due at _tick * adapt_interval_s
         self._snapshot: tuple[dict[int, int], dict[int, int]] = ({}, {})  # (used, backlog) after the last plan
@@ -129,7 +128,6 @@ class MuxServeADBS:
                 self._tick = k
                 return
             self.quota, self.spare = step
-            self.adaptations += 1
             self._tick += 1
 
     # -- hooks ---------------------------------------------------------------------------------

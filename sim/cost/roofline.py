@@ -134,10 +134,6 @@ class RooflineCost:
         return {"linear": lin, "prefill_attn": pre, "decode_attn": dec, "comm": com, "layer": layer,
                 "head": head, "overhead": over, "total": total}
 
-    def layer_times(self, shape: BatchShape) -> np.ndarray:
-        """Seconds of one transformer layer (incl. its all-reduces), without head and overheads."""
-        return self.components(shape)["layer"]
-
     def iteration_times(self, shape: BatchShape) -> np.ndarray:
         if len(shape) == 1:  # the engine's common case: same operations on Python floats, ~10x faster
             return np.array([self._one(*(float(getattr(shape, f)[0]) for f in _FIELDS))])

@@ -182,19 +182,6 @@ class Workload:
         kw.update(changes)
         return Workload(**kw)
 
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "arrival_s": self.arrival_s, "client": self.client,
-                "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
-                "prefix_blocks": np.diff(self.hash_offsets), "priority": self.priority,
-                "ttft_slo_s": self.ttft_slo_s, "tbt_slo_s": self.tbt_slo_s,
-            }
-        )
-
-
 def _ragged_gather(starts: np.ndarray, lens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Indices that copy segments [starts[i], starts[i]+lens[i]) one after another (vectorised)."""
     total = int(offsets[-1])

@@ -178,12 +178,6 @@ class FastFlow:
     def value(self, plc: Placement) -> float:
         return self._solve(plc, want_cut=False)[0]
 
-    def bottlenecks(self, plc: Placement) -> tuple[float, list[int]]:
-        """Max flow and the nodes whose compute edge lies in a minimum cut (source side = the
-        vertices reachable in the residual graph)."""
-        val, cut = self._solve(plc, want_cut=True)
-        return val, [c for c in cut if isinstance(c, int)]
-
     def cut(self, plc: Placement) -> tuple[float, list[int], list[tuple[int, int]]]:
         """Max flow, min-cut nodes, and min-cut links (i, j) between compute nodes."""
         val, cut = self._solve(plc, want_cut=True)
