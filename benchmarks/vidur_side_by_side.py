@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAREGPT = ROOT / "data" / "traces" / "sharegpt"  # resolved in _sharegpt_path()
 MAX_TOKENS = 4096  # Vidur's trace replay clips prompt + output to 4096 tokens (TraceRequestGeneratorConfig.max_tokens)
 QPS_PER_REPLICA = 1.0  # our choice: about half of what one replica sustains (at 2.0 TTFT p50 grows to ~20 s)
 CHUNK = 512
@@ -184,10 +183,10 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/vidur_side_by_side")
     ap.add_argument("--render-only", action="store_true", help="rewrite the doc from benchmarks/results/*.csv")
     ap.add_argument("--note", default="", help="a sentence about the machine/run added to the doc")
-    ap.add_argument("--_llmsched", nargs=3, metavar=("TRACE", "REPLICAS", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--_llmsched", dest="llmsched_child", nargs=3, metavar=("TRACE", "REPLICAS", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    if a._llmsched:
-        run_llmsched(a._llmsched[0], int(a._llmsched[1]), a._llmsched[2])
+    if a.llmsched_child:
+        run_llmsched(a.llmsched_child[0], int(a.llmsched_child[1]), a.llmsched_child[2])
         return 0
     if a.render_only:
         df = pd.read_csv(ROOT / "benchmarks" / "results" / "vidur_side_by_side.csv")

@@ -110,7 +110,7 @@ def load_all() -> None:
             full = f"llmsched.experiments.reproductions.{mod.name}"
             try:
                 importlib.import_module(full)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a broken reproduction is listed with its traceback, not fatal
                 _IMPORT_ERRORS[full] = traceback.format_exc()
     _loaded = True
     from llmsched.sim.registry import load_plugins

@@ -220,7 +220,7 @@ def run_one(repro: Reproduction, out_root: Path, quick: bool, seed: int, command
         meta.update(tables=tables, figures=_keep_figures(result.figures, out_dir), notes=result.notes,
                     comparisons=len(comp), reproduction_status=repro_status(comp), agree=int((comp["agrees"] == True).sum()),  # noqa: E712
                     disagree=int((comp["agrees"] == False).sum()))  # noqa: E712
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of a reproduction is recorded in its run directory
         status = "failed"
         error = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         atomic.write_text(out_dir / "error.txt", traceback.format_exc())
@@ -310,7 +310,7 @@ def run_reproductions(repros: Sequence[Reproduction], out_root: str | Path, *, q
                 repro = futures[fut]
                 try:
                     rec = fut.result()
-                except Exception as exc:  # the worker process itself died (crash, out of memory)
+                except Exception as exc:  # noqa: BLE001 - the worker process itself died (crash, out of memory)
                     rec = _died(repro, out_root, quick, seed, command, commit, exc)
                 done(rec)
     bar.close()

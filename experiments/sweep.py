@@ -292,7 +292,7 @@ def execute_point(point_ref: str, config: dict[str, Any]) -> dict[str, Any]:
         metrics = {k: _plain(v) for k, v in flat.items() if k.split(".")[0] not in NON_RESULT_KEYS}
         return {"ok": True, "metrics": metrics, "wall_s": time.perf_counter() - t0,
                 "host": socket.gethostname(), "pid": os.getpid()}
-    except Exception:
+    except Exception:  # noqa: BLE001 - a failing sweep point is recorded with its traceback; the sweep goes on
         return {"ok": False, "error": traceback.format_exc(), "wall_s": time.perf_counter() - t0,
                 "host": socket.gethostname(), "pid": os.getpid()}
 
@@ -452,7 +452,7 @@ def _dask_results(todo: list[SweepPoint], point_ref: str, client: Any,
     for fut in queue:
         try:
             yield fut.result()
-        except Exception as exc:  # the task never returned (worker lost too often, cancelled, ...)
+        except Exception as exc:  # noqa: BLE001 - the task never returned (worker lost too often, cancelled, ...)
             yield index_of[fut.key], {"ok": False, "error": f"dask: {type(exc).__name__}: {exc}\n",
                                       "wall_s": float("nan"), "host": "", "pid": -1}
         finally:

@@ -55,6 +55,3 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str) -> list[Path]:
     csv = atomic.write_with(out / f"{stem}.csv", lambda tmp: safe.to_csv(tmp, index=False))
     return [pq, csv]
 
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(path)

@@ -214,7 +214,7 @@ def fast_equals_step(w: Workload, cluster: ClusterSpec, cost: Any, seed: int = 0
     return (fast, step)."""
     from llmsched.sim.run import simulate
 
-    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda s: cost)
-    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda s: cost)
+    fast = simulate(w, cluster, seed=seed, mode="fast", cost_models=lambda _spec: cost)
+    step = simulate(w, cluster, seed=seed, mode="step", cost_models=lambda _spec: cost)
     assert_same_run(fast, step)
     return fast, step

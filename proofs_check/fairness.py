@@ -440,7 +440,7 @@ def check_backlogged_pair(path: Path | str | SavedRun, **opts: Any) -> Verdict:
             def pair(f: int, g: int, s=scale) -> float:
                 return bounds.weighted_pair_bound(s, weights.get(f, 1.0), weights.get(g, 1.0))
         else:
-            def pair(f: int, g: int, s=scale) -> float:
+            def pair(f: int, g: int, s=scale) -> float:  # noqa: ARG001 - same bound for every pair
                 return bounds.backlogged_pair_bound(s)
         w, n = worst_backlogged_pair(grid, X, pair)
         runs += n
@@ -692,7 +692,7 @@ def check_dlpm_bound(path: Path | str | SavedRun, **opts: Any) -> Verdict:
         X = interleaved_samples(grid, scale.input_weight, scale.output_weight,
                                 uncached_only=True)
         b = bounds.dlpm_pair_bound(scale, float(quantum))
-        w, n = worst_backlogged_pair(grid, X, lambda f, g, b=b: b)
+        w, n = worst_backlogged_pair(grid, X, lambda f, g, b=b: b)  # noqa: ARG005 - same bound for every pair
         runs += n
         if w is not None and w.value / max(w.bound, EPS) > worst_ratio:
             worst, worst_ratio = w, w.value / max(w.bound, EPS)

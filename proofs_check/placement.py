@@ -16,6 +16,7 @@ numbers. Returns the first violation with a witness.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
@@ -31,17 +32,17 @@ def _fail(summary: str, witness: dict, details: dict | None = None) -> Verdict:
     return Verdict(NAME, False, summary, witness, details or {})
 
 
+Tol = Callable[[float], float]
+Chains = Callable[[int | str, int | str], bool]
+
+
 @checker(NAME, target="plan", help="placement plan: contiguous layers, chaining, conservation, "
                                     "capacities, max flow == min cut, objective <= bound")
 def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) -> Verdict:
     from llmsched.theory.placement.io import load_cluster
     from llmsched.theory.placement.plan import read_plan
-    from llmsched.theory.placement.profiles import (
-        coverage_bound,
-        infinite_network_bound,
-        node_capacities,
-    )
-    from llmsched.theory.placement.spec import MODELS, SINK, SOURCE
+    from llmsched.theory.placement.profiles import node_capacities
+    from llmsched.theory.placement.spec import MODELS
 
     plan, rows, cut = read_plan(path)
     try:
@@ -52,13 +53,39 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     L = model.num_layers
     caps = node_capacities(cluster, model, plan.get("capacity_model", "helix"))
     tol = lambda x: abs_tol + rel_tol * abs(x)  # noqa: E731
+    partial = bool(plan.get("partial_inference"))
 
-    # (1) contiguous ranges within limits
+    ranges = _layer_ranges(plan, cluster.n, caps, L)  # (1)
+    if isinstance(ranges, Verdict):
+        return ranges
+    rng, groups = ranges
+    chains = _chaining_rule(rng, groups, partial, L)  # (2)
+    link_cap = {(u, v): c for u, v, c, _ in cluster.directed_edges(model)}  # recomputed
+    flows = _edge_flows(rows, link_cap, rng, chains, tol)  # (2), (4) links
+    if isinstance(flows, Verdict):
+        return flows
+    value, pos_edges, inflow, outflow = flows
+    failure = _node_balance(inflow, outflow, rng, caps, tol)  # (3), (4) nodes
+    if failure is None:
+        failure = _walk_flow_paths(pos_edges, rng, partial, L)  # (2b)
+    if failure is not None:
+        return failure
+    g = _flow_graph(cluster, model, rng, caps, link_cap, chains)  # (5)
+    cut_cap = _max_flow_and_cut(g, value, plan, cut, tol)
+    if isinstance(cut_cap, Verdict):
+        return cut_cap
+    return _bounds(caps, L, value, cut_cap, plan, len(rng), tol)  # (6)
+
+
+def _layer_ranges(plan: dict, n_nodes: int, caps: list, L: int
+                  ) -> Verdict | tuple[dict[int, tuple[int, int]], dict[int, int]]:
+    """(1) Each node's layers form a contiguous range [lo, hi) within 0..L-1 and its layer limit:
+    node -> (lo, hi) for the nodes that hold layers, and node -> group where the plan names one."""
     rng: dict[int, tuple[int, int]] = {}
     groups: dict[int, int] = {}
-    if len(plan["nodes"]) != cluster.n:
+    if len(plan["nodes"]) != n_nodes:
         return _fail("plan lists a different number of nodes than the cluster",
-                     {"plan_nodes": len(plan["nodes"]), "cluster_nodes": cluster.n})
+                     {"plan_nodes": len(plan["nodes"]), "cluster_nodes": n_nodes})
     for nd in plan["nodes"]:
         i, layers = int(nd["index"]), list(nd["layers"])
         if nd.get("group") is not None:
@@ -76,9 +103,13 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             return _fail(f"node {i} exceeds its layer limit", {"node": i, "holds": len(layers),
                                                                "limit": len(caps[i])})
         rng[i] = (lo, hi + 1)
+    return rng, groups
 
-    # (2) chaining rule: e_u == s_v, or with Helix's partial inference s_v <= e_u < e_v
-    partial = bool(plan.get("partial_inference"))
+
+def _chaining_rule(rng: dict[int, tuple[int, int]], groups: dict[int, int], partial: bool, L: int) -> Chains:
+    """(2) The chaining rule between two placed nodes (or the source/sink): e_u == s_v, or with
+    Helix's partial inference s_v <= e_u < e_v; nodes of different pipeline groups never chain."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
 
     def chains(u, v) -> bool:
         if u == SOURCE:
@@ -91,8 +122,23 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             return rng[v][0] <= rng[u][1] < rng[v][1]
         return rng[u][1] == rng[v][0]
 
-    # link capacities recomputed from the cluster
-    link_cap = {(u, v): c for u, v, c, _ in cluster.directed_edges(model)}
+    return chains
+
+
+def _placed(u, v, rng: dict[int, tuple[int, int]]) -> bool:
+    """Both ends of the edge hold layers (or are the source/sink)."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
+
+    return not ((u != SOURCE and u not in rng) or (v != SINK and v not in rng))
+
+
+def _edge_flows(rows: list, link_cap: dict, rng: dict[int, tuple[int, int]], chains: Chains, tol: Tol
+                ) -> Verdict | tuple[float, list, dict[int, float], dict[int, float]]:
+    """(2) and (4) per edge: flow only on existing links, non-negative, within the link's capacity,
+    and positive only where the layer ranges chain. Returns (flow value, positive edges,
+    inflow per node, outflow per node)."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
+
     inflow: dict[int, float] = defaultdict(float)
     outflow: dict[int, float] = defaultdict(float)
     value = 0.0
@@ -107,13 +153,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             return _fail("link over capacity", {"edge": [u, v], "flow": f, "capacity": link_cap[(u, v)]})
         if f <= tol(0):
             continue
-        # (2) chaining
-        ok = True
-        if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
-            ok = False
-        else:
-            ok = chains(u, v)
-        if not ok:
+        if not (_placed(u, v, rng) and chains(u, v)):
             return _fail("flow on an edge whose layer ranges do not chain",
                          {"edge": [u, v], "flow": f, "src_layers": rng.get(u), "dst_layers": rng.get(v)})
         pos_edges.append((u, v, f))
@@ -123,8 +163,12 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             outflow[u] += f
         if v != SINK:
             inflow[v] += f
+    return value, pos_edges, inflow, outflow
 
-    # (3) conservation, (4) node capacity
+
+def _node_balance(inflow: dict[int, float], outflow: dict[int, float], rng: dict[int, tuple[int, int]],
+                  caps: list, tol: Tol) -> Verdict | None:
+    """(3) conservation at every node and (4) its capacity T_i(k) for the k layers it holds."""
     for i in set(inflow) | set(outflow):
         if abs(inflow[i] - outflow[i]) > tol(inflow[i]):
             return _fail(f"flow not conserved at node {i}", {"node": i, "in": inflow[i], "out": outflow[i]})
@@ -132,12 +176,17 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         if inflow[i] > caps[i][k - 1] + tol(caps[i][k - 1]):
             return _fail(f"node {i} over capacity", {"node": i, "flow_in": inflow[i],
                                                       "capacity_T_i_k": caps[i][k - 1], "k": k})
+    return None
 
-    # (2b) walk every source-to-sink path of the positive-flow subgraph: layers 0..L-1 in order
+
+def _walk_flow_paths(pos_edges: list, rng: dict[int, tuple[int, int]], partial: bool, L: int) -> Verdict | None:
+    """(2b) Every source-to-sink path of the positive-flow subgraph covers layers 0..L-1 in order."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
+
     succ: dict = defaultdict(list)
     for u, v, _ in pos_edges:
         succ[u].append(v)
-    stack = [(SOURCE, 0, [SOURCE])]
+    stack: list[tuple] = [(SOURCE, 0, [SOURCE])]
     seen_state = set()
     while stack:
         node, next_layer, trail = stack.pop()
@@ -157,8 +206,15 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         seen_state.add((node, next_layer))
         for v in succ[node]:
             stack.append((v, next_layer, [*trail[-6:], v]))
+    return None
 
-    # (5) recorded value is maximum: independent max flow and the recorded min cut
+
+def _flow_graph(cluster, model, rng: dict[int, tuple[int, int]], caps: list, link_cap: dict,
+                chains: Chains) -> nx.DiGraph:
+    """(5) The plan's flow network, built independently: per placed node NIC in -> compute -> NIC
+    out, and every link between placed ends whose layer ranges chain."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
+
     g = nx.DiGraph()
     for i, (lo, hi) in rng.items():
         nd = cluster.nodes[i]
@@ -166,12 +222,20 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         g.add_edge(("start", i), ("end", i), capacity=caps[i][hi - lo - 1])
         g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / model.activation_bytes)
     for (u, v), c in link_cap.items():
-        if (u != SOURCE and u not in rng) or (v != SINK and v not in rng):
+        if not _placed(u, v, rng):
             continue
         if chains(u, v):
             g.add_edge(SOURCE if u == SOURCE else ("out", u), SINK if v == SINK else ("in", v), capacity=c)
     g.add_node(SOURCE)
     g.add_node(SINK)
+    return g
+
+
+def _max_flow_and_cut(g: nx.DiGraph, value: float, plan: dict, cut: dict, tol: Tol) -> Verdict | float:
+    """(5) The recorded value is maximum: it equals an independent max flow, plan.json's number and
+    the capacity of the recorded cut, which separates source from sink. Returns the cut capacity."""
+    from llmsched.theory.placement.spec import SINK, SOURCE
+
     mf = nx.maximum_flow_value(g, SOURCE, SINK)
     if abs(mf - value) > tol(mf):
         return _fail("recorded flow is not a maximum flow", {"recorded": value, "max_flow": mf})
@@ -198,8 +262,13 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
                      {"path": [str(x) for x in nx.shortest_path(h, SOURCE, SINK)]})
     if abs(cut_cap - value) > tol(value):
         return _fail("flow value differs from the min-cut capacity", {"flow": value, "cut": cut_cap})
+    return cut_cap
 
-    # (6) bound
+
+def _bounds(caps: list, L: int, value: float, cut_cap: float, plan: dict, nodes_used: int, tol: Tol) -> Verdict:
+    """(6) The flow and the MILP objective stay within the infinite-network and layer-coverage bounds."""
+    from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+
     ub = infinite_network_bound(caps, L)
     cb = coverage_bound(caps, L)
     milp_obj = (plan.get("milp") or {}).get("objective")
@@ -210,6 +279,6 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
             return _fail(f"{label} exceeds the layer-coverage bound", {label: x, "coverage_bound": cb})
     return Verdict(NAME, True,
                    f"valid plan: max flow {value:.2f} tokens/s == min cut {cut_cap:.2f}; "
-                   f"bounds: coverage {cb:.2f}, infinite-network {ub:.2f}; {len(rng)} nodes used",
+                   f"bounds: coverage {cb:.2f}, infinite-network {ub:.2f}; {nodes_used} nodes used",
                    None, {"max_flow_tok_s": value, "min_cut_tok_s": cut_cap, "upper_bound_tok_s": ub, "coverage_bound_tok_s": cb,
-                          "nodes_used": len(rng)})
+                          "nodes_used": nodes_used})

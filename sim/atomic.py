@@ -51,7 +51,7 @@ def fsync_path(directory: Path) -> None:
         os.close(fd)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def write_with(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call `writer(tmp_path)` to produce the file, then atomically move it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

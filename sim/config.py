@@ -11,7 +11,7 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,8 @@ def _parse(cls: type, d: Any, source: str, prefix: str) -> Any:
 
 
 def _check(cfg: RunConfig, source: str) -> None:
+    """Validate a run config's values (types are checked on reading): the first problem raises an
+    InputError naming `source`, the field and the fix."""
     def bad(field_: str, problem: str, fix: str = "") -> None:
         raise InputError(source, field_, problem, fix)
 
@@ -279,7 +281,11 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("mode", f"unknown mode {cfg.mode!r}", "use 'fast' or 'step'")
     if cfg.input_weight < 0 or cfg.output_weight < 0:
         bad("input_weight/output_weight", "must be >= 0")
-    w = cfg.workload
+    _check_workload(cfg.workload, bad)
+    _check_cluster(cfg.cluster, bad)
+
+
+def _check_workload(w: WorkloadSpec, bad: Callable[..., None]) -> None:
     if w.rate is not None and not (w.rate > 0 and math.isfinite(w.rate)):
         bad("workload.rate", f"must be a positive number of requests/s, got {w.rate}")
     if w.duration_s is not None and not w.duration_s > 0:
@@ -293,7 +299,9 @@ def _check(cfg: RunConfig, source: str) -> None:
                 f"the cap of {MAX_EXPECTED_REQUESTS:.0e}", "lower the rate or the duration")
     if w.duration_s is not None and not math.isfinite(w.duration_s):
         bad("workload.duration_s", "must be a finite number of seconds", "omit it to keep the whole source")
-    c = cfg.cluster
+
+
+def _check_cluster(c: ClusterSpec, bad: Callable[..., None]) -> None:
     if not c.instances:
         bad("cluster.instances", "needs at least one instance")
     if not c.kv_link_bandwidth_Bps > 0:
@@ -305,38 +313,7 @@ def _check(cfg: RunConfig, source: str) -> None:
             "use fewer instances (set count per group)")
     roles = set()
     for i, spec in enumerate(c.instances):
-        p = f"cluster.instances[{i}]."
-        if spec.count < 1:
-            bad(p + "count", "must be >= 1")
-        if spec.tp < 1:
-            bad(p + "tp", "tensor-parallel degree must be >= 1")
-        if spec.token_budget < 1:
-            bad(p + "token_budget", "must be >= 1 token")
-        if spec.max_batch_requests < 1:
-            bad(p + "max_batch_requests", "must be >= 1")
-        if spec.block_size < 1:
-            bad(p + "block_size", "must be >= 1 token")
-        if spec.admission_interval < 1:
-            bad(p + "admission_interval", "must be >= 1 iteration")
-        if spec.kv_capacity_tokens is not None and spec.kv_capacity_tokens < spec.block_size:
-            bad(p + "kv_capacity_tokens", "must hold at least one block")
-        if spec.context_tokens is not None and spec.context_tokens < 2:
-            bad(p + "context_tokens", "must be >= 2 tokens (a prompt token and an output token)",
-                "omit it to use the model's context length")
-        if spec.prefix_eviction not in EVICTION_STRATEGIES:
-            bad(p + "prefix_eviction", f"unknown eviction strategy {spec.prefix_eviction!r}",
-                f"use one of {', '.join(EVICTION_STRATEGIES)}")
-        if spec.preemption not in PREEMPTION_MODES:
-            bad(p + "preemption", f"unknown preemption mode {spec.preemption!r}", "use recompute or swap")
-        if not spec.swap_space_bytes >= 0 or spec.swap_space_bytes == math.inf:
-            bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
-        if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
-            bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
-        if spec.role not in ("mixed", "prefill", "decode", "encode"):
-            bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
-        if spec.role == "encode" and spec.tp != 1:
-            bad(p + "tp", "an encode instance runs on one GPU",
-                "use tp = 1 and more encode instances (the encode router spreads a request over them)")
+        _check_instance(spec, f"cluster.instances[{i}].", bad)
         roles.add(spec.role)
     if roles == {"encode"}:
         bad("cluster.instances", "an encode pool alone cannot serve requests",
@@ -351,3 +328,35 @@ def _check(cfg: RunConfig, source: str) -> None:
     if encode_models and encode_models != llm_models:
         bad("cluster.instances", f"encode instances run {sorted(encode_models)} but prefill/decode run "
             f"{sorted(llm_models)}", "give every instance the same multimodal model")
+
+
+def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> None:
+    """One instance group's values; `p` is its field prefix, e.g. "cluster.instances[0]."."""
+    for name, value, minimum, problem in (
+            ("count", spec.count, 1, "must be >= 1"),
+            ("tp", spec.tp, 1, "tensor-parallel degree must be >= 1"),
+            ("token_budget", spec.token_budget, 1, "must be >= 1 token"),
+            ("max_batch_requests", spec.max_batch_requests, 1, "must be >= 1"),
+            ("block_size", spec.block_size, 1, "must be >= 1 token"),
+            ("admission_interval", spec.admission_interval, 1, "must be >= 1 iteration")):
+        if value < minimum:
+            bad(p + name, problem)
+    if spec.kv_capacity_tokens is not None and spec.kv_capacity_tokens < spec.block_size:
+        bad(p + "kv_capacity_tokens", "must hold at least one block")
+    if spec.context_tokens is not None and spec.context_tokens < 2:
+        bad(p + "context_tokens", "must be >= 2 tokens (a prompt token and an output token)",
+            "omit it to use the model's context length")
+    if spec.prefix_eviction not in EVICTION_STRATEGIES:
+        bad(p + "prefix_eviction", f"unknown eviction strategy {spec.prefix_eviction!r}",
+            f"use one of {', '.join(EVICTION_STRATEGIES)}")
+    if spec.preemption not in PREEMPTION_MODES:
+        bad(p + "preemption", f"unknown preemption mode {spec.preemption!r}", "use recompute or swap")
+    if not spec.swap_space_bytes >= 0 or spec.swap_space_bytes == math.inf:
+        bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
+    if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
+        bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
+    if spec.role not in ("mixed", "prefill", "decode", "encode"):
+        bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
+    if spec.role == "encode" and spec.tp != 1:
+        bad(p + "tp", "an encode instance runs on one GPU",
+            "use tp = 1 and more encode instances (the encode router spreads a request over them)")

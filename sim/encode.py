@@ -83,7 +83,6 @@ class EncodeServerStats:
 
     index = property(lambda self: self._srv.index)
     spec = property(lambda self: self._srv.spec)
-    queued_jobs = property(lambda self: len(self._srv.queue))
     backlog_tiles = property(lambda self: self._srv.backlog_tiles)
     busy_until_s = property(lambda self: self._srv.busy_until_s)
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from llmsched.sim.encode import EncodeJob, EncodeServer, EncodeView
 from llmsched.sim.events import PriorityQueue
 from llmsched.sim.instance import Instance, ServiceFacts
+from llmsched.sim.policy_api import Router, TickingRouter
+from llmsched.sim.router_latency import RouterLatency
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -56,7 +58,6 @@ class InstanceStats(ServiceFacts):
     waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready) + len(self._inst.swapped))
     running_count = property(lambda self: self._inst.running_count)
     outstanding_tokens = property(lambda self: self._inst.outstanding_tokens)
-    kv_blocks_free = property(lambda self: self._inst.pool.free_blocks)
     kv_blocks_available = property(lambda self: self._inst.pool.available_blocks)
     kv_blocks_used = property(lambda self: self._inst.pool.used_blocks)
     kv_blocks_total = property(lambda self: self._inst.pool.total_blocks)
@@ -64,10 +65,8 @@ class InstanceStats(ServiceFacts):
     waiting = property(lambda self: tuple(self._inst.waiting))
     decoding = property(lambda self: tuple(self._inst.decoding))
     prefilling = property(lambda self: tuple(self._inst.prefilling))
-    prefix_tree = property(lambda self: self._inst.tree)
     running = property(lambda self: tuple(self._inst.prefilling) + tuple(self._inst.decoding))
     ready = property(lambda self: tuple(self._inst.ready))
-    kv_blocks_evictable = property(lambda self: self._inst.tree.evictable_blocks if self._inst.tree else 0)
 
     def drain_evictions(self) -> list[tuple[int, ...]]:
         """Hash paths of prefix-cache nodes evicted since the previous call (recording starts
@@ -83,7 +82,7 @@ class InstanceStats(ServiceFacts):
         inst = self._inst
         if inst.tree is None:
             return 0
-        return len(inst.tree.match(inst._prefix_blocks(rid))) * inst.hash_block_tokens
+        return len(inst.tree.match(inst.reqs.full_prompt_blocks(rid))) * inst.hash_block_tokens
 
 
 class ClusterView(RequestFacts):
@@ -105,10 +104,6 @@ class ClusterView(RequestFacts):
         self._engine.sync(self._engine.instances[self.pool[j]])
         return self._stats[j]
 
-
-
-
-
     def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool:
         """Move a decoding request's KV to pool instance `to_instance` (see `Engine.migrate`)."""
         return self._engine.migrate(rid, self.pool[to_instance], downtime_s)
@@ -118,25 +113,13 @@ class ClusterView(RequestFacts):
     def hash_block_tokens(self) -> int:
         return int(self._engine.reqs.workload.hash_block_tokens)
 
-
     def kv_tokens(self, rid: int) -> int:
         """Tokens of `rid` whose KV is in memory now."""
         return int(self._engine.reqs.computed[rid])
 
-
     def charged(self, rid: int) -> bool:
         """Has the engine charged `rid`'s prompt to its client yet (at admission)?"""
         return bool(self._engine.reqs.charged[rid])
-
-
-    def instance_of(self, rid: int) -> int:
-        """Pool index of the instance holding `rid` (-1 if none of this pool's)."""
-        idx = int(self._engine.reqs.instance[rid])
-        return self._index.get(idx, -1)
-
-    def transfer_time_s(self, j: int, kv_tokens: int) -> float:
-        """Seconds to send `kv_tokens` tokens of KV from pool instance `j` over the cluster link."""
-        return self._engine._transfer_time(self._engine.instances[self.pool[j]], kv_tokens)
 
     def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
                      last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool:
@@ -158,8 +141,8 @@ class Engine:
         self,
         reqs: RequestTable,
         instances: list[Instance],
-        router,
-        decode_router=None,
+        router: Router,
+        decode_router: Router | None = None,
         link_bandwidth_Bps: float = 25e9,
         link_latency_s: float = 1e-5,
         kv_bytes_per_token: Callable[[Instance], float] | None = None,
@@ -175,7 +158,7 @@ class Engine:
         self.decode_router = decode_router
         self.link_bandwidth_Bps = link_bandwidth_Bps
         self.link_latency_s = link_latency_s
-        self.kv_bytes_per_token = kv_bytes_per_token or (lambda inst: 0.0)
+        self.kv_bytes_per_token = kv_bytes_per_token or (lambda _inst: 0.0)
         self.max_sim_time_s = max_sim_time_s
         self.progress = progress
         self._events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
@@ -184,11 +167,9 @@ class Engine:
         roles = {inst.spec.role for inst in instances}
         self.disaggregated = "prefill" in roles
         entry = [i.index for i in instances if i.spec.role in ("mixed", "prefill")]
+        decode = [i.index for i in instances if i.spec.role == "decode"]
         self.entry_view = ClusterView(self, entry)
-        self.decode_view = (
-            ClusterView(self, [i.index for i in instances if i.spec.role == "decode"])
-            if self.disaggregated else None
-        )
+        self.decode_view = ClusterView(self, decode) if self.disaggregated else None
         for inst in instances:
             inst.on_prefilled = self._prefilled if self.disaggregated else None
             inst.on_slice_end = self._slice_ended
@@ -207,7 +188,7 @@ class Engine:
         if self.disaggregated:
             self._max_tokens = min(
                 self._max_tokens,
-                *(instances[i].pool.total_blocks * instances[i].block_size for i in self.decode_view.pool),
+                *(instances[i].pool.total_blocks * instances[i].block_size for i in decode),
             )
         # the model's context length: a longer request (prompt + output) is rejected at arrival,
         # as a server rejects it, and counted in `rejected_context`
@@ -218,12 +199,10 @@ class Engine:
         self.down: set[int] = set()  # instances marked down (sim/spot.py)
         self._live: set[int] = set()  # requests in a multi-stage live migration
         # router decision latency (sim/router_latency.py): one global scheduler, FIFO queue
-        lat = getattr(router, "decision_latency", None)
+        lat: RouterLatency | None = getattr(router, "decision_latency", None)
         self._decision = lat if lat is not None and lat.active else None
         self._route_queue: deque[int] = deque()
         self._deciding = False
-        self.router_decisions = 0
-        self.router_busy_s = 0.0
         self.migration_counts = {"aborted_dst": 0, "aborted_src": 0}  # migrations that did not move
         self._between_slices = 0  # requests whose slice ended, not yet routed again
         # encode pool (EPD): encoder instances, the router that splits a request over them, and
@@ -232,6 +211,13 @@ class Engine:
         self.encode_router = encode_router
         self.encode_view = EncodeView(self.encoders, reqs) if self.encoders else None
         self._encoding: dict[int, int] = {}
+        self._arrivals_left = True  # whether root arrivals remain (ticks stop once none do and all is idle)
+        self._handlers: dict[str, Callable[[Any], None]] = {  # one handler per event kind
+            EV_WAKE: self._on_wake_event, EV_TRANSFER: self._on_transfer, EV_RELEASE: self._on_release,
+            EV_STAGE: lambda stage: self._migration_stage(*stage),
+            EV_ROUTED: lambda routed: self._deliver(*routed), EV_SLICE: self._on_slice_end,
+            EV_ENCODED: self._encoded, EV_EMBEDDED: self._embedded, EV_TICK: self._on_tick,
+        }
 
     def sync(self, inst: Instance) -> None:
         inst.sync(self.now, inclusive=self._late)
@@ -280,38 +266,39 @@ class Engine:
                 break
             self.now = t
             self._late = prio == LATE
-            if kind == EV_WAKE:
-                idx, version = payload
-                inst = self.instances[idx]
-                if version == inst.version:
-                    self._on_wake(inst)
-            elif kind == EV_TRANSFER:
-                rid, dst = payload
-                if dst in self.down:
-                    dst = self._reroute_lost(rid)
-                inst = self.instances[dst]
-                self.sync(inst)
-                inst.arrive(rid, t)
-                self._poke(inst)
-            elif kind == EV_RELEASE:
-                reqs.arrival_s[payload] = t
-                self._arrive(payload)
-            elif kind == EV_STAGE:
-                self._migration_stage(*payload)
-            elif kind == EV_ROUTED:
-                self._deliver(*payload)
-            elif kind == EV_SLICE:
-                self._between_slices -= 1
-                self._route(payload)
-            elif kind == EV_ENCODED:
-                self._encoded(payload)
-            elif kind == EV_EMBEDDED:
-                self._embedded(payload)
-            elif kind == EV_TICK:
-                self.entry_view.now = t
-                self.router.tick(self.entry_view)
-                if i < n or self._busy():
-                    self._push(t + self._tick_s, TICK, -1, EV_TICK, None)
+            self._arrivals_left = i < n
+            self._handlers[kind](payload)
+
+    # ------------------------------------------------------------------ event handlers, one per kind
+    def _on_wake_event(self, payload: tuple[int, int]) -> None:
+        idx, version = payload
+        inst = self.instances[idx]
+        if version == inst.version:
+            self._on_wake(inst)
+
+    def _on_transfer(self, payload: tuple[int, int]) -> None:
+        rid, dst = payload
+        if dst in self.down:
+            dst = self._reroute_lost(rid)
+        inst = self.instances[dst]
+        self.sync(inst)
+        inst.arrive(rid, self.now)
+        self._poke(inst)
+
+    def _on_release(self, rid: int) -> None:
+        self.reqs.arrival_s[rid] = self.now
+        self._arrive(rid)
+
+    def _on_slice_end(self, rid: int) -> None:
+        self._between_slices -= 1
+        self._route(rid)
+
+    def _on_tick(self, _payload: None) -> None:
+        self.entry_view.now = self.now
+        # ticks are scheduled only for a router with a positive `tick_interval_s`
+        cast(TickingRouter, self.router).tick(self.entry_view)
+        if self._arrivals_left or self._busy():
+            self._push(self.now + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
         return self._deciding or self._between_slices > 0 or bool(self._encoding) or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
@@ -336,6 +323,7 @@ class Engine:
         """Send `rid`'s images to the encode pool: the encode router splits its tiles into jobs,
         one per chosen encoder instance (several = intra-request parallelism)."""
         view = self.encode_view
+        assert view is not None and self.encode_router is not None  # image requests come here only with a pool
         view.now = self.now
         tiles = view.tiles(rid)
         parts = [(int(j), int(k)) for j, k in self.encode_router.assign(rid, view)]
@@ -356,9 +344,11 @@ class Engine:
         cluster link (latency + bytes / bandwidth, as KV transfers), and the next batch starts."""
         srv = self.encoders[j]
         w = self.reqs.workload
+        view = self.encode_view
+        assert view is not None  # encoder batches exist only with a pool
         per_token = float(srv.cost.embedding_bytes_per_token)
         for job in srv.finish():
-            tiles = self.encode_view.tiles(job.rid)
+            tiles = view.tiles(job.rid)
             tokens = int(w.image_tokens[job.rid]) * job.tiles / tiles  # this job's share of the image tokens
             delay = self.link_latency_s + tokens * per_token / self.link_bandwidth_Bps
             self._push(self.now + delay, LATE, job.rid, EV_EMBEDDED, job.rid)
@@ -401,14 +391,13 @@ class Engine:
         """The global scheduler takes the head of its queue: it decides now (seeing the cluster as
         it is now) and the request reaches the chosen instance when the decision's cost is paid."""
         rid = self._route_queue.popleft()
+        assert self._decision is not None  # requests queue for a decision only when it is costed
         view = self.entry_view
         view.now = self.now
         j = self.router.route(rid, view)
         nodes = getattr(self.router, "decision_state_nodes", None)
         cost = self._decision.cost_s(view.n_instances, int(nodes()) if callable(nodes) else 0)
         self._deciding = True
-        self.router_decisions += 1
-        self.router_busy_s += cost
         self._push(self.now + cost, LATE, rid, EV_ROUTED, (rid, j, True))
 
     def _deliver(self, rid: int, j: int, decided: bool = False) -> None:
@@ -428,7 +417,7 @@ class Engine:
 
     def _on_wake(self, inst: Instance) -> None:
         t = self.now
-        inst.finish_segment(t)
+        inst.finish_segment()
         if inst.pending_migrations:
             self._do_migrations(inst, t)
         end = inst.start_segment(t)
@@ -450,13 +439,15 @@ class Engine:
             self._push(t, LATE, child, EV_RELEASE, child)
 
     # ------------------------------------------------------------------ disaggregation / migration
-    def _transfer_time(self, inst: Instance, kv_tokens: int) -> float:
+    def transfer_time_s(self, inst: Instance, kv_tokens: int) -> float:
+        """Seconds to send `kv_tokens` tokens of `inst`'s KV over the cluster link."""
         return self.link_latency_s + kv_tokens * self.kv_bytes_per_token(inst) / self.link_bandwidth_Bps
 
     def _prefilled(self, rid: int, src: int, t: float) -> None:
         """A prefill-pool instance produced the first token: ship the KV to a decode instance."""
         reqs = self.reqs
         view = self.decode_view
+        assert view is not None  # _prefilled is wired to the instances only when disaggregated
         view.now = t
         router = self.decode_router or self.router
         j = router.route(rid, view)
@@ -464,7 +455,7 @@ class Engine:
         reqs.kv_ready[rid] = True
         reqs.state[rid] = TRANSFERRING
         kv_tokens = int(reqs.computed[rid])
-        self._push(t + self._transfer_time(self.instances[src], kv_tokens), LATE, rid,
+        self._push(t + self.transfer_time_s(self.instances[src], kv_tokens), LATE, rid,
                    EV_TRANSFER, (rid, dst))
 
     def migrate(self, rid: int, dst: int, downtime_s: float | None = None) -> bool:
@@ -548,7 +539,7 @@ class Engine:
         if not self._reserve(rid, dst, (upto - copied) // bs):
             self._abort_migration(rid, "aborted_dst")
             return False
-        delay = self._transfer_time(src, upto - copied)
+        delay = self.transfer_time_s(src, upto - copied)
         self._push(self.now + delay, LATE, rid, EV_STAGE,
                    (rid, src.index, dst, upto, stage + 1, max_stages, last_max, abort))
         return True
@@ -660,7 +651,7 @@ class Engine:
                 self._push(t, LATE, rid, EV_STAGE, (rid, src.index, dst, copied, 0, 0, 0, False))
                 continue
             kv_tokens = src.remove_for_migration(rid)
-            delay = self._transfer_time(src, kv_tokens - copied) if downtime_s is None else downtime_s
+            delay = self.transfer_time_s(src, kv_tokens - copied) if downtime_s is None else downtime_s
             self._push(t + delay, LATE, rid, EV_TRANSFER, (rid, dst))
         src.pending_migrations.clear()
         src.log.change_point(src, t)

@@ -17,7 +17,8 @@ from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.cost.encode import EncodeCost, encode_time_s, tiles_of
 from llmsched.sim.kvcache import KVPool, PrefixTree
-from llmsched.sim.policy_api import ArrivalHook, LeaveHook, Plan
+from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
+from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     DECODING,
     DONE,
@@ -38,6 +39,7 @@ class ServiceFacts:
     """Per-client accounting of one instance (`_inst`), read-only."""
 
     __slots__ = ()
+    _inst: Instance
 
     def input_service(self, client: int) -> int:
         return int(self._inst.reqs.input_service[self._inst.index, client])
@@ -68,20 +70,11 @@ class InstanceView(RequestFacts, ServiceFacts):
     decoding = property(lambda self: self._inst.decoding)
     role = property(lambda self: self._inst.spec.role)
 
-
-
-
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
         if r.state[rid] == WAITING:
             return int(r.prompt[rid] + r.generated[rid])
         return max(int(r.prefill_target[rid] - r.computed[rid]), 0)
-
-
-
-
-
-
 
     def cached_prefix_tokens(self, rid: int) -> int:
         return self._inst.cached_tokens_if_admitted(rid)[0]
@@ -113,11 +106,11 @@ class Instance:
         index: int,
         spec: InstanceSpec,
         cost: CostModel,
-        policy,
+        policy: BatchPolicy,
         reqs: RequestTable,
         total_blocks: int,
         step_mode: bool,
-        logger,
+        logger: RunLog,
         on_prefilled: Callable[[int, int, float], None] | None = None,
         swap: SwapTier | None = None,
         encode: EncodeCost | None = None,
@@ -166,8 +159,8 @@ class Instance:
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
         self._need_now: int | None = None  # cached decode block needs during one planning step
         self._planning = False
-        self._arrival_hook = isinstance(policy, ArrivalHook)
-        self._leave_hook = isinstance(policy, LeaveHook)
+        self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
+        self._leave_hook = policy if isinstance(policy, LeaveHook) else None
         self._clear_segment()
 
     # ------------------------------------------------------------------ basic state
@@ -262,9 +255,9 @@ class Instance:
             self.waiting.append(rid)
             r.waiting_count[self.index, c] += 1
             self.outstanding_tokens += int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
-            if self._arrival_hook:
+            if self._arrival_hook is not None:
                 self.view.now = now
-                self.policy.on_arrival(rid, self.view)
+                self._arrival_hook.on_arrival(rid, self.view)
         self.dirty.add(c)
         self.changed = True
         self.log.change_point(self, now)
@@ -295,6 +288,7 @@ class Instance:
         r = self.reqs
         k = m - a
         ends = self.seg_ends
+        assert ends is not None  # only inside a segment
         for rid, c in self.seg_chunks:
             r.computed[rid] += k * c
             self.outstanding_tokens -= k * c
@@ -323,7 +317,9 @@ class Instance:
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
-            r.output_service[self.index] += self.seg_decode_client_counts * k
+            counts = self.seg_decode_client_counts
+            assert counts is not None  # set with the segment's decodes
+            r.output_service[self.index] += counts * k
             self.outstanding_tokens -= k * len(d)
             self.dirty.update(self.seg_clients)
         self.iterations += k
@@ -331,7 +327,7 @@ class Instance:
         self.seg_done = m
 
     # ------------------------------------------------------------------ segment end
-    def finish_segment(self, now: float) -> None:
+    def finish_segment(self) -> None:
         """Apply the rest of the segment and handle prefill completions and finished requests."""
         if self.seg_ends is None:
             return
@@ -427,6 +423,7 @@ class Instance:
         r.held_blocks[rid] = 0
         path = r.paths.pop(rid, None)
         if path:
+            assert self.tree is not None  # a request holds a cached path only with a prefix tree
             self.tree.release(path)
         r.shared_tokens[rid] = 0
 
@@ -459,6 +456,7 @@ class Instance:
         c = int(r.client[rid])
         self.decoding.remove(rid)
         self._release(rid)
+        assert self.swap is not None  # only _preempt_for_memory swaps out, with a host tier
         self.swap.swap_out(self._blocks_for(tokens), tokens)
         r.state[rid] = WAITING
         r.preemptions[rid] += 1
@@ -479,6 +477,7 @@ class Instance:
             if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
                 break
             self.swapped.pop(0)
+            assert self.swap is not None  # requests are swapped out only with a host tier
             self.swap.swap_in(held, tokens)
             self.pool.allocate(held)
             r.held_blocks[rid] = held
@@ -495,6 +494,7 @@ class Instance:
         """Take a swapped-out request off this instance; its host KV is dropped (recomputed elsewhere)."""
         r = self.reqs
         self.swapped.remove(rid)
+        assert self.swap is not None  # requests are swapped out only with a host tier
         self.swap.drop(self._blocks_for(int(r.computed[rid])))
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
         r.computed[rid] = 0
@@ -601,7 +601,7 @@ class Instance:
         running = self.prefilling + self.decoding
         return max(running, key=lambda x: r.admit_seq[x])
 
-    def _admit_ready(self, now: float) -> None:
+    def _admit_ready(self) -> None:
         """Requests that arrive with their KV join the decode set as soon as memory allows."""
         r = self.reqs
         while self.ready:
@@ -631,6 +631,7 @@ class Instance:
         c = int(r.client[rid])
         cached, path = self.cached_tokens_if_admitted(rid)
         if path:
+            assert self.tree is not None  # a cached path exists only with a prefix tree
             self.tree.acquire(path)
             r.paths[rid] = path
         target = int(r.prompt[rid] + r.generated[rid])
@@ -660,8 +661,8 @@ class Instance:
         self.prefilling.append(rid)
         self.dirty.add(c)
         self.changed = True
-        if self._leave_hook:
-            self.policy.on_leave_queue(rid, self.view)
+        if self._leave_hook is not None:
+            self._leave_hook.on_leave_queue(rid, self.view)
 
     def _plan(self, now: float) -> Plan:
         """Ask the policy; preempt (latest admitted first) until the plan's decodes fit."""
@@ -669,7 +670,7 @@ class Instance:
         if self.swapped:
             self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
         while True:
-            self._admit_ready(now)  # again after a preemption: freed memory may admit them now
+            self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
             self._planning = True
             plan = self.policy.plan(self.view)
@@ -683,6 +684,23 @@ class Instance:
             if need <= self.pool.available_blocks or not decodes:
                 return plan
             self._preempt_for_memory(self._victim())
+
+    def _segment_length(self, chunks: list[tuple[int, int]], decodes: np.ndarray) -> int:
+        """How many iterations of this batch can run before any decision can change (>= 1): no
+        chunk finishes its prompt, no decode its output or its generation slice, memory suffices, admission stays closed."""
+        r = self.reqs
+        n = MAX_SEGMENT_ITERATIONS
+        for rid, c in chunks:
+            n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
+        if len(decodes):
+            n = min(n, int((np.minimum(r.output[decodes], r.yield_at[decodes]) - r.generated[decodes]).min()))
+            # each decode needs at most n // block + 1 new blocks in n iterations
+            if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
+                n = min(n, self._memory_horizon(decodes))
+        interval = self.spec.admission_interval
+        if interval > 1 and (self.waiting or self.ready):
+            n = min(n, interval - self.iterations % interval)
+        return max(n, 1)
 
     def start_segment(self, now: float) -> float | None:
         """Plan at `now` and lay out the next segment; returns its end time (None if idle).
@@ -708,22 +726,7 @@ class Instance:
             if plan.retry_at_s is not None and plan.retry_at_s > now:
                 return -float(plan.retry_at_s)
             return None
-        # ---- how many iterations can run before any decision can change
-        if self.step_mode or plan.replan_each_iteration:
-            n = 1
-        else:
-            n = MAX_SEGMENT_ITERATIONS
-            for rid, c in chunks:
-                n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
-            if len(decodes):
-                n = min(n, int((np.minimum(r.output[decodes], r.yield_at[decodes]) - r.generated[decodes]).min()))
-                # each decode needs at most n // block + 1 new blocks in n iterations
-                if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
-                    n = min(n, self._memory_horizon(decodes))
-            interval = self.spec.admission_interval
-            if interval > 1 and (self.waiting or self.ready):
-                n = min(n, interval - self.iterations % interval)
-        n = max(n, 1)
+        n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
         # ---- the iterations' shapes are affine in the iteration index j
         k = len(decodes)
         ctx0 = int(r.computed[decodes].sum()) if k else 0
@@ -780,9 +783,13 @@ class Instance:
         encoder batch (0.0 if none). Embeddings are not kept: a request admitted again after a
         recompute preemption is encoded again (vLLM 0.6 has no encoder cache)."""
         r = self.reqs
-        tiles = sum(tiles_of(int(r.workload.image_tokens[rid]), self.encode) for rid in admitted
-                    if not r.embedded[rid])
-        return encode_time_s(self.encode, tiles) if tiles else 0.0
+        encode = self.encode
+        assert encode is not None  # called only when this instance runs the encoder itself
+        tiles = 0
+        for rid in admitted:
+            if not r.embedded[rid]:
+                tiles += tiles_of(int(r.workload.image_tokens[rid]), encode)
+        return encode_time_s(encode, tiles) if tiles else 0.0
 
     def _memory_horizon(self, decodes: np.ndarray) -> int:
         """Iterations the decodes can run before KV (free + evictable) runs out."""

@@ -42,7 +42,7 @@ class PrefixTree(RadixTree):
         # prefix indexes (sim/prefix_index.py); None = not recorded (no cost)
         self.eviction_log: list[tuple[int, ...]] | None = None
 
-    def _new_node(self, node: int) -> None:
+    def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook; the payload is appended in node order
         self._ref.append(1)
         self._stamp.append(self._clock)
         self._hits.append(0)
@@ -122,10 +122,6 @@ class PrefixTree(RadixTree):
             if parent != ROOT and self._nchild[parent] == 0 and self._ref[parent] == 0:
                 queue.push(self._eviction_key(parent), parent)
         return freed
-
-    def contains_prefix_len(self, hashes) -> int:
-        return len(self.match(hashes))
-
 
 class KVPool:
     """Block accounting for one instance: private blocks held by requests + the prefix tree."""

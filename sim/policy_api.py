@@ -10,6 +10,12 @@ asked again must return the same plan, with each prefill chunk the same size, as
 request still has at least a full chunk left. A policy whose decisions depend on the clock sets
 `Plan.replan_each_iteration = True`. The fast-forward-equals-step property test holds every
 registered policy to this contract.
+
+The Protocols declare what the registered policies use, no more: routers read a `ClusterView`
+(with `InstanceStats` per instance) and act only through `ClusterActions` (their `tick` gets an
+`ActingClusterView`); batching policies read an `InstanceView`. The type checker
+(tests/contracts/test_typecheck.py) holds the policies to these declarations and the engine's
+concrete views (`llmsched.sim.engine`, `llmsched.sim.instance`) to providing them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from llmsched.sim.config import InstanceSpec
 
 
 @dataclass
@@ -51,16 +61,24 @@ class Plan:
 
 @runtime_checkable
 class InstanceView(Protocol):
-    """Read-only view of one instance at the current decision point."""
+    """Read-only view of one instance at the current decision point: what batching policies read."""
 
-    now: float
-    instance: int
-    token_budget: int
-    max_batch_requests: int
-    admission_open: bool  # the admission cadence allows new requests this iteration
-    waiting: Sequence[int]  # request ids queued at this instance, in arrival order
-    prefilling: Sequence[int]  # admitted, prompt not fully computed, in admission order
-    decoding: Sequence[int]  # admitted and generating, in admission order
+    now: float  # the decision time (the engine sets it; policies read it)
+
+    @property
+    def token_budget(self) -> int: ...
+    @property
+    def max_batch_requests(self) -> int: ...
+    @property
+    def admission_open(self) -> bool: ...  # the admission cadence allows new requests this iteration
+    @property
+    def waiting(self) -> Sequence[int]: ...  # request ids queued at this instance, in arrival order
+    @property
+    def prefilling(self) -> Sequence[int]: ...  # admitted, prompt not fully computed, in admission order
+    @property
+    def decoding(self) -> Sequence[int]: ...  # admitted and generating, in admission order
+    @property
+    def n_clients(self) -> int: ...  # clients of the workload (ids 0 .. n_clients - 1)
 
     def prompt_tokens(self, rid: int) -> int: ...
     def output_tokens(self, rid: int) -> int: ...
@@ -68,11 +86,10 @@ class InstanceView(Protocol):
     def remaining_prefill(self, rid: int) -> int: ...  # tokens to compute before the next token
     def client(self, rid: int) -> int: ...
     def arrival_s(self, rid: int) -> float: ...
-    def priority(self, rid: int) -> int: ...
     def tbt_slo_s(self, rid: int) -> float: ...
     def last_token_s(self, rid: int) -> float: ...  # time of the request's latest token (nan if none)
     def cached_prefix_tokens(self, rid: int) -> int: ...  # prefix-cache hit if admitted now
-    def prefix_hashes(self, rid: int) -> Sequence[int]: ...  # the request's prefix block hashes
+    def prefix_hashes(self, rid: int) -> np.ndarray: ...  # the request's prefix block hashes
     def admissible(self, rids: Sequence[int]) -> bool: ...  # would KV fit for all of these?
     def client_weight(self, client: int) -> float: ...
     def input_service(self, client: int) -> int: ...  # prompt tokens charged on this instance
@@ -100,29 +117,91 @@ class LeaveHook(Protocol):
 
 
 class InstanceStats(Protocol):
-    index: int
-    role: str
-    waiting_count: int
-    running_count: int
-    outstanding_tokens: int  # remaining prefill + remaining decode tokens of all its requests
-    kv_blocks_free: int
-    kv_blocks_total: int
+    """What a router reads of one instance of its pool (synced to the current time)."""
 
-    def prefix_match_tokens(self, rid: int) -> int: ...
+    @property
+    def spec(self) -> InstanceSpec: ...  # the instance's configuration (model, GPU, cost, ...)
+    @property
+    def waiting_count(self) -> int: ...  # queued requests, with or without KV (+ swapped out)
+    @property
+    def running_count(self) -> int: ...
+    @property
+    def outstanding_tokens(self) -> int: ...  # remaining prefill + decode tokens of its requests
+    @property
+    def block_size(self) -> int: ...  # tokens per KV block
+    @property
+    def kv_blocks_total(self) -> int: ...
+    @property
+    def kv_blocks_available(self) -> int: ...  # free plus evictable (prefix cache) blocks
+    @property
+    def waiting(self) -> Sequence[int]: ...  # request ids queued without KV
+    @property
+    def ready(self) -> Sequence[int]: ...  # request ids queued with their KV (transferred or migrated)
+    @property
+    def prefilling(self) -> Sequence[int]: ...  # admitted, prompt not fully computed
+    @property
+    def decoding(self) -> Sequence[int]: ...
+    @property
+    def running(self) -> Sequence[int]: ...  # prefilling, then decoding
+
+    def prefix_match_tokens(self, rid: int) -> int: ...  # tokens of `rid` its prefix cache holds
+    def drain_evictions(self) -> list[tuple[int, ...]]: ...  # hash paths evicted since the last call
+    def input_service(self, client: int) -> int: ...
+    def cached_input_service(self, client: int) -> int: ...
+    def output_service(self, client: int) -> int: ...
 
 
 class ClusterView(Protocol):
-    now: float
-    n_instances: int
+    """What a router reads: the instances of its pool (indices 0 .. n_instances - 1) and the
+    requests' attributes. Reading changes nothing; actions go through `ClusterActions`."""
+
+    now: float  # the decision time (the engine sets it; routers read it)
+
+    @property
+    def n_instances(self) -> int: ...
+    @property
+    def hash_block_tokens(self) -> int: ...  # tokens per prefix hash block of the workload
 
     def instance(self, i: int) -> InstanceStats: ...
     def prompt_tokens(self, rid: int) -> int: ...
     def output_tokens(self, rid: int) -> int: ...
+    def generated_tokens(self, rid: int) -> int: ...
     def client(self, rid: int) -> int: ...
+    def arrival_s(self, rid: int) -> float: ...
+    def priority(self, rid: int) -> int: ...
+    def first_token_s(self, rid: int) -> float: ...  # nan if none yet
+    def hashes(self, rid: int) -> np.ndarray: ...  # the request's prefix block hashes
+    def kv_tokens(self, rid: int) -> int: ...  # tokens of `rid` whose KV is in memory now
+    def charged(self, rid: int) -> bool: ...  # has its prompt been charged to its client (admitted)?
+
+
+class ClusterActions(Protocol):
+    """What a router may do to the cluster besides choosing an instance (pool indices)."""
+
+    def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
+                     last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool: ...
+    def restart(self, rid: int, to_instance: int) -> bool: ...  # drop the KV, recompute there
+    def set_down(self, j: int, down: bool) -> None: ...  # instance j goes down (or comes back)
+
+
+class ActingClusterView(ClusterView, ClusterActions, Protocol):
+    """The one object the engine passes to a router's `tick`: it reads and it acts."""
 
 
 class Router(Protocol):
+    """Per-cluster routing: an arriving request -> a pool index. Optional members the engine
+    looks up: `tick(view: ActingClusterView)` with `tick_interval_s` (periodic work, e.g.
+    migrations), `decision_latency` and `decision_state_nodes()` (a costed global scheduler)."""
+
     def route(self, rid: int, view: ClusterView) -> int: ...
+
+
+class TickingRouter(Router, Protocol):
+    """A router that also works periodically, every `tick_interval_s` (None or 0: never)."""
+
+    tick_interval_s: float | None
+
+    def tick(self, view: ActingClusterView) -> None: ...
 
 
 class PlanBuilder:

@@ -10,15 +10,15 @@ except through `InstanceStats.drain_evictions()` (see `EvictionFeed`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 
 import numpy as np
 
-from llmsched.sim.radix import ROOT, RadixTree
+from llmsched.sim.policy_api import ClusterView
+from llmsched.sim.radix import ROOT, BlockHashes, RadixTree
 from llmsched.sim.state import full_prompt_blocks
 
 
-def prompt_blocks(view, rid: int) -> np.ndarray:
+def prompt_blocks(view: ClusterView, rid: int) -> np.ndarray:
     """The request's full prompt hash blocks, seen through a cluster view (`full_prompt_blocks`)."""
     return full_prompt_blocks(view.hashes(rid), view.prompt_tokens(rid), view.hash_block_tokens)
 
@@ -35,18 +35,18 @@ class PrefixIndex(RadixTree):
         self._holders: list[dict[int, float]] = []
         self.tenant_nodes: dict[int, set[int]] = {}
 
-    def _new_node(self, node: int) -> None:
+    def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook; the payload is appended in node order
         self._holders.append({})
 
     # ------------------------------------------------------------------ queries
-    def path(self, hashes: Sequence[int]) -> list[int]:
+    def path(self, hashes: BlockHashes) -> list[int]:
         """Node ids of the longest prefix of `hashes` present in the tree (any holder)."""
         return self.match(hashes)
 
     def holders(self, node: int) -> dict[int, float]:
         return self._holders[node]
 
-    def match_per_tenant(self, hashes: Sequence[int]) -> dict[int, int]:
+    def match_per_tenant(self, hashes: BlockHashes) -> dict[int, int]:
         """Tenant -> number of leading blocks of `hashes` it holds contiguously from the root."""
         out: dict[int, int] = {}
         alive: set[int] | None = None
@@ -59,7 +59,7 @@ class PrefixIndex(RadixTree):
                 out[t] = out.get(t, 0) + 1
         return out
 
-    def best_tenant(self, hashes: Sequence[int]) -> tuple[int, int]:
+    def best_tenant(self, hashes: BlockHashes) -> tuple[int, int]:
         """(matched blocks, tenant): the deepest node on the path that any tenant holds, and its
         most recently used tenant (ties: lowest id) — the SGLang router's `prefix_match`.
         Returns (0, -1) if nothing matches."""
@@ -79,7 +79,7 @@ class PrefixIndex(RadixTree):
         return len(self._child)
 
     # ------------------------------------------------------------------ updates
-    def insert(self, hashes: Sequence[int], tenant: int, now: float) -> None:
+    def insert(self, hashes: BlockHashes, tenant: int, now: float) -> None:
         parent = ROOT
         nodes = self.tenant_nodes.setdefault(tenant, set())
         for h in hashes:
@@ -90,7 +90,7 @@ class PrefixIndex(RadixTree):
             nodes.add(node)
             parent = node
 
-    def remove(self, hash_path: Sequence[int], tenant: int, if_untouched_since: float | None = None) -> bool:
+    def remove(self, hash_path: BlockHashes, tenant: int, if_untouched_since: float | None = None) -> bool:
         """Drop `tenant` from the node at the end of `hash_path` (an eviction report). With
         `if_untouched_since`, keep it if the tenant was (re)inserted there after that time: the
         report may predate the re-insertion. Returns True if removed."""
@@ -109,7 +109,7 @@ class PrefixIndex(RadixTree):
     def _prune(self, node: int) -> None:
         self.prune(node, keep=lambda n: bool(self._holders[n]))
 
-    def move(self, hash_path: Sequence[int], src: int, dst: int, now: float) -> None:
+    def move(self, hash_path: BlockHashes, src: int, dst: int, now: float) -> None:
         """Re-assign the prefix `hash_path` from tenant `src` to `dst` (Preble's rebalancing)."""
         self.insert(hash_path, dst, now)
         nodes = self.match(hash_path)
@@ -147,7 +147,7 @@ class EvictionFeed:
         self._last_poll = -np.inf
         self.applied = 0
 
-    def poll(self, view, index: PrefixIndex, now: float) -> None:
+    def poll(self, view: ClusterView, index: PrefixIndex, now: float) -> None:
         since = self._last_poll
         for j in range(view.n_instances):
             for path in view.instance(j).drain_evictions():

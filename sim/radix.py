@@ -15,8 +15,13 @@ evict_policy.py`): the evictable leaf with the smallest priority goes first, tie
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
+
+import numpy as np
 
 ROOT = -1
+# a path of prefix block hashes from the root: a workload's int64 array slice or a Python sequence
+BlockHashes: TypeAlias = Sequence[int] | np.ndarray
 
 
 class RadixTree:
@@ -33,7 +38,7 @@ class RadixTree:
         self.nodes_alive = 0
 
     # ------------------------------------------------------------------ queries
-    def match(self, hashes: Sequence[int]) -> list[int]:
+    def match(self, hashes: BlockHashes) -> list[int]:
         """Node ids of the longest prefix of `hashes` in the tree (no side effects)."""
         path: list[int] = []
         parent = ROOT
@@ -114,10 +119,10 @@ class RadixTree:
 # smaller is evicted first (SGLang evict_policy.py; "slru": protected once hit twice, threshold 2)
 EvictionPriority = Callable[[int, int, int], tuple[int, ...]]
 EVICTION_STRATEGIES: dict[str, EvictionPriority] = {
-    "lru": lambda last_access, hits, created: (last_access,),
-    "lfu": lambda last_access, hits, created: (hits, last_access),
-    "fifo": lambda last_access, hits, created: (created,),
-    "mru": lambda last_access, hits, created: (-last_access,),
-    "filo": lambda last_access, hits, created: (-created,),
-    "slru": lambda last_access, hits, created: (int(hits >= 2), last_access),
+    "lru": lambda last_access, _hits, _created: (last_access,),
+    "lfu": lambda last_access, hits, _created: (hits, last_access),
+    "fifo": lambda _last_access, _hits, created: (created,),
+    "mru": lambda last_access, _hits, _created: (-last_access,),
+    "filo": lambda _last_access, _hits, created: (-created,),
+    "slru": lambda last_access, hits, _created: (int(hits >= 2), last_access),
 }

@@ -38,7 +38,7 @@ def load_plugins(group: str) -> dict[str, str]:
     for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
         try:
             ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported with its traceback, not fatal
             dist = ep.dist.name if ep.dist is not None else "?"
             label = f"{dist}: {ep.name} = {ep.value}"
             failed[label] = traceback.format_exc()

@@ -101,8 +101,8 @@ def _dir_lock(out: Path):
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock, the rename is still atomic
-            fcntl = None
-        if fcntl is not None:
+            pass
+        else:
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,9 +76,9 @@ def resolved_params(factory: Any, policy: Any, given: dict[str, Any]) -> dict[st
         value = getattr(policy, name, None)
         if isinstance(value, (bool, int, float, str)) and not callable(value):
             out[name] = value
-    admitter = getattr(policy, "admitter", None)
-    if "admission" in out and isinstance(getattr(admitter, "mode", None), str):
-        out["admission"] = admitter.mode
+    admission_mode = getattr(getattr(policy, "admitter", None), "mode", None)
+    if "admission" in out and isinstance(admission_mode, str):
+        out["admission"] = admission_mode
     return {k: _plain_param(v) for k, v in sorted(out.items())}
 
 
@@ -93,6 +93,7 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
         field = "batching" if family == BATCHING else "router"
         raise InputError(source, field, str(exc.args[0]), "run `llmsched policies` to list them") from None
     kwargs = dict(params)
+    accepted: Mapping[str, inspect.Parameter]
     try:
         sig = inspect.signature(factory)
         accepted = sig.parameters
@@ -147,7 +148,7 @@ def _kv_bytes_per_token(spec: InstanceSpec) -> float:
         from llmsched.sim.hardware import model as model_spec
 
         return float(model_spec(spec.model).kv_bytes_per_token)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a model outside the catalogue: no KV bytes, so a transfer costs only the link latency
         return 0.0
 
 
@@ -180,12 +181,22 @@ def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
 
     try:
         model = get_model(spec.model)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any catalogue failure becomes the one-line input error below
         raise InputError(source, "preemption", f"swap needs the KV size of {spec.model!r}, which the catalogue lacks",
                          "use preemption = 'recompute' or a catalogue model (llmsched capacity --help)") from None
     per_gpu = kv_bytes_per_token_per_gpu(model, effective_tp(model, spec.gpu, spec.tp))
     capacity_blocks = int(spec.swap_space_bytes // (per_gpu * spec.block_size))
     return SwapTier(capacity_blocks, per_gpu / spec.swap_bandwidth_Bps)
+
+
+def _instance_cost(cost_models: Sequence[CostModel] | Callable[[InstanceSpec], CostModel] | None,
+                   spec: InstanceSpec, i: int) -> CostModel:
+    """Instance i's cost model: the catalogue's for its spec, or the caller's (a function or a list)."""
+    if cost_models is None:
+        return _default_cost(spec)
+    if callable(cost_models):
+        return cost_models(spec)
+    return cost_models[i]
 
 
 def simulate(
@@ -227,12 +238,7 @@ def simulate(
     instances: list[Instance] = []
     batching_resolved: list[dict[str, Any]] = []
     for i, spec in enumerate(specs):
-        if cost_models is None:
-            cost = _default_cost(spec)
-        elif callable(cost_models):
-            cost = cost_models(spec)
-        else:
-            cost = cost_models[i]
+        cost = _instance_cost(cost_models, spec, i)
         policy = make_policy(BATCHING, spec.batching, params_dict(spec.batching_params),
                              rng=np.random.default_rng(streams[i]), cost_model=cost, spec=spec,
                              source=source)

@@ -6,7 +6,12 @@ It decides nothing; the instance tells it when a change point happened.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from llmsched.sim.instance import Instance
 
 SERVICE_COLUMNS = ("time_s", "seq", "instance", "client", "input_tokens", "cached_input_tokens",
                    "output_tokens", "service", "waiting", "running")
@@ -21,14 +26,14 @@ class RunLog:
         self.input_weight = input_weight
         self.output_weight = output_weight
         self.record_service = record_service
-        self.service = {c: [] for c in SERVICE_COLUMNS}
-        self.timeline_rows = {c: [] for c in TIMELINE_COLUMNS}
+        self.service: dict[str, list[float]] = {c: [] for c in SERVICE_COLUMNS}
+        self.timeline_rows: dict[str, list[float]] = {c: [] for c in TIMELINE_COLUMNS}
         self._seq = [0] * n_instances
         # per instance: (row index, the instance's iteration count at the row, the instance) of the
         # row whose run of identical iterations is still open
-        self._open_row: dict[int, tuple[int, int, object]] = {}
+        self._open_row: dict[int, tuple[int, int, Instance]] = {}
 
-    def change_point(self, inst, t: float) -> None:
+    def change_point(self, inst: Instance, t: float) -> None:
         """Write a row for every client whose counters on `inst` changed since its last row."""
         if not inst.dirty:
             return
@@ -64,7 +69,7 @@ class RunLog:
         self.timeline_rows["run_iterations"][row] = inst.iterations - start_iterations
         self.timeline_rows["run_end_s"][row] = inst.last_iteration_end_s
 
-    def timeline(self, inst, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
+    def timeline(self, inst: Instance, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
         self._close_row(inst.index)

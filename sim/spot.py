@@ -12,9 +12,12 @@ Owns the preemption schedule and the grace/kill/restore mechanics, acting only t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from llmsched.sim.policy_api import ActingClusterView, InstanceStats
 
 # Notice lengths of the clouds SpotServe targets: 30 s (GCP preemptible / Azure spot eviction
 # notice); AWS spot gives 2 minutes. SpotServe §2 discusses both; we default to the shorter.
@@ -115,10 +118,20 @@ class SpotController:
     def live(self, j: int) -> bool:
         return j not in self.doomed and j not in self.dead
 
-    def step(self, view, reroute) -> None:
+    def step(self, view: ActingClusterView, reroute: Callable[[int, ActingClusterView], int]) -> None:
         """Apply everything due at `view.now`; `reroute(rid, view)` picks a live instance."""
         now = view.now
-        n = view.n_instances
+        self._bring_up(view, now)
+        self._take_notices(now, view.n_instances)
+        for j, kill in sorted(self.doomed.items()):
+            s = view.instance(j)
+            if now >= kill:
+                self._kill(view, s, j, kill, reroute)
+            elif self.migrate:
+                self._evacuate(view, s, reroute)
+
+    def _bring_up(self, view: ActingClusterView, now: float) -> None:
+        """Slots of nodes not yet joined go down once; nodes that join or whose down time ended come up."""
         for j in self._initial_down:  # slots of nodes that have not joined yet
             view.set_down(j, True)
         self._initial_down = ()
@@ -133,6 +146,9 @@ class SpotController:
                 del self.dead[j]
                 view.set_down(j, False)
                 self.stats["restores"] += 1
+
+    def _take_notices(self, now: float, n: int) -> None:
+        """Notices due by `now` doom their live instance (unless it is the last live one)."""
         while self._next < len(self.notices) and self.notices[self._next].time_s <= now:
             note = self.notices[self._next]
             self._next += 1
@@ -144,24 +160,28 @@ class SpotController:
                 continue
             self.doomed[j] = note.time_s + self.grace_s
             self.stats["notices"] += 1
-        for j, kill in sorted(self.doomed.items()):
-            s = view.instance(j)
-            if now >= kill:
-                del self.doomed[j]
-                self.dead[j] = kill + self.down_s
-                view.set_down(j, True)
-                self.stats["kills"] += 1
-                for rid in (*s.waiting, *s.ready, *s.running):
-                    self.stats["lost_kv_tokens"] += view.kv_tokens(rid) if rid not in s.waiting else 0
-                    if view.restart(rid, reroute(rid, view)):
-                        self.stats["restarts"] += 1
-            elif self.migrate:
-                for rid in s.waiting:  # no KV yet: move now, nothing is lost
-                    view.restart(rid, reroute(rid, view))
-                for rid in s.decoding:
-                    if rid in self._moving:
-                        continue
-                    # a destination without room refuses (nothing reserved): retried next tick
-                    if view.migrate_live(rid, reroute(rid, view), self.max_stages, self.last_max):
-                        self._moving.add(rid)
-                        self.stats["migrations"] += 1
+
+    def _kill(self, view: ActingClusterView, s: InstanceStats, j: int, kill: float,
+              reroute: Callable[[int, ActingClusterView], int]) -> None:
+        """The grace period of instance j (`s`) ended: it goes down and every request on it restarts elsewhere."""
+        del self.doomed[j]
+        self.dead[j] = kill + self.down_s
+        view.set_down(j, True)
+        self.stats["kills"] += 1
+        for rid in (*s.waiting, *s.ready, *s.running):
+            self.stats["lost_kv_tokens"] += view.kv_tokens(rid) if rid not in s.waiting else 0
+            if view.restart(rid, reroute(rid, view)):
+                self.stats["restarts"] += 1
+
+    def _evacuate(self, view: ActingClusterView, s: InstanceStats,
+                  reroute: Callable[[int, ActingClusterView], int]) -> None:
+        """During the grace period of instance `s`: waiting requests move now, decoding ones live-migrate."""
+        for rid in s.waiting:  # no KV yet: move now, nothing is lost
+            view.restart(rid, reroute(rid, view))
+        for rid in s.decoding:
+            if rid in self._moving:
+                continue
+            # a destination without room refuses (nothing reserved): retried next tick
+            if view.migrate_live(rid, reroute(rid, view), self.max_stages, self.last_max):
+                self._moving.add(rid)
+                self.stats["migrations"] += 1

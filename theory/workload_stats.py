@@ -7,7 +7,6 @@ prompt emits the first token, so o output tokens need o − 1 decode rounds. No 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,10 +133,3 @@ class WorkloadStats:
             c = float(chunk_tokens)
             prefill = max(ep, self.prompt_sq / (2.0 * c) + ep * (1.0 - 1.0 / (2.0 * c)) - (c * c - 1.0) / (6.0 * c))
         return decode + prefill
-
-    def with_rate(self, rate_rps: float) -> WorkloadStats:
-        if not (rate_rps > 0 and math.isfinite(rate_rps)):
-            raise ValueError(f"rate must be positive, got {rate_rps}")
-        return WorkloadStats(self.mean_prompt_tokens, self.mean_output_tokens, self.prompt_sq,
-                             self.output_sq, self.prompt_output, rate_rps, self.n_requests,
-                             self.first_token_in_prefill)

@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from llmsched.sim.config import RunConfig, freeze_params
+from llmsched.sim.config import InstanceSpec, RunConfig, WorkloadSpec, freeze_params
 from llmsched.sim.errors import InputError
 
 HELP = "run one workload through one cluster config (progress bar, summary table, run directory)"
@@ -77,7 +77,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace) -> RunConfig:
     cfg = RunConfig.from_toml(args.config) if args.config else RunConfig()
     src = args.config or "command line"
-    w = cfg.workload
+    w = _workload_overrides(args, cfg.workload)
+    instances = _instance_overrides(args, cfg.cluster.instances, src)
+    c_changes: dict = {"instances": instances}
+    if args.router is not None:
+        c_changes["router"] = args.router
+    if args.router_param:
+        c_changes["router_params"] = freeze_params(_kv(args.router_param, "--router-param"))
+    cluster = dataclasses.replace(cfg.cluster, **c_changes)
+    top = {"workload": w, "cluster": cluster}
+    if args.seed is not None:
+        top["seed"] = args.seed
+    if args.mode is not None:
+        top["mode"] = args.mode
+    return dataclasses.replace(cfg, **top).validate(src)
+
+
+def _workload_overrides(args: argparse.Namespace, w: WorkloadSpec) -> WorkloadSpec:
+    """The config's workload with the command line's --workload, --rate, ... applied."""
     w_changes = {}
     if args.workload is not None:
         w_changes["source"] = args.workload
@@ -89,7 +106,13 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         w_changes["num_requests"] = args.num_requests
     if args.workload_param:
         w_changes["params"] = freeze_params({**dict(w.params), **_kv(args.workload_param, "--workload-param")})
-    w = dataclasses.replace(w, **w_changes) if w_changes else w
+    return dataclasses.replace(w, **w_changes) if w_changes else w
+
+
+def _instance_overrides(args: argparse.Namespace, groups: tuple[InstanceSpec, ...], src: str
+                        ) -> tuple[InstanceSpec, ...]:
+    """The config's instance groups with the command line's per-instance flags applied to every
+    group, then --instances (the count of a single group) or --pd P:D (prefill and decode pools)."""
     inst_changes = {}
     for flag, field in (("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("cost", "cost"),
                         ("batching", "batching"), ("token_budget", "token_budget"),
@@ -103,7 +126,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         inst_changes["batching_params"] = freeze_params(_kv(args.batching_param, "--batching-param"))
     if args.no_prefix_cache:
         inst_changes["prefix_cache"] = False
-    instances = tuple(dataclasses.replace(i, **inst_changes) for i in cfg.cluster.instances)
+    instances = tuple(dataclasses.replace(i, **inst_changes) for i in groups)
     if args.instances is not None and args.pd:
         raise InputError(src, "--instances/--pd", "give one of them", "use --pd P:D for disaggregation")
     if args.instances is not None:
@@ -126,18 +149,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         base = instances[0]
         instances = (dataclasses.replace(base, role="prefill", count=p_count),
                      dataclasses.replace(base, role="decode", count=d_count))
-    c_changes: dict = {"instances": instances}
-    if args.router is not None:
-        c_changes["router"] = args.router
-    if args.router_param:
-        c_changes["router_params"] = freeze_params(_kv(args.router_param, "--router-param"))
-    cluster = dataclasses.replace(cfg.cluster, **c_changes)
-    top = {"workload": w, "cluster": cluster}
-    if args.seed is not None:
-        top["seed"] = args.seed
-    if args.mode is not None:
-        top["mode"] = args.mode
-    return dataclasses.replace(cfg, **top).validate(src)
+    return instances
 
 
 def _fmt(x: float, unit: str = "") -> str:

@@ -8,10 +8,11 @@ stability guard. Holds no policy's decision state and never touches the engine's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import overload
 
 import numpy as np
 
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.policy_api import InstanceView, PlanBuilder
 
 ADMISSION_MODES = ("engine", "reserve", "peak")
@@ -21,7 +22,11 @@ ADMISSION_MODES = ("engine", "reserve", "peak")
 DEFAULT_ADMISSION = "reserve"
 
 
-def kv_capacity_blocks(instance_spec: Any) -> int | None:
+@overload
+def kv_capacity_blocks(instance_spec: InstanceSpec) -> int: ...
+@overload
+def kv_capacity_blocks(instance_spec: None) -> None: ...
+def kv_capacity_blocks(instance_spec: InstanceSpec | None) -> int | None:
     """KV capacity of the instance in blocks (None if no spec was given)."""
     if instance_spec is None:
         return None
@@ -49,7 +54,7 @@ class Admitter:
     iteration), and admits more than "reserve".
     """
 
-    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: InstanceSpec | None = None) -> None:
         if admission not in ADMISSION_MODES:
             raise ValueError(f"admission must be one of {', '.join(ADMISSION_MODES)}, got {admission!r}")
         self.mode = admission
@@ -87,9 +92,11 @@ class Admitter:
         rounding outgrow memory (preemptions). A request alone on the instance may fill it
         exactly: the strict test refused it forever, and VTC, which never skips a client's head
         request, stalled behind it (tests/reliability/test_issue15_recheck.py)."""
+        capacity = self.capacity_blocks
+        assert capacity is not None  # "peak" reserves: __init__ refuses it without a capacity
         rows = sorted([*self._held, extra], key=lambda x: -x[1])
         held = np.array([h for h, _ in rows], dtype=np.int64)
-        limit = self.capacity_blocks + (1 if len(rows) == 1 else 0)
+        limit = capacity + (1 if len(rows) == 1 else 0)
         for i, (_, left) in enumerate(rows):
             if int((-(-(held[:i + 1] + left) // self.block_size)).sum()) >= limit:
                 return False
@@ -108,7 +115,10 @@ class Admitter:
             # turn into an admission before the next change point: ask again each iteration
             b.replan_each_iteration = True
             return False
-        return not self.reserve or self._reserved + self._blocks(view, rid) <= self.capacity_blocks
+        if not self.reserve:
+            return True
+        assert self.capacity_blocks is not None  # __init__ refuses a reserve mode without it
+        return self._reserved + self._blocks(view, rid) <= self.capacity_blocks
 
     def admit(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
         """Admit `rid` with its first chunk; False (no change) when it does not fit."""

@@ -5,10 +5,9 @@ The VTC paper's baseline (artifact `--scheduler slora`, `req_queue.py`). No deci
 
 from __future__ import annotations
 
-from typing import Any
-
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.policy_api import InstanceView, Plan
 
 
@@ -19,7 +18,7 @@ class FCFS:
     admission: "reserve" (default; reserve prompt + output KV, as the VTC artifact does), "peak" or "engine".
     """
 
-    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: InstanceSpec | None = None) -> None:
         self.admitter = Admitter(admission, instance_spec)
 
     def plan(self, view: InstanceView) -> Plan:

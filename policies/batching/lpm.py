@@ -56,7 +56,8 @@ def dfs_weight_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
             out.extend(item)
             continue
         stack.append(own[item])
-        stack.extend(sorted(kids[item], key=weight.__getitem__))  # heaviest popped first
+        children = sorted(kids[item], key=weight.__getitem__)
+        stack.extend(children)  # heaviest popped first
     return out
 
 

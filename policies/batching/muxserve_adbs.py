@@ -12,10 +12,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from llmsched.policies.batching._fair_common import kv_capacity_blocks, waiting_by_client
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.errors import InputError
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.theory.kv_quota import (
@@ -50,7 +50,7 @@ class MuxServeADBS:
     """
 
     def __init__(self, shares: Sequence[float] | None = None, adapt_interval_s: float = ADAPT_INTERVAL_S,
-                 adaptive: bool = True, instance_spec: Any = None) -> None:
+                 adaptive: bool = True, instance_spec: InstanceSpec | None = None) -> None:
         if shares is not None:
             if isinstance(shares, (int, float)) and not isinstance(shares, bool):
                 shares = (shares,)
@@ -76,7 +76,6 @@ class MuxServeADBS:
         self.block_size = int(instance_spec.block_size)
         self.quota: dict[int, int] = {}  # client -> KV blocks its running requests may reserve
         self.spare = 0  # blocks lost to rounding, handed to a taker at the next adaptation
-        self.adaptations = 0  # adaptations that moved blocks (read by tests and reports)
         self.last_client = -1  # client of the latest admission: round robin resumes after it
         self._tick = 1  # the next adaptation is due at _tick * adapt_interval_s
         self._snapshot: tuple[dict[int, int], dict[int, int]] = ({}, {})  # (used, backlog) after the last plan
@@ -129,7 +128,6 @@ class MuxServeADBS:
                 self._tick = k
                 return
             self.quota, self.spare = step
-            self.adaptations += 1
             self._tick += 1
 
     # -- hooks ---------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ work-conserving either way), and `rpm_filter` reproduces the artifact's dropping
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 import numpy as np
 
 from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.policy_api import InstanceView, Plan
 
 WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_minute` (<= 60 s)
@@ -25,7 +25,7 @@ class RPM:
     """RPM(k): FCFS among requests whose client has had < k admissions in the last 60 s."""
 
     def __init__(self, limit: int = 20, window_s: float = WINDOW_S, admission: str = DEFAULT_ADMISSION,
-                 instance_spec: Any = None) -> None:
+                 instance_spec: InstanceSpec | None = None) -> None:
         if limit < 1 or not window_s > 0:
             raise ValueError("limit must be >= 1 and window_s > 0")
         self.limit = int(limit)

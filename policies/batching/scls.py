@@ -85,7 +85,7 @@ class SliceTimeModel:
             y = np.asarray(cost.iteration_times(shape), dtype=np.float64)
             w = 1.0 / np.maximum(y, 1e-12)
             sol, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
-            coef.append(tuple(float(v) for v in sol))
+            coef.append((float(sol[0]), float(sol[1]), float(sol[2]), float(sol[3])))
         return cls(coef[0], coef[1])
 
     def prefill_s(self, n, length):
@@ -159,7 +159,7 @@ class SCLS:
         self.watermark_blocks = int(instance_spec.watermark_blocks) if instance_spec is not None else 0
 
     # -- the KV bound -------------------------------------------------------------------------
-    def reserved_tokens(self, input_tokens: int) -> int:
+    def reserved_tokens(self, input_tokens: np.ndarray) -> np.ndarray:
         """KV tokens one request may hold in its slice: its input padded to the batch's longest
         (`input_tokens`) plus one slice (SLS: plus the maximal generation)."""
         return input_tokens + self.slice_tokens
@@ -186,6 +186,7 @@ class SCLS:
         order = np.argsort(inputs, kind="stable")  # shortest input first, ties in queue order
         lengths = inputs[order]
         est = self.estimator
+        assert est is not None  # __init__ refuses the dp batcher without a cost model
         batches = dp_batches(lengths, self.max_batch(view, lengths),
                              lambda n, length: est.slice_s(n, length, self.slice_tokens))
         head = int(np.flatnonzero(order == 0)[0])  # our choice: serve the batch holding the queue's head

@@ -15,6 +15,7 @@ import numpy as np
 
 from llmsched.policies.batching.vtc import VirtualTokenCounter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.config import InstanceSpec
 from llmsched.sim.policy_api import InstanceView
 
 # Profiled per-request cost in ms, fitted on an A10G with Llama-7B:
@@ -36,7 +37,7 @@ def profiled_cost(n_p: float, n_q: float) -> float:
 class _Tracked(VirtualTokenCounter):
     """VTC whose service needs per-request state: requests admitted here and still running."""
 
-    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
+    def __init__(self, instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
         self.running: dict[int, int] = {}  # rid -> client, admitted on this instance
 
@@ -66,7 +67,7 @@ class PredictedLengthVTC(_Tracked):
     """Charge w_p·prompt + w_q·prediction at dispatch, w_q per token beyond the prediction, and
     refund unused predicted tokens at completion (artifact `vtc_pred_len_req_queue.py`)."""
 
-    def __init__(self, instance_spec: Any = None, **params: Any) -> None:
+    def __init__(self, instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
         self.prediction: dict[int, float] = {}  # rid -> predicted output tokens (fixed at dispatch)
 
@@ -90,7 +91,7 @@ class PredictedLengthVTC(_Tracked):
         self._pred(view, rid)
         super().on_leave_queue(rid, view)
 
-    def _finished(self, view: InstanceView, rid: int, client: int) -> None:
+    def _finished(self, view: InstanceView, rid: int, client: int) -> None:  # noqa: ARG002 - the base class's hook
         self.prediction.pop(rid, None)
 
 
@@ -104,7 +105,7 @@ class VTCPredict(PredictedLengthVTC):
     plain VTC charging until the client has history).
     """
 
-    def __init__(self, initial_prediction: float = 0.0, instance_spec: Any = None,
+    def __init__(self, initial_prediction: float = 0.0, instance_spec: InstanceSpec | None = None,
                  **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
         self.initial_prediction = float(initial_prediction)
@@ -127,7 +128,7 @@ class VTCOracle(PredictedLengthVTC):
     on a seed taken from the run's generator, so they do not depend on call order."""
 
     def __init__(self, rho: float = 0.0, rng: np.random.Generator | None = None,
-                 instance_spec: Any = None, **params: Any) -> None:
+                 instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
         if not 0 <= rho < 1:
             raise ValueError("rho must be in [0, 1)")
@@ -151,7 +152,7 @@ class VTCGeneralCost(_Tracked):
     """
 
     def __init__(self, cost: str | Callable[[float, float], float] = "profiled",
-                 scale: float = 1.0, instance_spec: Any = None, **params: Any) -> None:
+                 scale: float = 1.0, instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
         if not scale > 0:
             raise ValueError("scale must be > 0")

@@ -19,7 +19,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         i = self._next % view.n_instances
         self._next = i + 1
         return i
@@ -32,7 +32,7 @@ class Random:
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         return int(self.rng.integers(view.n_instances))
 
 
@@ -40,7 +40,7 @@ class Random:
 class LeastOutstandingTokens:
     """The instance with the fewest outstanding tokens (remaining prefill + decode of its requests)."""
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         loads = [view.instance(i).outstanding_tokens for i in range(view.n_instances)]
         return int(np.argmin(loads))
 
@@ -52,7 +52,7 @@ class PowerOfTwo:
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         n = view.n_instances
         if n == 1:
             return 0

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+from llmsched.sim.policy_api import ClusterView, InstanceStats
 from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
 
 
-def queue_key(stats, j: int) -> tuple[int, int, int]:
+def queue_key(stats: InstanceStats, j: int) -> tuple[int, int, int]:
     """Shortest queue: waiting (+ arrived-with-KV) requests, then running ones, then the pool index."""
     return (stats.waiting_count, stats.running_count, j)
 
@@ -44,7 +45,7 @@ class D2LPM:
         self.pending: dict[tuple[int, int], list[tuple[int, float]]] = {}  # dispatched, not yet charged
         self.refills = 0
 
-    def deficit(self, view, u: int, w: int) -> float:
+    def deficit(self, view: ClusterView, u: int, w: int) -> float:
         s = view.instance(w)
         served = self.w_p * (s.input_service(u) - s.cached_input_service(u)) + self.w_q * s.output_service(u)
         pend = self.pending.get((u, w))
@@ -54,7 +55,7 @@ class D2LPM:
             owed = sum(c for _, c in pend)
         return self.granted.get((u, w), 0.0) - served - owed
 
-    def route(self, rid: int, view) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:
         now = view.now
         self.feed.poll(view, self.index, now)
         u = view.client(rid)

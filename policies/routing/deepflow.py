@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ClusterView
 
 PREFILL_BINS = (128, 512, 2048, 8192, 32768)  # our choice: powers of 4 up to long context
 DECODE_BINS = (16, 64, 256, 1024, 4096)  # our choice
@@ -45,7 +46,7 @@ def build_heatmap(specs: list, batch: int, slack: float, cost_of=None) -> dict[t
     for s in specs:
         try:
             costs.append(cost_of(s))
-        except Exception:  # a spec whose catalogue model cannot be built ranks as "any"
+        except Exception:  # noqa: BLE001 - a spec whose catalogue model cannot be built ranks as "any"
             costs.append(None)
     out = {}
     for a, p in enumerate(PREFILL_BINS):
@@ -85,7 +86,7 @@ class DeepFlow:
         self._types: list[int] | None = None  # pool index -> type index
         self.heatmap: dict[tuple[int, int], frozenset] | None = None
 
-    def _setup(self, view) -> None:
+    def _setup(self, view: ClusterView) -> None:
         specs: list = []
         types = []
         for j in range(view.n_instances):
@@ -97,15 +98,16 @@ class DeepFlow:
         self._types = types
         self.heatmap = build_heatmap(specs, self.batch, self.slack)
 
-    def candidates(self, rid: int, view) -> list[int]:
+    def candidates(self, rid: int, view: ClusterView) -> list[int]:
         if self.heatmap is None:
             self._setup(view)
         d = view.output_tokens(rid) if self.oracle else self.assumed_output
         cell = (_bin(view.prompt_tokens(rid), PREFILL_BINS), _bin(d, DECODE_BINS))
+        assert self.heatmap is not None and self._types is not None  # both set by _setup
         ok = self.heatmap[cell]
         return [j for j in range(view.n_instances) if self._types[j] in ok]
 
-    def route(self, rid: int, view) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:
         cand = self.candidates(rid, view)
         loads = {j: view.instance(j).waiting_count + view.instance(j).running_count for j in cand}
         hi, lo = max(loads.values()), min(loads.values())

@@ -39,7 +39,7 @@ class IntraRequestParallel:
         base, extra = divmod(tiles, k)
         return [(j, base + (1 if i < extra else 0)) for i, j in enumerate(order)]
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         """Used as a request router (prefill / decode pools): least loaded first, as App. D's option,
         load = outstanding tokens, ties to the lowest index."""
         loads = [view.instance(j).outstanding_tokens for j in range(view.n_instances)]

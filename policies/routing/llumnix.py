@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ActingClusterView, ClusterView
 
 MIGRATE_OUT_THRESHOLD = 3.0  # --migrate-out-threshold 3.0 (llumnix/arg_utils.py @37d8e5ea)
 SCALE_UP_THRESHOLD = 10.0  # --scale-up-threshold 10 (ibid.)
@@ -72,23 +73,23 @@ class Llumnix:
         self.initial = initial_instances
         self.startup_s = float(instance_startup_s)
         self.tick_interval_s = float(migration_interval_s) if (migration or autoscale) else None
-        self.active: list[bool] | None = None
+        self.active: list[bool] = []  # per pool instance; filled at the first route or tick
         self.terminating: set[int] = set()
         self.starting: dict[int, float] = {}
         self._next_scale = 0.0
-        self._last_t: float | None = None
+        self._last_t = 0.0  # set with `active`
         self.instance_seconds = 0.0
         self.counts = {"migrations": 0, "scale_out": 0, "scale_in": 0}
 
     # ------------------------------------------------------------------ freeness
-    def _setup(self, view) -> None:
+    def _setup(self, view: ClusterView) -> None:
         n = view.n_instances
         k = n if not self.autoscale else (self.initial or self.min_instances)
         self.active = [j < k for j in range(n)]
         self._next_scale = view.now + self.scaling_interval_s
         self._last_t = view.now
 
-    def virtual_usage(self, view, j: int, waiting: str) -> tuple[float, int]:
+    def virtual_usage(self, view: ClusterView, j: int, waiting: str) -> tuple[float, int]:
         """(Σ V in blocks, B) of instance j; waiting = "head" (migration) or "all" (dispatch)."""
         s = view.instance(j)
         if j in self.terminating:
@@ -105,7 +106,7 @@ class Llumnix:
         b = s.running_count + (len(queue) if waiting == "all" else int(bool(queue)))
         return used + pending + headroom, max(b, 1)
 
-    def freeness(self, view, j: int, waiting: str = "head") -> float:
+    def freeness(self, view: ClusterView, j: int, waiting: str = "head") -> float:
         v, b = self.virtual_usage(view, j, waiting)
         return (view.instance(j).kv_blocks_total - v) / b
 
@@ -113,15 +114,15 @@ class Llumnix:
         return self.active[j] and j not in self.terminating and j not in self.starting
 
     # ------------------------------------------------------------------ dispatch
-    def route(self, rid: int, view) -> int:
-        if self.active is None:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; dispatch ignores the request
+        if not self.active:
             self._setup(view)
         cand = [j for j in range(view.n_instances) if self.serving(j)] or list(range(view.n_instances))
         return max(cand, key=lambda j: (self.freeness(view, j, "all"), -j))
 
     # ------------------------------------------------------------------ periodic work
-    def tick(self, view) -> None:
-        if self.active is None:
+    def tick(self, view: ActingClusterView) -> None:
+        if not self.active:
             self._setup(view)
         now = view.now
         self.instance_seconds += sum(self.active) * (now - self._last_t)
@@ -137,7 +138,7 @@ class Llumnix:
                 self._next_scale = now + self.scaling_interval_s
                 self.scale(view)
 
-    def migrate(self, view) -> None:
+    def migrate(self, view: ActingClusterView) -> None:
         """Pair sources (F < threshold or terminating; least free first) with destinations
         (F ≥ threshold; freest first) and move one request per pair when it narrows the gap."""
         n = view.n_instances
@@ -158,7 +159,7 @@ class Llumnix:
             if view.migrate_live(rid, d, self.max_stages, self.last_max, self.abort_after_max_stages):
                 self.counts["migrations"] += 1
 
-    def _narrows(self, view, s: int, d: int, rid: int, f: dict[int, float]) -> bool:
+    def _narrows(self, view: ClusterView, s: int, d: int, rid: int, f: dict[int, float]) -> bool:
         """Balanced pairing (llumnix migration_policy.py): accept if 0 < load(src') − load(dst')
         < load(src) − load(dst), load = −F, and the destination stays at F ≥ threshold."""
         bs = view.instance(s).block_size
@@ -172,7 +173,7 @@ class Llumnix:
             return False
         return 0 < fd2 - fs2 < f[d] - f[s]
 
-    def scale(self, view) -> None:
+    def scale(self, view: ClusterView) -> None:
         serving = [j for j in range(view.n_instances) if self.serving(j)]
         if not serving:
             return
@@ -189,7 +190,7 @@ class Llumnix:
             self.terminating.add(j)
             self.counts["scale_in"] += 1
 
-    def _drain(self, view) -> None:
+    def _drain(self, view: ActingClusterView) -> None:
         """A terminating instance re-dispatches its waiting requests (no KV yet) and is switched
         off once empty; its running requests leave by migration (∞ virtual usage)."""
         for j in sorted(self.terminating):

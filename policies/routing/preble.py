@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ClusterView
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 from llmsched.sim.router_latency import RouterLatency
 
@@ -180,7 +181,7 @@ class Preble:
         return [max(self.load.get(j, 0.0), 0.0) for j in range(n)]
 
     # ------------------------------------------------------------------ routing
-    def route(self, rid: int, view) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:
         now = view.now
         self._expire(now)
         n = view.n_instances
@@ -205,6 +206,7 @@ class Preble:
             new_blocks = len(blocks) - len(path)  # what the prompt adds to the global tree
             evict = [self.eviction_cost_s(g, new_blocks, on_path, hb) for g in range(n)]
 
+        group: tuple[int, ...] | None  # the prefix the request is allocated by (None: no hashes)
         if cached > prompt - cached:  # EXPLOIT
             group = tuple(int(h) for h in blocks[:deep])
             allocated = sorted(self.tree.holders(path[deep - 1]))
@@ -232,7 +234,7 @@ class Preble:
         return j
 
     # ------------------------------------------------------------------ rebalancing
-    def rebalance(self, view) -> None:
+    def rebalance(self, view: ClusterView) -> None:
         """Move whole prefix groups from the heaviest to the lightest instance while
         cost_heavy − c ≥ cost_light + c, until cost_heavy < threshold × cost_light; if the heavy
         instance has a single shared prefix and it is hot, replicate it instead (one pair per call)."""
@@ -277,12 +279,13 @@ class Preble:
                     self.load[light] = self.load.get(light, 0.0) + rec[3]
                 self.counts["replicated"] += 1
 
-    def hot(self, view, recs: list) -> bool:
+    def hot(self, view: ClusterView, recs: list) -> bool:
         """TTFT doubling within the window: the newer half-window's mean TTFT is ≥ 2× the older's
         (Preble `TTFTWindowedOverloadedDetector`)."""
         now = view.now
         mid = now - self.window_s / 2
-        old, new = [], []
+        old: list[float] = []
+        new: list[float] = []
         for t, _, _, _, rid in recs:
             ft = view.first_token_s(rid)
             if np.isfinite(ft):
@@ -290,7 +293,7 @@ class Preble:
         return bool(old and new and np.mean(new) >= 2 * np.mean(old))
 
     def stats(self) -> dict:
-        out = dict(self.counts)
+        out: dict[str, float] = dict(self.counts)
         if self.eviction_cost:
             out["eviction_cost_s"] = self.e_charged
         if self.capacity_eviction:

@@ -44,7 +44,7 @@ class SCLSOffloader:
 
             try:
                 est = SliceTimeModel.fit(build(spec.cost, spec.model, spec.gpu, spec.tp))
-            except Exception:  # a model the catalogue lacks: estimate in tokens instead (see share_s)
+            except ValueError:  # InputError: a model the catalogue lacks: estimate in tokens instead (see share_s)
                 est = None
             got = (est, kv_capacity_blocks(spec), int(spec.block_size), int(spec.max_batch_requests))
             self._models[spec] = got
@@ -77,7 +77,7 @@ class SCLSOffloader:
                 total += share
         return total
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; least pending work
         loads = [self.pending_s(view, j) for j in range(view.n_instances)]
         best = min(range(view.n_instances), key=lambda j: (loads[j], j))
         self.routed += 1

@@ -11,6 +11,7 @@ raw text; ours counts prompt tokens in whole hash blocks (the only text identity
 from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ActingClusterView, ClusterView, InstanceStats
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
 # The two default parameter sets (notes §4.3, [CODE]):
@@ -24,7 +25,7 @@ PRESETS = {
 }
 
 
-def load(stats) -> int:
+def load(stats: InstanceStats) -> int:
     """The router's per-worker load: requests in flight on it (waiting + running)."""
     return stats.waiting_count + stats.running_count
 
@@ -67,7 +68,7 @@ class SGLangRouter:
         self._hb = 0
         self.decisions = {"balance": 0, "cache": 0, "smallest-tree": 0}
 
-    def route(self, rid: int, view) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:
         n = view.n_instances
         self._hb = view.hash_block_tokens
         loads = [load(view.instance(j)) for j in range(n)]
@@ -88,7 +89,7 @@ class SGLangRouter:
         self.tree.insert(blocks, j, view.now)  # the tree is updated on every route
         return j
 
-    def tick(self, view) -> None:
+    def tick(self, view: ActingClusterView) -> None:
         """Periodic eviction: trim every tenant's tree to max_tree_size tokens, LRU leaves first."""
         if self._hb <= 0:
             return

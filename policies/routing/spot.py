@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ActingClusterView, ClusterView
 from llmsched.sim.spot import (
     DEFAULT_GRACE_S,
     SPOTSERVE_TRACES,
@@ -52,42 +53,47 @@ class Spot:
             raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
         self.trace = trace
         self.trace_removals = bool(trace_removals)
-        self.ctl_args = {"grace_s": grace_s, "down_s": down_s, "migrate": migrate}
+        self._grace_s, self._down_s, self._migrate = grace_s, down_s, migrate
         self.ctl: SpotController | None = None
         inner_tick = getattr(self.inner, "tick_interval_s", None)
         self.tick_interval_s = float(tick_interval_s) if not inner_tick else min(float(tick_interval_s), float(inner_tick))
         self._inner_tick = float(inner_tick) if inner_tick else None
         self._inner_next: float | None = None
 
-    def _setup(self, view) -> None:
+    def _setup(self, view: ClusterView) -> None:
         if self.trace:
             tr = spotserve_trace(self.trace)
             if tr.n_slots > view.n_instances:
                 raise ValueError(f"trace {self.trace} needs {tr.n_slots} instances, the pool has {view.n_instances}")
             down = tuple(j for j in range(view.n_instances) if j not in tr.initially_up)
             notices = list(tr.notices) if self.trace_removals else []
-            self.ctl = SpotController(notices, adds=tr.adds, initially_down=down, **self.ctl_args)
+            self.ctl = SpotController(notices, grace_s=self._grace_s, down_s=self._down_s,
+                                      migrate=self._migrate, adds=tr.adds, initially_down=down)
             return
         notices = self.explicit or poisson_notices(self.rng, view.n_instances, self.rate, self.horizon_s)
-        self.ctl = SpotController(notices, **self.ctl_args)
+        self.ctl = SpotController(notices, grace_s=self._grace_s, down_s=self._down_s, migrate=self._migrate)
 
-    def _live(self, j: int, view) -> int:
+    def _controller(self, view: ClusterView) -> SpotController:
+        """The preemption controller, made at the first route or tick (it needs the pool size)."""
+        if self.ctl is None:
+            self._setup(view)
+        assert self.ctl is not None
+        return self.ctl
+
+    def _live(self, ctl: SpotController, j: int, view: ClusterView) -> int:
         n = view.n_instances
         for k in range(n):
             x = (j + k) % n
-            if self.ctl.live(x):
+            if ctl.live(x):
                 return x
         return j
 
-    def route(self, rid: int, view) -> int:
-        if self.ctl is None:
-            self._setup(view)
-        return self._live(self.inner.route(rid, view), view)
+    def route(self, rid: int, view: ClusterView) -> int:
+        ctl = self._controller(view)
+        return self._live(ctl, self.inner.route(rid, view), view)
 
-    def tick(self, view) -> None:
-        if self.ctl is None:
-            self._setup(view)
-        self.ctl.step(view, self.route)
+    def tick(self, view: ActingClusterView) -> None:
+        self._controller(view).step(view, self.route)
         if self._inner_tick:
             if self._inner_next is None:
                 self._inner_next = view.now

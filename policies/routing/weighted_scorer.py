@@ -7,6 +7,7 @@ wins. Owns only its approximate prefix index (the gateway tracks prefixes it has
 from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ClusterView
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
 
@@ -28,7 +29,7 @@ class WeightedScorer:
         self.prefix_source = prefix_source
         self.index = PrefixIndex()
 
-    def scores(self, rid: int, view) -> list[float]:
+    def scores(self, rid: int, view: ClusterView) -> list[float]:
         n = view.n_instances
         blocks = prompt_blocks(view, rid)
         stats = [view.instance(j) for j in range(n)]
@@ -46,7 +47,7 @@ class WeightedScorer:
         wp, wq, wk = self.w
         return [wp * prefix[j] + wq * queue[j] + wk * kv[j] for j in range(n)]
 
-    def route(self, rid: int, view) -> int:
+    def route(self, rid: int, view: ClusterView) -> int:
         sc = self.scores(rid, view)
         j = max(range(len(sc)), key=lambda x: (sc[x], -x))
         self.index.insert(prompt_blocks(view, rid), j, view.now)

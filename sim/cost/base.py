@@ -73,7 +73,10 @@ class BatchShape:
 class CostModel(Protocol):
     """Turns batch shapes into iteration seconds. Implementations are frozen dataclasses."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short label for tables and summaries (a frozen field in every implementation)."""
+        ...
 
     def iteration_times(self, shape: BatchShape) -> np.ndarray:
         """Seconds per iteration, float64 array of len(shape); element-wise in the shape fields."""

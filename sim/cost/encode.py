@@ -27,9 +27,12 @@ class EncodeCost(Protocol):
     embedding_bytes_per_token: bytes of one image token's embedding sent from encode to prefill
     """
 
-    name: str
-    tokens_per_tile: int
-    embedding_bytes_per_token: float
+    @property
+    def name(self) -> str: ...
+    @property
+    def tokens_per_tile(self) -> int: ...
+    @property
+    def embedding_bytes_per_token(self) -> float: ...
 
     def encode_times(self, tiles: np.ndarray) -> np.ndarray:
         """Seconds of an encoder forward over `tiles` tiles (element-wise; 0 for 0 tiles)."""
@@ -69,6 +72,7 @@ class EncodeRoofline:
     llm_hidden: int
     params: RooflineParams = field(default_factory=RooflineParams)
     name: str = "encode-roofline"
+    _c: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         v, g, p = self.vision, self.gpu, self.params

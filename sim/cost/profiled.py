@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.cost.reference_points import HELIX_DECODE_CONTEXT, SARATHI_DECODE_CONTEXT
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import get_gpu, get_model
+
+if TYPE_CHECKING:
+    from llmsched.sim.cost.roofline import RooflineCost
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,7 +175,7 @@ class VidurCost:
     """layers * (measured linear ops(T) + roofline attention + all-reduce) + roofline head/overhead."""
 
     linear: Curve
-    roofline: object  # RooflineCost (attention, comm, head, overheads)
+    roofline: RooflineCost  # attention, comm, head, overheads
     layers: int
     name: str
 

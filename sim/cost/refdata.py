@@ -141,7 +141,7 @@ def vidur_cpu_overheads(model_name: str) -> tuple[np.ndarray, np.ndarray]:
     rows = [r for r in read_csv("vidur/upstream_old/data/profiling/a100/cpu_overheads.csv")
             if r["model_name"] == model_name]
     parts = ("schedule", "sampler_e2e", "prepare_inputs_e2e", "process_model_outputs")
-    t = sum(col(rows, f"{p}_median") for p in parts) * 1e-3
+    t = sum((col(rows, f"{p}_median") for p in parts), start=np.zeros(len(rows))) * 1e-3
     return col(rows, "batch_size"), t
 
 

@@ -129,16 +129,16 @@ def _vidur_attention_points() -> list[RefPoint]:
 
     for b in VIDUR_ATTN_DECODE[0]:
         for k in VIDUR_ATTN_DECODE[1]:
-            r = index.get((False, b, 0, k))
-            if r:
-                t = (ms(r, "decode") + ms(r, "input_reshape") + ms(r, "output_reshape")) * 1e-3
+            row = index.get((False, b, 0, k))
+            if row:
+                t = (ms(row, "decode") + ms(row, "input_reshape") + ms(row, "output_reshape")) * 1e-3
                 out.append(RefPoint("vidur-attention", "", "a100-80gb", "llama-2-70b", 2, "attention",
                                     f"decode b={b} kv={k}", t, _shapes([decode_row(b, k)])))
     for c in VIDUR_ATTN_PREFILL[0]:
         for k in VIDUR_ATTN_PREFILL[1]:
-            r = index.get((True, 1, c, k))
-            if r:
-                t = (ms(r, "prefill") + ms(r, "input_reshape") + ms(r, "output_reshape")) * 1e-3
+            row = index.get((True, 1, c, k))
+            if row:
+                t = (ms(row, "prefill") + ms(row, "input_reshape") + ms(row, "output_reshape")) * 1e-3
                 out.append(RefPoint("vidur-attention", "", "a100-80gb", "llama-2-70b", 2, "attention",
                                     f"prefill c={c} kv={k}", t, _shapes([prefill_row(c, k)])))
     return out

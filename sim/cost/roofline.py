@@ -71,6 +71,9 @@ class RooflineCost:
     params: RooflineParams = field(default_factory=RooflineParams)
     name: str = "roofline"
     measured_comm: bool = True
+    # derived in __post_init__ from the fields above (not arguments, not compared, not shown)
+    _c: dict[str, float] = field(init=False, repr=False, compare=False)
+    _allreduce: comm.CollectiveTime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         m, g, tp, p = self.model, self.gpu, self.tp, self.params
@@ -130,10 +133,6 @@ class RooflineCost:
         total = layer * float(self.model.layers) + head + over
         return {"linear": lin, "prefill_attn": pre, "decode_attn": dec, "comm": com, "layer": layer,
                 "head": head, "overhead": over, "total": total}
-
-    def layer_times(self, shape: BatchShape) -> np.ndarray:
-        """Seconds of one transformer layer (incl. its all-reduces), without head and overheads."""
-        return self.components(shape)["layer"]
 
     def iteration_times(self, shape: BatchShape) -> np.ndarray:
         if len(shape) == 1:  # the engine's common case: same operations on Python floats, ~10x faster

@@ -251,11 +251,6 @@ def vision_param_count(model: str | Model) -> int:
     return v.layers * vision_layer_params(v) + 3 * v.patch_px**2 * v.hidden + v.projector_params
 
 
-def vision_weight_bytes(model: str | Model) -> int:
-    m = get_model(model)
-    return vision_param_count(m) * (m.vision.bytes_per_param if m.vision else 0)
-
-
 def image_tokens(model: str | Model, width_px: int, height_px: int) -> int:
     """LLM prompt tokens one image of this size becomes in `model` (tiles x tokens per tile)."""
     m = get_model(model)

@@ -32,12 +32,13 @@ def _check_window(duration_s: float | None, n: int | None) -> None:
         raise InputError("arrival process", "n", f"must be >= 0, got {n}")
 
 
-def _renewal(rng: np.random.Generator, draw, mean_gap_s: float, duration_s: float | None,
+def _renewal(draw, mean_gap_s: float, duration_s: float | None,
              n: int | None) -> np.ndarray:
     """Cumulative sums of i.i.d. gaps `draw(k)` until `n` points or time `duration_s` is passed."""
     if n is not None:
         t = np.cumsum(draw(n))
         return t[t < duration_s] if duration_s is not None else t
+    assert duration_s is not None  # _check_window: a count or a duration
     parts, total, last = [], 0, 0.0
     while True:
         # expected remaining count plus 5 sigma of slack, so one or two chunks usually suffice
@@ -59,10 +60,11 @@ def poisson(rng: np.random.Generator, rate_rps: float, *, duration_s: float | No
     _check_rate(rate_rps)
     _check_window(duration_s, n)
     if n is None:
+        assert duration_s is not None  # _check_window: a count or a duration
         # exact: N ~ Poisson(rate*T), then N uniform points sorted (order-statistics property)
         count = int(rng.poisson(rate_rps * duration_s))
         return np.sort(rng.uniform(0.0, duration_s, count))
-    return _renewal(rng, lambda k: rng.exponential(1.0 / rate_rps, k), 1.0 / rate_rps, duration_s, n)
+    return _renewal(lambda k: rng.exponential(1.0 / rate_rps, k), 1.0 / rate_rps, duration_s, n)
 
 
 def gamma(rng: np.random.Generator, rate_rps: float, cv: float, *, duration_s: float | None = None,
@@ -78,7 +80,7 @@ def gamma(rng: np.random.Generator, rate_rps: float, cv: float, *, duration_s: f
     if not (cv > 0 and math.isfinite(cv)):
         raise InputError("gamma arrivals", "cv", f"must be > 0, got {cv}")
     shape, scale = 1.0 / cv**2, cv**2 / rate_rps
-    return _renewal(rng, lambda k: rng.gamma(shape, scale, k), 1.0 / rate_rps, duration_s, n)
+    return _renewal(lambda k: rng.gamma(shape, scale, k), 1.0 / rate_rps, duration_s, n)
 
 
 def uniform(rng: np.random.Generator, rate_rps: float, *, duration_s: float | None = None,
@@ -92,7 +94,11 @@ def uniform(rng: np.random.Generator, rate_rps: float, *, duration_s: float | No
     _check_rate(rate_rps)
     _check_window(duration_s, n)
     phase = float(rng.random()) / rate_rps
-    count = n if n is not None else math.ceil(duration_s * rate_rps) + 1
+    if n is not None:
+        count = n
+    else:
+        assert duration_s is not None  # _check_window: a count or a duration
+        count = math.ceil(duration_s * rate_rps) + 1
     t = phase + np.arange(1, count + 1, dtype=np.float64) / rate_rps
     return t[t < duration_s] if duration_s is not None else t
 
@@ -120,6 +126,7 @@ def onoff(rng: np.random.Generator, on_rate_rps: float, on_s: float, off_s: floa
             if len(t) >= n:
                 return t[:n]
             horizon *= 2
+    assert duration_s is not None  # _check_window: a count or a duration
     raw = _base(rng, base, on_rate_rps, cv, duration_s)
     t = raw[np.mod(raw, period) < on_s]
     return t[:n] if n is not None else t
@@ -156,6 +163,7 @@ def ramp(rng: np.random.Generator, start_rate_rps: float, end_rate_rps: float, r
     if n is not None:
         e = np.cumsum(rng.exponential(1.0, n))
     else:
+        assert duration_s is not None  # _check_window: a count or a duration
         horizon = duration_s
         lam_end = lam_T + r1 * (horizon - T) if horizon > T else r0 * horizon + (r1 - r0) * horizon**2 / (2 * T)
         count = int(rng.poisson(lam_end))
@@ -211,7 +219,7 @@ class ArrivalSpec:
                              f"use one of: {', '.join(PROCESSES)}")
         return t + self.start_s
 
-    def mean_rate_rps(self, duration_s: float | None = None) -> float:
+    def mean_rate_rps(self) -> float:
         """Long-run mean rate (over the ramp for `ramp`)."""
         if self.kind == "onoff":
             return self.rate_rps * self.on_s / (self.on_s + self.off_s)

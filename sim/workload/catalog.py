@@ -287,31 +287,38 @@ def _length_spec(P: _Params, which: str | None = None, k: int | None = None) -> 
         return v
 
     def one(key: str, v) -> int:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 1 or v != math.floor(v):
-            raise P.bad(key, f"expected a whole number >= 1, got {v!r}")
-        return int(v)
+        return _whole_tokens(P, key, v)
 
     inp, out = tok("input_tokens"), tok("output_tokens")
     if kind == "uniform":
-        rng_ = {}
-        for key, v in (("input", inp), ("output", out)):
-            if isinstance(v, (list, tuple)):
-                if len(v) != 2:
-                    raise P.bad(f"{key}_tokens", f"uniform lengths need [min, max], got {v!r}")
-                lo, hi = one(f"{key}_tokens", v[0]), one(f"{key}_tokens", v[1])
-            else:
-                lo = hi = one(f"{key}_tokens", v)
-            if lo > hi:
-                raise P.bad(f"{key}_tokens", f"min {lo} > max {hi}")
-            rng_[key] = (lo, hi)
-        return LengthSpec("uniform", input_min=rng_["input"][0], input_max=rng_["input"][1],
-                          output_min=rng_["output"][0], output_max=rng_["output"][1], **common)
+        (in_lo, in_hi), (out_lo, out_hi) = _token_range(P, "input", inp), _token_range(P, "output", out)
+        return LengthSpec("uniform", input_min=in_lo, input_max=in_hi, output_min=out_lo, output_max=out_hi,
+                          **common)
     for key, v in (("input_tokens", inp), ("output_tokens", out)):
         if isinstance(v, (list, tuple)):
             raise P.bad(key, f"{kind} lengths need one number, got {v!r}",
                         "use lengths='uniform' for a [min, max] range")
     return LengthSpec(kind, input_tokens=one("input_tokens", inp), output_tokens=one("output_tokens", out),
                       **common)
+
+
+def _whole_tokens(P: _Params, key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 1 or v != math.floor(v):
+        raise P.bad(key, f"expected a whole number >= 1, got {v!r}")
+    return int(v)
+
+
+def _token_range(P: _Params, key: str, v: Any) -> tuple[int, int]:
+    """Uniform lengths: [min, max] tokens from a pair, or (v, v) from one number."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise P.bad(f"{key}_tokens", f"uniform lengths need [min, max], got {v!r}")
+        lo, hi = _whole_tokens(P, f"{key}_tokens", v[0]), _whole_tokens(P, f"{key}_tokens", v[1])
+    else:
+        lo = hi = _whole_tokens(P, f"{key}_tokens", v)
+    if lo > hi:
+        raise P.bad(f"{key}_tokens", f"min {lo} > max {hi}")
+    return lo, hi
 
 
 def _arrival(P: _Params, kind: str, rate: float) -> ArrivalSpec:
@@ -384,8 +391,18 @@ def _window(spec: WorkloadSpec) -> tuple[float | None, int | None]:
     return spec.duration_s, spec.num_requests
 
 
+def _rate(name: str, spec: WorkloadSpec) -> float:
+    """The spec's rate, else the generator's default (every generator that calls this has one;
+    multi-client, whose default is None, reads per-client rates instead)."""
+    if spec.rate is not None:
+        return spec.rate
+    rate = _GEN_DEFAULT_RATE[name]
+    assert rate is not None, name
+    return rate
+
+
 def _single(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     lengths = _length_spec(P)
     client = ClientSpec(arrivals=_arrival(P, name, rate), lengths=lengths,
                         weight=P.num("weight", minimum=1e-12), priority=P.num("priority", integer=True),
@@ -400,7 +417,7 @@ def _multimodal(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Genera
     width_px x height_px per request, tokenised by `model`'s vision tiling."""
     from llmsched.sim.workload.multimodal import with_images
 
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     client = ClientSpec(arrivals=_arrival(P, P.text("process", ("poisson", "gamma", "uniform")), rate),
                         lengths=_length_spec(P), weight=P.num("weight", minimum=1e-12),
                         priority=P.num("priority", integer=True), ttft_slo_s=P.num("ttft_slo_s", minimum=1e-12),
@@ -463,7 +480,7 @@ def _multi(spec: WorkloadSpec, P: _Params, rng: np.random.Generator, given: dict
 
 
 def _program(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     arrivals = _arrival(P, P.text("process"), rate)
     duration, n = _window(spec)
     roots = arrivals.sample(rng, duration_s=duration, n=n)
@@ -493,7 +510,7 @@ def _program(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator
 
 
 def _length_only(name: str, spec: WorkloadSpec, P: _Params, rng: np.random.Generator) -> Workload:
-    rate = spec.rate if spec.rate is not None else _GEN_DEFAULT_RATE[name]
+    rate = _rate(name, spec)
     client = ClientSpec(arrivals=_arrival(P, P.text("process"), rate),
                         lengths=LengthSpec("empirical", pairs=readers.trace_pairs(name), source=name), name=name)
     duration, n = _window(spec)

@@ -89,9 +89,16 @@ class Workload:
     # -- validation -------------------------------------------------------------------------
     def validate(self, source: str | None = None) -> None:
         """Raise `InputError` naming the column and the fix on any inconsistency."""
-        from llmsched.sim.errors import InputError
 
         src = source or f"workload {self.name!r}"
+        self._validate_shapes(src)
+        if self.n:
+            self._validate_values(src)
+
+    def _validate_shapes(self, src: str) -> None:
+        """Every column has one row per request; the ragged hash offsets match the hash values."""
+        from llmsched.sim.errors import InputError
+
         n = self.n
         for col in ("client", "prompt_tokens", "output_tokens", "priority", "ttft_slo_s", "tbt_slo_s",
                     "parent", "pin_instance", "images", "image_tokens"):
@@ -99,8 +106,12 @@ class Workload:
                 raise InputError(src, col, f"has {len(getattr(self, col))} rows, expected {n}")
         if len(self.hash_offsets) != n + 1 or (n and self.hash_offsets[-1] != len(self.hash_values)):
             raise InputError(src, "hash_ids", "ragged offsets do not match the hash values")
-        if n == 0:
-            return
+
+    def _validate_values(self, src: str) -> None:
+        """The values of a non-empty workload: sorted finite arrivals, positive lengths, weights, SLOs."""
+        from llmsched.sim.errors import InputError
+
+        n = self.n
         if not np.all(np.isfinite(self.arrival_s)) or self.arrival_s.min() < 0:
             raise InputError(src, "arrival_s", "must be finite and >= 0")
         if np.any(np.diff(self.arrival_s) < 0):
@@ -187,19 +198,6 @@ class Workload:
         kw = {f: getattr(self, f) for f in self.__dataclass_fields__}
         kw.update(changes)
         return Workload(**kw)
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "arrival_s": self.arrival_s, "client": self.client,
-                "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
-                "prefix_blocks": np.diff(self.hash_offsets), "priority": self.priority,
-                "ttft_slo_s": self.ttft_slo_s, "tbt_slo_s": self.tbt_slo_s,
-            }
-        )
-
 
 def _ragged_gather(starts: np.ndarray, lens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Indices that copy segments [starts[i], starts[i]+lens[i]) one after another (vectorised)."""

@@ -49,7 +49,7 @@ def _load_table(path: Path) -> tuple[pd.DataFrame, int, list | None]:
             raise InputError(str(path), "", f"not a readable CSV ({str(exc).splitlines()[0]})", _FIX) from None
         except pd.errors.EmptyDataError:
             raise InputError(str(path), "", "the file is empty", f"write a header row ({_FIX})") from None
-        hashes = None
+        hashes: list[list[int]] | None = None
         if "hash_ids" in df.columns:
             hashes = []
             for pos, text in enumerate(df["hash_ids"].tolist()):
@@ -94,6 +94,26 @@ def _clients(df: pd.DataFrame, path: Path, header: int) -> tuple[np.ndarray, tup
     return ids.astype(np.int64), tuple(str(x) for x in names)
 
 
+def _client_weights(df: pd.DataFrame, client: np.ndarray, names: tuple[str, ...], path: Path,
+                    header: int) -> np.ndarray:
+    """Per-client weights from the optional `weight` column (1 where absent): > 0, one per client."""
+    weights = np.ones(len(names))
+    if "weight" in df.columns:
+        wv = numeric(df.fillna({"weight": 1.0}), "weight", path, header_lines=header)
+        if (wv <= 0).any():
+            pos = int(np.flatnonzero(wv <= 0)[0])
+            raise InputError(str(path), "weight", f"row {pos + 1} (line {pos + 1 + header}): must be > 0", "use positive weights")
+        for c in np.unique(client):
+            vals = np.unique(wv[client == c])
+            if len(vals) > 1:
+                pos = int(np.flatnonzero((client == c) & (wv != vals[0]))[0])
+                raise InputError(str(path), "weight", f"row {pos + 1} (line {pos + 1 + header}): client "
+                                 f"{names[c]!r} has different weights ({vals[0]:g} and {wv[pos]:g})",
+                                 "give each client one weight")
+            weights[c] = vals[0]
+    return weights
+
+
 def read_file(path: str | Path, hash_block_tokens: int = DEFAULT_HASH_BLOCK_TOKENS) -> Workload:
     """Read and validate a generic trace; `hash_ids` blocks cover `hash_block_tokens` tokens each."""
     path = Path(path)
@@ -125,20 +145,7 @@ def read_file(path: str | Path, hash_block_tokens: int = DEFAULT_HASH_BLOCK_TOKE
                 raise InputError(str(path), col, f"row {pos + 1} (line {pos + 1 + header}): must be > 0 s",
                                  "leave empty or write inf for no SLO")
             kw[col] = v
-    weights = np.ones(len(names))
-    if "weight" in df.columns:
-        wv = numeric(df.fillna({"weight": 1.0}), "weight", path, header_lines=header)
-        if (wv <= 0).any():
-            pos = int(np.flatnonzero(wv <= 0)[0])
-            raise InputError(str(path), "weight", f"row {pos + 1} (line {pos + 1 + header}): must be > 0", "use positive weights")
-        for c in np.unique(client):
-            vals = np.unique(wv[client == c])
-            if len(vals) > 1:
-                pos = int(np.flatnonzero((client == c) & (wv != vals[0]))[0])
-                raise InputError(str(path), "weight", f"row {pos + 1} (line {pos + 1 + header}): client "
-                                 f"{names[c]!r} has different weights ({vals[0]:g} and {wv[pos]:g})",
-                                 "give each client one weight")
-            weights[c] = vals[0]
+    weights = _client_weights(df, client, names, path, header)
     offsets = np.zeros(n + 1, np.int64)
     values = np.zeros(0, np.int64)
     if hashes is not None:
@@ -193,7 +200,7 @@ def write_file(w: Workload, path: str | Path) -> Path:
         return path
     with open(path, "w") as fh:
         for i in range(w.n):
-            rec = {"arrival_s": float(w.arrival_s[i]), "client_id": int(w.client[i]),
+            rec: dict[str, object] = {"arrival_s": float(w.arrival_s[i]), "client_id": int(w.client[i]),
                    "input_tokens": int(w.prompt_tokens[i]), "output_tokens": int(w.output_tokens[i])}
             if has_h:
                 rec["hash_ids"] = w.hashes(i).tolist()

@@ -264,7 +264,8 @@ def _groups(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 def _summary_index(model: str) -> tuple[dict, dict]:
     """{(client, window, field): (mean, p50, p90, p99, max)} and {client: sorted windows with lengths}."""
     summ = read_length_summaries(model)
-    stats, windows = {}, {}
+    stats: dict[tuple[int, int, str], tuple[float, float, float, float, float]] = {}
+    windows: dict[int, set[int]] = {}
     for r in summ.itertuples(index=False):
         stats[(int(r.client_id), int(r.window_start_s), r.field)] = (r.mean, r.p50, r.p90, r.p99, r.max)
         windows.setdefault(int(r.client_id), set()).add(int(r.window_start_s))

@@ -80,7 +80,7 @@ def require_rows(n: int, path: Path | str) -> None:
                          "add at least one request row")
 
 
-def _row(df: pd.DataFrame, pos: int, header_lines: int) -> str:
+def _row(pos: int, header_lines: int) -> str:
     return f"row {pos + 1} (line {pos + 1 + header_lines})"
 
 
@@ -92,18 +92,18 @@ def numeric(df: pd.DataFrame, col: str, path: Path | str, *, integer: bool = Fal
     bad = np.isnan(vals) if allow_inf else ~np.isfinite(vals)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not a number ({show(raw.iloc[pos])})",
+        raise InputError(str(path), col, f"{_row(pos, header_lines)}: not a number ({show(raw.iloc[pos])})",
                          "write a plain decimal number in every row")
     if integer:
         frac = vals != np.floor(vals)
         if frac.any():
             pos = int(np.flatnonzero(frac)[0])
-            raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: not an integer ({show(float(vals[pos]))})",
+            raise InputError(str(path), col, f"{_row(pos, header_lines)}: not an integer ({show(float(vals[pos]))})",
                              "token counts must be whole numbers")
     if minimum is not None and (vals < minimum).any():
         pos = int(np.flatnonzero(vals < minimum)[0])
         what = "negative" if vals[pos] < 0 else f"below {minimum:g}"
-        raise InputError(str(path), col, f"{_row(df, pos, header_lines)}: {what} value {float(vals[pos])!r}",
+        raise InputError(str(path), col, f"{_row(pos, header_lines)}: {what} value {float(vals[pos])!r}",
                          f"every value must be >= {minimum:g}")
     return vals.astype(np.int64) if integer else vals
 

@@ -107,7 +107,7 @@ class EngineMachine(RuleBasedStateMachine):
         def body() -> None:
             try:
                 self.result = simulate(w, cluster, cost_models=lambda spec: cost)
-            except BaseException as exc:  # reported on the test thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the test thread
                 self.error = exc
             finally:
                 self.driver.to_test.put(("finished", None))

@@ -178,22 +178,48 @@ class FastFlow:
     def value(self, plc: Placement) -> float:
         return self._solve(plc, want_cut=False)[0]
 
-    def bottlenecks(self, plc: Placement) -> tuple[float, list[int]]:
-        """Max flow and the nodes whose compute edge lies in a minimum cut (source side = the
-        vertices reachable in the residual graph)."""
-        val, cut = self._solve(plc, want_cut=True)
-        return val, [c for c in cut if isinstance(c, int)]
-
     def cut(self, plc: Placement) -> tuple[float, list[int], list[tuple[int, int]]]:
         """Max flow, min-cut nodes, and min-cut links (i, j) between compute nodes."""
         val, cut = self._solve(plc, want_cut=True)
         return val, [c for c in cut if isinstance(c, int)], [c for c in cut if isinstance(c, tuple)]
 
     def _solve(self, plc: Placement, want_cut: bool) -> tuple[float, list[int]]:
-        p = self.p
-        n = p.n
-        L = p.L
-        # vertex ids: 0 source, 1 sink, 2+2i in_i, 3+2i out_i
+        n = self.p.n
+        rows, cols, data = self._edges(plc)
+        if not rows:
+            return 0.0, []
+        m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
+        res = maximum_flow(m, 0, 1, method="dinic")
+        val = res.flow_value / self.scale
+        if not want_cut:
+            return val, []
+        reach = self._source_side(m, res.flow, 2 * n + 2)
+        cut: list = [i for i in plc if reach[2 + 2 * i] and not reach[3 + 2 * i]]
+        for r, c in zip(rows, cols):
+            if r >= 2 and c >= 2 and r % 2 == 1 and c % 2 == 0 and reach[r] and not reach[c]:
+                cut.append(((r - 3) // 2, (c - 2) // 2))
+        return val, cut
+
+    @staticmethod
+    def _source_side(m, flow, n_vertices: int) -> np.ndarray:
+        """Vertices reachable from the source in the residual graph (the min cut's source side)."""
+        resid = (m - flow).tocsr()  # residual: cap - flow forward, +flow backward
+        reach = np.zeros(n_vertices, dtype=bool)
+        reach[0] = True
+        stack = [0]
+        while stack:
+            a = stack.pop()
+            lo, hi = resid.indptr[a], resid.indptr[a + 1]
+            for b, r in zip(resid.indices[lo:hi], resid.data[lo:hi]):
+                if r > 0 and not reach[b]:
+                    reach[b] = True
+                    stack.append(b)
+        return reach
+
+    def _edges(self, plc: Placement) -> tuple[list[int], list[int], list[int]]:
+        """The placement's flow network as (rows, cols, integer capacities); vertex ids: 0 source,
+        1 sink, 2+2i in_i, 3+2i out_i."""
+        L = self.p.L
         rows, cols, data = [], [], []
         by_start: dict[int, list[int]] = {}
         for i, (s, _k) in plc.items():
@@ -222,26 +248,4 @@ class FastFlow:
                     rows.append(3 + 2 * i)
                     cols.append(2 + 2 * j)
                     data.append(c)
-        if not rows:
-            return 0.0, []
-        m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
-        res = maximum_flow(m, 0, 1, method="dinic")
-        val = res.flow_value / self.scale
-        if not want_cut:
-            return val, []
-        resid = (m - res.flow).tocsr()  # residual: cap - flow forward, +flow backward
-        reach = np.zeros(2 * n + 2, dtype=bool)
-        reach[0] = True
-        stack = [0]
-        while stack:
-            a = stack.pop()
-            lo, hi = resid.indptr[a], resid.indptr[a + 1]
-            for b, r in zip(resid.indices[lo:hi], resid.data[lo:hi]):
-                if r > 0 and not reach[b]:
-                    reach[b] = True
-                    stack.append(b)
-        cut: list = [i for i in plc if reach[2 + 2 * i] and not reach[3 + 2 * i]]
-        for r, c in zip(rows, cols):
-            if r >= 2 and c >= 2 and r % 2 == 1 and c % 2 == 0 and reach[r] and not reach[c]:
-                cut.append(((r - 3) // 2, (c - 2) // 2))
-        return val, cut
+        return rows, cols, data

@@ -146,7 +146,6 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
     """Simulated annealing on the exact max-flow value; returns the best plan seen and its flow."""
     rng = np.random.default_rng(seed)
     ff = ff or FastFlow(p)
-    L, n = p.L, p.n
     cur = dict(start)
     cur_v = ff.value(cur)
     best, best_v = dict(cur), cur_v
@@ -163,94 +162,8 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
         frac = (now - t0) / max(time_limit_s, 1e-9)
         temp = T0 * (1.0 - frac) + 1e-6
         cand = dict(cur)
-        mv = rng.random()
-        if cut_links and mv < 0.1:  # widen a min-cut link: put a node in parallel to one end
-            i, j = cut_links[int(rng.integers(len(cut_links)))]
-            end = i if rng.random() < 0.5 else j
-            a = int(rng.integers(n))
-            s_e, k_e = cur[end]
-            if a in (i, j) or k_e > p.max_layers(a):
-                continue
-            sa, ka = cur[a]
-            cand[a] = (s_e, k_e)
-            # repair a's old range: extend a neighbour that chains onto it, if its limit allows
-            for q, (sq, kq) in cur.items():
-                if q == a:
-                    continue
-                if sq + kq == sa and kq + ka <= p.max_layers(q):
-                    cand[q] = (sq, kq + ka)
-                    break
-                if sq == sa + ka and kq + ka <= p.max_layers(q):
-                    cand[q] = (sa, kq + ka)
-                    break
-            mv = 1.0
-        if cut_nodes and mv < 0.25:  # relieve a min-cut node: split it, or add a node in parallel
-            i = int(rng.choice(cut_nodes))
-            s, k = cur[i]
-            j = int(rng.integers(n))
-            if j == i:
-                continue
-            if k >= 2 and rng.random() < 0.5:
-                k1 = int(rng.integers(1, k))
-                if max(k1, k - k1) > p.max_layers(j):
-                    continue
-                if rng.random() < 0.5:
-                    cand[i], cand[j] = (s, k1), (s + k1, k - k1)
-                else:
-                    cand[j], cand[i] = (s, k1), (s + k1, k - k1)
-            else:
-                if k > p.max_layers(j):
-                    continue
-                cand[j] = (s, k)
-            mv = 1.0
-        if mv < 0.45:  # chain-aware re-placement of one node
-            i = int(rng.integers(n))
-            others = {j: v for j, v in cur.items() if j != i}
-            ends, starts = _boundaries(others, L)
-            K = p.max_layers(i)
-            s = int(rng.choice(ends))
-            opts = [e for e in starts if s < e <= min(L, s + K)]
-            if opts and rng.random() < 0.8:
-                e = int(rng.choice(opts))
-            else:
-                e = min(L, s + int(rng.integers(1, K + 1)))
-            if e <= s:
-                continue
-            cand[i] = (s, e - s)
-        elif mv < 0.75 and mv != 1.0:  # shift a boundary shared by several nodes
-            ends, _ = _boundaries(cur, L)
-            inner = [b for b in ends if 0 < b < L]
-            if not inner:
-                continue
-            b = int(rng.choice(inner))
-            d = 1 if rng.random() < 0.5 else -1
-            ok = True
-            for j, (s, k) in cur.items():
-                if s + k == b:
-                    nk = k + d
-                    if not 1 <= nk <= p.max_layers(j):
-                        ok = False
-                        break
-                    cand[j] = (s, nk)
-                elif s == b:
-                    nk = k - d
-                    if not 1 <= nk <= p.max_layers(j) or s + d < 0:
-                        ok = False
-                        break
-                    cand[j] = (s + d, nk)
-            if not ok:
-                continue
-        elif mv < 0.9 and mv != 1.0:  # swap two nodes' ranges
-            i, j = (int(x) for x in rng.choice(n, 2, replace=False))
-            (si, ki), (sj, kj) = cur[i], cur[j]
-            if kj > p.max_layers(i) or ki > p.max_layers(j):
-                continue
-            cand[i], cand[j] = (sj, kj), (si, ki)
-        elif mv != 1.0:  # random re-placement
-            i = int(rng.integers(n))
-            k = int(rng.integers(1, p.max_layers(i) + 1))
-            s = int(rng.integers(0, L - k + 1))
-            cand[i] = (s, k)
+        if not _propose(p, cur, cand, rng, rng.random(), cut_nodes, cut_links):
+            continue
         v = ff.value(cand)
         evals += 1
         if v >= cur_v or rng.random() < math.exp((v - cur_v) / temp):
@@ -264,6 +177,129 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
             progress(now - t0, best_v)
             last_report = now
     return best, best_v
+
+
+# -- local_search's moves: each fills `cand` (a copy of `cur`) and returns False when it does not
+# apply, in which case the iteration is skipped without an evaluation.
+def _propose(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator, mv: float,
+             cut_nodes: list, cut_links: list) -> bool:
+    """One move, chosen by the uniform draw `mv`: the min-cut moves first when there is a cut."""
+    if cut_links and mv < 0.1:
+        return _widen_cut_link(p, cur, cand, rng, cut_links)
+    if cut_nodes and mv < 0.25:
+        return _relieve_cut_node(p, cur, cand, rng, cut_nodes)
+    if mv < 0.45:
+        return _replace_chained(p, cur, cand, rng)
+    if mv < 0.75:
+        return _shift_boundary(p, cur, cand, rng)
+    if mv < 0.9:
+        return _swap_ranges(p, cur, cand, rng)
+    return _replace_random(p, cand, rng)
+
+
+def _widen_cut_link(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator, cut_links: list) -> bool:
+    """Widen a min-cut link: put a node in parallel to one end, and repair its old range."""
+    i, j = cut_links[int(rng.integers(len(cut_links)))]
+    end = i if rng.random() < 0.5 else j
+    a = int(rng.integers(p.n))
+    s_e, k_e = cur[end]
+    if a in (i, j) or k_e > p.max_layers(a):
+        return False
+    sa, ka = cur[a]
+    cand[a] = (s_e, k_e)
+    # repair a's old range: extend a neighbour that chains onto it, if its limit allows
+    for q, (sq, kq) in cur.items():
+        if q == a:
+            continue
+        if sq + kq == sa and kq + ka <= p.max_layers(q):
+            cand[q] = (sq, kq + ka)
+            break
+        if sq == sa + ka and kq + ka <= p.max_layers(q):
+            cand[q] = (sa, kq + ka)
+            break
+    return True
+
+
+def _relieve_cut_node(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator, cut_nodes: list) -> bool:
+    """Relieve a min-cut node: split its range with another node, or add a node in parallel."""
+    i = int(rng.choice(cut_nodes))
+    s, k = cur[i]
+    j = int(rng.integers(p.n))
+    if j == i:
+        return False
+    if k >= 2 and rng.random() < 0.5:
+        k1 = int(rng.integers(1, k))
+        if max(k1, k - k1) > p.max_layers(j):
+            return False
+        if rng.random() < 0.5:
+            cand[i], cand[j] = (s, k1), (s + k1, k - k1)
+        else:
+            cand[j], cand[i] = (s, k1), (s + k1, k - k1)
+    else:
+        if k > p.max_layers(j):
+            return False
+        cand[j] = (s, k)
+    return True
+
+
+def _replace_chained(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator) -> bool:
+    """Chain-aware re-placement of one node: start where another range ends, end where one starts."""
+    L = p.L
+    i = int(rng.integers(p.n))
+    others = {j: v for j, v in cur.items() if j != i}
+    ends, starts = _boundaries(others, L)
+    K = p.max_layers(i)
+    s = int(rng.choice(ends))
+    opts = [e for e in starts if s < e <= min(L, s + K)]
+    if opts and rng.random() < 0.8:
+        e = int(rng.choice(opts))
+    else:
+        e = min(L, s + int(rng.integers(1, K + 1)))
+    if e <= s:
+        return False
+    cand[i] = (s, e - s)
+    return True
+
+
+def _shift_boundary(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator) -> bool:
+    """Shift a layer boundary shared by several nodes one layer up or down."""
+    ends, _ = _boundaries(cur, p.L)
+    inner = [b for b in ends if 0 < b < p.L]
+    if not inner:
+        return False
+    b = int(rng.choice(inner))
+    d = 1 if rng.random() < 0.5 else -1
+    for j, (s, k) in cur.items():
+        if s + k == b:
+            nk = k + d
+            if not 1 <= nk <= p.max_layers(j):
+                return False
+            cand[j] = (s, nk)
+        elif s == b:
+            nk = k - d
+            if not 1 <= nk <= p.max_layers(j) or s + d < 0:
+                return False
+            cand[j] = (s + d, nk)
+    return True
+
+
+def _swap_ranges(p: FlowProblem, cur: Placement, cand: dict, rng: np.random.Generator) -> bool:
+    """Swap two nodes' layer ranges."""
+    i, j = (int(x) for x in rng.choice(p.n, 2, replace=False))
+    (si, ki), (sj, kj) = cur[i], cur[j]
+    if kj > p.max_layers(i) or ki > p.max_layers(j):
+        return False
+    cand[i], cand[j] = (sj, kj), (si, ki)
+    return True
+
+
+def _replace_random(p: FlowProblem, cand: dict, rng: np.random.Generator) -> bool:
+    """Random re-placement of one node."""
+    i = int(rng.integers(p.n))
+    k = int(rng.integers(1, p.max_layers(i) + 1))
+    s = int(rng.integers(0, p.L - k + 1))
+    cand[i] = (s, k)
+    return True
 
 
 def type_dp_plan(p: FlowProblem, target: float, max_group: int = 8) -> Placement | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -194,13 +194,6 @@ def naive_placement(llms: list[LLM], nodes: int) -> float:
 
 # ------------------------------------------------------------------------------------------------
 # ADBS: adaptive KV-quota batching on one mesh
-
-
-@dataclass
-class ADBSState:
-    quota: dict[str, int]  # KV blocks each LLM may hold
-    used: dict[str, int] = field(default_factory=dict)
-    backlog: dict[str, int] = field(default_factory=dict)
 
 
 class AdaptiveKVQuota:

@@ -19,10 +19,6 @@ from llmsched.theory.placement.spec import SINK, SOURCE
 PLAN_VERSION = 1
 
 
-def _node_key(x) -> str:
-    return x if isinstance(x, str) else str(x)
-
-
 def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
                cluster_ref: str, numbers: dict, groups: dict[int, int] | None = None,
                partial_inference: bool = False) -> dict:
@@ -138,11 +134,3 @@ def _check_plan_shape(path: Path, plan) -> None:
             raise bad("nodes", f"node {nd['index']} is listed twice")
         seen.add(nd["index"])
 
-
-def placement_from_plan(plan: dict) -> Placement:
-    """node -> (start, count) from explicit layer lists (assumes they were checked contiguous)."""
-    out: Placement = {}
-    for nd in plan["nodes"]:
-        if nd["layers"]:
-            out[int(nd["index"])] = (min(nd["layers"]), len(nd["layers"]))
-    return out

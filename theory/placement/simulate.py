@@ -79,189 +79,227 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     does not favour short requests."""
     if batch_limit not in BATCH_LIMITS:
         raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
-    rng = np.random.default_rng(seed)
-    prof = load_profiles(p.model.profile_key)
-    flow = solve_flow(p, plc, groups)
-    router = FlowRouter(flow.edge_flow)
-    nodes = sorted(plc)
-    k = {i: plc[i][1] for i in nodes}
-    gp = {i: prof[p.cluster.nodes[i].gpu_type] for i in nodes}
-    kv_cap = {i: gp[i].kv_entries(k[i]) * kv_fraction for i in nodes}
-    kv_used = dict.fromkeys(nodes, 0.0)
-    pmax = {i: gp[i].prompt_max_tokens[k[i] - 1] for i in nodes}  # also the admission limit
-    dmax = {i: gp[i].decode_max_tokens[k[i] - 1] for i in nodes}
-    pcap = dict(pmax)
-    if batch_limit == "typical":
-        table = typical_batch_table(p.model, p.cluster.type_counts(), p.capacity_model)
-        typ = {i: table[p.cluster.nodes[i].gpu_type][k[i] - 1] for i in nodes}
-        pcap = {i: min(pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
-        dmax = {i: min(dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
-    link = {(u, v): (c, lat) for u, v, c, lat in p.edges}  # c in tokens/s of this link's unit
+    run = _PlanRun(p, plc, duration_s, warmup_s, prompt_len, output_len, kv_fraction, length_cv, seed,
+                   max_inflight, batch_limit, groups)
+    return run.run(progress)
 
-    queue: dict[int, list] = {i: [] for i in nodes}
-    busy = dict.fromkeys(nodes, False)
-    busy_time = dict.fromkeys(nodes, 0.0)
-    node_tokens = dict.fromkeys(nodes, 0)
-    node_decodes = dict.fromkeys(nodes, 0)
-    node_iters = dict.fromkeys(nodes, 0)
-    link_free: dict[tuple, float] = {}
-    events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
 
-    def push(t, kind, data):
-        events.push((t,), (kind, data))
+class _PlanRun:
+    """The state of one `simulate_plan` run: nodes (queues, KV in use, busy flags), links (when
+    each is free next), requests in flight (path, decodes left, KV per layer) and the event heap."""
 
-    req_path: dict[int, list] = {}
-    req_left: dict[int, int] = {}
-    req_need: dict[int, float] = {}
-    admitted = [0, 0, 0]  # requests, prompt tokens, output tokens
-    chunked = batch_limit == "typical"
-    prompt_progress: dict[tuple[int, int], int] = {}  # (node, request) -> prompt tokens done there
-    stats = {"prompt": 0.0, "decode": 0.0, "done": 0, "unservable": 0}
-    next_rid = [0]
+    def __init__(self, p: FlowProblem, plc: Placement, duration_s: float, warmup_s: float,
+                 prompt_len: int, output_len: int, kv_fraction: float, length_cv: float, seed: int,
+                 max_inflight: int, batch_limit: str, groups: dict[int, int] | None) -> None:
+        self.duration_s, self.warmup_s = duration_s, warmup_s
+        self.prompt_len, self.output_len, self.length_cv = prompt_len, output_len, length_cv
+        self.max_inflight = max_inflight
+        self.rng = np.random.default_rng(seed)
+        prof = load_profiles(p.model.profile_key)
+        self.flow = solve_flow(p, plc, groups)
+        self.router = FlowRouter(self.flow.edge_flow)
+        nodes = self.nodes = sorted(plc)
+        k = self.k = {i: plc[i][1] for i in nodes}
+        gp = self.gp = {i: prof[p.cluster.nodes[i].gpu_type] for i in nodes}
+        self.kv_cap = {i: gp[i].kv_entries(k[i]) * kv_fraction for i in nodes}
+        self.kv_used = dict.fromkeys(nodes, 0.0)
+        self.pmax = {i: gp[i].prompt_max_tokens[k[i] - 1] for i in nodes}  # also the admission limit
+        self.dmax = {i: gp[i].decode_max_tokens[k[i] - 1] for i in nodes}
+        self.pcap = dict(self.pmax)
+        if batch_limit == "typical":
+            table = typical_batch_table(p.model, p.cluster.type_counts(), p.capacity_model)
+            typ = {i: table[p.cluster.nodes[i].gpu_type][k[i] - 1] for i in nodes}
+            self.pcap = {i: min(self.pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
+            self.dmax = {i: min(self.dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
+        self.link = {(u, v): (c, lat) for u, v, c, lat in p.edges}  # c in tokens/s of this link's unit
 
-    def draw(mean: int, cap: int) -> int:
-        if length_cv <= 0:
+        self.queue: dict[int, list] = {i: [] for i in nodes}
+        self.busy = dict.fromkeys(nodes, False)
+        self.busy_time = dict.fromkeys(nodes, 0.0)
+        self.node_tokens = dict.fromkeys(nodes, 0)
+        self.node_decodes = dict.fromkeys(nodes, 0)
+        self.node_iters = dict.fromkeys(nodes, 0)
+        self.link_free: dict[tuple, float] = {}
+        self.events: PriorityQueue[tuple[str, Any]] = PriorityQueue()
+        self.req_path: dict[int, list] = {}
+        self.req_left: dict[int, int] = {}
+        self.req_need: dict[int, float] = {}
+        self.admitted = [0, 0, 0]  # requests, prompt tokens, output tokens
+        self.chunked = batch_limit == "typical"
+        self.prompt_progress: dict[tuple[int, int], int] = {}  # (node, request) -> prompt tokens done there
+        self.stats = {"prompt": 0.0, "decode": 0.0, "done": 0, "unservable": 0}
+        self.next_rid = 0
+        self.head: list = []  # the next request in line: it keeps its lengths until it is admitted (FIFO)
+
+    def push(self, t: float, kind: str, data: Any) -> None:
+        self.events.push((t,), (kind, data))
+
+    # ------------------------------------------------------------------ requests
+    def draw(self, mean: int, cap: int) -> int:
+        if self.length_cv <= 0:
             return mean
-        sigma = np.sqrt(np.log1p(length_cv**2))
+        sigma = np.sqrt(np.log1p(self.length_cv**2))
         while True:  # lengths beyond the cap are removed from the dataset, as Helix's sampler does
-            x = max(1, int(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)))
+            x = max(1, int(self.rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)))
             if x <= cap:
                 return x
 
-    def draw_request() -> tuple[int, int]:
-        return draw(prompt_len, MAX_PROMPT_TOKENS), draw(output_len, MAX_OUTPUT_TOKENS)
+    def draw_request(self) -> tuple[int, int]:
+        return self.draw(self.prompt_len, MAX_PROMPT_TOKENS), self.draw(self.output_len, MAX_OUTPUT_TOKENS)
 
-    def send(now, u, v, items):
-        cap, lat = link[(u, v)]  # tokens/s already divides bytes by the right unit
-        free = link_free.get((u, v), 0.0)
+    def send(self, now: float, u, v, items: list) -> None:
+        cap, lat = self.link[(u, v)]  # tokens/s already divides bytes by the right unit
+        free = self.link_free.get((u, v), 0.0)
         for it in items:  # one message per request, transmitted back to back (FIFO)
             start = max(now, free)
             free = start + it[1] / cap
-            push(free + lat, "arrive", (v, [it]))
-        link_free[(u, v)] = free
+            self.push(free + lat, "arrive", (v, [it]))
+        self.link_free[(u, v)] = free
 
-    head: list = []  # the next request in line: it keeps its lengths until it is admitted (FIFO)
-
-    def try_admit(now):
-        while len(req_path) < max_inflight:
-            if not head:
-                head.append(draw_request())
-            pl, ol = head[0]
-            need = {i: (pl + ol) * k[i] for i in nodes}
+    def try_admit(self, now: float) -> None:
+        """Admit requests from the head of the line while IWRR finds a path with KV room."""
+        kv_used, kv_cap, pmax, k = self.kv_used, self.kv_cap, self.pmax, self.k
+        while len(self.req_path) < self.max_inflight:
+            if not self.head:
+                self.head.append(self.draw_request())
+            pl, ol = self.head[0]
+            need = {i: (pl + ol) * k[i] for i in self.nodes}
 
             def ok(j, pl=pl, need=need):
                 return j == SINK or (pl <= pmax[j] and kv_used[j] + need[j] <= kv_cap[j])
 
-            path = router.route(pl, ok)
+            path = self.router.route(pl, ok)
             if not path:
-                if not req_path:  # it does not fit even an empty cluster: drop it, or nothing ever runs
-                    head.clear()
-                    stats["unservable"] += 1
+                if not self.req_path:  # it does not fit even an empty cluster: drop it, or nothing ever runs
+                    self.head.clear()
+                    self.stats["unservable"] += 1
                     continue
                 return
-            head.clear()
-            rid = next_rid[0]
-            next_rid[0] += 1
+            self.head.clear()
+            rid = self.next_rid
+            self.next_rid += 1
             for j in path:
                 kv_used[j] += need[j]
-            req_path[rid], req_left[rid], req_need[rid] = path, ol, (pl + ol)
-            admitted[0] += 1
-            admitted[1] += pl
-            admitted[2] += ol
-            send(now, SOURCE, path[0], [(rid, pl, True)])
+            self.req_path[rid], self.req_left[rid], self.req_need[rid] = path, ol, (pl + ol)
+            self.admitted[0] += 1
+            self.admitted[1] += pl
+            self.admitted[2] += ol
+            self.send(now, SOURCE, path[0], [(rid, pl, True)])
 
-    def start_iter(now, i):
-        q = queue[i]
-        if busy[i] or not q:
-            return
+    # ------------------------------------------------------------------ nodes
+    def take_batch(self, i: int) -> tuple[list, int, int]:
+        """Node i's next iteration from its queue, in order: (batch, prompt tokens, decode tokens);
+        what does not fit (or a prompt's unfinished chunk) stays queued."""
         batch, ptok, dtok, rest = [], 0, 0, []
-        for it in q:
-            if it[2] and chunked:  # chunked prefill: up to pcap prompt tokens per iteration
-                done_tok = prompt_progress.get((i, it[0]), 0)
-                take = min(it[1] - done_tok, pcap[i] - ptok)
+        pcap, dmax = self.pcap[i], self.dmax[i]
+        for it in self.queue[i]:
+            if it[2] and self.chunked:  # chunked prefill: up to pcap prompt tokens per iteration
+                done_tok = self.prompt_progress.get((i, it[0]), 0)
+                take = min(it[1] - done_tok, pcap - ptok)
                 if take <= 0:
                     rest.append(it)
                     continue
                 ptok += take
                 if done_tok + take == it[1]:
-                    prompt_progress.pop((i, it[0]), None)
+                    self.prompt_progress.pop((i, it[0]), None)
                     batch.append(it)
                 else:
-                    prompt_progress[(i, it[0])] = done_tok + take
+                    self.prompt_progress[(i, it[0])] = done_tok + take
                     rest.append(it)  # keeps its place at the head of the queue
             elif it[2]:
-                if ptok == 0 or ptok + it[1] <= pcap[i]:
+                if ptok == 0 or ptok + it[1] <= pcap:
                     batch.append(it)
                     ptok += it[1]
                 else:
                     rest.append(it)
-            elif dtok + 1 <= dmax[i]:
+            elif dtok + 1 <= dmax:
                 batch.append(it)
                 dtok += 1
             else:
                 rest.append(it)
-        queue[i] = rest
-        t = k[i] * ((gp[i].prompt_time(ptok) if ptok else 0.0) + (gp[i].decode_time(dtok) if dtok else 0.0))
-        busy[i] = True
-        if now >= warmup_s:
-            busy_time[i] += min(t, max(0.0, duration_s - now))
-            node_tokens[i] += ptok + dtok
-            node_decodes[i] += dtok
-            node_iters[i] += 1
-        push(now + t, "done", (i, batch))
+        self.queue[i] = rest
+        return batch, ptok, dtok
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    def start_iter(self, now: float, i: int) -> None:
+        if self.busy[i] or not self.queue[i]:
+            return
+        batch, ptok, dtok = self.take_batch(i)
+        gp = self.gp[i]
+        t = self.k[i] * ((gp.prompt_time(ptok) if ptok else 0.0) + (gp.decode_time(dtok) if dtok else 0.0))
+        self.busy[i] = True
+        if now >= self.warmup_s:
+            self.busy_time[i] += min(t, max(0.0, self.duration_s - now))
+            self.node_tokens[i] += ptok + dtok
+            self.node_decodes[i] += dtok
+            self.node_iters[i] += 1
+        self.push(now + t, "done", (i, batch))
 
-        bar = tqdm(total=round(duration_s), unit="sim s", desc="simulate plan", mininterval=0.5, leave=False)
-    shown = 0
-    try_admit(0.0)
-    now = 0.0
-    while events:
-        (now,), (kind, data) = events.pop()
-        if now > duration_s:
-            break
-        if bar is not None and int(now) > shown:
-            bar.update(int(now) - shown)
-            shown = int(now)
-        if kind == "arrive":
-            v, items = data
-            if v == SINK:
-                for rid, tok, is_prompt in items:
-                    if now >= warmup_s:
-                        stats["prompt" if is_prompt else "decode"] += tok
-                    if req_left[rid] > 0:
-                        req_left[rid] -= 1
-                        send(now, SOURCE, req_path[rid][0], [(rid, 1, False)])
-                    else:
-                        for j in req_path[rid]:
-                            kv_used[j] -= req_need[rid] * k[j]
-                        del req_path[rid], req_left[rid], req_need[rid]
-                        if now >= warmup_s:
-                            stats["done"] += 1
-                        try_admit(now)
+    # ------------------------------------------------------------------ events
+    def at_sink(self, now: float, items: list) -> None:
+        """Tokens reach the sink: count them, send the next decode pass or finish the request."""
+        for rid, tok, is_prompt in items:
+            if now >= self.warmup_s:
+                self.stats["prompt" if is_prompt else "decode"] += tok
+            if self.req_left[rid] > 0:
+                self.req_left[rid] -= 1
+                self.send(now, SOURCE, self.req_path[rid][0], [(rid, 1, False)])
             else:
-                queue[v].extend(items)
-                start_iter(now, v)
-        else:  # an iteration finished
-            i, batch = data
-            busy[i] = False
-            by_next: dict = {}
-            for it in batch:
-                path = req_path[it[0]]
-                pos = path.index(i)
-                nxt = path[pos + 1] if pos + 1 < len(path) else SINK
-                by_next.setdefault(nxt, []).append(it)
-            for nxt, items in by_next.items():
-                send(now, i, nxt, items)
-            start_iter(now, i)
-    if bar is not None:
-        bar.close()
-    window = max(duration_s - warmup_s, 1e-9)
-    pr, de = stats["prompt"] / window, stats["decode"] / window
-    return SimResult(pr, de, pr + de, flow.value, stats["done"], duration_s,
-                     {i: busy_time[i] / window for i in nodes}, {i: node_tokens[i] / window for i in nodes},
-                     {i: node_decodes[i] / max(node_iters[i], 1) for i in nodes},
-                     (admitted[1] / admitted[0], admitted[2] / admitted[0]) if admitted[0] else
-                     (float("nan"), float("nan")), stats["unservable"])
+                for j in self.req_path[rid]:
+                    self.kv_used[j] -= self.req_need[rid] * self.k[j]
+                del self.req_path[rid], self.req_left[rid], self.req_need[rid]
+                if now >= self.warmup_s:
+                    self.stats["done"] += 1
+                self.try_admit(now)
+
+    def iteration_done(self, now: float, i: int, batch: list) -> None:
+        """Node i finished an iteration: forward each item to the next hop of its path."""
+        self.busy[i] = False
+        by_next: dict = {}
+        for it in batch:
+            path = self.req_path[it[0]]
+            pos = path.index(i)
+            nxt = path[pos + 1] if pos + 1 < len(path) else SINK
+            by_next.setdefault(nxt, []).append(it)
+        for nxt, items in by_next.items():
+            self.send(now, i, nxt, items)
+        self.start_iter(now, i)
+
+    def run(self, progress: bool) -> SimResult:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=round(self.duration_s), unit="sim s", desc="simulate plan", mininterval=0.5, leave=False)
+        shown = 0
+        self.try_admit(0.0)
+        events = self.events
+        while events:
+            (now,), (kind, data) = events.pop()
+            if now > self.duration_s:
+                break
+            if bar is not None and int(now) > shown:
+                bar.update(int(now) - shown)
+                shown = int(now)
+            if kind == "arrive":
+                v, items = data
+                if v == SINK:
+                    self.at_sink(now, items)
+                else:
+                    self.queue[v].extend(items)
+                    self.start_iter(now, v)
+            else:  # an iteration finished
+                self.iteration_done(now, *data)
+        if bar is not None:
+            bar.close()
+        return self.result()
+
+    def result(self) -> SimResult:
+        nodes, admitted = self.nodes, self.admitted
+        window = max(self.duration_s - self.warmup_s, 1e-9)
+        pr, de = self.stats["prompt"] / window, self.stats["decode"] / window
+        return SimResult(pr, de, pr + de, self.flow.value, self.stats["done"], self.duration_s,
+                         {i: self.busy_time[i] / window for i in nodes}, {i: self.node_tokens[i] / window for i in nodes},
+                         {i: self.node_decodes[i] / max(self.node_iters[i], 1) for i in nodes},
+                         (admitted[1] / admitted[0], admitted[2] / admitted[0]) if admitted[0] else
+                         (float("nan"), float("nan")), self.stats["unservable"])
+

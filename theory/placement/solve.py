@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from llmsched.theory.placement import baselines
 from llmsched.theory.placement.flow import (
     FastFlow,
-    FlowProblem,
     Placement,
     enabled,
     make_problem,
@@ -188,6 +187,3 @@ def optimality(final: float, coverage_bound: float, milp: dict | None = None) ->
             "optimality": f"not proven optimal: gap {(best - final) / final:.2%} to the best upper bound "
                           f"{best:.2f} tokens/s{where}" if final > 0 else "not proven optimal"}
 
-
-def evaluate(p: FlowProblem, plc: Placement) -> float:
-    return solve_flow(p, plc).value
