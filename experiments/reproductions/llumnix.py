@@ -154,7 +154,7 @@ def calibrated_overhead_s() -> float:
 
 def llumnix_cost(overhead_s: float):
     base = build("roofline", MODEL, GPU)
-    return lambda spec: IterationOverheadCost(base, overhead_s)
+    return lambda _spec: IterationOverheadCost(base, overhead_s)
 
 
 def fragmentation(timeline: pd.DataFrame, step_s: float = 0.5) -> float:

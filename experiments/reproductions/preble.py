@@ -137,7 +137,7 @@ def e2e(ctx: ReproContext) -> ReproOutput:
             for label, (router, params, batching, budget) in systems.items():
                 points.append({"workload": w, "cluster": cluster(router, params, batching, budget),
                                "seed": ctx.seed, "family": wl, "rps": rps, "system": label})
-    tab = pd.DataFrame(run_rows_with_cost(points, lambda p, res: latency_row(res), lambda spec: PrebleA6000Cost()))
+    tab = pd.DataFrame(run_rows_with_cost(points, lambda _p, res: latency_row(res), lambda _spec: PrebleA6000Cost()))
     main = tab[tab["system"].isin(list(SYSTEMS))]
     wide = main.pivot_table(index=["family", "rps"], columns="system", values=["e2e_mean_s", "e2e_p99_s"])
     base, ours = "SGLang DP (RR + LPM)", "Preble"

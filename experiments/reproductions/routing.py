@@ -49,7 +49,7 @@ def locality(ctx: ReproContext) -> ReproOutput:
             spec = InstanceSpec(model=MODEL, gpu=GPU, token_budget=TOKEN_BUDGET, batching=batching_for(r), count=k)
             points.append({"workload": w, "cluster": ClusterSpec(instances=(spec,), router=r),
                            "seed": ctx.seed, "router": r, "instances": k, "batching": batching_for(r)})
-    tab = pd.DataFrame(run_rows(points, lambda p, res: latency_row(res)))
+    tab = pd.DataFrame(run_rows(points, lambda _p, res: latency_row(res)))
     f, axes = style.figure("text", height_in=2.3, ncols=4)
     for i, (r, g) in enumerate(tab.groupby("router", sort=True)):
         g = g.sort_values("instances")

@@ -38,7 +38,7 @@ def workload(seed: int, duration_s: float) -> Workload:
                     name="spot-poisson")
 
 
-def _row(p: dict, res) -> dict:
+def _row(_point: dict, res) -> dict:
     row = latency_row(res)
     s = res.summary.get("router", {})
     row.update({k: s.get(k, 0) for k in ("notices", "kills", "restarts", "lost_kv_tokens", "ignored")})

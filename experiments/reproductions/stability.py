@@ -43,7 +43,7 @@ def run_point(policy: str, load: float, duration_s: float, seed: int) -> dict:
     w = poisson_fixed(load * lam_star, duration_s, PROMPT, OUTPUT, seed=seed)
     spec = InstanceSpec(batching=policy, batching_params=PARAMS.get(policy, ()), token_budget=B_MAX,
                         max_batch_requests=10**6, kv_capacity_tokens=10**8)
-    res = simulate(w, ClusterSpec(instances=(spec,)), cost_models=lambda s: StaircaseCost(), seed=seed,
+    res = simulate(w, ClusterSpec(instances=(spec,)), cost_models=lambda _spec: StaircaseCost(), seed=seed,
                    record_service=False)
     a = np.sort(w.arrival_s)
     t0, t1 = (a[0] + a[-1]) / 2, a[-1]
