@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 # Entry-point groups of plugins (a plugin distribution declares them in its pyproject.toml; loading
 # one imports its module, whose decorators register its objects). See docs/api/plugins.md.
-PLUGIN_GROUPS = ("llmsched.batching", "llmsched.routing", "llmsched.checkers", "llmsched.reproductions",
+PLUGIN_GROUPS = ("llmsched.batching", "llmsched.routing", "llmsched.planning", "llmsched.checkers", "llmsched.reproductions",
                  "llmsched.workloads", "llmsched.sweep_points")
 
 
@@ -57,6 +57,7 @@ def entry_point_values(group: str) -> dict[str, str]:
 
 BATCHING = "batching"
 ROUTING = "routing"
+PLANNING = "planning"
 T = TypeVar("T")
 
 
@@ -159,4 +160,5 @@ class Registry(Generic[T]):
 POLICIES: dict[str, Registry[Any]] = {
     BATCHING: Registry("batching policy", ("llmsched.policies.batching",), "llmsched.batching"),
     ROUTING: Registry("routing policy", ("llmsched.policies.routing",), "llmsched.routing"),
+    PLANNING: Registry("planner", ("llmsched.policies.planning",), "llmsched.planning"),
 }
