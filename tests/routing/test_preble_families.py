@@ -94,3 +94,24 @@ def test_alfworld_rounds_and_growing_private_trajectories():
     # the context cap (4,096 - 26 output tokens)
     assert np.all(w.prompt_tokens[k > 0] <= P.ALFWORLD_CONTEXT - P.ALFWORLD_MAX_OUT)
     assert np.all(w.output_tokens <= P.ALFWORLD_MAX_OUT)
+
+
+def test_early_turns_counts_turns_sent_before_their_predecessor_finished():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from llmsched.sim.workload.lengths import LengthSpec
+    from llmsched.sim.workload.programs import multi_turn
+
+    fixed = LengthSpec("fixed", input_tokens=10, output_tokens=4)
+    # session 0: turns at 0, 5, 7 s; session 1: turns at 1, 2 s
+    w = multi_turn(np.random.default_rng(0), np.zeros(2), fixed,
+                   turn_offsets_s=[np.array([0.0, 5.0, 7.0]), np.array([1.0, 2.0])], block_tokens=16)
+    # rows sorted by arrival: (s0,t0)@0, (s1,t0)@1, (s1,t1)@2, (s0,t1)@5, (s0,t2)@7
+    # finishes: s0 t0 at 4 (< 5: fine), s1 t0 at 3 (> 2: early), s0 t1 at 8 (> 7: early) -> 2 of 3
+    res = SimpleNamespace(requests=pd.DataFrame({"finish_s": [4.0, 3.0, 9.0, 8.0, 10.0]}))
+    assert P._early_turns(w, res) == 2 / 3
+    # no sessions -> nan
+    g = P.programming(0, 60, 1.0)
+    assert np.isnan(P._early_turns(g, SimpleNamespace(requests=pd.DataFrame({"finish_s": np.ones(g.n)}))))
