@@ -258,6 +258,9 @@ SWEEPS = {  # family -> (generator, full grid of (requests, req/s), quick grid)
 }
 HEADLINE_FAMILIES = ("LooGLE", "ToolBench", "VideoQA", "Programming", "ALFWorld")
 FULL_ABLATION_FAMILIES = ("LooGLE", "ToolBench")  # the others: only the chunked baseline (run time)
+# our choice: a load point whose open-loop ALFWorld arrivals send more than 5% of the turns before their
+# previous turn finished is not the artifact's closed-loop experiment; it stays out of the headline
+EARLY_TURNS_MAX = 0.05
 FAMILY_PREBLE = {"ALFWorld": {"warmup_per_instance": 10**9}}  # GlobalSchedulerTimeWithEvictionNoRebalance
 
 
@@ -287,7 +290,9 @@ def _ratios(tab: pd.DataFrame) -> pd.DataFrame:
     main = tab[tab["system"].isin(list(SYSTEMS))]
     wide = main.pivot_table(index=["family", "rps"], columns="system",
                             values=["e2e_mean_s", "e2e_p50_s", "e2e_p99_s"])
+    early = main.groupby(["family", "rps"])["early_turns"].max() if "early_turns" in main else None
     return pd.DataFrame({
+        "early_turns": early,
         "base_mean_s": wide[("e2e_mean_s", BASE)], "preble_mean_s": wide[("e2e_mean_s", OURS)],
         "base_p99_s": wide[("e2e_p99_s", BASE)], "preble_p99_s": wide[("e2e_p99_s", OURS)],
         "mean_x": wide[("e2e_mean_s", BASE)] / wide[("e2e_mean_s", OURS)],
@@ -310,8 +315,20 @@ def _figure(ratio: pd.DataFrame, out_dir) -> list:
     return style.save(f, out_dir, "preble_e2e")
 
 
+def _headline_points(all_ratio: pd.DataFrame) -> pd.DataFrame:
+    """The points the headline is over: the five families at their configs' loads, without the
+    open-loop ALFWorld points that stopped being the artifact's closed-loop experiment."""
+    valid = ~(all_ratio["early_turns"] > EARLY_TURNS_MAX)
+    return all_ratio[all_ratio["family"].isin(HEADLINE_FAMILIES) & valid].reset_index(drop=True)
+
+
 def _headlines(all_ratio: pd.DataFrame) -> list[Comparison]:
-    ratio = all_ratio[all_ratio["family"].isin(HEADLINE_FAMILIES)].reset_index(drop=True)
+    ratio = _headline_points(all_ratio)
+    dropped = all_ratio[all_ratio["early_turns"] > EARLY_TURNS_MAX]
+    left_out = "; left out (open loop, > {:.0%} of turns sent early): {}".format(
+        EARLY_TURNS_MAX, ", ".join(f"{f} {r:g} req/s ({m:.1f}x mean)" for f, r, m in
+                                    zip(dropped["family"], dropped["rps"], dropped["mean_x"], strict=True))
+    ) if len(dropped) else ""
     best_mean = ratio.loc[ratio["mean_x"].idxmax()]
     best_p99 = ratio.loc[ratio["p99_x"].idxmax()]
     fams = ", ".join(sorted(ratio["family"].unique()))
@@ -319,7 +336,7 @@ def _headlines(all_ratio: pd.DataFrame) -> list[Comparison]:
         Comparison("max over workloads x loads: RR+LPM / Preble mean latency", PAPER_MEAN_X[1],
                    float(best_mean["mean_x"]), "x", "ratio", tolerance=0.25, headline=True, direction="> 1",
                    note=f"at {best_mean['family']} {best_mean['rps']} req/s; paper: 'up to 14.5x' over its workloads "
-                        f"x 2 GPU setups; ours over {fams} on A6000"),
+                        f"x 2 GPU setups; ours over {fams} on A6000{left_out}"),
         Comparison("max over workloads x loads: RR+LPM / Preble p99 latency", PAPER_P99_X[1],
                    float(best_p99["p99_x"]), "x", "ratio", tolerance=0.25, headline=True, direction="> 1",
                    note=f"at {best_p99['family']} {best_p99['rps']} req/s; paper: 'up to 10x' over its workloads x "
@@ -334,7 +351,7 @@ def _headlines(all_ratio: pd.DataFrame) -> list[Comparison]:
 
 def _tail(all_ratio: pd.DataFrame) -> list[Comparison]:
     """Why the p99 ratio stays below the mean ratio: each system's p99 / mean where p99 peaks."""
-    ratio = all_ratio[all_ratio["family"].isin(HEADLINE_FAMILIES)]
+    ratio = _headline_points(all_ratio)
     b = ratio.loc[ratio["p99_x"].idxmax()]
     where = f"{b['family']} {b['rps']:g} req/s"
     return [
@@ -344,6 +361,19 @@ def _tail(all_ratio: pd.DataFrame) -> list[Comparison]:
                    "info", note=f"Preble {b['preble_mean_s']:.1f} s mean, {b['preble_p99_s']:.1f} s p99; p99 ratio = "
                                "mean ratio x (the row above / this)"),
     ]
+
+
+def _early_rows(ratio: pd.DataFrame) -> list[Comparison]:
+    """Per ALFWorld load: the share of turns sent before their previous turn finished (max over the
+    two systems); the artifact's closed loop would have held them back."""
+    g = ratio[ratio["family"] == "ALFWorld"]
+    if not len(g):
+        return []
+    per = ", ".join(f"{r:g}: {e:.3f}" for r, e in zip(g["rps"], g["early_turns"], strict=True))
+    return [Comparison("ALFWorld: max share of turns arriving before their previous turn finished", "",
+                       float(g["early_turns"].max()), "fraction", "info",
+                       note=f"per load (req/s: share) {per}; ours is open loop in rounds; points above "
+                            f"{EARLY_TURNS_MAX:g} are left out of the headline")]
 
 
 def _per_family(ratio: pd.DataFrame) -> list[Comparison]:
@@ -384,11 +414,7 @@ def e2e(ctx: ReproContext) -> ReproOutput:
     ratio = _ratios(tab)
     figs = _figure(ratio, ctx.out_dir)
     comps = _headlines(ratio) + _tail(ratio) + _per_family(ratio) + _artifact_programming(ratio)
-    early = tab[(tab["family"] == "ALFWorld") & tab["system"].isin(list(SYSTEMS))]
-    if len(early):
-        comps.append(Comparison("ALFWorld: max share of turns arriving before their previous turn finished", "",
-                                float(early["early_turns"].max()), "fraction", "info",
-                                note="the artifact's closed loop holds such turns back; ours is open loop in rounds"))
+    comps += _early_rows(ratio)
     for wl, (_, full, quick) in SWEEPS.items():
         grid = quick if ctx.quick else full
         if not grid or wl not in HEADLINE_FAMILIES:

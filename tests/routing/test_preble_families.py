@@ -115,3 +115,21 @@ def test_early_turns_counts_turns_sent_before_their_predecessor_finished():
     # no sessions -> nan
     g = P.programming(0, 60, 1.0)
     assert np.isnan(P._early_turns(g, SimpleNamespace(requests=pd.DataFrame({"finish_s": np.ones(g.n)}))))
+
+
+def test_headline_leaves_out_open_loop_points_that_sent_turns_early():
+    import pandas as pd
+
+    ratio = pd.DataFrame({"family": ["ALFWorld", "ALFWorld", "VideoQA", "Programming (measured rates)"],
+                          "rps": [9.0, 18.0, 8.0, 9.44], "early_turns": [0.02, 0.74, float("nan"), float("nan")],
+                          "mean_x": [3.7, 18.9, 9.1, 30.0], "p99_x": [4.6, 4.1, 6.4, 40.0],
+                          "base_mean_s": [1.9, 15.1, 71.0, 1.0], "preble_mean_s": [0.5, 0.8, 7.8, 1.0],
+                          "base_p99_s": [8.4, 35.1, 138.6, 1.0], "preble_p99_s": [1.8, 8.7, 21.7, 1.0]})
+    kept = P._headline_points(ratio)
+    # ALFWorld 18 (74% early) and the info-only family are out; ALFWorld 9 (2%) and VideoQA stay
+    assert sorted(zip(kept["family"], kept["rps"], strict=True)) == [("ALFWorld", 9.0), ("VideoQA", 8.0)]
+    mean_row, p99_row = P._headlines(ratio)[:2]
+    assert mean_row.ours == 9.1 and "ALFWorld 18 req/s (18.9x mean)" in mean_row.note
+    assert p99_row.ours == 6.4
+    # negative control: with every point valid, the open-loop 18.9x would be the headline
+    assert P._headlines(ratio.assign(early_turns=0.0, family=["ALFWorld", "ALFWorld", "VideoQA", "LooGLE"]))[0].ours == 30.0
