@@ -1,4 +1,5 @@
-"""Prefix-sharing programs: shared system prompt, multi-turn sessions, tree-of-thought, long-doc QA.
+"""Prefix-sharing programs: shared system prompt, multi-turn sessions, tree-of-thought, long-doc QA,
+grouped prefixes (a root shared by all + one prefix per group of requests).
 
 Each program takes the generator, the arrival times of its roots (requests, sessions or trees) and
 length specs, and returns a `Workload` whose block hashes (`ContentTree`) encode what is shared.
@@ -6,6 +7,8 @@ Arrivals of follow-up requests are open loop (fixed/think-time offsets, not comp
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -69,6 +72,7 @@ def shared_system_prompt(rng: np.random.Generator, arrival_s: np.ndarray, length
 def multi_turn(rng: np.random.Generator, session_arrival_s: np.ndarray, lengths: LengthSpec, *,
                min_turns: int = 2, max_turns: int = 6, think_s: float = 20.0,
                system_tokens: int = 0, max_context_tokens: int = 32768,
+               first_turn: LengthSpec | None = None, turn_offsets_s: Sequence[np.ndarray] | None = None,
                block_tokens: int = 16) -> Workload:
     """Chat sessions: turn k's prompt = turn k-1's prompt + its output + new user tokens.
 
@@ -76,17 +80,35 @@ def multi_turn(rng: np.random.Generator, session_arrival_s: np.ndarray, lengths:
     gap after turn k's arrival (open loop: the generator does not know completion times). New user
     tokens and outputs per turn come from `lengths`. A session stops before a prompt would exceed
     `max_context_tokens`. An optional shared system prompt of `system_tokens` starts every session.
+    `first_turn`, when given, draws turn 0's new tokens (e.g. an agent's long task prompt) instead
+    of `lengths`. `turn_offsets_s`, when given, fixes session s's turns: turn k arrives at
+    session_arrival_s[s] + turn_offsets_s[s][k] (non-decreasing), and the session has
+    len(turn_offsets_s[s]) turns (min_turns, max_turns and think_s are then unused).
     `meta["row_labels"]["session"/"turn"]` give each row's session id and turn index (in row order).
     """
     _need(1 <= min_turns <= max_turns, "multi-turn", "min_turns/max_turns", "need 1 <= min_turns <= max_turns")
     _need(think_s >= 0, "multi-turn", "think_s", "must be >= 0 s")
+    starts = np.asarray(session_arrival_s, np.float64)
+    if turn_offsets_s is not None:
+        _need(len(turn_offsets_s) == len(starts), "multi-turn", "turn_offsets_s", "need one array per session")
+        _need(all(len(o) >= 1 and np.all(np.diff(o) >= 0) for o in turn_offsets_s), "multi-turn",
+              "turn_offsets_s", "each session needs >= 1 non-decreasing offset")
     tree = ContentTree(seed_salt(rng), block_tokens)
     system = tree.segment(None, system_tokens) if system_tokens > 0 else None
     arr, prm, out, hashes, sess, turn = [], [], [], [], [], []
-    for s, t0 in enumerate(np.asarray(session_arrival_s, np.float64)):
-        k_turns = int(rng.integers(min_turns, max_turns, endpoint=True))
-        user, gen = sample_lengths(lengths, rng, k_turns)
-        gaps = rng.exponential(think_s, k_turns) if think_s > 0 else np.zeros(k_turns)
+    for s, t0 in enumerate(starts):
+        if turn_offsets_s is None:
+            k_turns = int(rng.integers(min_turns, max_turns, endpoint=True))
+            user, gen = sample_lengths(lengths, rng, k_turns)
+            gaps = rng.exponential(think_s, k_turns) if think_s > 0 else np.zeros(k_turns)
+        else:
+            offs = np.asarray(turn_offsets_s[s], np.float64)
+            k_turns = len(offs)
+            user, gen = sample_lengths(lengths, rng, k_turns)
+            gaps = np.diff(offs, append=offs[-1])
+            t0 = t0 + offs[0]
+        if first_turn is not None:
+            user[0] = sample_lengths(first_turn, rng, 1)[0][0]
         parent, t = system, float(t0)
         for k in range(k_turns):
             leaf = tree.segment(parent, int(user[k]))
@@ -166,3 +188,29 @@ def long_doc_qa(rng: np.random.Generator, arrival_s: np.ndarray, lengths: Length
     hashes = [tree.blocks(tree.segment(docs[which[i]], int(question[i]))) for i in range(n)]
     return build_workload(arrival_s, doc_tokens + question, answer, hashes, block_tokens=block_tokens,
                           name="long-doc-qa", labels={"doc": which})
+
+
+def grouped_prefix(rng: np.random.Generator, arrival_s: np.ndarray, group_of_request: np.ndarray,
+                   group_tokens: np.ndarray, lengths: LengthSpec, *, root_tokens: int = 0,
+                   block_tokens: int = 16) -> Workload:
+    """Requests in groups: prompt = a root shared by all (`root_tokens`, 0 = none) + its group's
+    prefix (`group_tokens[g]` tokens, shared by the group's requests only) + its own input.
+
+    Request i (in `arrival_s` order) belongs to group `group_of_request[i]`; inputs and outputs come
+    from `lengths`. Shapes: few-shot programming (root = the demonstration, groups = problems),
+    video QA (groups = videos), per-tool prompts. `meta["row_labels"]["group"]` gives each row's group.
+    """
+    g_tok = np.asarray(group_tokens, np.int64)
+    which = np.asarray(group_of_request, np.int64)
+    _need(root_tokens >= 0, "grouped-prefix", "root_tokens", "must be >= 0")
+    _need(len(g_tok) >= 1 and bool(np.all(g_tok >= 1)), "grouped-prefix", "group_tokens", "need >= 1 group of >= 1 token")
+    _need(len(which) == len(arrival_s), "grouped-prefix", "group_of_request", "need one group per request")
+    _need(bool(np.all((which >= 0) & (which < len(g_tok)))), "grouped-prefix", "group_of_request",
+          f"groups must be in 0..{len(g_tok) - 1}")
+    tree = ContentTree(seed_salt(rng), block_tokens)
+    root = tree.segment(None, root_tokens) if root_tokens > 0 else None
+    groups = [tree.segment(root, int(t)) for t in g_tok]
+    user, out = sample_lengths(lengths, rng, len(which))
+    hashes = [tree.blocks(tree.segment(groups[which[i]], int(user[i]))) for i in range(len(which))]
+    return build_workload(arrival_s, root_tokens + g_tok[which] + user, out, hashes, block_tokens=block_tokens,
+                          name="grouped-prefix", labels={"group": which})

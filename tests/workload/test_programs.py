@@ -174,3 +174,57 @@ def test_content_tree_matches_token_oracle(case):
                 assert (h1[j] == h2[j]) == same
             for i in range(len(h1)):  # blocks at different positions hold different-length content
                 assert not np.any(np.delete(h2, i) == h1[i]) if i < len(h2) else not np.any(h2 == h1[i])
+
+
+def _shared_blocks(w, a: int, b: int) -> int:
+    """Length of the common leading run of two rows' block hashes."""
+    ha, hb = w.hashes(a), w.hashes(b)
+    n = min(len(ha), len(hb))
+    neq = np.flatnonzero(ha[:n] != hb[:n])
+    return int(neq[0]) if len(neq) else n
+
+
+def test_grouped_prefix_structure_hand_derived():
+    # root 64 tokens = 4 blocks of 16; group 0 = 128 tokens (8 blocks), group 1 = 40 tokens;
+    # inputs fixed at 33 tokens. Prompts: 64 + 128 + 33 = 225 (14 full blocks), 64 + 40 + 33 = 137 (8).
+    fixed = LengthSpec("fixed", input_tokens=33, output_tokens=7)
+    w = programs.grouped_prefix(np.random.default_rng(0), np.arange(4.0), np.array([0, 1, 0, 1]),
+                                np.array([128, 40]), fixed, root_tokens=64, block_tokens=16)
+    assert w.prompt_tokens.tolist() == [225, 137, 225, 137]
+    assert w.output_tokens.tolist() == [7] * 4
+    assert np.diff(w.hash_offsets).tolist() == [14, 8, 14, 8]
+    # same group 0: root + group = 192 tokens = 12 shared blocks; the 13th block mixes in the own input
+    assert _shared_blocks(w, 0, 2) == 12
+    # same group 1: 64 + 40 = 104 tokens -> 6 full blocks (the 7th ends inside the own input)
+    assert _shared_blocks(w, 1, 3) == 6
+    # different groups share the root's 4 blocks only
+    assert _shared_blocks(w, 0, 1) == 4
+    assert w.meta["row_labels"]["group"].tolist() == [0, 1, 0, 1]
+    # negative control: no root -> groups share nothing
+    w0 = programs.grouped_prefix(np.random.default_rng(0), np.arange(4.0), np.array([0, 1, 0, 1]),
+                                 np.array([128, 40]), fixed, block_tokens=16)
+    assert _shared_blocks(w0, 0, 1) == 0 and _shared_blocks(w0, 0, 2) == 8
+
+
+def test_grouped_prefix_bad_group_is_input_error():
+    import pytest
+
+    from llmsched.sim.errors import InputError
+
+    with pytest.raises(InputError):
+        programs.grouped_prefix(np.random.default_rng(0), np.arange(2.0), np.array([0, 2]), np.array([16, 16]), L)
+
+
+def test_multi_turn_fixed_turn_times_and_first_turn():
+    # two sessions at 0 s and 100 s with turns at offsets (0, 5, 7) and (1,); first turn 500 tokens,
+    # later turns add output + 10 tokens (fixed lengths: input 10, output 4)
+    fixed = LengthSpec("fixed", input_tokens=10, output_tokens=4)
+    first = LengthSpec("fixed", input_tokens=500, output_tokens=1)
+    w = programs.multi_turn(np.random.default_rng(0), np.array([0.0, 100.0]), fixed, first_turn=first,
+                            turn_offsets_s=[np.array([0.0, 5.0, 7.0]), np.array([1.0])], block_tokens=16)
+    assert w.arrival_s.tolist() == [0.0, 5.0, 7.0, 101.0]
+    # prompts: 500, 500 + 4 + 10 = 514, 514 + 4 + 10 = 528; second session 500
+    assert w.prompt_tokens.tolist() == [500, 514, 528, 500]
+    assert turns_extend(w)
+    # sessions share no block
+    assert _shared_blocks(w, 0, 3) == 0
