@@ -11,6 +11,14 @@ import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.policy_api import ActingClusterView, ClusterView
+from llmsched.sim.reparallel import (
+    NODE_LINK_BPS,
+    STORAGE_LOAD_BPS,
+    ReparallelController,
+    Setup,
+    plan_transitions,
+    replica_groups,
+)
 from llmsched.sim.spot import (
     DEFAULT_GRACE_S,
     SPOTSERVE_TRACES,
@@ -107,3 +115,51 @@ class Spot:
         if callable(inner):
             out["inner"] = inner()
         return out
+
+
+@register(ROUTING, "spotserve")
+class SpotServe:
+    """SpotServe and its baselines on a node-availability trace (`llmsched.sim.reparallel`):
+    system="spotserve" (dynamic re-parallelization, device mapper, stateful recovery),
+    "reparallelization" (re-plan on every change, restart everything from storage, KV lost) or
+    "rerouting" (fixed tp x pp, preempted pipelines dropped and their requests rerouted, new pipelines
+    loaded from storage). Instance j of the pool is replica id j of the plan (the experiment sizes the
+    pool with `reparallel.replica_groups`). Requests go to the active replica with the fewest requests,
+    ready replicas first (the artifact's API server dispatches to ready replicas only).
+    """
+
+    def __init__(self, rng: np.random.Generator, system: str = "spotserve", trace: str = "As",
+                 model: str = "spotserve-6.7b", gpu: str = "t4-fp32", gpus_per_node: int = 4, min_gpus: int = 4,
+                 batch: int = 4, prompt_tokens: int = 512, output_tokens: int = 128, required_rps: float = 2.0,
+                 grace_s: float = DEFAULT_GRACE_S, match: bool = True, overlap: bool = True, stateful: bool = True,
+                 link_Bps: float = NODE_LINK_BPS, load_Bps: float = STORAGE_LOAD_BPS,
+                 tick_interval_s: float = 0.1) -> None:
+        if trace not in SPOTSERVE_TRACES:
+            raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
+        self.setup = Setup(model, gpu, int(gpus_per_node), int(min_gpus), int(batch), int(prompt_tokens),
+                           int(output_tokens), float(required_rps), float(grace_s), match=bool(match),
+                           overlap=bool(overlap), stateful=bool(stateful), link_Bps=float(link_Bps), load_Bps=float(load_Bps))
+        tr = spotserve_trace(trace)
+        self.init, self.transitions = plan_transitions(system, self.setup, tr.initially_up, tr.adds,
+                                                       [(n.time_s, n.instance) for n in tr.notices])
+        self.n_replicas = len(replica_groups(self.init, self.transitions))
+        self.ctl = ReparallelController(self.init, self.transitions)
+        self.tick_interval_s = float(tick_interval_s)
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        if view.n_instances < self.n_replicas:
+            raise ValueError(f"the plan needs {self.n_replicas} instances, the pool has {view.n_instances}")
+        act = sorted(self.ctl.active)
+        ready = [j for j in act if view.ready_at(j) <= view.now] or act
+
+        def load(j: int) -> tuple[int, int]:
+            s = view.instance(j)
+            return (s.waiting_count + s.running_count, j)
+
+        return min(ready, key=load)
+
+    def tick(self, view: ActingClusterView) -> None:
+        self.ctl.step(view)
+
+    def stats(self) -> dict:
+        return dict(self.ctl.stats) | {"transitions": len(self.transitions)}
