@@ -26,7 +26,7 @@ The engine side (moving requests, holding instances until ready) is `ReparallelC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -357,11 +357,11 @@ class Setup:
                              batch=self.batch, prompt=self.prompt, output=self.output, max_tp=self.max_tp)
 
 
-def _gpus_of(nodes: Sequence[int], per_node: int) -> list[int]:
+def _gpus_of(nodes: Iterable[int], per_node: int) -> list[int]:
     return [n * per_node + k for n in sorted(nodes) for k in range(per_node)]
 
 
-def trace_events(adds: Sequence[tuple[float, int]], removes: Sequence[tuple[float, int]], initial: Sequence[int],
+def trace_events(adds: Sequence[tuple[float, int]], removes: Sequence[tuple[float, int]],
                  grace_s: float) -> list[tuple[float, float, str, tuple[int, ...]]]:
     """(t_plan, t_event, kind, nodes) per trace event: a removal at t is noticed at t - grace (the node
     serves until t: the artifact acts on each event grace_period early, scheduler.py run); an addition is
@@ -377,109 +377,129 @@ def trace_events(adds: Sequence[tuple[float, int]], removes: Sequence[tuple[floa
     return sorted(out)
 
 
+@dataclass
+class _Plan:
+    """The planner's running state: configuration, GPU positions, engine replica id per replica index."""
+
+    cfg: ParallelConfig
+    assign: dict[int, Position]
+    ids: list[int]
+    next_id: int
+
+    def fresh(self, n: int) -> list[int]:
+        out = list(range(self.next_id, self.next_id + n))
+        self.next_id += n
+        return out
+
+
+@dataclass(frozen=True)
+class _Event:
+    t_plan: float
+    t_ev: float
+    kind: str  # "add" | "remove"
+    gpus: list[int]  # GPUs available after the event
+    node_of: dict[int, int]
+
+
+def _rerouting_step(s: Setup, st: _Plan, e: _Event) -> Transition:
+    """The artifact's "baseline-triton": pipelines with a preempted GPU close at the notice (+0.5 s) and
+    their requests restart elsewhere; whole pipelines of free GPUs start from storage (adds: at the
+    node's arrival)."""
+    cfg = st.cfg
+    broken = sorted({st.assign[g][0] for g in st.assign if g not in set(e.gpus)})
+    alive = [r for r in range(cfg.dp) if r not in broken]
+    free = [g for g in e.gpus if g not in st.assign or st.assign[g][0] in broken]
+    n_new = len(free) // cfg.gpus_per_replica
+    new_cfg = ParallelConfig(len(alive) + n_new, cfg.tp, cfg.pp)
+    assign = {g: (k, rank, stage) for k, r in enumerate(alive) for g, (rr, rank, stage) in st.assign.items() if rr == r}
+    started = layout(ParallelConfig(n_new, cfg.tp, cfg.pp), free[: n_new * cfg.gpus_per_replica])
+    assign |= {g: (len(alive) + r, rank, stage) for g, (r, rank, stage) in started.items()}
+    t_stop = e.t_plan + SWITCH_OVERHEAD_S if broken else e.t_ev
+    w = load_s(s.model, new_cfg, s.load_Bps) if n_new else 0.0
+    t_start = e.t_ev if e.kind == "add" else t_stop
+    new_ids = st.fresh(n_new)
+    tr = Transition(e.t_plan, t_stop, t_start + w, new_cfg, tuple(st.ids[r] for r in broken), tuple(new_ids),
+                    tuple((st.ids[r], st.ids[r]) for r in alive), False, w, 0.0,
+                    shard_bytes(s.model, cfg.tp, cfg.pp) * len(started), bool(n_new))
+    st.ids, st.cfg, st.assign = [st.ids[r] for r in alive] + new_ids, new_cfg, assign
+    return tr
+
+
+def _reparallelization_step(s: Setup, st: _Plan, e: _Event, chosen: ParallelConfig) -> Transition:
+    """The artifact's "baseline": every change closes all replicas at the decision (+0.5 s) and restarts
+    the new configuration from the checkpoint (restart_param_client); requests in flight recompute."""
+    w = load_s(s.model, chosen, s.load_Bps)
+    t_stop = e.t_plan + SWITCH_OVERHEAD_S
+    new_ids = st.fresh(chosen.dp)
+    tr = Transition(e.t_plan, t_stop, t_stop + w, chosen, tuple(st.ids), tuple(new_ids), (), False, w, 0.0,
+                    shard_bytes(s.model, chosen.tp, chosen.pp) * chosen.gpus, True)
+    st.ids, st.cfg, st.assign = new_ids, chosen, layout(chosen, e.gpus)
+    return tr
+
+
+def _spotserve_step(s: Setup, st: _Plan, e: _Event, chosen: ParallelConfig) -> Transition:
+    """SpotServe: the device mapper keeps what it can in place and moves the rest from peers; untouched
+    replicas run on; the others stop as late as the grace period allows and hand over their requests
+    with the KV (stateful recovery)."""
+    plan = map_devices(s.model, st.cfg, st.assign, chosen, e.gpus, e.node_of, sources=sorted(st.assign),
+                       link_Bps=s.link_Bps, load_Bps=s.load_Bps, match=s.match)
+    keep_old = {o for o, _ in plan.kept_replicas}
+    moving = [r for r in range(st.cfg.dp) if r not in keep_old]
+    # the KV to hand over: the artifact's estimate, a full batch of prompt + output tokens per replica
+    kv_s = kv_context_s(s.model, s.batch * (s.prompt + s.output) * len(moving), s.link_Bps) if moving else 0.0
+    w = plan.time_s
+    lead = 0.0 if s.overlap else w
+    if e.kind == "remove":
+        # decode on through the grace period; stop just in time to send the KV before the kill
+        t_stop = max(e.t_plan + w - lead, e.t_ev - kv_s - lead)
+    else:
+        t_stop = e.t_ev + w - lead
+    t_ready = max(t_stop, e.t_plan + w) + kv_s + lead
+    rep = {r: st.ids[o] for o, r in plan.kept_replicas}
+    started = []
+    for r in range(chosen.dp):
+        if r not in rep:
+            rep[r] = st.fresh(1)[0]
+            started.append(rep[r])
+    tr = Transition(e.t_plan, t_stop, t_ready, chosen, tuple(st.ids[r] for r in moving), tuple(started),
+                    tuple((st.ids[o], st.ids[o]) for o, _ in plan.kept_replicas), s.stateful, w, kv_s,
+                    plan.from_peers_bytes + plan.from_storage_bytes, plan.from_storage_bytes > 0)
+    st.ids, st.cfg, st.assign = [rep[r] for r in range(chosen.dp)], chosen, plan.assign
+    return tr
+
+
 def plan_transitions(system: str, setup: Setup, initial: Sequence[int], adds: Sequence[tuple[float, int]],
                      removes: Sequence[tuple[float, int]]) -> tuple[ParallelConfig, list[Transition]]:
     """The initial configuration and every transition of `system` over an availability trace (node ids;
     node n holds GPUs n*gpus_per_node ...). See the module docstring and docs/setups/spotserve.md."""
     if system not in SYSTEMS:
         raise ValueError(f"system must be one of {SYSTEMS}")
-    s = setup
-    per = s.gpus_per_node
+    s, per = setup, setup.gpus_per_node
     nodes = set(initial)
     if system == "rerouting":
         # the artifact's Triton-style baseline fixes (tp, pp) from a solve over every host of the hostfile
-        # (scheduler.py inspect_init_strategy, MAX_NNODES nodes) and only changes dp
-        total_nodes = len(set(initial) | {j for _, j in adds})
-        fixed = s.choose(min(total_nodes, 10) * per)
-        assert fixed is not None
-        cfg0: ParallelConfig | None = ParallelConfig(len(nodes) * per // fixed.gpus_per_replica, fixed.tp, fixed.pp)
+        # (scheduler.py inspect_init_strategy; MAX_NNODES = 10 nodes) and only changes dp
+        fixed = s.choose(min(len(nodes | {j for _, j in adds}), 10) * per)
+        cfg0 = None if fixed is None else ParallelConfig(len(nodes) * per // fixed.gpus_per_replica, fixed.tp, fixed.pp)
     else:
         cfg0 = s.choose(len(nodes) * per)
     if cfg0 is None:
         raise ValueError("the trace starts with fewer GPUs than the model needs")
-    init_cfg = cfg0
-    assign = layout(cfg0, _gpus_of(nodes, per))
-    cfg: ParallelConfig = cfg0
-    next_id = cfg0.dp
-    ids = list(range(cfg0.dp))  # engine replica id of each replica index of the current config
+    st = _Plan(cfg0, layout(cfg0, _gpus_of(nodes, per)), list(range(cfg0.dp)), cfg0.dp)
     out: list[Transition] = []
-    est_kv_tokens = s.batch * (s.prompt + s.output)  # the artifact's buffer estimate per replica
-    for t_plan, t_ev, kind, ev_nodes in trace_events(adds, removes, initial, s.grace_s):
+    for t_plan, t_ev, kind, ev_nodes in trace_events(adds, removes, s.grace_s):
         before = set(nodes)
         nodes = nodes | set(ev_nodes) if kind == "add" else nodes - set(ev_nodes)
-        gpus = _gpus_of(nodes, per)
-        node_of = {g: g // per for g in _gpus_of(before | nodes, per)}
+        e = _Event(t_plan, t_ev, kind, _gpus_of(nodes, per), {g: g // per for g in _gpus_of(before | nodes, per)})
         if system == "rerouting":
-            gone = {g for g in assign if g // per not in nodes}
-            broken = sorted({assign[g][0] for g in gone})
-            alive_reps = [r for r in range(cfg.dp) if r not in broken]
-            free = [g for g in gpus if g not in assign or assign[g][0] in broken]
-            n_new = len(free) // cfg.gpus_per_replica
-            new_cfg = ParallelConfig(len(alive_reps) + n_new, cfg.tp, cfg.pp)
-            new_assign: dict[int, Position] = {}
-            for k, r in enumerate(alive_reps):
-                for g, (rr, rank, st) in assign.items():
-                    if rr == r:
-                        new_assign[g] = (k, rank, st)
-            start_gpus = free[: n_new * cfg.gpus_per_replica]
-            for g, (rr, rank, st) in layout(ParallelConfig(n_new, cfg.tp, cfg.pp), start_gpus).items():
-                new_assign[g] = (len(alive_reps) + rr, rank, st)
-            new_ids = [ids[r] for r in alive_reps] + list(range(next_id, next_id + n_new))
-            t_stop = t_plan + SWITCH_OVERHEAD_S if broken else t_ev
-            w = load_s(s.model, new_cfg, s.load_Bps) if n_new else 0.0
-            t_start = t_ev if kind == "add" else t_stop
-            out.append(Transition(t_plan, t_stop, t_start + w, new_cfg, tuple(ids[r] for r in broken),
-                                  tuple(range(next_id, next_id + n_new)),
-                                  tuple((ids[r], ids[r]) for r in alive_reps), False, w, 0.0,
-                                  shard_bytes(s.model, cfg.tp, cfg.pp) * n_new * cfg.gpus_per_replica,
-                                  bool(n_new)))
-            next_id += n_new
-            ids, cfg, assign = new_ids, new_cfg, new_assign
+            out.append(_rerouting_step(s, st, e))
             continue
-        chosen = s.choose(len(gpus))
+        chosen = s.choose(len(e.gpus))
         if chosen is None:
-            raise ValueError(f"too few GPUs ({len(gpus)}) after the event at {t_ev} s")
-        if system == "reparallelization":
-            # the artifact's "baseline": every switch closes all replicas and restarts the new configuration
-            # from the checkpoint (restart_param_client); requests in flight restart from scratch
-            w = load_s(s.model, chosen, s.load_Bps)
-            t_stop = t_plan + SWITCH_OVERHEAD_S
-            new_ids = list(range(next_id, next_id + chosen.dp))
-            out.append(Transition(t_plan, t_stop, t_stop + w, chosen, tuple(ids), tuple(new_ids), (), False, w, 0.0,
-                                  shard_bytes(s.model, chosen.tp, chosen.pp) * chosen.gpus, True))
-            next_id += chosen.dp
-            ids, cfg, assign = new_ids, chosen, layout(chosen, gpus)
-            continue
-        # SpotServe: the device mapper reuses the weights on surviving GPUs; in-flight requests keep their KV
-        plan = map_devices(s.model, cfg, assign, chosen, gpus, node_of, sources=sorted(assign),
-                           link_Bps=s.link_Bps, load_Bps=s.load_Bps, match=s.match)
-        keep_old = {o for o, _ in plan.kept_replicas}
-        moving = [r for r in range(cfg.dp) if r not in keep_old]
-        kv_s = kv_context_s(s.model, est_kv_tokens * len(moving), s.link_Bps) if moving else 0.0
-        w = plan.time_s
-        if kind == "remove":
-            # stateful recovery: the doomed replicas decode on through the grace period and stop just in
-            # time to send their KV before the kill (weights move meanwhile, or first without overlap)
-            t_stop = max(t_plan + (w if s.overlap else 0.0), t_ev - kv_s - (0.0 if s.overlap else w))
-        else:
-            t_stop = t_ev + (w if s.overlap else 0.0)
-        t_stop = max(t_stop, t_plan)
-        t_ready = max(t_stop, t_plan + w) + kv_s + (0.0 if s.overlap else w)
-        new_rep_ids: dict[int, int] = {}
-        for o, r in plan.kept_replicas:
-            new_rep_ids[r] = ids[o]
-        start_ids = []
-        for r in range(chosen.dp):
-            if r not in new_rep_ids:
-                new_rep_ids[r] = next_id
-                start_ids.append(next_id)
-                next_id += 1
-        out.append(Transition(t_plan, t_stop, t_ready, chosen, tuple(ids[r] for r in moving), tuple(start_ids),
-                              tuple((ids[o], ids[o]) for o, _ in plan.kept_replicas), s.stateful, w, kv_s,
-                              plan.from_peers_bytes + plan.from_storage_bytes, plan.from_storage_bytes > 0))
-        ids = [new_rep_ids[r] for r in range(chosen.dp)]
-        cfg, assign = chosen, plan.assign
-    return init_cfg, out
+            raise ValueError(f"too few GPUs ({len(e.gpus)}) after the event at {t_ev} s")
+        step = _reparallelization_step if system == "reparallelization" else _spotserve_step
+        out.append(step(s, st, e, chosen))
+    return cfg0, out
 
 
 def replica_groups(init: ParallelConfig, transitions: Sequence[Transition]) -> list[tuple[int, int, int]]:

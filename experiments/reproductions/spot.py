@@ -141,7 +141,7 @@ def spotserve_cluster(model: str, trace: str, system: str, extra: dict | None = 
     from llmsched.sim.hardware import get_gpu
     from llmsched.sim.spot import spotserve_trace
 
-    rate, req, min_gpus = SS_MODELS[model]
+    _, req, min_gpus = SS_MODELS[model]
     params = {"system": system, "trace": trace, "model": model, "gpu": SS_GPU, "gpus_per_node": SS_GPUS_PER_NODE,
               "min_gpus": min_gpus, "batch": SS_MAX_BATCH, "prompt_tokens": SS_PROMPT, "output_tokens": SS_OUTPUT,
               "required_rps": req, "grace_s": SS_GRACE_S} | dict(extra or {})
@@ -242,7 +242,7 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
     ]
     for model in models:
         for trace in traces:
-            r, b, p99 = ratios[(model, trace)]
+            p99 = ratios[(model, trace)][2]
             abl = [x for x in SS_ABLATIONS if (model, trace, x) in agg.index]
             comps.append(Comparison(
                 f"{model} {trace}: P99 (s) spotserve / reparallelization / rerouting", "",

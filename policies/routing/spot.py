@@ -128,7 +128,7 @@ class SpotServe:
     ready replicas first (the artifact's API server dispatches to ready replicas only).
     """
 
-    def __init__(self, rng: np.random.Generator, system: str = "spotserve", trace: str = "As",
+    def __init__(self, system: str = "spotserve", trace: str = "As",
                  model: str = "spotserve-6.7b", gpu: str = "t4-fp32", gpus_per_node: int = 4, min_gpus: int = 4,
                  batch: int = 4, prompt_tokens: int = 512, output_tokens: int = 128, required_rps: float = 2.0,
                  grace_s: float = DEFAULT_GRACE_S, match: bool = True, overlap: bool = True, stateful: bool = True,
@@ -146,7 +146,7 @@ class SpotServe:
         self.ctl = ReparallelController(self.init, self.transitions)
         self.tick_interval_s = float(tick_interval_s)
 
-    def route(self, rid: int, view: ClusterView) -> int:
+    def route(self, _rid: int, view: ClusterView) -> int:
         if view.n_instances < self.n_replicas:
             raise ValueError(f"the plan needs {self.n_replicas} instances, the pool has {view.n_instances}")
         act = sorted(self.ctl.active)
