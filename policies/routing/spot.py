@@ -126,6 +126,7 @@ class SpotServe:
     loaded from storage). Instance j of the pool is replica id j of the plan (the experiment sizes the
     pool with `reparallel.replica_groups`). Requests go to the active replica with the fewest requests,
     ready replicas first (the artifact's API server dispatches to ready replicas only).
+    time_scale (tests only) multiplies the trace's times and the grace period.
     """
 
     def __init__(self, system: str = "spotserve", trace: str = "As",
@@ -133,15 +134,17 @@ class SpotServe:
                  batch: int = 4, prompt_tokens: int = 512, output_tokens: int = 128, required_rps: float = 2.0,
                  grace_s: float = DEFAULT_GRACE_S, match: bool = True, overlap: bool = True, stateful: bool = True,
                  link_Bps: float = NODE_LINK_BPS, load_Bps: float = STORAGE_LOAD_BPS,
-                 tick_interval_s: float = 0.1) -> None:
+                 tick_interval_s: float = 0.1, time_scale: float = 1.0) -> None:
         if trace not in SPOTSERVE_TRACES:
             raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
         self.setup = Setup(model, gpu, int(gpus_per_node), int(min_gpus), int(batch), int(prompt_tokens),
-                           int(output_tokens), float(required_rps), float(grace_s), match=bool(match),
+                           int(output_tokens), float(required_rps), float(grace_s) * time_scale, match=bool(match),
                            overlap=bool(overlap), stateful=bool(stateful), link_Bps=float(link_Bps), load_Bps=float(load_Bps))
         tr = spotserve_trace(trace)
-        self.init, self.transitions = plan_transitions(system, self.setup, tr.initially_up, tr.adds,
-                                                       [(n.time_s, n.instance) for n in tr.notices])
+        k = float(time_scale)  # tests: the trace's times (and the grace period) scaled by this factor
+        self.init, self.transitions = plan_transitions(system, self.setup, tr.initially_up,
+                                                       [(t * k, j) for t, j in tr.adds],
+                                                       [(n.time_s * k, n.instance) for n in tr.notices])
         self.n_replicas = len(replica_groups(self.init, self.transitions))
         self.ctl = ReparallelController(self.init, self.transitions)
         self.tick_interval_s = float(tick_interval_s)
