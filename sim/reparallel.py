@@ -248,8 +248,20 @@ def map_devices(model: str, old_cfg: ParallelConfig | None, old_assign: dict[int
             for j, p in enumerate(positions):
                 reuse[i, j] = shared_bytes(model, o, new_shard(p))
     if match:
-        # prefer keeping a whole replica's GPUs together (same old replica -> same new replica) on ties
-        rows, cols = linear_sum_assignment(reuse, maximize=True)
+        # ties: an old replica whose GPUs all survive keeps its place (the k-th such replica becomes new
+        # replica k, same ranks and stages), so that it can keep serving through the switch
+        bonus = np.zeros_like(reuse)
+        if old_cfg is not None and (old_cfg.tp, old_cfg.pp) == (new_cfg.tp, new_cfg.pp):
+            alive = set(gpus)
+            intact = [r for r in range(old_cfg.dp)
+                      if all(g in alive for g, (rr, _, _) in old_assign.items() if rr == r)]
+            slot = {r: k for k, r in enumerate(intact) if k < new_cfg.dp}
+            col = {p: j for j, p in enumerate(positions)}
+            for i, g in enumerate(gpus):
+                if g in old_assign and old_assign[g][0] in slot:
+                    r, rank, stage = old_assign[g]
+                    bonus[i, col[(slot[r], rank, stage)]] = 1e-6 * shard_bytes(model, new_cfg.tp, new_cfg.pp)
+        rows, cols = linear_sum_assignment(reuse + bonus, maximize=True)
         assign = {gpus[i]: positions[j] for i, j in zip(rows, cols)}
     else:
         assign = layout(new_cfg, gpus)

@@ -12,6 +12,8 @@ SpotServe reports no number we can set this next to, so the comparisons are dire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -115,6 +117,55 @@ SS_ABLATIONS = {
     "rerouting, instant weight loading": ("rerouting", {"load_Bps": 1e18}),
 }
 PAPER_P99_LOW, PAPER_P99_HIGH, PAPER_COST_SAVING = 2.4, 9.1, 0.54  # abstract; §6.2 Figs. 6-7
+# Fig. 7 (monetary cost, GPT-20B), as the artifact computes it (scripts_ae/tradeoff_plot.py): node prices
+# 1.9046 $/h spot and 3.912 $/h on-demand (L25-26); node-minutes (spot, on-demand) of each trace (L27-31);
+# on-demand only = SpotServe on 3, 4, 6, 8 fixed nodes, charged 18 minutes (L90-97, aws_ondemand.sh);
+# cost per token = price / (requests x 640 tokens) (L78).
+SPOT_PRICE_PER_H, ONDEMAND_PRICE_PER_H = 1.9046, 3.912
+TRACE_NODE_MINUTES = {"As": (203, 0), "Bs": (137, 0), "As+o": (210, 27), "Bs+o": (92, 26)}
+ONDEMAND_NODES, ONDEMAND_MINUTES, COST_MODEL = (3, 4, 6, 8), 18, "spotserve-20b"
+# The artifact's own measured GPT-20B P99 latencies (s), tradeoff_plot.py L169-174 (reparallelization,
+# rerouting, SpotServe per trace) and L175 (on-demand on 3, 4, 6, 8 nodes): a check of our absolute numbers.
+ARTIFACT_20B_P99 = {"As": (61.287, 51.008, 46.108), "Bs": (56.284, 99.115, 37.083),
+                    "As+o": (65.816, 50.732, 49.005), "Bs+o": (73.257, 43.239, 33.388)}
+ARTIFACT_ONDEMAND_P99 = (253.343, 175.346, 43.47, 34.45)
+
+
+def cost_saving(spot_p99_s: float, spot_cost_per_token: float, od_p99_s: Sequence[float],
+                od_cost_per_token: Sequence[float]) -> float:
+    """1 - SpotServe's cost per token / the on-demand cost per token at the same P99, read off the
+    on-demand (P99, cost) points by linear interpolation (clamped to the cheapest / dearest point)."""
+    order = np.argsort(od_p99_s)
+    od = float(np.interp(spot_p99_s, np.asarray(od_p99_s)[order], np.asarray(od_cost_per_token)[order]))
+    return 1.0 - spot_cost_per_token / od
+
+
+def _cost_rows(agg: pd.DataFrame, traces: Sequence[str]) -> list[Comparison]:
+    """Fig. 7's saving from our runs, and the same formula on the artifact's measured P99s."""
+    od_cost = [n * ONDEMAND_PRICE_PER_H * ONDEMAND_MINUTES / 60 for n in ONDEMAND_NODES]
+    od_req = [float(agg.loc[(COST_MODEL, f"node{n}", "spotserve"), "finished"]) for n in ONDEMAND_NODES]
+    od_p99 = [float(agg.loc[(COST_MODEL, f"node{n}", "spotserve"), "e2e_p99_s"]) for n in ONDEMAND_NODES]
+    ours, theirs = {}, {}
+    for t in traces:
+        spot_min, od_min = TRACE_NODE_MINUTES[t]
+        price = spot_min / 60 * SPOT_PRICE_PER_H + od_min / 60 * ONDEMAND_PRICE_PER_H
+        req = float(agg.loc[(COST_MODEL, t, "spotserve"), "finished"])
+        ours[t] = cost_saving(float(agg.loc[(COST_MODEL, t, "spotserve"), "e2e_p99_s"]), price / (req * 640),
+                              od_p99, [c / (r * 640) for c, r in zip(od_cost, od_req)])
+        # the artifact's measured P99s with the same request counts
+        theirs[t] = cost_saving(ARTIFACT_20B_P99[t][2], price / (req * 640), ARTIFACT_ONDEMAND_P99,
+                                [c / (r * 640) for c, r in zip(od_cost, od_req)])
+    best = max(ours, key=ours.get)  # type: ignore[arg-type]
+    return [
+        Comparison("monetary cost saving vs on-demand only at equal P99, max over traces (GPT-20B)",
+                   PAPER_COST_SAVING, ours[best], "", "ratio", tolerance=0.25,
+                   note=f"at {best}; per trace: " + ", ".join(f"{t} {v:.0%}" for t, v in ours.items())
+                        + f"; on-demand P99 on 3/4/6/8 nodes: {' / '.join(f'{p:.0f}' for p in od_p99)} s"),
+        Comparison("the same saving from the artifact's measured P99s (tradeoff_plot.py L169-175), max over traces",
+                   PAPER_COST_SAVING, max(theirs.values()), "", "info",
+                   note="per trace: " + ", ".join(f"{t} {v:.0%}" for t, v in theirs.items())
+                        + "; our reading: the paper's 54% is the best trace at matched latency"),
+    ]
 
 
 def spotserve_arrivals(rng: np.random.Generator, rate: float, cv: float, duration_s: float) -> np.ndarray:
@@ -172,8 +223,9 @@ def _runs(xs: list) -> list:
     return [(x, n) for x, n in out]
 
 
-def _ss_row(_point: dict, res) -> dict:
+def _ss_row(point: dict, res) -> dict:
     row = latency_row(res)
+    row["requests"] = len(point["workload"].arrival_s)
     s = res.summary.get("router", {})
     row.update({k: s.get(k, 0) for k in ("switches", "restarts", "kv_moves", "lost_kv_tokens", "moved_kv_tokens")})
     return row
@@ -188,8 +240,8 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
     of the best baseline over SpotServe's, with ablations of each mechanism."""
     from llmsched.sim.spot import spotserve_trace
 
-    models = ("spotserve-6.7b",) if ctx.quick else tuple(SS_MODELS)
-    traces = ("As", "Bs") if ctx.quick else SS_TRACES
+    models = ("spotserve-6.7b", "spotserve-20b") if ctx.quick else tuple(SS_MODELS)
+    traces = ("Bs",) if ctx.quick else SS_TRACES
     seeds = (ctx.seed,) if ctx.quick else (ctx.seed, ctx.seed + 1, ctx.seed + 2)
     points = []
     for model in models:
@@ -204,6 +256,12 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
                 for label, sysname, extra in runs:
                     points.append({"workload": w, "cluster": spotserve_cluster(model, trace, sysname, extra),
                                    "seed": s, "model": model, "trace": trace, "system": label})
+    if not ctx.quick:  # Fig. 7's on-demand only runs (GPT-20B, SpotServe on n fixed nodes)
+        for n in ONDEMAND_NODES:
+            for sd in seeds:
+                w = spotserve_workload(sd, SS_MODELS[COST_MODEL][0], spotserve_trace(f"node{n}").end_s)
+                points.append({"workload": w, "cluster": spotserve_cluster(COST_MODEL, f"node{n}", "spotserve"),
+                               "seed": sd, "model": COST_MODEL, "trace": f"node{n}", "system": "spotserve"})
     tab = pd.DataFrame(run_rows(points, _ss_row))
     agg = tab.groupby(["model", "trace", "system"])[["e2e_p99_s", "e2e_p50_s", "lost_kv_tokens", "finished"]].mean()
     ratios = {}
@@ -233,13 +291,22 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
         Comparison("best baseline / SpotServe P99 request latency, max over models x traces", PAPER_P99_HIGH,
                    ratios[hi][0], "x", "ratio", tolerance=0.25, headline=True, direction="> 1",
                    note=f"max at {hi[0]} {hi[1]}"),
-        Comparison("monetary cost saving vs on-demand only", PAPER_COST_SAVING, "not computed", "", "info",
-                   note="the artifact prices nodes at 1.9046 $/h spot and 3.912 $/h on-demand (scripts_ae/"
-                        "tradeoff_plot.py L25-26) and compares with on-demand runs on 3-8 fixed nodes "
-                        "(aws_ondemand.sh); those runs are not part of this reproduction"),
-        Comparison("every request finished (all runs)", float(tab["finished"].max()), float(tab["finished"].min()),
-                   "requests", "info", note="per run: requests of its workload (all arrive before the trace ends)"),
+        Comparison("runs in which every request finished", float(len(tab)),
+                   float((tab["finished"] == tab["requests"]).sum()), "runs", "within", tolerance=0.0,
+                   note="no request is lost by a preemption, a restart or a re-configuration"),
     ]
+    if not ctx.quick:
+        comps += _cost_rows(agg, traces)
+    if COST_MODEL in models:
+        for t in traces:
+            p99 = ratios[(COST_MODEL, t)][2]
+            art = ARTIFACT_20B_P99[t]
+            comps.append(Comparison(
+                f"GPT-20B {t}: P99 (s) ours / artifact-measured, spotserve | reparallelization | rerouting", "",
+                " | ".join(f"{p99[x]:.0f} / {a:.0f}" for x, a in zip(("spotserve", "reparallelization", "rerouting"),
+                                                                      (art[2], art[0], art[1]))),
+                "s", "info", note=f"artifact best baseline / SpotServe: {min(art[:2]) / art[2]:.2f}x "
+                                  "(tradeoff_plot.py L169-174)"))
     for model in models:
         for trace in traces:
             p99 = ratios[(model, trace)][2]
