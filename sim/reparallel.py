@@ -196,7 +196,6 @@ class WeightPlan:
     """The device mapper's answer: where each new position runs and what must move."""
 
     assign: dict[int, Position]  # GPU id -> new position
-    needed_bytes: float  # weight bytes the new configuration holds
     reused_bytes: float  # already on the right GPU
     from_peers_bytes: float  # sent by surviving GPUs
     from_storage_bytes: float  # read from storage (no surviving copy)
@@ -286,7 +285,7 @@ def map_devices(model: str, old_cfg: ParallelConfig | None, old_assign: dict[int
             per_gpu_storage = max(per_gpu_storage, rest)
     t = max(per_node.values(), default=0.0) / link_Bps if from_peers else per_gpu_storage / load_Bps
     kept = _kept_replicas(old_cfg, old_assign, new_cfg, assign)
-    return WeightPlan(assign, need * len(positions), reused, moved if from_peers else 0.0,
+    return WeightPlan(assign, reused, moved if from_peers else 0.0,
                       0.0 if from_peers else moved, t, kept)
 
 

@@ -227,7 +227,8 @@ def _ss_row(point: dict, res) -> dict:
     row = latency_row(res)
     row["requests"] = len(point["workload"].arrival_s)
     s = res.summary.get("router", {})
-    row.update({k: s.get(k, 0) for k in ("switches", "restarts", "kv_moves", "lost_kv_tokens", "moved_kv_tokens")})
+    row.update({k: s.get(k, 0) for k in ("switches", "restarts", "kv_moves", "lost_kv_tokens", "moved_kv_tokens",
+                                          "weights_s", "moved_weight_bytes", "storage_loads")})
     return row
 
 

@@ -165,4 +165,7 @@ class SpotServe:
         self.ctl.step(view)
 
     def stats(self) -> dict:
-        return dict(self.ctl.stats) | {"transitions": len(self.transitions)}
+        tr = self.transitions
+        return dict(self.ctl.stats) | {"transitions": len(tr), "weights_s": sum(t.weights_s for t in tr),
+                                       "moved_weight_bytes": sum(t.moved_bytes for t in tr),
+                                       "storage_loads": sum(t.from_storage for t in tr)}
