@@ -38,7 +38,7 @@ class Spot:
 
     A choice of the inner router that is not live goes to the next live instance (cyclic).
     Notices are acted on at the wrapper's ticks (tick_interval_s, default 0.5 s).
-    trace="As" | "Bs": replay SpotServe's node-availability trace instead (instance j = node j;
+    trace="As" | "Bs" | "As+o" | "Bs+o" | "node3" ...: replay SpotServe's node-availability trace instead (instance j = node j;
     nodes not yet added are down; a "remove" is the notice), `sim.spot.SPOTSERVE_TRACES`;
     trace_removals=False keeps the joins and drops the preemptions (an ablation).
     """

@@ -152,3 +152,46 @@ def test_start_up_hold_negative_control_instant_loading_serves_in_the_window():
     r = res.requests
     w_s = rp.load_s(M, rp.ParallelConfig(8, 4, 1))
     assert len(r[(r["first_token_s"] > 90.5 + 3.0) & (r["first_token_s"] < 90.5 + w_s)]) > 0
+
+
+class _HoldRouter:
+    """Everything to instance 0; at the first tick instance 0 is held until HOLD_S."""
+
+    tick_interval_s = 0.5
+    hold_s = 50.0
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def route(self, _rid, _view):
+        return 0
+
+    def tick(self, view):
+        if not self.done and self.hold_s > 0:
+            view.set_ready_at(0, self.hold_s)
+            assert view.ready_at(0) == self.hold_s
+        self.done = True
+
+
+@pytest.mark.parametrize("hold_s", [50.0, 0.0])
+def test_engine_start_up_hold_hand_derived(hold_s):
+    # two requests (100 prompt + 5 output tokens each) at t = 1 s and 3 s on a linear cost a = 0.01 s per
+    # iteration, b = 1e-4 s per prefill token, c = d = 0: prefill 0.01 + 100e-4 = 0.02 s, each decode 0.01 s.
+    # The first tick (1.5 s, after the first arrival) holds instance 0 until 50 s: the second request's
+    # first token comes at 50.02, its finish at 50.02 + 4 x 0.01 (negative control: no hold -> 3.02)
+    from llmsched.policies import registry
+
+    _HoldRouter.hold_s = hold_s
+    registry.register(registry.ROUTING, "test-hold-router")(_HoldRouter)
+    try:
+        w = workload(np.array([1.0, 3.0]), np.array([100, 100]), np.array([5, 5]))
+        spec = InstanceSpec(block_size=16, token_budget=512, max_batch_requests=4, kv_capacity_tokens=1024, count=2)
+        res, eng = run(w, ClusterSpec(instances=(spec,), router="test-hold-router"), LinearCost(a=0.01, b=1e-4, c=0.0, d=0.0))
+        check_invariants(res, eng)
+        assert res.requests.iloc[0]["first_token_s"] == pytest.approx(1.02)
+        r = res.requests.iloc[1]
+        start = max(hold_s, 3.0)
+        assert r["first_token_s"] == pytest.approx(start + 0.02)
+        assert r["finish_s"] == pytest.approx(start + 0.02 + 4 * 0.01)
+    finally:
+        registry.unregister(registry.ROUTING, "test-hold-router")
