@@ -109,7 +109,7 @@ SS_GRACE_S = 30.0  # main.py --grace-period default 30
 SS_MODELS = {"spotserve-6.7b": (1.5, 2.0, 4), "spotserve-20b": (0.35, 0.4, 12), "spotserve-30b": (0.2, 0.2, 16)}
 SS_TRACES = ("As", "Bs", "As+o", "Bs+o")
 SS_SYSTEMS = ("spotserve", "reparallelization", "rerouting")
-# ablations (6.7B and 20B): SpotServe without one mechanism, and the baselines with free start-up
+# ablations (6.7B and 20B, every seed): SpotServe without one mechanism, and the baselines with free start-up
 SS_ABLATIONS = {
     "spotserve, no stateful recovery (KV recomputed)": ("spotserve", {"stateful": False}),
     "spotserve, no device-mapper matching": ("spotserve", {"match": False}),
@@ -252,7 +252,7 @@ def spotserve_e2e(ctx: ReproContext) -> ReproOutput:
             for s in seeds:
                 w = spotserve_workload(s, rate, end)
                 runs = [(x, x, {}) for x in SS_SYSTEMS]
-                if model != "spotserve-30b" and s == ctx.seed:
+                if model != "spotserve-30b":
                     runs += [(label, sysname, extra) for label, (sysname, extra) in SS_ABLATIONS.items()]
                 for label, sysname, extra in runs:
                     points.append({"workload": w, "cluster": spotserve_cluster(model, trace, sysname, extra),
