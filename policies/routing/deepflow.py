@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import ClusterView
 
 PREFILL_BINS = (128, 512, 2048, 8192, 32768)  # our choice: powers of 4 up to long context
@@ -73,6 +74,10 @@ class DeepFlow:
     """
 
     published = False
+
+    PARAMS = declare(balance_abs_threshold=number(0), balance_rel_threshold=number(1),
+              assumed_output_tokens=integer(1), oracle_output=flag(), batch=integer(1),
+              slack=number(0))
 
     def __init__(self, balance_abs_threshold: float = 32.0, balance_rel_threshold: float = 1.1,
                  assumed_output_tokens: int = 256, oracle_output: bool = False, batch: int = 32,
