@@ -10,11 +10,12 @@ import math
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
-from llmsched.sim.params import Param, declare, flag, mapping, number, one_of, text
+from llmsched.sim.params import Param, declare, flag, integer, mapping, number, one_of, text
 from llmsched.sim.policy_api import ActingClusterView, ClusterView
 from llmsched.sim.reparallel import (
     NODE_LINK_BPS,
     STORAGE_LOAD_BPS,
+    SYSTEMS,
     ReparallelController,
     Setup,
     plan_transitions,
@@ -134,14 +135,21 @@ class SpotServe:
     time_scale (tests only) multiplies the trace's times and the grace period.
     """
 
+    PARAMS = declare(
+        system=one_of(*SYSTEMS), trace=one_of(*sorted(SPOTSERVE_TRACES)),
+        model=text(doc="a catalogue model"), gpu=text(doc="a catalogue GPU"),
+        gpus_per_node=integer(1), min_gpus=integer(1), batch=integer(1), prompt_tokens=integer(1),
+        output_tokens=integer(2), required_rps=number(0, low_open=True, doc="req/s"),
+        grace_s=number(0, doc="s"), match=flag(), overlap=flag(), stateful=flag(),
+        link_Bps=number(0, low_open=True, doc="bytes/s"), load_Bps=number(0, low_open=True, doc="bytes/s"),
+        tick_interval_s=number(0, low_open=True), time_scale=number(0, low_open=True))
+
     def __init__(self, system: str = "spotserve", trace: str = "As",
                  model: str = "spotserve-6.7b", gpu: str = "t4-fp32", gpus_per_node: int = 4, min_gpus: int = 4,
                  batch: int = 4, prompt_tokens: int = 512, output_tokens: int = 128, required_rps: float = 2.0,
                  grace_s: float = DEFAULT_GRACE_S, match: bool = True, overlap: bool = True, stateful: bool = True,
                  link_Bps: float = NODE_LINK_BPS, load_Bps: float = STORAGE_LOAD_BPS,
                  tick_interval_s: float = 0.1, time_scale: float = 1.0) -> None:
-        if trace not in SPOTSERVE_TRACES:
-            raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
         self.setup = Setup(model, gpu, int(gpus_per_node), int(min_gpus), int(batch), int(prompt_tokens),
                            int(output_tokens), float(required_rps), float(grace_s) * time_scale, match=bool(match),
                            overlap=bool(overlap), stateful=bool(stateful), link_Bps=float(link_Bps), load_Bps=float(load_Bps))
