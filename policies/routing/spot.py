@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.errors import InputError
 from llmsched.sim.params import Param, declare, flag, integer, mapping, number, one_of, text
 from llmsched.sim.policy_api import ActingClusterView, ClusterView
 from llmsched.sim.reparallel import (
@@ -164,7 +165,10 @@ class SpotServe:
 
     def route(self, _rid: int, view: ClusterView) -> int:
         if view.n_instances < self.n_replicas:
-            raise ValueError(f"the plan needs {self.n_replicas} instances, the pool has {view.n_instances}")
+            raise InputError("spotserve router", "cluster.instances",
+                             f"the plan needs {self.n_replicas} instances (one per replica id), the pool has "
+                             f"{view.n_instances}", "size the pool with llmsched.sim.reparallel.replica_groups, "
+                             "as experiments/reproductions/spot.py spotserve_cluster does")
         act = sorted(self.ctl.active)
         ready = [j for j in act if view.ready_at(j) <= view.now] or act
 

@@ -195,3 +195,12 @@ def test_engine_start_up_hold_hand_derived(hold_s):
         assert r["finish_s"] == pytest.approx(start + 0.02 + 4 * 0.01)
     finally:
         registry.unregister(registry.ROUTING, "test-hold-router")
+
+
+def test_pool_too_small_is_one_clear_input_error():
+    from llmsched.sim.errors import InputError
+
+    w = workload(np.array([1.0]), np.array([100]), np.array([5]))
+    cluster = ClusterSpec(instances=(InstanceSpec(count=2),), router="spotserve")
+    with pytest.raises(InputError, match="the plan needs 11 instances"):
+        run(w, cluster, LinearCost(a=0.01, b=1e-4, c=0.0, d=0.0))
