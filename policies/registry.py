@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from llmsched.sim.params import enforce_params
-from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
+from llmsched.sim.registry import BATCHING, PLANNING, POLICIES, ROUTING
 
-__all__ = ["BATCHING", "ROUTING", "create", "describe", "get", "load_all", "names", "register", "unregister"]
+__all__ = ["BATCHING", "PLANNING", "ROUTING", "create", "describe", "get", "load_all", "names", "register", "unregister"]
 
 
 def _family(family: str):

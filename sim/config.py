@@ -111,6 +111,19 @@ class InstanceSpec:
     swap_space_bytes: float = float(DEFAULT_SWAP_SPACE_BYTES)  # float: a config round-trips to the same JSON
     swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
 
+    def kv_tokens(self) -> int:
+        """The instance's KV capacity in tokens, resolved in this one place: `kv_capacity_tokens`
+        when given, else derived from GPU memory (`llmsched.sim.hardware.kv_capacity_tokens`)."""
+        if self.kv_capacity_tokens is not None:
+            return int(self.kv_capacity_tokens)
+        from llmsched.sim.hardware import kv_capacity_tokens
+
+        return int(kv_capacity_tokens(self.model, self.gpu, self.tp))
+
+    def kv_blocks(self) -> int:
+        """KV capacity in whole blocks of `block_size` tokens."""
+        return self.kv_tokens() // int(self.block_size)
+
 
 @dataclass(frozen=True)
 class ClusterSpec:

@@ -123,14 +123,6 @@ def _default_cost(spec: InstanceSpec) -> CostModel:
     return build(spec.cost, spec.model, spec.gpu, spec.tp)
 
 
-def _kv_capacity(spec: InstanceSpec) -> int:
-    if spec.kv_capacity_tokens is not None:
-        return int(spec.kv_capacity_tokens)
-    from llmsched.sim.hardware import kv_capacity_tokens
-
-    return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
-
-
 def _context_tokens(spec: InstanceSpec) -> float:
     """The most tokens one request may use on this instance: the spec's override, else the model's
     context length from the catalogue (inf for a model the catalogue does not know)."""
@@ -246,7 +238,7 @@ def simulate(
                              source=source)
         batching_resolved.append(resolved_params(POLICIES[BATCHING].get(spec.batching), policy,
                                                  params_dict(spec.batching_params)))
-        total_blocks = _kv_capacity(spec) // spec.block_size
+        total_blocks = spec.kv_blocks()
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
         encode = _encode_cost(encode_cost_of, spec, workload, source) if needs_encoder else None

@@ -25,7 +25,7 @@ from llmsched.sim.params import (
     param_specs,
     signature_params,
 )
-from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
+from llmsched.sim.registry import BATCHING, PLANNING, POLICIES, ROUTING
 
 
 def _removed(factory) -> set[str]:
@@ -35,8 +35,8 @@ def _removed(factory) -> set[str]:
     return out
 
 
-def _policies() -> list[tuple[str, str]]:
-    return [(fam, name) for fam in (BATCHING, ROUTING) for name in POLICIES[fam].names()]
+def _policies(families: tuple[str, ...] = (BATCHING, ROUTING, PLANNING)) -> list[tuple[str, str]]:
+    return [(fam, name) for fam in families for name in POLICIES[fam].names()]
 
 
 @pytest.mark.parametrize(("family", "name"), _policies())
@@ -84,7 +84,7 @@ def _invalid_values(spec: Param) -> list:
 
 
 def _cases():
-    for family, name in _policies():
+    for family, name in _policies((BATCHING, ROUTING)):  # planners are not named by a run config
         for pname, spec in sorted(param_specs(POLICIES[family].get(name)).items()):
             for value in _invalid_values(spec):
                 yield pytest.param(family, name, pname, value, id=f"{name}.{pname}={value!r}")
