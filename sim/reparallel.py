@@ -3,7 +3,8 @@ artifact Hsword/SpotServe@832b29f, folder elastic-switch/): the parallelization 
 device mapper, instance start-up cost, and the transition plans of SpotServe and its two baselines.
 
 Owns
-- `ParallelConfig` (data x pipeline x tensor degrees) and its performance from a catalogue cost model
+- the performance of a configuration (`llmsched.sim.parallelism.ParallelConfig`: replicas x tensor x
+  pipeline degrees) from a catalogue cost model
   (`config_perf`: one batch of `batch` requests, prompt then every output token, FasterTransformer
   style; pipeline stages run one after another on one micro-batch, plus a per-iteration hop);
 - the controller (`choose_config`): the artifact's rule (scheduler/parallel/solver.py
@@ -22,6 +23,11 @@ Owns
   "rerouting"), when each change is planned, when the old instances stop, when the new ones serve,
   which replicas keep running and whether in-flight requests keep their KV.
 The engine side (moving requests, holding instances until ready) is `ReparallelController`.
+
+Relation to `llmsched.sim.parallelism` (the configuration type and KV room come from there): that
+module runs a pipeline as vLLM's p virtual engines with derived activation hand-offs; SpotServe's
+FasterTransformer runs one batch at a time through the stages, so here a replica is one engine
+instance and the hop is the artifact's measured per-stage time (`PP_HOP_S`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from llmsched.sim import cost as costs
 from llmsched.sim.cost.base import BatchShape
 from llmsched.sim.hardware import derived as hw
 from llmsched.sim.hardware import get_gpu, get_model
+from llmsched.sim.parallelism import ParallelConfig
 from llmsched.sim.policy_api import ActingClusterView
 
 # Storage -> GPU bandwidth of one loading stream: the artifact's only measured weight load,
@@ -58,21 +65,9 @@ SYSTEMS = ("spotserve", "reparallelization", "rerouting")
 PADDED_LAYERS = {"spotserve-6.7b": 36, "spotserve-20b": 48, "spotserve-30b": 48}
 
 
-@dataclass(frozen=True)
-class ParallelConfig:
-    """dp replicas, each a pipeline of pp stages of tp GPUs."""
-
-    dp: int
-    tp: int
-    pp: int
-
-    @property
-    def gpus_per_replica(self) -> int:
-        return self.tp * self.pp
-
-    @property
-    def gpus(self) -> int:
-        return self.dp * self.tp * self.pp
+def per_replica(cfg: ParallelConfig) -> int:
+    """GPUs of one replica (tp x pp)."""
+    return cfg.tp * cfg.pp
 
 
 @dataclass(frozen=True)
@@ -138,7 +133,7 @@ def config_perf(model: str, gpu: str, n_gpus: int, tp: int, pp: int, batch: int,
                 output: int) -> ConfigPerf:
     lat = batch_latency_s(model, gpu, tp, pp, batch, prompt, output)
     cfg = ParallelConfig(n_gpus // (tp * pp), tp, pp)
-    return ConfigPerf(cfg, lat, cfg.dp * batch / lat)
+    return ConfigPerf(cfg, lat, cfg.replicas * batch / lat)
 
 
 def choose_config(model: str, gpu: str, n_gpus: int, *, min_gpus: int, required_rps: float, batch: int,
@@ -165,8 +160,8 @@ def layout(cfg: ParallelConfig, gpus: Sequence[int]) -> dict[int, Position]:
     """GPU id -> position: replica r on gpus[r*tp*pp : (r+1)*tp*pp], stage i // tp, rank i % tp
     (a tensor-parallel group on neighbouring GPUs, i.e. inside a node). Spare GPUs get no position."""
     out: dict[int, Position] = {}
-    k = cfg.gpus_per_replica
-    for r in range(cfg.dp):
+    k = per_replica(cfg)
+    for r in range(cfg.replicas):
         for i in range(k):
             out[gpus[r * k + i]] = (r, i % cfg.tp, i // cfg.tp)
     return out
@@ -227,8 +222,8 @@ def map_devices(model: str, old_cfg: ParallelConfig | None, old_assign: dict[int
     place (Kuhn-Munkres over GPUs x positions; match=False: the plain layout, an ablation), then move
     the rest from the `sources` GPUs (alive until the switch) over the node links, or from storage
     if no source holds a piece."""
-    positions = [(r, i % new_cfg.tp, i // new_cfg.tp) for r in range(new_cfg.dp)
-                 for i in range(new_cfg.gpus_per_replica)]
+    positions = [(r, i % new_cfg.tp, i // new_cfg.tp) for r in range(new_cfg.replicas)
+                 for i in range(per_replica(new_cfg))]
     gpus = list(gpus)
 
     def old_shard(g: int) -> tuple[int, int, int, int] | None:
@@ -252,9 +247,9 @@ def map_devices(model: str, old_cfg: ParallelConfig | None, old_assign: dict[int
         bonus = np.zeros_like(reuse)
         if old_cfg is not None and (old_cfg.tp, old_cfg.pp) == (new_cfg.tp, new_cfg.pp):
             alive = set(gpus)
-            intact = [r for r in range(old_cfg.dp)
+            intact = [r for r in range(old_cfg.replicas)
                       if all(g in alive for g, (rr, _, _) in old_assign.items() if rr == r)]
-            slot = {r: k for k, r in enumerate(intact) if k < new_cfg.dp}
+            slot = {r: k for k, r in enumerate(intact) if k < new_cfg.replicas}
             col = {p: j for j, p in enumerate(positions)}
             for i, g in enumerate(gpus):
                 if g in old_assign and old_assign[g][0] in slot:
@@ -418,12 +413,12 @@ def _rerouting_step(s: Setup, st: _Plan, e: _Event) -> Transition:
     node's arrival)."""
     cfg = st.cfg
     broken = sorted({st.assign[g][0] for g in st.assign if g not in set(e.gpus)})
-    alive = [r for r in range(cfg.dp) if r not in broken]
+    alive = [r for r in range(cfg.replicas) if r not in broken]
     free = [g for g in e.gpus if g not in st.assign or st.assign[g][0] in broken]
-    n_new = len(free) // cfg.gpus_per_replica
+    n_new = len(free) // per_replica(cfg)
     new_cfg = ParallelConfig(len(alive) + n_new, cfg.tp, cfg.pp)
     assign = {g: (k, rank, stage) for k, r in enumerate(alive) for g, (rr, rank, stage) in st.assign.items() if rr == r}
-    started = layout(ParallelConfig(n_new, cfg.tp, cfg.pp), free[: n_new * cfg.gpus_per_replica])
+    started = layout(ParallelConfig(n_new, cfg.tp, cfg.pp), free[: n_new * per_replica(cfg)])
     assign |= {g: (len(alive) + r, rank, stage) for g, (r, rank, stage) in started.items()}
     t_stop = e.t_plan + SWITCH_OVERHEAD_S if broken else e.t_ev
     w = load_s(s.model, new_cfg, s.load_Bps) if n_new else 0.0
@@ -441,7 +436,7 @@ def _reparallelization_step(s: Setup, st: _Plan, e: _Event, chosen: ParallelConf
     the new configuration from the checkpoint (restart_param_client); requests in flight recompute."""
     w = load_s(s.model, chosen, s.load_Bps)
     t_stop = e.t_plan + SWITCH_OVERHEAD_S
-    new_ids = st.fresh(chosen.dp)
+    new_ids = st.fresh(chosen.replicas)
     tr = Transition(e.t_plan, t_stop, t_stop + w, chosen, tuple(st.ids), tuple(new_ids), (), False, w, 0.0,
                     shard_bytes(s.model, chosen.tp, chosen.pp) * chosen.gpus, True)
     st.ids, st.cfg, st.assign = new_ids, chosen, layout(chosen, e.gpus)
@@ -455,7 +450,7 @@ def _spotserve_step(s: Setup, st: _Plan, e: _Event, chosen: ParallelConfig) -> T
     plan = map_devices(s.model, st.cfg, st.assign, chosen, e.gpus, e.node_of, sources=sorted(st.assign),
                        link_Bps=s.link_Bps, load_Bps=s.load_Bps, match=s.match)
     keep_old = {o for o, _ in plan.kept_replicas}
-    moving = [r for r in range(st.cfg.dp) if r not in keep_old]
+    moving = [r for r in range(st.cfg.replicas) if r not in keep_old]
     # the KV to hand over: the artifact's estimate, a full batch of prompt + output tokens per replica
     kv_s = kv_context_s(s.model, s.batch * (s.prompt + s.output) * len(moving), s.link_Bps) if moving else 0.0
     w = plan.time_s
@@ -468,14 +463,14 @@ def _spotserve_step(s: Setup, st: _Plan, e: _Event, chosen: ParallelConfig) -> T
     t_ready = max(t_stop, e.t_plan + w) + kv_s + lead
     rep = {r: st.ids[o] for o, r in plan.kept_replicas}
     started = []
-    for r in range(chosen.dp):
+    for r in range(chosen.replicas):
         if r not in rep:
             rep[r] = st.fresh(1)[0]
             started.append(rep[r])
     tr = Transition(e.t_plan, t_stop, t_ready, chosen, tuple(st.ids[r] for r in moving), tuple(started),
                     tuple((st.ids[o], st.ids[o]) for o, _ in plan.kept_replicas), s.stateful, w, kv_s,
                     plan.from_peers_bytes + plan.from_storage_bytes, plan.from_storage_bytes > 0)
-    st.ids, st.cfg, st.assign = [rep[r] for r in range(chosen.dp)], chosen, plan.assign
+    st.ids, st.cfg, st.assign = [rep[r] for r in range(chosen.replicas)], chosen, plan.assign
     return tr
 
 
@@ -491,12 +486,12 @@ def plan_transitions(system: str, setup: Setup, initial: Sequence[int], adds: Se
         # the artifact's Triton-style baseline fixes (tp, pp) from a solve over every host of the hostfile
         # (scheduler.py inspect_init_strategy; MAX_NNODES = 10 nodes) and only changes dp
         fixed = s.choose(min(len(nodes | {j for _, j in adds}), 10) * per)
-        cfg0 = None if fixed is None else ParallelConfig(len(nodes) * per // fixed.gpus_per_replica, fixed.tp, fixed.pp)
+        cfg0 = None if fixed is None else ParallelConfig(len(nodes) * per // per_replica(fixed), fixed.tp, fixed.pp)
     else:
         cfg0 = s.choose(len(nodes) * per)
     if cfg0 is None:
         raise ValueError("the trace starts with fewer GPUs than the model needs")
-    st = _Plan(cfg0, layout(cfg0, _gpus_of(nodes, per)), list(range(cfg0.dp)), cfg0.dp)
+    st = _Plan(cfg0, layout(cfg0, _gpus_of(nodes, per)), list(range(cfg0.replicas)), cfg0.replicas)
     out: list[Transition] = []
     for t_plan, t_ev, kind, ev_nodes in trace_events(adds, removes, s.grace_s):
         before = set(nodes)
@@ -515,7 +510,7 @@ def plan_transitions(system: str, setup: Setup, initial: Sequence[int], adds: Se
 
 def replica_groups(init: ParallelConfig, transitions: Sequence[Transition]) -> list[tuple[int, int, int]]:
     """Engine instance slots, one per replica id ever used: (first id, tp, pp) runs in id order."""
-    shapes = [(init.tp, init.pp)] * init.dp
+    shapes = [(init.tp, init.pp)] * init.replicas
     for tr in transitions:
         assert tr.config is not None
         shapes += [(tr.config.tp, tr.config.pp)] * len(tr.start)
@@ -532,7 +527,7 @@ class ReparallelController:
 
     def __init__(self, init: ParallelConfig, transitions: Sequence[Transition]) -> None:
         self.transitions = sorted(transitions, key=lambda t: t.t_stop)
-        self.active: set[int] = set(range(init.dp))
+        self.active: set[int] = set(range(init.replicas))
         self._next = 0
         self._started = False
         self.stats = {"switches": 0, "restarts": 0, "kv_moves": 0, "lost_kv_tokens": 0, "moved_kv_tokens": 0}

@@ -188,8 +188,7 @@ def spotserve_workload(seed: int, rate: float, duration_s: float) -> Workload:
 def spotserve_cluster(model: str, trace: str, system: str, extra: dict | None = None) -> ClusterSpec:
     """The instance pool of one plan (one engine instance per replica id, `reparallel.replica_groups`)."""
     from llmsched.sim import reparallel as rp
-    from llmsched.sim.hardware import derived as hw
-    from llmsched.sim.hardware import get_gpu
+    from llmsched.sim.parallelism import kv_tokens_per_replica
     from llmsched.sim.spot import spotserve_trace
 
     _, req, min_gpus = SS_MODELS[model]
@@ -201,11 +200,10 @@ def spotserve_cluster(model: str, trace: str, system: str, extra: dict | None = 
     tr = spotserve_trace(trace)
     init, trans = rp.plan_transitions(system, setup, tr.initially_up, tr.adds, [(x.time_s, x.instance) for x in tr.notices])
     groups = rp.replica_groups(init, trans)
-    mem = get_gpu(SS_GPU).memory_bytes
     specs = []
     for (tp, pp), n in _runs([(tp, pp) for _, tp, pp in groups]):
-        # KV room: the replica's GPUs minus its weights, 90% usable (our choice; a batch needs 4 x 640 tokens)
-        kv = int((0.9 * tp * pp * mem - hw.weight_bytes(model)) / hw.kv_bytes_per_token(model))
+        # KV room of the replica's tp x pp GPUs (never binding here: a batch needs 4 x 640 tokens)
+        kv = kv_tokens_per_replica(model, SS_GPU, tp, pp)
         specs.append(InstanceSpec(model=model, gpu=SS_GPU, tp=tp, cost=rp.cost_spec(model, pp),
                                   batching="fastertransformer", max_batch_requests=SS_MAX_BATCH,
                                   kv_capacity_tokens=kv, count=n))
