@@ -136,6 +136,14 @@ class ClusterView(RequestFacts):
         """Mark pool instance `j` down (KV arriving there is lost and re-routed) or back up."""
         self._engine.set_down(self.pool[j], down)
 
+    def set_ready_at(self, j: int, t: float) -> None:
+        """Pool instance `j` starts serving at time `t` (see `Engine.set_ready_at`)."""
+        self._engine.set_ready_at(self.pool[j], t)
+
+    def ready_at(self, j: int) -> float:
+        """When pool instance `j` may start its next iteration (0 = no start-up pending)."""
+        return self._engine.ready_at.get(self.pool[j], 0.0)
+
 
 class Engine:
     def __init__(
@@ -198,6 +206,7 @@ class Engine:
         tick = getattr(router, "tick_interval_s", None)
         self._tick_s = float(tick) if tick else 0.0
         self.down: set[int] = set()  # instances marked down (sim/spot.py)
+        self.ready_at: dict[int, float] = {}  # instance -> time before which it starts no iteration (start-up)
         self._live: set[int] = set()  # requests in a multi-stage live migration
         # router decision latency (sim/router_latency.py): one global scheduler, FIFO queue
         lat: RouterLatency | None = getattr(router, "decision_latency", None)
@@ -421,6 +430,10 @@ class Engine:
         inst.finish_segment()
         if inst.pending_migrations:
             self._do_migrations(inst, t)
+        hold = self.ready_at.get(inst.index, 0.0)
+        if t < hold:  # still starting up (loading weights): it serves from `hold` on
+            self._wake(inst, hold)
+            return
         end = inst.start_segment(t)
         if end is None:
             return
@@ -616,6 +629,14 @@ class Engine:
         src.pending_migrations.append((rid, dst, RESTART, 0))
         self._poke(src)
         return True
+
+    def set_ready_at(self, idx: int, t: float) -> None:
+        """Instance `idx` starts no iteration before time `t` (its start-up: weights loading or a
+        re-parallelization, `llmsched.sim.reparallel`); requests sent to it wait there until then."""
+        self.ready_at[idx] = float(t)
+        inst = self.instances[idx]
+        self.sync(inst)
+        self._poke(inst)
 
     def set_down(self, idx: int, down: bool) -> None:
         if down:

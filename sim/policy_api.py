@@ -166,6 +166,7 @@ class ClusterView(Protocol):
     def hash_block_tokens(self) -> int: ...  # tokens per prefix hash block of the workload
 
     def instance(self, i: int) -> InstanceStats: ...
+    def ready_at(self, i: int) -> float: ...  # when instance i may start its next iteration (start-up)
     def prompt_tokens(self, rid: int) -> int: ...
     def output_tokens(self, rid: int) -> int: ...
     def generated_tokens(self, rid: int) -> int: ...
@@ -183,8 +184,10 @@ class ClusterActions(Protocol):
 
     def migrate_live(self, rid: int, to_instance: int, max_stages: int = 3,
                      last_stage_max_blocks: int = 4, abort_after_max_stages: bool = False) -> bool: ...
+    def migrate(self, rid: int, to_instance: int, downtime_s: float | None = None) -> bool: ...  # stop-and-copy
     def restart(self, rid: int, to_instance: int) -> bool: ...  # drop the KV, recompute there
     def set_down(self, j: int, down: bool) -> None: ...  # instance j goes down (or comes back)
+    def set_ready_at(self, j: int, t: float) -> None: ...  # instance j starts no iteration before t
 
 
 class ActingClusterView(ClusterView, ClusterActions, Protocol):

@@ -38,6 +38,13 @@ SPOTSERVE_TRACES: dict[str, tuple[tuple[tuple[float, str, tuple[int, ...]], ...]
             (600.0, "remove", (8,)), (900.0, "add", (10,)), (1200.0, "remove", (3, 10))), 1320.0),
     "Bs": (((0.0, "add", (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)), (120.0, "remove", (4, 8)), (240.0, "remove", (0,)),
             (720.0, "add", (10,)), (960.0, "add", (11,))), 1020.0),
+    # spot plus on-demand nodes (trace_0304_ondemand.txt, trace_0506_ondemand.txt @832b29f; "As+o", "Bs+o")
+    "As+o": (((0.0, "add", (0, 1, 2, 3, 4, 5, 6)), (120.0, "add", (7, 8, 9)), (600.0, "remove", (8,)),
+              (690.0, "add", (10,)), (1200.0, "remove", (0, 7)), (1290.0, "add", (11, 12))), 1380.0),
+    "Bs+o": (((0.0, "add", (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)), (120.0, "remove", (4, 8)), (210.0, "add", (10, 11)),
+              (240.0, "remove", (0,)), (330.0, "add", (12,))), 720.0),
+    # on-demand only: n fixed nodes for 1,020 s (trace_0506_node{3,4,6,8}.txt, run by scripts_ae/aws_ondemand.sh)
+    **{f"node{n}": (((0.0, "add", tuple(range(n))),), 1020.0) for n in (3, 4, 6, 8)},
 }
 
 

@@ -253,6 +253,19 @@ GPUS: tuple[GPU, ...] = (
         aliases=("4xt4",),
         sources=(("all", "4 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x4] vram 64 GB"),),
     ),
+    # The T4 running fp32 weights and math, as SpotServe's artifact serves its models (FasterTransformer
+    # data_type=fp32 in Hsword/SpotServe@832b29f FasterTransformer/examples/cpp/multi_gpu_gpt/configs/
+    # gpt_config_{6.7B,h6144,h7168}.ini line 11): the T4 has no tensor cores for fp32.
+    GPU(
+        "t4-fp32", 8.1 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6,
+        aliases=("nvidia-t4-fp32",),
+        sources=(
+            ("peak_flops", "NVIDIA T4 datasheet: single-precision (FP32) 8.1 TFLOPS"),
+            ("hbm_bandwidth_Bps", "NVIDIA T4 datasheet: 320+ GB/s GDDR6"),
+            ("memory_bytes", "NVIDIA T4 datasheet: 16 GB GDDR6"),
+            ("link_bandwidth_Bps", "NVIDIA T4 datasheet: PCIe Gen3 x16 32 GB/s (bidirectional)"),
+        ),
+    ),
 )
 
 _HF = "Hugging Face config.json of "
@@ -319,6 +332,22 @@ MODELS: tuple[Model, ...] = (
     Model("llama-1-30b", 60, 6656, 52, 52, 17920, 32000, context_tokens=4096,
           aliases=("llama-30b", "llama1-30b", "llama30b", "llama-1-33b"),
           source="Helix AE model config llama30b/config.json (reference/helix/upstream/.../llama30b/config.json)"),
+    # SpotServe's three models as its artifact runs them (Hsword/SpotServe@832b29f, FasterTransformer/examples/
+    # cpp/multi_gpu_gpt/configs/gpt_config_<m>.ini: [megatron_6.7B_exp] L38-47, [megatron_20B_exp] L49-58,
+    # [megatron_30B_exp] L60-69: head_num, size_per_head, vocab_size, real_layers, inter_size; data_type=fp32
+    # L11, so bytes_per_param 4; max_seq_len 640 L3). GPT/OPT-style MLP (two hidden x inter GEMMs) written
+    # in the catalogue's gated-MLP form with ffn = 2/3 inter_size (rounded: 0.003% fewer weights); biases
+    # and the learned position table are not counted; input and output embedding tied (Megatron GPT).
+    Model("spotserve-6.7b", 32, 4096, 32, 32, 10923, 51200, bytes_per_param=4, tied_embeddings=True,
+          context_tokens=640, aliases=("opt-6.7b-spotserve",),
+          source="Hsword/SpotServe gpt_config_6.7B.ini [megatron_6.7B_exp] (paper: OPT-6.7B)"),
+    Model("spotserve-20b", 44, 6144, 48, 48, 16384, 51200, bytes_per_param=4, tied_embeddings=True,
+          context_tokens=640, aliases=("gpt-20b-spotserve",),
+          source="Hsword/SpotServe gpt_config_h6144.ini [megatron_20B_exp] (paper: GPT-20B)"),
+    Model("spotserve-30b", 48, 7168, 56, 56, 19115, 50304, bytes_per_param=4, tied_embeddings=True,
+          context_tokens=640, aliases=("llama-30b-spotserve",),
+          source="Hsword/SpotServe gpt_config_h7168.ini [megatron_30B_exp] (paper: LLaMA-30B; the artifact's "
+                 "shape, not LLaMA-30B's 60 x 6656)"),
 )
 
 

@@ -1,6 +1,6 @@
 """Fast-forward == step for the cluster routers with non-default parameters that the generic
 property test (tests/sim/test_fast_forward.py, defaults only) does not reach: short ticks, eviction
-delays, tiny trees, early rebalancing, auto-scaling, preemption notices."""
+delays, tiny trees, early rebalancing, auto-scaling, preemption notices, re-parallelization (start-up holds, KV-keeping moves, restarts)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,19 @@ PARAMS = {
               "tick_interval_s": 0.05},
              {"inner": "llumnix", "notices": [[0, 0.1], [1, 0.4]], "grace_s": 0.1, "migrate": True,
               "tick_interval_s": 0.05}],
+    # SpotServe's re-parallelization on trace Bs squeezed into 5 s (events at 0.6-4.8 s), fast loading
+    "spotserve": [{"system": x, "trace": "Bs", "time_scale": 0.005, "load_Bps": 2e12, "link_Bps": 1e12,
+                   "tick_interval_s": 0.05} for x in ("spotserve", "reparallelization", "rerouting")],
 }
+
+
+def _instances(router: str, params: dict) -> int:
+    """Pool size: 3, or what a re-parallelization plan needs (one instance per replica id)."""
+    if router != "spotserve":
+        return 3
+    from llmsched.policies.routing.spot import SpotServe
+
+    return SpotServe(**params).n_replicas
 
 
 @st.composite
@@ -35,7 +47,7 @@ def scenarios(draw):
     params = draw(st.sampled_from(PARAMS[router]))
     biggest = int((w.prompt_tokens + w.output_tokens).max())
     cap = -(-(biggest + draw(st.sampled_from([16, 200, 2000]))) // 16) * 16
-    spec = InstanceSpec(block_size=16, kv_capacity_tokens=cap, count=3,
+    spec = InstanceSpec(block_size=16, kv_capacity_tokens=cap, count=_instances(router, params),
                         batching=draw(st.sampled_from(["sarathi", "dlpm", "preble-mpq", "vllm"])),
                         token_budget=draw(st.sampled_from([16, 128])), max_batch_requests=draw(st.sampled_from([2, 8])))
     cluster = ClusterSpec(instances=(spec,), router=router, router_params=freeze_params(params),

@@ -12,15 +12,17 @@ from tests.sim.helpers import assert_same_run as _assert_same
 from tests.sim.helpers import fast_equals_step
 from tests.sim.strategies import clusters, cost_models, workloads
 
-# Policies whose construction needs more than the defaults are exercised in their own tests.
-NEEDS_SETUP: set[str] = set()
+# Policies whose construction needs more than the defaults are exercised in their own tests:
+# spotserve needs a pool sized to its re-parallelization plan (tests/routing/test_reparallel.py,
+# test_router_fast_forward.py).
+NEEDS_SETUP: set[str] = {"spotserve"}
 
 
 @st.composite
 def scenarios(draw):
     w = draw(workloads())
     batching = [n for n in registry.names(registry.BATCHING) if n not in NEEDS_SETUP]
-    cluster = draw(clusters(w, batching, registry.names(registry.ROUTING)))
+    cluster = draw(clusters(w, batching, [n for n in registry.names(registry.ROUTING) if n not in NEEDS_SETUP]))
     return w, cluster, draw(cost_models()), draw(st.integers(0, 3))
 
 
