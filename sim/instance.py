@@ -9,6 +9,7 @@ iteration; both modes produce identical numbers. Routing, transfers and the even
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -161,6 +162,7 @@ class Instance:
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
         self._leave_hook = policy if isinstance(policy, LeaveHook) else None
+        self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
     # ------------------------------------------------------------------ basic state
@@ -172,6 +174,7 @@ class Instance:
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
+        self.seg_accuracy = math.nan  # accuracy of the segment's model variant (nan: no variant)
 
     @property
     def busy(self) -> bool:
@@ -317,6 +320,9 @@ class Instance:
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
+            if self.seg_accuracy == self.seg_accuracy:  # not nan: a model variant's tokens
+                r.accuracy_sum[d] += k * self.seg_accuracy
+                r.accuracy_tokens[d] += k
             counts = self.seg_decode_client_counts
             assert counts is not None  # set with the segment's decodes
             r.output_service[self.index] += counts * k
@@ -361,6 +367,9 @@ class Instance:
         r.generated[rid] += 1
         self.outstanding_tokens -= 1
         r.output_service[self.index, c] += 1
+        if self.seg_accuracy == self.seg_accuracy:  # not nan: a model variant's token
+            r.accuracy_sum[rid] += self.seg_accuracy
+            r.accuracy_tokens[rid] += 1
         if np.isnan(r.first_token_s[rid]):
             r.first_token_s[rid] = t
         else:  # token produced by a recompute after preemption / a resumed request
@@ -751,7 +760,12 @@ class Instance:
                 decode_context_tokens=ctx0 + j * k,
                 num_requests=np.full(n, k + len(chunks), dtype=np.int64),
             )
-        durations = np.asarray(self.cost.iteration_times(shape), dtype=np.float64)
+        durations = np.asarray((plan.variant or self.cost).iteration_times(shape), dtype=np.float64)
+        if plan.variant is not None:
+            if self.variant_name is not None and plan.variant.name != self.variant_name and plan.variant.actuation_s:
+                durations = durations.copy()
+                durations[0] += plan.variant.actuation_s  # switching models: load the new one first
+            self.variant_name = plan.variant.name
         if self.swap is not None and self.swap.pending_s:
             durations = durations.copy()
             durations[0] += self.swap.take_pending_s()  # swap copies run before the model (vLLM)
@@ -764,6 +778,7 @@ class Instance:
         self.seg_ends = ends
         self.seg_decodes = decodes
         self.seg_chunks = chunks
+        self.seg_accuracy = math.nan if plan.variant is None else float(plan.variant.accuracy)
         if k:
             clients = r.client[decodes]
             self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.variants import ModelVariant
 
 
 @dataclass
@@ -45,6 +46,11 @@ class Plan:
                 the instance with its KV dropped; the engine hands it back to the router, and its
                 next slice recomputes prompt + generated tokens wherever it is placed. A request
                 that finishes within its slice just finishes. None = no slice.
+    variant: run this iteration with a model variant (`llmsched.sim.variants.ModelVariant`,
+             SuperServe arXiv 2312.16733): the variant is the batch's cost model, switching the
+             instance to it from another variant adds its actuation delay to the iteration, and
+             every token the iteration produces is credited with its accuracy. None = the
+             instance's own model and cost model.
     """
 
     admit: list[int] = field(default_factory=list)
@@ -53,6 +59,7 @@ class Plan:
     replan_each_iteration: bool = False
     retry_at_s: float | None = None
     slice_tokens: int | None = None
+    variant: ModelVariant | None = None
 
     @property
     def empty(self) -> bool:
@@ -227,6 +234,7 @@ class PlanBuilder:
         self.replan_each_iteration = False
         self.retry_at_s: float | None = None
         self.slice_tokens: int | None = None  # generation slice of this plan's admissions (Plan)
+        self.variant: ModelVariant | None = None  # the model variant this iteration runs (Plan)
 
     # -- decodes ---------------------------------------------------------------------------
     def decode(self, rid: int) -> bool:
@@ -312,4 +320,5 @@ class PlanBuilder:
             replan_each_iteration=self.replan_each_iteration,
             retry_at_s=self.retry_at_s,
             slice_tokens=self.slice_tokens,
+            variant=self.variant,
         )

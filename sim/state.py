@@ -57,6 +57,9 @@ class RequestTable:
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
         self.slices = i64()
         self.cached_tokens = i64()
+        # model variants (Plan.variant): sum of the accuracies credited to its tokens, and how many
+        self.accuracy_sum = np.zeros(n)
+        self.accuracy_tokens = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
         self.input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
