@@ -9,7 +9,6 @@ iteration; both modes produce identical numbers. Routing, transfers and the even
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ from llmsched.sim.kvcache import KVPool, PrefixTree
 from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
+    ACCURACY_SCALE,
     DECODING,
     DONE,
     NO_YIELD,
@@ -174,7 +174,7 @@ class Instance:
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
-        self.seg_accuracy = math.nan  # accuracy of the segment's model variant (nan: no variant)
+        self.seg_accuracy = -1  # accuracy of the segment's model variant x ACCURACY_SCALE (-1: no variant)
 
     @property
     def busy(self) -> bool:
@@ -320,7 +320,7 @@ class Instance:
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
-            if self.seg_accuracy == self.seg_accuracy:  # not nan: a model variant's tokens
+            if self.seg_accuracy >= 0:  # a model variant's tokens
                 r.accuracy_sum[d] += k * self.seg_accuracy
                 r.accuracy_tokens[d] += k
             counts = self.seg_decode_client_counts
@@ -367,7 +367,7 @@ class Instance:
         r.generated[rid] += 1
         self.outstanding_tokens -= 1
         r.output_service[self.index, c] += 1
-        if self.seg_accuracy == self.seg_accuracy:  # not nan: a model variant's token
+        if self.seg_accuracy >= 0:  # a model variant's token
             r.accuracy_sum[rid] += self.seg_accuracy
             r.accuracy_tokens[rid] += 1
         if np.isnan(r.first_token_s[rid]):
@@ -778,7 +778,7 @@ class Instance:
         self.seg_ends = ends
         self.seg_decodes = decodes
         self.seg_chunks = chunks
-        self.seg_accuracy = math.nan if plan.variant is None else float(plan.variant.accuracy)
+        self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
         if k:
             clients = r.client[decodes]
             self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])

@@ -22,7 +22,7 @@ import pandas as pd
 
 from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
-from llmsched.sim.state import DONE, REJECTED, RequestTable
+from llmsched.sim.state import ACCURACY_SCALE, DONE, REJECTED, RequestTable
 
 FILES = ("requests.parquet", "service.parquet", "timeline.parquet", "summary.json")
 
@@ -245,7 +245,7 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         tbt_mean = np.where(out > 1, (r.finish_s - r.first_token_s) / (out - 1), np.nan)
     ttft = r.first_token_s - r.arrival_s
     with np.errstate(invalid="ignore", divide="ignore"):  # tokens of model variants (Plan.variant) only
-        accuracy = np.where(r.accuracy_tokens > 0, r.accuracy_sum / np.maximum(r.accuracy_tokens, 1), np.nan)
+        accuracy = np.where(r.accuracy_tokens > 0, r.accuracy_sum / ACCURACY_SCALE / np.maximum(r.accuracy_tokens, 1), np.nan)
     tbt_max = np.where(served & (r.output > 1), r.tbt_max_s, np.nan)
     return pd.DataFrame({
         "request_id": np.arange(r.n, dtype=np.int64),

@@ -13,6 +13,7 @@ from llmsched.sim.workload.core import Workload
 
 # request life cycle
 PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)
+ACCURACY_SCALE = 10**9  # accuracy credits are integers: accuracy x ACCURACY_SCALE (exact sums)
 NO_YIELD = np.iinfo(np.int64).max  # `yield_at` of a request that runs without a generation slice
 
 
@@ -57,8 +58,9 @@ class RequestTable:
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
         self.slices = i64()
         self.cached_tokens = i64()
-        # model variants (Plan.variant): sum of the accuracies credited to its tokens, and how many
-        self.accuracy_sum = np.zeros(n)
+        # model variants (Plan.variant): sum of the accuracies credited to its tokens, times
+        # ACCURACY_SCALE (integers, so a sum is the same in fast-forward and step mode), and how many
+        self.accuracy_sum = i64()
         self.accuracy_tokens = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
