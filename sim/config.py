@@ -31,6 +31,8 @@ MAX_EXPECTED_REQUESTS = 50_000_000
 #: Largest number of instances. Our choice: building the instances takes ~1 ms each and per-instance
 #: state grows with the client count; 100,000 instances sat silent for over a minute (issue 15).
 MAX_INSTANCES = 10_000
+#: Server classes of an edge-cloud cluster (PerLLM, arXiv 2405.14636).
+TIERS = ("cloud", "edge")
 
 
 def freeze_params(d: Mapping[str, Any] | Params | None) -> Params:
@@ -86,6 +88,10 @@ class InstanceSpec:
         decode goes to host memory over PCIe and comes back before new admissions; `llmsched.sim.swap`)
     prefix_eviction: the prefix cache's eviction strategy, by SGLang's names (`llmsched.sim.radix`)
     swap_space_bytes: host swap space per GPU (vLLM's default, 4 GiB); swap_bandwidth_Bps: host link
+    tier: "cloud" | "edge": the server class (edge-cloud routers such as PerLLM's CS-UCB read it)
+    uplink_bandwidth_Bps, uplink_latency_s: the link from the users to this instance; a request
+      routed here arrives after uplink_latency_s + its prompt's bytes / uplink_bandwidth_Bps
+      (ClusterSpec.request_bytes_per_token); inf and 0 (the default) = no upload delay
     """
 
     model: str = "llama-2-7b"
@@ -108,6 +114,9 @@ class InstanceSpec:
     preemption: str = "recompute"
     swap_space_bytes: float = float(DEFAULT_SWAP_SPACE_BYTES)  # float: a config round-trips to the same JSON
     swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
+    tier: str = "cloud"
+    uplink_bandwidth_Bps: float = math.inf
+    uplink_latency_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,10 @@ class ClusterSpec:
 
     Default link: 25 GB/s, 10 us — an assumption standing for one 200 Gb/s NIC (InfiniBand HDR);
     override per experiment.
+
+    request_bytes_per_token: bytes a prompt token takes on an instance's uplink (InstanceSpec
+    uplink_*). Default 4: UTF-8 text at about four characters per token (OpenAI's tokenizer
+    guidance: "one token generally corresponds to ~4 characters of text"), one byte a character.
     """
 
     instances: tuple[InstanceSpec, ...] = (InstanceSpec(),)
@@ -128,6 +141,7 @@ class ClusterSpec:
     encode_router_params: Params = ()
     kv_link_bandwidth_Bps: float = 25e9
     kv_link_latency_s: float = 1e-5
+    request_bytes_per_token: float = 4.0
 
     @property
     def n_instances(self) -> int:
@@ -308,6 +322,8 @@ def _check_cluster(c: ClusterSpec, bad: Callable[..., None]) -> None:
         bad("cluster.kv_link_bandwidth_Bps", "must be > 0 bytes/s")
     if c.kv_link_latency_s < 0:
         bad("cluster.kv_link_latency_s", "must be >= 0 s")
+    if not (c.request_bytes_per_token >= 0 and math.isfinite(c.request_bytes_per_token)):
+        bad("cluster.request_bytes_per_token", f"must be a finite number >= 0, got {c.request_bytes_per_token}")
     if c.n_instances > MAX_INSTANCES:
         bad("cluster.instances", f"{c.n_instances} instances, more than the cap of {MAX_INSTANCES}",
             "use fewer instances (set count per group)")
@@ -355,6 +371,13 @@ def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> Non
         bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
     if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
         bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
+    if not spec.uplink_bandwidth_Bps > 0:
+        bad(p + "uplink_bandwidth_Bps", f"must be > 0 bytes/s, got {spec.uplink_bandwidth_Bps}",
+            "omit it (inf) for no upload delay")
+    if not (spec.uplink_latency_s >= 0 and math.isfinite(spec.uplink_latency_s)):
+        bad(p + "uplink_latency_s", f"must be a finite number >= 0 s, got {spec.uplink_latency_s}")
+    if spec.tier not in TIERS:
+        bad(p + "tier", f"unknown tier {spec.tier!r}", f"use one of {', '.join(TIERS)}")
     if spec.role not in ("mixed", "prefill", "decode", "encode"):
         bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
     if spec.role == "encode" and spec.tp != 1:

@@ -22,6 +22,7 @@ from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     ACCURACY_SCALE,
     DECODING,
+    NJ_PER_J,
     DONE,
     NO_YIELD,
     PENDING,
@@ -115,6 +116,7 @@ class Instance:
         on_prefilled: Callable[[int, int, float], None] | None = None,
         swap: SwapTier | None = None,
         encode: EncodeCost | None = None,
+        power_w: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.index = index
         self.spec = spec
@@ -162,6 +164,10 @@ class Instance:
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
         self._leave_hook = policy if isinstance(policy, LeaveHook) else None
+        # (active, idle) power of the instance's GPUs, W; busy time of applied iterations, integer ns
+        self.active_power_w, self.idle_power_w = power_w
+        self.busy_ns = 0
+        self.seg_busy_ns: np.ndarray | None = None
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
@@ -174,6 +180,8 @@ class Instance:
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
+        self.seg_busy_ns = None
+        self.seg_energy_nj: np.ndarray | None = None  # energy per token of each iteration (nJ)
         self.seg_accuracy = -1  # accuracy of the segment's model variant x ACCURACY_SCALE (-1: no variant)
 
     @property
@@ -292,9 +300,15 @@ class Instance:
         k = m - a
         ends = self.seg_ends
         assert ends is not None  # only inside a segment
+        energy = 0
+        if self.seg_energy_nj is not None:
+            assert self.seg_busy_ns is not None  # set together
+            energy = int(self.seg_energy_nj[a:m].sum())
+            self.busy_ns += int(self.seg_busy_ns[a:m].sum())
         for rid, c in self.seg_chunks:
             r.computed[rid] += k * c
             self.outstanding_tokens -= k * c
+            r.energy_nj[rid] += c * energy
         d = self.seg_decodes
         if len(d):
             comp = r.computed[d]
@@ -303,6 +317,8 @@ class Instance:
             comp = comp + k
             r.computed[d] = comp
             r.generated[d] += k
+            if energy:
+                r.energy_nj[d] += energy
             new_held = (comp - shared + (self.block_size - 1)) // self.block_size
             r.held_blocks[d] = new_held
             self.pool.allocate(int(new_held.sum() - old_held.sum()))
@@ -773,6 +789,9 @@ class Instance:
             durations = durations.copy()
             durations[0] += self._encode_s(plan.admit)
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
+        if self.active_power_w > 0:  # energy per token of each iteration, and its busy time (integers)
+            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / (sum_c + k))).astype(np.int64)
+            self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends

@@ -177,6 +177,9 @@ class ClusterView(Protocol):
     def arrival_s(self, rid: int) -> float: ...
     def priority(self, rid: int) -> int: ...
     def first_token_s(self, rid: int) -> float: ...  # nan if none yet
+    def finish_s(self, rid: int) -> float: ...  # nan if unfinished
+    def ttft_slo_s(self, rid: int) -> float: ...  # inf = none
+    def energy_j(self, rid: int) -> float: ...  # joules credited to it so far (needs the GPU's power)
     def hashes(self, rid: int) -> np.ndarray: ...  # the request's prefix block hashes
     def kv_tokens(self, rid: int) -> int: ...  # tokens of `rid` whose KV is in memory now
     def charged(self, rid: int) -> bool: ...  # has its prompt been charged to its client (admitted)?

@@ -22,7 +22,7 @@ import pandas as pd
 
 from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
-from llmsched.sim.state import ACCURACY_SCALE, DONE, REJECTED, RequestTable
+from llmsched.sim.state import ACCURACY_SCALE, DONE, NJ_PER_J, REJECTED, RequestTable
 
 FILES = ("requests.parquet", "service.parquet", "timeline.parquet", "summary.json")
 
@@ -274,6 +274,7 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         "slo_met": served & (ttft <= r.ttft_slo_s) & (r.tbt_misses == 0),
         "rejected": r.state == REJECTED,
         "accuracy": accuracy,
+        "energy_j": r.energy_nj / NJ_PER_J,
     })
 
 
