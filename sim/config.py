@@ -92,6 +92,12 @@ class InstanceSpec:
     uplink_bandwidth_Bps, uplink_latency_s: the link from the users to this instance; a request
       routed here arrives after uplink_latency_s + its prompt's bytes / uplink_bandwidth_Bps
       (ClusterSpec.request_bytes_per_token); inf and 0 (the default) = no upload delay
+    Serverless functions (MBS, PVLDB 15(10) 2022; `llmsched.sim.serverless`): each instance is one
+      function instance, `count` the concurrency limit. A batch admitted by an idle instance is one
+      invocation, billed price_per_invocation_usd plus memory_gb x its busy seconds x
+      price_per_gb_s_usd (the `cost_usd` column); an instance idle for longer than keep_alive_s
+      (or never used) first pays cold_start_s. pad_batches: a batch's prompt chunks all cost as
+      much as the longest one (static batches of padded tensors); the padding is counted.
     """
 
     model: str = "llama-2-7b"
@@ -117,6 +123,12 @@ class InstanceSpec:
     tier: str = "cloud"
     uplink_bandwidth_Bps: float = math.inf
     uplink_latency_s: float = 0.0
+    price_per_invocation_usd: float = 0.0
+    price_per_gb_s_usd: float = 0.0
+    memory_gb: float = 0.0
+    cold_start_s: float = 0.0
+    keep_alive_s: float = math.inf
+    pad_batches: bool = False
 
 
 @dataclass(frozen=True)
@@ -376,6 +388,12 @@ def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> Non
             "omit it (inf) for no upload delay")
     if not (spec.uplink_latency_s >= 0 and math.isfinite(spec.uplink_latency_s)):
         bad(p + "uplink_latency_s", f"must be a finite number >= 0 s, got {spec.uplink_latency_s}")
+    for name in ("price_per_invocation_usd", "price_per_gb_s_usd", "memory_gb", "cold_start_s"):
+        value = getattr(spec, name)
+        if not (value >= 0 and math.isfinite(value)):
+            bad(p + name, f"must be a finite number >= 0, got {value}")
+    if not spec.keep_alive_s >= 0:
+        bad(p + "keep_alive_s", f"must be >= 0 s (inf: never reclaimed), got {spec.keep_alive_s}")
     if spec.tier not in TIERS:
         bad(p + "tier", f"unknown tier {spec.tier!r}", f"use one of {', '.join(TIERS)}")
     if spec.role not in ("mixed", "prefill", "decode", "encode"):

@@ -23,6 +23,7 @@ from llmsched.sim.state import (
     ACCURACY_SCALE,
     DECODING,
     NJ_PER_J,
+    PUSD_PER_USD,
     DONE,
     NO_YIELD,
     PENDING,
@@ -167,6 +168,11 @@ class Instance:
         # (active, idle) power of the instance's GPUs, W; busy time of applied iterations, integer ns
         self.active_power_w, self.idle_power_w = power_w
         self.busy_ns = 0
+        # serverless function (InstanceSpec price_*/memory_gb/cold_start_s/keep_alive_s/pad_batches)
+        self.usd_per_s = spec.memory_gb * spec.price_per_gb_s_usd
+        self.invocations = 0  # batches admitted while idle
+        self.cold_starts = 0
+        self.padding_tokens = 0
         self.seg_busy_ns: np.ndarray | None = None
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
@@ -181,6 +187,8 @@ class Instance:
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
         self.seg_busy_ns = None
+        self.seg_cost_pusd: np.ndarray | None = None  # GB-second cost per token of each iteration
+        self.seg_padding = 0  # padding tokens per iteration of the segment (pad_batches)
         self.seg_energy_nj: np.ndarray | None = None  # energy per token of each iteration (nJ)
         self.seg_accuracy = -1  # accuracy of the segment's model variant x ACCURACY_SCALE (-1: no variant)
 
@@ -300,6 +308,13 @@ class Instance:
         k = m - a
         ends = self.seg_ends
         assert ends is not None  # only inside a segment
+        if self.seg_cost_pusd is not None:
+            cost = int(self.seg_cost_pusd[a:m].sum())
+            for rid, c in self.seg_chunks:
+                r.cost_pusd[rid] += c * cost
+            if len(self.seg_decodes):
+                r.cost_pusd[self.seg_decodes] += cost
+        self.padding_tokens += k * self.seg_padding
         energy = 0
         if self.seg_energy_nj is not None:
             assert self.seg_busy_ns is not None  # set together
@@ -734,6 +749,14 @@ class Instance:
         """
         r = self.reqs
         plan = self._plan(now)
+        invoked = bool(plan.admit) and not self.prefilling and not self.decoding  # idle: a new invocation
+        cold = invoked and self.spec.cold_start_s > 0 and (
+            self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
+        if invoked:
+            self.invocations += 1
+            fee = self.spec.price_per_invocation_usd
+            if fee:  # the invocation's fee, shared equally by the requests it serves
+                r.cost_pusd[np.asarray(plan.admit, dtype=np.int64)] += round(fee * PUSD_PER_USD / len(plan.admit))
         for rid in plan.admit:
             self._admit(rid, now)
         if plan.admit:
@@ -757,7 +780,12 @@ class Instance:
         ctx0 = int(r.computed[decodes].sum()) if k else 0
         sum_c = sum_c2 = pairs0 = pctx0 = 0
         computed = r.computed
+        cmax = max((c for _, c in chunks), default=0)
+        tokens = sum(c for _, c in chunks) + k  # real tokens of an iteration (shares are split by them)
+        self.seg_padding = cmax * len(chunks) - (tokens - k) if self.spec.pad_batches else 0
         for rid, c in chunks:
+            if self.spec.pad_batches:
+                c = cmax  # a padded static batch computes every prompt as long as the longest  # noqa: PLW2901
             past = int(computed[rid])
             sum_c += c
             sum_c2 += c * c
@@ -788,9 +816,15 @@ class Instance:
         if self.encode is not None and plan.admit:
             durations = durations.copy()
             durations[0] += self._encode_s(plan.admit)
+        if cold:
+            durations = durations.copy()
+            durations[0] += self.spec.cold_start_s  # the function instance starts before the batch runs
+            self.cold_starts += 1
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
+        if self.usd_per_s > 0:  # GB-second cost per token of each iteration (integer pico-dollars)
+            self.seg_cost_pusd = np.rint(durations * (self.usd_per_s * PUSD_PER_USD / tokens)).astype(np.int64)
         if self.active_power_w > 0:  # energy per token of each iteration, and its busy time (integers)
-            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / (sum_c + k))).astype(np.int64)
+            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / tokens)).astype(np.int64)
             self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
         self.seg_n = n
         self.seg_done = 0

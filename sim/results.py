@@ -22,7 +22,7 @@ import pandas as pd
 
 from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
-from llmsched.sim.state import ACCURACY_SCALE, DONE, NJ_PER_J, REJECTED, RequestTable
+from llmsched.sim.state import ACCURACY_SCALE, DONE, NJ_PER_J, PUSD_PER_USD, REJECTED, RequestTable
 
 FILES = ("requests.parquet", "service.parquet", "timeline.parquet", "summary.json")
 
@@ -275,6 +275,7 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         "rejected": r.state == REJECTED,
         "accuracy": accuracy,
         "energy_j": r.energy_nj / NJ_PER_J,
+        "cost_usd": r.cost_pusd / PUSD_PER_USD,
     })
 
 

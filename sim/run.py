@@ -195,6 +195,10 @@ def _energy_summary(instances: Sequence[Instance], summary: dict[str, Any], ener
     return {"energy_j": active + idle, "energy_active_j": active, "energy_idle_j": idle}
 
 
+def _serverless(spec: InstanceSpec) -> bool:
+    return bool(spec.price_per_invocation_usd or spec.price_per_gb_s_usd or spec.cold_start_s or spec.pad_batches)
+
+
 def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
     """The host KV tier of a swapping instance: capacity in blocks, transfer seconds per token."""
     if spec.preemption != "swap":
@@ -315,6 +319,11 @@ def simulate(
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
     summary.update(_energy_summary(instances, summary, reqs.energy_nj))
+    if any(_serverless(s) for s in specs):
+        summary["cost_usd"] = float(reqs.cost_pusd.sum()) / 1e12
+        summary["invocations"] = sum(inst.invocations for inst in instances)
+        summary["cold_starts"] = sum(inst.cold_starts for inst in instances)
+        summary["padding_tokens"] = sum(inst.padding_tokens for inst in instances)
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
         summary["slices_ended"] = int(reqs.slices.sum())

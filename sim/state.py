@@ -15,6 +15,7 @@ from llmsched.sim.workload.core import Workload
 PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)
 ACCURACY_SCALE = 10**9  # accuracy credits are integers: accuracy x ACCURACY_SCALE (exact sums)
 NJ_PER_J = 10**9  # energy credits are integer nanojoules
+PUSD_PER_USD = 10**12  # serverless cost credits are integer pico-dollars
 NO_YIELD = np.iinfo(np.int64).max  # `yield_at` of a request that runs without a generation slice
 
 
@@ -65,6 +66,8 @@ class RequestTable:
         self.accuracy_tokens = i64()
         # energy of the iterations that computed its tokens, its share by tokens (integer nJ: exact sums)
         self.energy_nj = i64()
+        # serverless cost (invocation fee share + GB-seconds by tokens), integer pico-dollars
+        self.cost_pusd = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
         self.input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
