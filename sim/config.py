@@ -383,6 +383,16 @@ def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> Non
         bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
     if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
         bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
+    _check_edge_and_serverless(spec, p, bad)
+    if spec.role not in ("mixed", "prefill", "decode", "encode"):
+        bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
+    if spec.role == "encode" and spec.tp != 1:
+        bad(p + "tp", "an encode instance runs on one GPU",
+            "use tp = 1 and more encode instances (the encode router spreads a request over them)")
+
+
+def _check_edge_and_serverless(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> None:
+    """An instance's tier and uplink (edge-cloud, PerLLM) and its serverless prices and start-up."""
     if not spec.uplink_bandwidth_Bps > 0:
         bad(p + "uplink_bandwidth_Bps", f"must be > 0 bytes/s, got {spec.uplink_bandwidth_Bps}",
             "omit it (inf) for no upload delay")
@@ -396,8 +406,3 @@ def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> Non
         bad(p + "keep_alive_s", f"must be >= 0 s (inf: never reclaimed), got {spec.keep_alive_s}")
     if spec.tier not in TIERS:
         bad(p + "tier", f"unknown tier {spec.tier!r}", f"use one of {', '.join(TIERS)}")
-    if spec.role not in ("mixed", "prefill", "decode", "encode"):
-        bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
-    if spec.role == "encode" and spec.tp != 1:
-        bad(p + "tp", "an encode instance runs on one GPU",
-            "use tp = 1 and more encode instances (the encode router spreads a request over them)")

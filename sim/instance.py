@@ -22,12 +22,12 @@ from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     ACCURACY_SCALE,
     DECODING,
-    NJ_PER_J,
-    PUSD_PER_USD,
     DONE,
+    NJ_PER_J,
     NO_YIELD,
     PENDING,
     PREFILLING,
+    PUSD_PER_USD,
     TRANSFERRING,
     WAITING,
     RequestFacts,
@@ -749,14 +749,7 @@ class Instance:
         """
         r = self.reqs
         plan = self._plan(now)
-        invoked = bool(plan.admit) and not self.prefilling and not self.decoding  # idle: a new invocation
-        cold = invoked and self.spec.cold_start_s > 0 and (
-            self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
-        if invoked:
-            self.invocations += 1
-            fee = self.spec.price_per_invocation_usd
-            if fee:  # the invocation's fee, shared equally by the requests it serves
-                r.cost_pusd[np.asarray(plan.admit, dtype=np.int64)] += round(fee * PUSD_PER_USD / len(plan.admit))
+        cold = self._invoke(plan, now)
         for rid in plan.admit:
             self._admit(rid, now)
         if plan.admit:
@@ -775,57 +768,16 @@ class Instance:
                 return -float(plan.retry_at_s)
             return None
         n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
-        # ---- the iterations' shapes are affine in the iteration index j
         k = len(decodes)
-        ctx0 = int(r.computed[decodes].sum()) if k else 0
-        sum_c = sum_c2 = pairs0 = pctx0 = 0
-        computed = r.computed
-        cmax = max((c for _, c in chunks), default=0)
-        tokens = sum(c for _, c in chunks) + k  # real tokens of an iteration (shares are split by them)
-        self.seg_padding = cmax * len(chunks) - (tokens - k) if self.spec.pad_batches else 0
-        for rid, c in chunks:
-            if self.spec.pad_batches:
-                c = cmax  # a padded static batch computes every prompt as long as the longest  # noqa: PLW2901
-            past = int(computed[rid])
-            sum_c += c
-            sum_c2 += c * c
-            pairs0 += c * past + c * (c + 1) // 2
-            pctx0 += past + c
-        if n == 1:
-            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
-            shape = BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
-        else:
-            j = np.arange(n, dtype=np.int64)
-            shape = BatchShape(
-                prefill_tokens=np.full(n, sum_c, dtype=np.int64),
-                prefill_attention_pairs=pairs0 + j * sum_c2,
-                prefill_context_tokens=pctx0 + j * sum_c,
-                decode_tokens=np.full(n, k, dtype=np.int64),
-                decode_context_tokens=ctx0 + j * k,
-                num_requests=np.full(n, k + len(chunks), dtype=np.int64),
-            )
-        durations = np.asarray((plan.variant or self.cost).iteration_times(shape), dtype=np.float64)
-        if plan.variant is not None:
-            if self.variant_name is not None and plan.variant.name != self.variant_name and plan.variant.actuation_s:
-                durations = durations.copy()
-                durations[0] += plan.variant.actuation_s  # switching models: load the new one first
-            self.variant_name = plan.variant.name
-        if self.swap is not None and self.swap.pending_s:
+        prefill = sum(c for _, c in chunks)  # real prompt tokens of an iteration (before padding)
+        durations = np.asarray((plan.variant or self.cost).iteration_times(self._shape(chunks, decodes, n)),
+                               dtype=np.float64)
+        extra_s = self._extra_s(plan, cold)
+        if extra_s:
             durations = durations.copy()
-            durations[0] += self.swap.take_pending_s()  # swap copies run before the model (vLLM)
-        if self.encode is not None and plan.admit:
-            durations = durations.copy()
-            durations[0] += self._encode_s(plan.admit)
-        if cold:
-            durations = durations.copy()
-            durations[0] += self.spec.cold_start_s  # the function instance starts before the batch runs
-            self.cold_starts += 1
+            durations[0] += extra_s
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
-        if self.usd_per_s > 0:  # GB-second cost per token of each iteration (integer pico-dollars)
-            self.seg_cost_pusd = np.rint(durations * (self.usd_per_s * PUSD_PER_USD / tokens)).astype(np.int64)
-        if self.active_power_w > 0:  # energy per token of each iteration, and its busy time (integers)
-            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / tokens)).astype(np.int64)
-            self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
+        self._segment_rates(durations, prefill + k)
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends
@@ -838,13 +790,82 @@ class Instance:
             self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
         # a timeline row at every change point and wherever the iteration's token counts change
         # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
-        if self.changed or self._row_shape != (sum_c, k):
+        if self.changed or self._row_shape != (prefill, k):
             was_changed = self.changed
-            self._row_shape = (sum_c, k)
-            self.log.timeline(self, now, sum_c, k, len(chunks), float(durations[0]))
+            self._row_shape = (prefill, k)
+            self.log.timeline(self, now, prefill, k, len(chunks), float(durations[0]))
             if was_changed:
                 self.log.change_point(self, now)
         return float(ends[-1])
+
+    def _invoke(self, plan: Plan, now: float) -> bool:
+        """A plan that admits requests on an idle instance is one invocation (serverless): count it
+        and share its fee among them. Returns whether it is a cold start (first batch, or idle for
+        longer than keep_alive_s, on an instance with a cold start)."""
+        if not plan.admit or self.prefilling or self.decoding:
+            return False
+        self.invocations += 1
+        fee = self.spec.price_per_invocation_usd
+        if fee:
+            self.reqs.cost_pusd[np.asarray(plan.admit, dtype=np.int64)] += round(fee * PUSD_PER_USD / len(plan.admit))
+        return self.spec.cold_start_s > 0 and (
+            self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
+
+    def _shape(self, chunks: list[tuple[int, int]], decodes: np.ndarray, n: int) -> BatchShape:
+        """The n iterations' shapes (affine in the iteration index j). With `pad_batches` every chunk
+        counts as long as the longest (a padded static batch), and the padding is recorded."""
+        r = self.reqs
+        k = len(decodes)
+        ctx0 = int(r.computed[decodes].sum()) if k else 0
+        sum_c = sum_c2 = pairs0 = pctx0 = 0
+        cmax = max((c for _, c in chunks), default=0)
+        self.seg_padding = cmax * len(chunks) - sum(c for _, c in chunks) if self.spec.pad_batches else 0
+        for rid, real in chunks:
+            c = cmax if self.spec.pad_batches else real
+            past = int(r.computed[rid])
+            sum_c += c
+            sum_c2 += c * c
+            pairs0 += c * past + c * (c + 1) // 2
+            pctx0 += past + c
+        if n == 1:
+            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
+            return BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
+        j = np.arange(n, dtype=np.int64)
+        return BatchShape(
+            prefill_tokens=np.full(n, sum_c, dtype=np.int64),
+            prefill_attention_pairs=pairs0 + j * sum_c2,
+            prefill_context_tokens=pctx0 + j * sum_c,
+            decode_tokens=np.full(n, k, dtype=np.int64),
+            decode_context_tokens=ctx0 + j * k,
+            num_requests=np.full(n, k + len(chunks), dtype=np.int64),
+        )
+
+    def _extra_s(self, plan: Plan, cold: bool) -> float:
+        """Seconds the segment's first iteration spends before the model runs: a model variant's
+        actuation, pending swap copies (vLLM runs them first), the encoder for admitted images, a
+        serverless cold start."""
+        extra = 0.0
+        if plan.variant is not None:
+            if self.variant_name is not None and plan.variant.name != self.variant_name:
+                extra += plan.variant.actuation_s  # switching models: load the new one first
+            self.variant_name = plan.variant.name
+        if self.swap is not None and self.swap.pending_s:
+            extra += self.swap.take_pending_s()
+        if self.encode is not None and plan.admit:
+            extra += self._encode_s(plan.admit)
+        if cold:
+            extra += self.spec.cold_start_s
+            self.cold_starts += 1
+        return extra
+
+    def _segment_rates(self, durations: np.ndarray, tokens: int) -> None:
+        """Per token of each iteration: GB-second cost (integer pico-dollars) and energy (integer
+        nanojoules), plus busy time (integer ns); shares are split by the iteration's real tokens."""
+        if self.usd_per_s > 0:
+            self.seg_cost_pusd = np.rint(durations * (self.usd_per_s * PUSD_PER_USD / tokens)).astype(np.int64)
+        if self.active_power_w > 0:
+            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / tokens)).astype(np.int64)
+            self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
 
     def _encode_s(self, admitted: list[int]) -> float:
         """Seconds to encode the images of the admitted requests that are not embedded yet, as one

@@ -24,6 +24,7 @@ time; cold starts are left out of the estimate (the simulation charges them).
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ class BufferConfig:
         if not len(b) == len(n) == len(t):
             raise ValueError(f"bounds, batch_sizes and timeouts_s need one value per buffer, got {len(b)}, "
                              f"{len(n)} and {len(t)}")
-        if any(x <= 0 for x in b) or any(y <= x for x, y in zip(b, b[1:])):
+        if any(x <= 0 for x in b) or any(y <= x for x, y in itertools.pairwise(b)):
             raise ValueError(f"bounds must be increasing prompt lengths > 0, got {b}")
         if any(x != int(x) or x < 1 for x in n):
             raise ValueError(f"batch_sizes must be whole numbers >= 1, got {n}")

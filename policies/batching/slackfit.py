@@ -22,7 +22,6 @@ dropped).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,7 +58,7 @@ def _variants(variants: Any, gpu: str, deployment: str) -> tuple[ModelVariant, .
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
         raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     return int(value)
 
@@ -93,7 +92,7 @@ class SlackFit:
         self.variants = _variants(variants, gpu, deployment)
         self.deployment = deployment
         self.max_batch = _positive_int("max_batch", max_batch)
-        if isinstance(slo_s, bool) or not isinstance(slo_s, numbers.Real) or not math.isfinite(slo_s):
+        if isinstance(slo_s, bool) or not isinstance(slo_s, (int, float)) or not math.isfinite(slo_s):
             raise ValueError(f"slo_s must be a finite number of seconds, got {slo_s!r}")
         fastest_s = float(self.variants[0].latency_s(1))
         if slo_s < fastest_s:

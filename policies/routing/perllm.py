@@ -31,7 +31,6 @@ the request's processing-time requirement; transmission energy is not modelled.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 from llmsched.policies.registry import ROUTING, register
@@ -43,7 +42,7 @@ DEFAULT_DEADLINE_S = 30.0
 
 
 def _nonnegative(name: str, value: Any, allow_inf: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or (
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or (
             not allow_inf and not math.isfinite(value)):
         raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number >= 0, got {value!r}")
     return float(value)

@@ -89,7 +89,7 @@ def serverless_scenarios(draw):
     w = draw(workloads(tasks=False))
     cluster = draw(clusters(w, ["mbs-batch", "sarathi"], ["mbs", "round-robin"], allow_pd=False))
     k = draw(st.integers(1, 3))
-    bounds = tuple(sorted(draw(st.sets(st.integers(1, 300), min_size=k - 1, max_size=k - 1)))) + (math.inf,)
+    bounds = (*sorted(draw(st.sets(st.integers(1, 300), min_size=k - 1, max_size=k - 1))), math.inf)
     params = (("batch_sizes", tuple(draw(st.integers(1, 5)) for _ in bounds)), ("bounds", bounds),
               ("timeouts_s", tuple(draw(st.sampled_from([0.0, 0.05, 1.0])) for _ in bounds)))
     inst = dataclasses.replace(
