@@ -295,7 +295,7 @@ class Engine:
         self._uploading -= 1
         self._on_transfer(payload)
 
-    def upload_s(self, rid: int, inst: Instance) -> float:
+    def _book_upload_s(self, rid: int, inst: Instance) -> float:
         """Seconds from now until `rid`'s prompt, sent now, has crossed `inst`'s uplink (0 without
         one), and book the link: prompts cross one at a time in the order they are sent (a shared
         link: each waits for the ones before it), then travel the link's latency."""
@@ -427,7 +427,7 @@ class Engine:
         if not (0 <= j < view.n_instances):
             raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
         inst = self.instances[view.pool[j]]
-        upload = self.upload_s(rid, inst)
+        upload = self._book_upload_s(rid, inst)
         if upload > 0:  # the prompt crosses the instance's uplink first
             self._uploading += 1
             self._push(self.now + upload, LATE, rid, EV_UPLOADED, (rid, inst.index))
