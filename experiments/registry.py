@@ -1,20 +1,20 @@
 """The reproduction registry: every paper figure/table the toolkit regenerates is one entry.
 
 A reproduction is a function `run(ctx: ReproContext) -> ReproOutput` registered with
-`@reproduction(name=..., paper=..., target=...)` in a module under `llmsched.experiments.reproductions`;
-`load_all()` imports them, then the plugins of the
-entry-point group `llmsched.reproductions` (`llmsched.sim.registry.load_plugins`). Writing tables/figures/reports is the runner's job (`llmsched.experiments.reproduce`).
+`@reproduction(name=..., paper=..., target=...)` in a module under `llmsched.experiments.reproductions`,
+into `REPRODUCTIONS`, an instance of the toolkit's one registry class (`llmsched.sim.registry.Registry`,
+tolerant: a module that fails to import is reported, not fatal), which imports those modules and the
+plugins of the entry-point group `llmsched.reproductions` on first use. Writing tables/figures/reports is the runner's job (`llmsched.experiments.reproduce`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from llmsched.sim.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,14 @@ class Reproduction:
     quick_minutes: float = 2.0  # expected wall time of quick mode on a 2-core machine
 
 
-_REGISTRY: dict[str, Reproduction] = {}
-_IMPORT_ERRORS: dict[str, str] = {}  # module name -> traceback of a reproduction module that failed to import
-_loaded = False
+REPRODUCTIONS: Registry[Reproduction] = Registry(
+    "reproduction", ("llmsched.experiments.reproductions",), "llmsched.reproductions", tolerant=True)
 
 
 def reproduction(name: str, paper: str, target: str, quick_minutes: float = 2.0):
     def deco(fn: Callable[[ReproContext], ReproOutput]):
-        if name in _REGISTRY and _REGISTRY[name].run is not fn:
-            raise ValueError(f"reproduction {name!r} registered twice")
         doc = (fn.__doc__ or "").strip()
-        _REGISTRY[name] = Reproduction(name, paper, target, fn, doc, quick_minutes)
+        REPRODUCTIONS.add(name, Reproduction(name, paper, target, fn, doc, quick_minutes), target)
         return fn
 
     return deco
@@ -92,7 +89,7 @@ def reproduction(name: str, paper: str, target: str, quick_minutes: float = 2.0)
 
 def unregister(name: str) -> None:
     """Remove a reproduction (tests register throwaway entries and clean up after themselves)."""
-    _REGISTRY.pop(name, None)
+    REPRODUCTIONS.unregister(name)
 
 
 def load_all() -> None:
@@ -101,29 +98,14 @@ def load_all() -> None:
     A module that fails to import does not hide the others: its traceback is kept in
     `import_errors()` and the runner reports it as a failure.
     """
-    global _loaded
-    if _loaded:
-        return
-    pkg = importlib.import_module("llmsched.experiments.reproductions")
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_"):
-            full = f"llmsched.experiments.reproductions.{mod.name}"
-            try:
-                importlib.import_module(full)
-            except Exception:  # noqa: BLE001 - a broken reproduction is listed with its traceback, not fatal
-                _IMPORT_ERRORS[full] = traceback.format_exc()
-    _loaded = True
-    from llmsched.sim.registry import load_plugins
-
-    _IMPORT_ERRORS.update(load_plugins("llmsched.reproductions"))
+    REPRODUCTIONS.load()
 
 
 def import_errors() -> dict[str, str]:
     """Reproduction modules that failed to import: module name -> traceback."""
     load_all()
-    return dict(_IMPORT_ERRORS)
+    return dict(REPRODUCTIONS.import_errors)
 
 
 def all_reproductions() -> dict[str, Reproduction]:
-    load_all()
-    return dict(sorted(_REGISTRY.items()))
+    return REPRODUCTIONS.items()

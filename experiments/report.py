@@ -3,6 +3,11 @@
 Reads OUT/NAME/meta.json and comparisons.parquet (written by `llmsched.experiments.reproduce`), copies each
 PNG figure next to the report (`<report dir>/figures/reproductions/NAME/`) so the Markdown renders in
 the repository, and writes the page atomically. The page is regenerated, never edited by hand.
+
+Beside each section's figures the report keeps `record.json`: the run's meta data and comparisons,
+exactly what the section was built from. With `keep_previous=True` (`llmsched report --keep-previous`)
+a reproduction that is not in RESULTS_DIR keeps its section, rebuilt from that record, so one
+reproduction can be re-run without re-running the rest; its commit and date stay the earlier run's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from llmsched.sim.errors import InputError
 
 DEFAULT_OUTPUT = Path("docs") / "reproductions.md"
 FIGURES_SUBDIR = Path("figures") / "reproductions"
+RECORD = "record.json"  # beside a section's figures: the meta data and comparisons it was built from
 
 
 def _fmt(x: Any) -> str:
@@ -66,6 +72,42 @@ def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     if not entries:
         raise InputError(str(root), "RESULTS_DIR", "holds no reproduction results (no */meta.json)",
                          "run `llmsched reproduce ... --out DIR` first")
+    return entries
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return _plain(x.item())
+    return x
+
+
+def write_record(meta: dict[str, Any], fig_dir: Path) -> None:
+    """The section's source (meta data without the loader's keys, and the comparisons) as JSON."""
+    comp = meta.get("_comparisons")
+    record = {k: v for k, v in meta.items() if not k.startswith("_")}
+    record["comparisons"] = ([] if comp is None else
+                             [{k: _plain(v) for k, v in r.items()} for r in comp.to_dict("records")])
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(fig_dir / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def load_records(report_dir: Path, skip: set[str]) -> list[dict[str, Any]]:
+    """The stored records of the report's earlier sections, except those named in `skip`."""
+    entries = []
+    for path in sorted((report_dir / FIGURES_SUBDIR).glob(f"*/{RECORD}")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(str(path), "", f"unreadable record ({exc})", "re-run that reproduction") from None
+        if record.get("name") in skip:
+            continue
+        rows = record.pop("comparisons", [])
+        record["_comparisons"] = pd.DataFrame(rows) if rows else None
+        record["_dir"] = path.parent
+        record["_kept"] = True
+        entries.append(record)
     return entries
 
 
@@ -123,17 +165,22 @@ def _section(meta: dict[str, Any], report_dir: Path) -> list[str]:
         return lines
     fig_dir = report_dir / FIGURES_SUBDIR / name
     pngs = [f for f in meta.get("figures", []) if f.lower().endswith(".png")]
-    if pngs:
+    kept = bool(meta.get("_kept"))
+    if not kept:
         if fig_dir.exists():
             shutil.rmtree(fig_dir)
-        fig_dir.mkdir(parents=True)
+        write_record(meta, fig_dir)
     for f in pngs:
-        src = meta["_dir"] / f
-        if not src.is_file():
-            lines += [f"*(figure `{f}` missing from the results directory)*", ""]
-            continue
         dst = fig_dir / Path(f).name
-        shutil.copy2(src, dst)
+        if not kept:
+            src = meta["_dir"] / f
+            if not src.is_file():
+                lines += [f"*(figure `{f}` missing from the results directory)*", ""]
+                continue
+            shutil.copy2(src, dst)
+        elif not dst.is_file():
+            lines += [f"*(figure `{f}` missing beside the kept record)*", ""]
+            continue
         rel = Path(os.path.relpath(dst, report_dir)).as_posix()
         lines += [f"![{name}: {Path(f).stem}]({rel})", ""]
     comp = meta.get("_comparisons")
@@ -146,11 +193,14 @@ def _section(meta: dict[str, Any], report_dir: Path) -> list[str]:
     return lines
 
 
-def build_report(results_dir: str | Path, output: str | Path = DEFAULT_OUTPUT) -> Path:
-    """Write the Markdown report for every reproduction under results_dir; return its path."""
+def build_report(results_dir: str | Path, output: str | Path = DEFAULT_OUTPUT, keep_previous: bool = False) -> Path:
+    """Write the Markdown report for every reproduction under results_dir (and, with
+    `keep_previous`, the stored sections of those it does not hold); return its path."""
     entries = load_results(results_dir)
     output = Path(output)
     report_dir = output.parent
+    if keep_previous:
+        entries = sorted(entries + load_records(report_dir, {m["name"] for m in entries}), key=lambda m: m["name"])
     report_dir.mkdir(parents=True, exist_ok=True)
     modes = sorted({str(m.get("mode", "?")) for m in entries})
     statuses = [_status(m) for m in entries]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
+from llmsched.sim.params import enforce_params
+from llmsched.sim.registry import BATCHING, PLANNING, POLICIES, ROUTING
 
-__all__ = ["BATCHING", "ROUTING", "create", "describe", "get", "load_all", "names", "register", "unregister"]
+__all__ = ["BATCHING", "PLANNING", "ROUTING", "create", "describe", "get", "load_all", "names", "register", "unregister"]
 
 
 def _family(family: str):
@@ -22,8 +23,14 @@ def _family(family: str):
 
 
 def register(family: str, name: str) -> Callable[[Any], Any]:
-    """Class/factory decorator: `@register("batching", "sarathi")`."""
-    return _family(family).register(name)
+    """Class/factory decorator: `@register("batching", "sarathi")`. A class that declares `PARAMS`
+    gets a constructor that checks its arguments against them (`llmsched.sim.params.enforce_params`)."""
+    add = _family(family).register(name)
+
+    def deco(factory: Any) -> Any:
+        return add(enforce_params(factory))
+
+    return deco
 
 
 def unregister(family: str, name: str) -> None:

@@ -1,19 +1,19 @@
 """Registry of checkers runnable as `llmsched check NAME PATH`.
 
 A checker module under `proofs_check` registers `fn(path: Path, **options) -> Verdict` with
-`@checker("name", target="run"|"plan", help=...)`; `load_all()` imports all modules of the package, then the plugins of the entry-point group
-`llmsched.checkers` (`llmsched.sim.registry.load_plugins`).
+`@checker("name", target="run"|"plan", help=...)` in `CHECKERS`, an instance of the toolkit's one
+registry class (`llmsched.sim.registry.Registry`), which imports the package's public modules and
+the plugins of the entry-point group `llmsched.checkers` on first use.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmsched.proofs_check.verdict import Verdict
+from llmsched.sim.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -24,36 +24,24 @@ class CheckerEntry:
     help: str
 
 
-_CHECKERS: dict[str, CheckerEntry] = {}
-_loaded = False
+CHECKERS: Registry[CheckerEntry] = Registry("checker", ("llmsched.proofs_check",), "llmsched.checkers")
 
 
 def checker(name: str, target: str = "run", help: str = ""):
     def deco(fn: Callable[..., Verdict]):
-        _CHECKERS[name] = CheckerEntry(name, target, fn, help or (fn.__doc__ or "").strip().split("\n")[0])
+        line = help or (fn.__doc__ or "").strip().split("\n")[0]
+        CHECKERS.add(name, CheckerEntry(name, target, fn, line), line)
         return fn
 
     return deco
 
 
 def load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    pkg = importlib.import_module("llmsched.proofs_check")
-    for mod in pkgutil.walk_packages(pkg.__path__, prefix="llmsched.proofs_check."):
-        if mod.name.rsplit(".", 1)[-1].startswith("_") or mod.name in ("llmsched.proofs_check.registry",):
-            continue
-        importlib.import_module(mod.name)
-    _loaded = True
-    from llmsched.sim.registry import load_plugins
-
-    load_plugins("llmsched.checkers")
+    CHECKERS.load()
 
 
 def checkers() -> dict[str, CheckerEntry]:
-    load_all()
-    return dict(sorted(_CHECKERS.items()))
+    return CHECKERS.items()
 
 
 def run_checker(name: str, path: Path, **options) -> Verdict:

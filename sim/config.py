@@ -18,7 +18,9 @@ from typing import Any
 
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 from llmsched.sim.errors import InputError
+from llmsched.sim.params import check_params
 from llmsched.sim.radix import EVICTION_STRATEGIES
+from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
 from llmsched.sim.swap import DEFAULT_SWAP_SPACE_BYTES, PCIE4_X16_BANDWIDTH_BPS, PREEMPTION_MODES
 
 Params = tuple[tuple[str, Any], ...]
@@ -129,6 +131,19 @@ class InstanceSpec:
     cold_start_s: float = 0.0
     keep_alive_s: float = math.inf
     pad_batches: bool = False
+
+    def kv_tokens(self) -> int:
+        """The instance's KV capacity in tokens, resolved in this one place: `kv_capacity_tokens`
+        when given, else derived from GPU memory (`llmsched.sim.hardware.kv_capacity_tokens`)."""
+        if self.kv_capacity_tokens is not None:
+            return int(self.kv_capacity_tokens)
+        from llmsched.sim.hardware import kv_capacity_tokens
+
+        return int(kv_capacity_tokens(self.model, self.gpu, self.tp))
+
+    def kv_blocks(self) -> int:
+        """KV capacity in whole blocks of `block_size` tokens."""
+        return self.kv_tokens() // int(self.block_size)
 
 
 @dataclass(frozen=True)
@@ -309,6 +324,23 @@ def _check(cfg: RunConfig, source: str) -> None:
         bad("input_weight/output_weight", "must be >= 0")
     _check_workload(cfg.workload, bad)
     _check_cluster(cfg.cluster, bad)
+    _check_policy_params(cfg.cluster, source)
+
+
+def _check_policy_params(c: ClusterSpec, source: str) -> None:
+    """Every policy the cluster names exists and its parameters meet its declared constraints
+    (`llmsched.sim.params`)."""
+    named = [(BATCHING, spec.batching, spec.batching_params, f"cluster.instances[{i}].batching")
+             for i, spec in enumerate(c.instances) if spec.role != "encode"]
+    named.append((ROUTING, c.router, c.router_params, "cluster.router"))
+    if any(spec.role == "encode" for spec in c.instances):
+        named.append((ROUTING, c.encode_router, c.encode_router_params, "cluster.encode_router"))
+    for family, name, params, field_ in named:
+        try:
+            factory = POLICIES[family].get(name)
+        except KeyError as exc:
+            raise InputError(source, field_, str(exc.args[0]), "run `llmsched policies` to list them") from None
+        check_params(factory, params_dict(params), policy=name, source=source, field=field_ + "_params")
 
 
 def _check_workload(w: WorkloadSpec, bad: Callable[..., None]) -> None:

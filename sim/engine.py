@@ -56,6 +56,7 @@ class InstanceStats(ServiceFacts):
     index = property(lambda self: self._inst.index)
     role = property(lambda self: self._inst.spec.role)
     spec = property(lambda self: self._inst.spec)
+    cost_model = property(lambda self: self._inst.cost)
     waiting_count = property(lambda self: len(self._inst.waiting) + len(self._inst.ready) + len(self._inst.swapped))
     running_count = property(lambda self: self._inst.running_count)
     outstanding_tokens = property(lambda self: self._inst.outstanding_tokens)

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.cost.base import CostModel
 from llmsched.sim.variants import ModelVariant
 
 
@@ -128,6 +129,8 @@ class InstanceStats(Protocol):
 
     @property
     def spec(self) -> InstanceSpec: ...  # the instance's configuration (model, GPU, cost, ...)
+    @property
+    def cost_model(self) -> CostModel: ...  # the iteration-time model the run simulates it with
     @property
     def waiting_count(self) -> int: ...  # queued requests, with or without KV (+ swapped out)
     @property

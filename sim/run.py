@@ -23,6 +23,8 @@ from llmsched.sim.encode import EncodeServer
 from llmsched.sim.engine import Engine
 from llmsched.sim.errors import InputError
 from llmsched.sim.instance import Instance
+from llmsched.sim.params import INJECTED as _INJECTED
+from llmsched.sim.params import check_params
 from llmsched.sim.registry import BATCHING, POLICIES, ROUTING
 from llmsched.sim.results import RunResult, requests_frame, summarize
 from llmsched.sim.runlog import RunLog
@@ -31,8 +33,6 @@ from llmsched.sim.swap import SwapTier
 from llmsched.sim.workload.core import Workload
 
 __all__ = ["make_policy", "resolved_params", "run", "simulate"]
-
-_INJECTED = ("rng", "cost_model", "instance_spec")
 
 
 def _plain_param(v: Any) -> Any:
@@ -92,6 +92,8 @@ def make_policy(family: str, name: str, params: dict[str, Any], *, rng: np.rando
     except KeyError as exc:
         field = "batching" if family == BATCHING else "router"
         raise InputError(source, field, str(exc.args[0]), "run `llmsched policies` to list them") from None
+    field = "batching_params" if family == BATCHING else "router_params"
+    check_params(factory, params, policy=name, source=source, field=field)
     kwargs = dict(params)
     accepted: Mapping[str, inspect.Parameter]
     try:
@@ -119,14 +121,6 @@ def _default_cost(spec: InstanceSpec) -> CostModel:
     from llmsched.sim.cost import build
 
     return build(spec.cost, spec.model, spec.gpu, spec.tp)
-
-
-def _kv_capacity(spec: InstanceSpec) -> int:
-    if spec.kv_capacity_tokens is not None:
-        return int(spec.kv_capacity_tokens)
-    from llmsched.sim.hardware import kv_capacity_tokens
-
-    return int(kv_capacity_tokens(spec.model, spec.gpu, spec.tp))
 
 
 def _context_tokens(spec: InstanceSpec) -> float:
@@ -271,7 +265,7 @@ def simulate(
                              source=source)
         batching_resolved.append(resolved_params(POLICIES[BATCHING].get(spec.batching), policy,
                                                  params_dict(spec.batching_params)))
-        total_blocks = _kv_capacity(spec) // spec.block_size
+        total_blocks = spec.kv_blocks()
         if total_blocks < 1:
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
         encode = _encode_cost(encode_cost_of, spec, workload, source) if needs_encoder else None

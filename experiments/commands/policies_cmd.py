@@ -1,11 +1,11 @@
-"""`llmsched policies`: list the registered batching and routing policies with their one-line rule."""
+"""`llmsched policies`: list the registered batching and routing policies and the planners, with their one-line rule."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "list registered batching and routing policies"
+HELP = "list registered batching and routing policies and planners"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,9 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmsched.policies.registry import BATCHING, ROUTING, describe
+    from llmsched.policies.registry import BATCHING, PLANNING, ROUTING, describe
 
-    table = {family: describe(family) for family in (BATCHING, ROUTING)}
+    table = {family: describe(family) for family in (BATCHING, ROUTING, PLANNING)}
     if args.json:
         print(json.dumps(table, indent=2))
         return 0

@@ -30,12 +30,7 @@ def kv_capacity_blocks(instance_spec: InstanceSpec | None) -> int | None:
     """KV capacity of the instance in blocks (None if no spec was given)."""
     if instance_spec is None:
         return None
-    tokens = instance_spec.kv_capacity_tokens
-    if tokens is None:
-        from llmsched.sim.hardware import kv_capacity_tokens
-
-        tokens = kv_capacity_tokens(instance_spec.model, instance_spec.gpu, instance_spec.tp)
-    return int(tokens) // int(instance_spec.block_size)
+    return instance_spec.kv_blocks()
 
 
 class Admitter:

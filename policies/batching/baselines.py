@@ -8,6 +8,7 @@ token budget). Each reads like its one-line rule; budgets and caps come from the
 from __future__ import annotations
 
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, integer
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 # Without chunked prefill, vLLM batches whole prompts up to max_num_batched_tokens, which defaults
@@ -30,6 +31,8 @@ class VLLM:
     token_budget: tokens per round (b_max), for prefill and decode rounds alike.
     """
 
+    PARAMS = declare(token_budget=integer(1, doc="tokens per round (b_max)"))
+
     def __init__(self, token_budget: int = WHOLE_PROMPT_BUDGET) -> None:
         self.token_budget = token_budget
 
@@ -50,6 +53,8 @@ class FasterTransformer:
     token_budget: tokens per round (b_max), for prefill and decode rounds alike.
     """
 
+    PARAMS = declare(token_budget=integer(1, doc="tokens per round (b_max)"))
+
     def __init__(self, token_budget: int = WHOLE_PROMPT_BUDGET) -> None:
         self.token_budget = token_budget
 
@@ -66,6 +71,8 @@ class FasterTransformer:
 class Orca:
     """Orca style: fill the budget with prefill tokens first (chunked), then pack decodes."""
 
+    PARAMS = declare()
+
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view)
         for rid in view.prefilling:
@@ -79,6 +86,8 @@ class Orca:
 class Sarathi:
     """Sarathi-Serve: every decode first (one token each), then prefill chunks up to the budget,
     continuing started prefills before admitting new ones (stall-free batching)."""
+
+    PARAMS = declare()
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view)

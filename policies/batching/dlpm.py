@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
 from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
@@ -28,11 +29,13 @@ class DLPM:
     makes DLPM exactly LPM.
     """
 
+    PARAMS = declare(quantum=number(0, low_open=True, finite=False, doc="Q_u, service units per refill"),
+              input_weight=number(0, doc="w_p"), output_weight=number(0, doc="w_q"),
+              admission=one_of(*ADMISSION_MODES, doc="engine, reserve (prompt + output KV reserved) or peak"))
+
     def __init__(self, quantum: float = 1024.0, input_weight: float = DEFAULT_INPUT_WEIGHT,
                  output_weight: float = DEFAULT_OUTPUT_WEIGHT, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
-        if not quantum > 0:
-            raise ValueError("quantum Q_u must be > 0")
         self.quantum = float(quantum)
         self.w_p = float(input_weight)
         self.w_q = float(output_weight)

@@ -5,9 +5,10 @@ The VTC paper's baseline (artifact `--scheduler slora`, `req_queue.py`). No deci
 
 from __future__ import annotations
 
-from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 
 
@@ -17,6 +18,8 @@ class FCFS:
 
     admission: "reserve" (default; reserve prompt + output KV, as the VTC artifact does), "peak" or "engine".
     """
+
+    PARAMS = declare(admission=one_of(*ADMISSION_MODES, doc="engine, reserve (prompt + output KV reserved) or peak"))
 
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: InstanceSpec | None = None) -> None:
         self.admitter = Admitter(admission, instance_spec)

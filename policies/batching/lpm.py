@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.sim.radix import ROOT, RadixTree
 
@@ -63,6 +64,8 @@ def dfs_weight_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
 
 class _Ordered:
     order = staticmethod(lpm_order)
+
+    PARAMS = declare(admission=one_of(*ADMISSION_MODES, doc="engine, reserve (prompt + output KV reserved) or peak"))
 
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         self.admitter = Admitter(admission, instance_spec)

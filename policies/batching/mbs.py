@@ -26,15 +26,22 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import Param, declare, numbers
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
+
+#: The buffer parameters, shared by the `mbs-batch` batching and the `mbs` router.
+BUFFER_PARAMS = declare(
+    bounds=Param("numbers", 0, None, low_open=True, finite=False, doc="increasing upper prompt lengths, one per buffer"),
+    batch_sizes=numbers(1, doc="whole requests per batch, one per buffer"),
+    timeouts_s=numbers(0, doc="seconds a batch's first request waits at most, one per buffer"))
 
 
 def _as_tuple(name: str, value: Any) -> tuple:
@@ -44,7 +51,7 @@ def _as_tuple(name: str, value: Any) -> tuple:
     if not out:
         raise ValueError(f"{name} must not be empty")
     for v in out:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if isinstance(v, bool) or not isinstance(v, Real):
             raise ValueError(f"{name} must be numbers, got {v!r}")
     return out
 
@@ -88,6 +95,8 @@ class MBSBatch:
 
     bounds / batch_sizes / timeouts_s: one value per buffer (the same as the `mbs` router's).
     """
+
+    PARAMS = BUFFER_PARAMS
 
     def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> None:
         self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s)

@@ -17,6 +17,7 @@ from llmsched.policies.batching._fair_common import kv_capacity_blocks, waiting_
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.errors import InputError
+from llmsched.sim.params import declare, flag, number, numbers
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.theory.kv_quota import (
     ADAPT_INTERVAL_S,
@@ -49,6 +50,9 @@ class MuxServeADBS:
     idle), so fast-forward and step mode agree.
     """
 
+    PARAMS = declare(shares=numbers(0, optional=True, doc="quota split, one per client"),
+              adapt_interval_s=number(MIN_ADAPT_INTERVAL_S, doc="s between adaptations"), adaptive=flag())
+
     def __init__(self, shares: Sequence[float] | None = None, adapt_interval_s: float = ADAPT_INTERVAL_S,
                  adaptive: bool = True, instance_spec: InstanceSpec | None = None) -> None:
         if shares is not None:
@@ -61,12 +65,6 @@ class MuxServeADBS:
                                  f"got {shares!r}") from None
             if not shares or any(not (math.isfinite(s) and s >= 0) for s in shares) or sum(shares) <= 0:
                 raise ValueError("shares must be finite numbers >= 0 with a positive sum, one per client")
-        if not (isinstance(adapt_interval_s, (int, float)) and math.isfinite(adapt_interval_s)
-                and adapt_interval_s >= MIN_ADAPT_INTERVAL_S):
-            raise ValueError(f"adapt_interval_s must be a number of seconds >= {MIN_ADAPT_INTERVAL_S} "
-                             f"(MuxServe: {ADAPT_INTERVAL_S}), got {adapt_interval_s!r}")
-        if not isinstance(adaptive, bool):
-            raise ValueError(f"adaptive must be true or false, got {adaptive!r}")
         if instance_spec is None:
             raise ValueError("muxserve-adbs needs the instance spec (KV capacity in blocks)")
         self.shares = shares

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmsched.policies.batching.lpm import _Ordered
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, integer
 from llmsched.sim.policy_api import InstanceView
 
 N_GROUPS, K = 10, 10  # [CODE] "tune k to trade off between cache hit and fairness"
@@ -41,9 +42,9 @@ class PrebleMPQ(_Ordered):
     """Preble fcfs-mpq: 10 hit-ratio groups served highest first, group g admitting ≤ (g+1)·k
     per step (k = 10), FCFS within a group."""
 
+    PARAMS = declare(k=integer(1, doc="admissions per group step"))
+
     def __init__(self, k: int = K, admission: str = "engine", instance_spec: Any = None) -> None:
-        if k < 1:
-            raise ValueError("k must be >= 1")
         super().__init__(admission, instance_spec)
         self.k = int(k)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, integer
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 
@@ -61,9 +62,9 @@ class RAD:
     short. token_budget: override the instance budget before tiling (None = the instance's).
     """
 
+    PARAMS = declare(token_budget=integer(1, optional=True, doc="tokens per round"))
+
     def __init__(self, cost_model=None, token_budget: int | None = None) -> None:
-        if token_budget is not None and int(token_budget) < 1:
-            raise ValueError(f"token_budget must be >= 1, got {token_budget}")
         self.cost_model = cost_model
         self.token_budget = None if token_budget is None else int(token_budget)
         self._tiles: dict[int, tuple[int, tuple[int, ...], np.ndarray | None]] = {}

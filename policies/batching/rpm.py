@@ -12,9 +12,10 @@ from collections import deque
 
 import numpy as np
 
-from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.params import declare, integer, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 
 WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_minute` (<= 60 s)
@@ -24,10 +25,11 @@ WINDOW_S = 60.0  # "per minute": artifact `lshare_req_queue.py::check_past_one_m
 class RPM:
     """RPM(k): FCFS among requests whose client has had < k admissions in the last 60 s."""
 
+    PARAMS = declare(limit=integer(1, doc="admissions per client per window"),
+              window_s=number(0, low_open=True, doc="window, s"), admission=one_of(*ADMISSION_MODES, doc="engine, reserve (prompt + output KV reserved) or peak"))
+
     def __init__(self, limit: int = 20, window_s: float = WINDOW_S, admission: str = DEFAULT_ADMISSION,
                  instance_spec: InstanceSpec | None = None) -> None:
-        if limit < 1 or not window_s > 0:
-            raise ValueError("limit must be >= 1 and window_s > 0")
         self.limit = int(limit)
         self.window_s = float(window_s)
         self.admitter = Admitter(admission, instance_spec)

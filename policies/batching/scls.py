@@ -23,7 +23,6 @@ maximal generation length, batched first come first served with a worst-case KV 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 from llmsched.policies.batching._fair_common import kv_capacity_blocks
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.params import declare, integer, one_of
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 #: Our default slice: 128 tokens, an eighth of a 1,024-token maximal generation (the paper sweeps
@@ -45,15 +45,6 @@ BATCHERS = ("dp", "fcfs")
 # batches (our choice; the paper fits on profiled runs of its backend).
 _FIT_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _FIT_LENGTH = (16, 32, 64, 128, 256, 512, 1024, 2048)
-
-
-def positive_int(name: str, value: Any) -> int:
-    """`value` as an int >= 1, else a ValueError naming `name` (one line; the run turns it into exit 2)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        if isinstance(value, float) and value.is_integer() and value >= 1:
-            return int(value)
-        raise ValueError(f"{name} must be a whole number of tokens >= 1, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -145,11 +136,12 @@ class SCLS:
         largest batch the KV bound allows).
     """
 
+    PARAMS = declare(slice_tokens=integer(1, doc="tokens a batch generates per slice"),
+              batcher=one_of(*BATCHERS, doc="dp (the paper's) or fcfs (ablation)"))
+
     def __init__(self, slice_tokens: int = DEFAULT_SLICE_TOKENS, batcher: str = "dp",
                  cost_model: Any = None, instance_spec: Any = None) -> None:
-        self.slice_tokens = positive_int("slice_tokens", slice_tokens)
-        if batcher not in BATCHERS:
-            raise ValueError(f"batcher must be one of {BATCHERS}, got {batcher!r}")
+        self.slice_tokens = int(slice_tokens)
         self.batcher = batcher
         if batcher == "dp" and cost_model is None:
             raise ValueError("the dp batcher needs the instance's cost model (cost_model=) for its estimator")
@@ -228,9 +220,12 @@ class SLS(SCLS):
     batches small. No slices: a batch runs until its last request finishes.
     """
 
+    PARAMS = declare(slice_tokens=None, batcher=None,
+              max_generation_tokens=integer(1, doc="output cap of a static batch, tokens"))
+
     def __init__(self, max_generation_tokens: int = DEFAULT_MAX_GENERATION_TOKENS,
                  instance_spec: Any = None) -> None:
-        super().__init__(slice_tokens=positive_int("max_generation_tokens", max_generation_tokens),
+        super().__init__(slice_tokens=int(max_generation_tokens),
                          batcher="fcfs", cost_model=None, instance_spec=instance_spec)
         self.max_generation_tokens = self.slice_tokens
 
@@ -253,5 +248,4 @@ __all__ = [
     "SliceTimeModel",
     "dp_batches",
     "ils_request_cap",
-    "positive_int",
 ]

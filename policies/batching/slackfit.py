@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import Param, declare, integer, number, one_of, text
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
-from llmsched.sim.variants import DEPLOYMENTS, ModelVariant, variant_set
+from llmsched.sim.variants import DEPLOYMENTS, VARIANT_SETS, ModelVariant, variant_set
 
 DEFAULT_VARIANTS = "resnet-imagenet"
 #: Our default SLO: 50 ms (the paper's SLO values were not retrievable; classification SLOs in the
@@ -37,14 +38,15 @@ DEFAULT_SLO_S = 0.05
 DEFAULT_MAX_BATCH = 64
 
 
-def _variants(variants: Any, gpu: str, deployment: str) -> tuple[ModelVariant, ...]:
-    """A variant set by name, or explicit variants as tables {name, accuracy, base_s, per_request_s,
-    actuation_s?}; sorted fastest first."""
+def _variants(variants: str, custom: Any, gpu: str, deployment: str) -> tuple[ModelVariant, ...]:
+    """Explicit variants (`custom`: tables {name, accuracy, base_s, per_request_s, actuation_s?}) if
+    given, else the named set on `gpu`; sorted fastest first."""
     if deployment not in DEPLOYMENTS:
         raise ValueError(f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r}")
-    if isinstance(variants, str):
+    if custom is None:
         return variant_set(variants, gpu, deployment)
-    if not isinstance(variants, Sequence) or not variants:
+    variants = custom
+    if not isinstance(variants, Sequence) or isinstance(variants, str) or not variants:
         raise ValueError("variants must be a variant-set name or a non-empty list of "
                          "{name, accuracy, base_s, per_request_s} tables")
     out = []
@@ -79,17 +81,26 @@ def fit_batch(variants: Sequence[ModelVariant], queued: int, slack_s: float) -> 
 class SlackFit:
     """SuperServe's SlackFit (arXiv 2312.16733): each static batch runs the most accurate model variant whose latency fits the oldest request's slack to the SLO.
 
-    variants: a variant-set name (`llmsched.sim.variants.VARIANT_SETS`) or a list of tables
-    {name, accuracy, base_s, per_request_s, actuation_s}; deployment: "subnetworks" (SubNetAct,
-    no actuation delay) or "separate-models" (a switch loads the model); slo_s: the latency target
-    (at least the fastest variant's single-request latency); max_batch: the batch cap.
+    variants: a variant-set name (`llmsched.sim.variants.VARIANT_SETS`); custom_variants: a list
+    of tables {name, accuracy, base_s, per_request_s, actuation_s} used instead; deployment:
+    "subnetworks" (SubNetAct, no actuation delay) or "separate-models" (a switch loads the model);
+    slo_s: the latency target (at least the fastest variant's single-request latency); max_batch:
+    the batch cap.
     """
 
-    def __init__(self, slo_s: float = DEFAULT_SLO_S, variants: Any = DEFAULT_VARIANTS,
-                 deployment: str = "subnetworks", max_batch: int = DEFAULT_MAX_BATCH,
+    PARAMS = declare(
+        slo_s=number(0, low_open=True, doc="latency target per request, s (>= the fastest variant's latency)"),
+        variants=one_of(*VARIANT_SETS, doc="a bundled variant set"),
+        custom_variants=Param("list", optional=True, doc="tables {name, accuracy in [0, 1], base_s, "
+                                                         "per_request_s, actuation_s} instead of the set"),
+        deployment=one_of(*DEPLOYMENTS, doc="subnetworks (no actuation delay) or separate-models (load on switch)"),
+        max_batch=integer(1, doc="requests per batch at most"))
+
+    def __init__(self, slo_s: float = DEFAULT_SLO_S, variants: str = DEFAULT_VARIANTS,
+                 custom_variants: Any = None, deployment: str = "subnetworks", max_batch: int = DEFAULT_MAX_BATCH,
                  instance_spec: Any = None) -> None:
         gpu = getattr(instance_spec, "gpu", "a100-80gb")
-        self.variants = _variants(variants, gpu, deployment)
+        self.variants = _variants(variants, custom_variants, gpu, deployment)
         self.deployment = deployment
         self.max_batch = _positive_int("max_batch", max_batch)
         if isinstance(slo_s, bool) or not isinstance(slo_s, (int, float)) or not math.isfinite(slo_s):
@@ -132,13 +143,15 @@ class SlackFit:
 class FixedVariant(SlackFit):
     """One static point of the latency-accuracy space (SuperServe's Clipper+ baseline): SlackFit's batching with a single model variant.
 
-    variant: the name of one variant of `variants` (default: the most accurate).
+    variant: the name of one variant of `variants` / `custom_variants` (default: the most accurate).
     """
 
-    def __init__(self, variant: str = "", slo_s: float = DEFAULT_SLO_S, variants: Any = DEFAULT_VARIANTS,
-                 max_batch: int = DEFAULT_MAX_BATCH, instance_spec: Any = None) -> None:
-        super().__init__(slo_s=slo_s, variants=variants, deployment="subnetworks", max_batch=max_batch,
-                         instance_spec=instance_spec)
+    PARAMS = declare(variant=text(doc="the variant's name ('' = the most accurate)"), deployment=None)
+
+    def __init__(self, variant: str = "", slo_s: float = DEFAULT_SLO_S, variants: str = DEFAULT_VARIANTS,
+                 custom_variants: Any = None, max_batch: int = DEFAULT_MAX_BATCH, instance_spec: Any = None) -> None:
+        super().__init__(slo_s=slo_s, variants=variants, custom_variants=custom_variants, deployment="subnetworks",
+                         max_batch=max_batch, instance_spec=instance_spec)
         names = [v.name for v in self.variants]
         chosen = variant or max(self.variants, key=lambda v: v.accuracy).name
         if chosen not in names:

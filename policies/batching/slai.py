@@ -13,6 +13,7 @@ import heapq
 import math
 
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 
 # Defaults of SLAISchedulerConfig / default.yml in agrimUT/SLAI (notes/throughput_placement.md §1.3).
@@ -40,16 +41,19 @@ class SLAI:
     KV preemption is the engine's (latest admitted first), not SLAI's paused-prefill-first rule.
     """
 
+    PARAMS = declare(token_budget=integer(1), limit_total_decodes=integer(0),
+              time_between_tokens_s=number(0, low_open=True, doc="TBT deadline, s"),
+              below_memory_limit_offset=number(0, doc="offset in mean batch durations"),
+              above_memory_limit_offset=number(0, doc="offset in mean batch durations"),
+              memory_limit=number(0, 1, low_open=True, doc="KV fraction"), fixed_offset=flag(),
+              fcfs=flag(), user_priority=flag(), max_active_requests=integer(1, optional=True))
+
     def __init__(self, token_budget: int = TOKEN_BUDGET, limit_total_decodes: int = LIMIT_TOTAL_DECODES,
                  time_between_tokens_s: float = TIME_BETWEEN_TOKENS_S,
                  below_memory_limit_offset: float = BELOW_MEMORY_LIMIT_OFFSET,
                  above_memory_limit_offset: float = ABOVE_MEMORY_LIMIT_OFFSET,
                  memory_limit: float = MEMORY_LIMIT, fixed_offset: bool = False, fcfs: bool = False,
                  user_priority: bool = False, max_active_requests: int | None = None) -> None:
-        if int(token_budget) < 1 or int(limit_total_decodes) < 0:
-            raise ValueError("token_budget must be >= 1 and limit_total_decodes >= 0")
-        if not time_between_tokens_s > 0 or not 0.0 < memory_limit <= 1.0:
-            raise ValueError("time_between_tokens_s must be > 0 and memory_limit in (0, 1]")
         self.token_budget = int(token_budget)
         self.limit_total_decodes = int(limit_total_decodes)
         self.time_between_tokens_s = float(time_between_tokens_s)

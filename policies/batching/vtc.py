@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmsched.policies.batching._fair_common import DEFAULT_ADMISSION, Admitter, waiting_by_client
+from llmsched.policies.batching._fair_common import (
+    ADMISSION_MODES,
+    DEFAULT_ADMISSION,
+    Admitter,
+    waiting_by_client,
+)
 from llmsched.policies.registry import BATCHING, register
+from llmsched.sim.params import declare, flag, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
@@ -32,14 +38,13 @@ class VirtualTokenCounter:
     admission: "reserve" (default: the theorems' hypothesis), "peak" or "engine" (see `_fair_common.Admitter`).
     """
 
+    PARAMS = declare(input_weight=number(0, doc="w_p"), output_weight=number(0, doc="w_q"),
+              lift=one_of(*LIFT_RULES), weighted=flag(), admission=one_of(*ADMISSION_MODES, doc="engine, reserve (prompt + output KV reserved) or peak"))
+
     def __init__(self, input_weight: float = DEFAULT_INPUT_WEIGHT,
                  output_weight: float = DEFAULT_OUTPUT_WEIGHT, lift: str = "paper",
                  weighted: bool = False, admission: str = DEFAULT_ADMISSION,
                  instance_spec: Any = None) -> None:
-        if lift not in LIFT_RULES:
-            raise ValueError(f"lift must be one of {', '.join(LIFT_RULES)}, got {lift!r}")
-        if input_weight < 0 or output_weight < 0:
-            raise ValueError("input_weight and output_weight must be >= 0")
         self.w_p = float(input_weight)
         self.w_q = float(output_weight)
         self.lift = lift
@@ -140,6 +145,8 @@ class WeightedVTC(VirtualTokenCounter):
 class LCF(VirtualTokenCounter):
     """LCF, least counter first without the lift (VTC artifact `lcf_req_queue.py`)."""
 
+    PARAMS = declare(lift=None)
+
     def __init__(self, instance_spec: Any = None, **params: Any) -> None:
         params["lift"] = "none"
         super().__init__(instance_spec=instance_spec, **params)
@@ -149,6 +156,8 @@ class LCF(VirtualTokenCounter):
 class VTCNoLift(VirtualTokenCounter):
     """Negative control: VTC with the lift line deleted (same algorithm as LCF, kept as its own
     name so tests state which line they break)."""
+
+    PARAMS = declare(lift=None)
 
     def __init__(self, instance_spec: Any = None, **params: Any) -> None:
         params["lift"] = "none"

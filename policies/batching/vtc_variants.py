@@ -16,6 +16,7 @@ import numpy as np
 from llmsched.policies.batching.vtc import VirtualTokenCounter
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import InstanceView
 
 # Profiled per-request cost in ms, fitted on an A10G with Llama-7B:
@@ -105,6 +106,8 @@ class VTCPredict(PredictedLengthVTC):
     plain VTC charging until the client has history).
     """
 
+    PARAMS = declare(initial_prediction=number(0, doc="output tokens predicted before any history"))
+
     def __init__(self, initial_prediction: float = 0.0, instance_spec: InstanceSpec | None = None,
                  **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
@@ -127,11 +130,11 @@ class VTCOracle(PredictedLengthVTC):
     oracle (artifact `vtc_oracle_req_queue.py --predict-range ρ`). Draws are keyed by request id
     on a seed taken from the run's generator, so they do not depend on call order."""
 
+    PARAMS = declare(rho=number(0, 1, high_open=True, doc="prediction error half-width, fraction"))
+
     def __init__(self, rho: float = 0.0, rng: np.random.Generator | None = None,
                  instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
-        if not 0 <= rho < 1:
-            raise ValueError("rho must be in [0, 1)")
         self.rho = float(rho)
         self.seed = int((rng or np.random.default_rng(0)).integers(2**62))
 
@@ -151,11 +154,11 @@ class VTCGeneralCost(_Tracked):
     (a positive scale changes no decision).
     """
 
+    PARAMS = declare(cost=one_of("profiled", "linear", callable_ok=True), scale=number(0, low_open=True))
+
     def __init__(self, cost: str | Callable[[float, float], float] = "profiled",
                  scale: float = 1.0, instance_spec: InstanceSpec | None = None, **params: Any) -> None:
         super().__init__(instance_spec=instance_spec, **params)
-        if not scale > 0:
-            raise ValueError("scale must be > 0")
         if callable(cost):
             h = cost
         elif cost == "profiled":

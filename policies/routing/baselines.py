@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare
 from llmsched.sim.policy_api import ClusterView
 
 
 @register(ROUTING, "round-robin")
 class RoundRobin:
     """Instances in turn, ignoring their state."""
+
+    PARAMS = declare()
 
     def __init__(self) -> None:
         self._next = 0
@@ -29,6 +32,8 @@ class RoundRobin:
 class Random:
     """A uniformly random instance (from the run's seeded stream)."""
 
+    PARAMS = declare()
+
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
@@ -40,6 +45,8 @@ class Random:
 class LeastOutstandingTokens:
     """The instance with the fewest outstanding tokens (remaining prefill + decode of its requests)."""
 
+    PARAMS = declare()
+
     def route(self, rid: int, view: ClusterView) -> int:  # noqa: ARG002 - Router.route; ignores the request
         loads = [view.instance(i).outstanding_tokens for i in range(view.n_instances)]
         return int(np.argmin(loads))
@@ -48,6 +55,8 @@ class LeastOutstandingTokens:
 @register(ROUTING, "power-of-two")
 class PowerOfTwo:
     """Two distinct instances at random; the one with fewer outstanding tokens (Mitzenmacher 2001)."""
+
+    PARAMS = declare()
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng

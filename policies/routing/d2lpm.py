@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.accounting import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+from llmsched.sim.params import declare, number
 from llmsched.sim.policy_api import ClusterView, InstanceStats
 from llmsched.sim.prefix_index import EvictionFeed, PrefixIndex, prompt_blocks
 
@@ -32,10 +33,12 @@ class D2LPM:
     no worker holding the longest prefix has deficit, the longest match among workers that do.
     """
 
+    PARAMS = declare(quantum=number(0, low_open=True, doc="Q^w, service units"),
+              input_weight=number(0, doc="w_p"), output_weight=number(0, doc="w_q"),
+              eviction_delay_s=number(0, doc="delay of eviction reports, s"))
+
     def __init__(self, quantum: float = 4096.0, input_weight: float = DEFAULT_INPUT_WEIGHT, output_weight: float = DEFAULT_OUTPUT_WEIGHT,
                  eviction_delay_s: float = 0.0) -> None:
-        if not quantum > 0:
-            raise ValueError("quantum Q^w must be > 0")
         self.quantum = float(quantum)
         self.w_p = float(input_weight)
         self.w_q = float(output_weight)

@@ -4,7 +4,8 @@ notes/fairness_locality.md §5.2; the listing itself is not public): an offline 
 locality-aware choice by prefix match when balanced, least-load when not. The published listing
 has the least-load call commented out ("deepflow-published"); "deepflow" completes it.
 
-Owns the heatmap (computed once from the instances' catalogue cost models) and nothing else.
+Owns the heatmap (computed once from the cost models the run simulates the instances with) and
+nothing else.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import ClusterView
 
 PREFILL_BINS = (128, 512, 2048, 8192, 32768)  # our choice: powers of 4 up to long context
@@ -34,24 +36,13 @@ def estimated_latency_s(cost, prefill_tokens: int, decode_tokens: int, batch: in
     return float(cost.iteration_times(pre)[0]) + d * float(cost.iteration_times(dec)[0])
 
 
-def build_heatmap(specs: list, batch: int, slack: float, cost_of=None) -> dict[tuple[int, int], frozenset]:
-    """Cell (prefill bin, decode bin) -> the instance types (spec indices into `specs`) whose
-    estimated latency is within (1 + slack) of the best type's."""
-    if cost_of is None:
-        from llmsched.sim.cost import build
-
-        def cost_of(s):
-            return build(s.cost, s.model, s.gpu, s.tp)
-    costs = []
-    for s in specs:
-        try:
-            costs.append(cost_of(s))
-        except Exception:  # noqa: BLE001 - a spec whose catalogue model cannot be built ranks as "any"
-            costs.append(None)
+def build_heatmap(costs: list, batch: int, slack: float) -> dict[tuple[int, int], frozenset]:
+    """Cell (prefill bin, decode bin) -> the instance types (indices into `costs`, one cost model
+    per type) whose estimated latency is within (1 + slack) of the best type's."""
     out = {}
     for a, p in enumerate(PREFILL_BINS):
         for b, d in enumerate(DECODE_BINS):
-            lat = [estimated_latency_s(c, p, d, batch) if c is not None else np.nan for c in costs]
+            lat = [estimated_latency_s(c, p, d, batch) for c in costs]
             finite = [x for x in lat if np.isfinite(x)]
             best = min(finite) if finite else np.nan
             out[(a, b)] = frozenset(i for i, x in enumerate(lat)
@@ -74,6 +65,10 @@ class DeepFlow:
 
     published = False
 
+    PARAMS = declare(balance_abs_threshold=number(0), balance_rel_threshold=number(1),
+              assumed_output_tokens=integer(1), oracle_output=flag(), batch=integer(1),
+              slack=number(0))
+
     def __init__(self, balance_abs_threshold: float = 32.0, balance_rel_threshold: float = 1.1,
                  assumed_output_tokens: int = 256, oracle_output: bool = False, batch: int = 32,
                  slack: float = 0.1) -> None:
@@ -87,16 +82,20 @@ class DeepFlow:
         self.heatmap: dict[tuple[int, int], frozenset] | None = None
 
     def _setup(self, view: ClusterView) -> None:
-        specs: list = []
+        """Group the pool's instances into types (same spec and same cost model) and rank the types
+        on the run's own cost models, the ones the engine simulates them with."""
+        keys: list[tuple] = []
+        costs: list = []
         types = []
         for j in range(view.n_instances):
-            s = view.instance(j).spec
-            key = s if s in specs else None
-            if key is None:
-                specs.append(s)
-            types.append(specs.index(s))
+            stats = view.instance(j)
+            key = (stats.spec, id(stats.cost_model))
+            if key not in keys:
+                keys.append(key)
+                costs.append(stats.cost_model)
+            types.append(keys.index(key))
         self._types = types
-        self.heatmap = build_heatmap(specs, self.batch, self.slack)
+        self.heatmap = build_heatmap(costs, self.batch, self.slack)
 
     def candidates(self, rid: int, view: ClusterView) -> list[int]:
         if self.heatmap is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.encode import EncodeView
+from llmsched.sim.params import declare, integer
 from llmsched.sim.policy_api import ClusterView
 
 
@@ -26,10 +27,10 @@ class IntraRequestParallel:
     degree: encoders one request is spread over (None = every encoder of the pool).
     """
 
+    PARAMS = declare(degree=integer(1, optional=True, doc="encoders per request"))
+
     def __init__(self, degree: int | None = None) -> None:
-        if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int) or degree < 1):
-            raise ValueError(f"degree must be an integer >= 1 (or omitted for the whole pool), got {degree!r}")
-        self.degree = degree
+        self.degree = None if degree is None else int(degree)
 
     def assign(self, rid: int, view: EncodeView) -> list[tuple[int, int]]:
         """(encoder index, tiles) pairs covering the request's tiles."""

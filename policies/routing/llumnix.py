@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import ActingClusterView, ClusterView
 
 MIGRATE_OUT_THRESHOLD = 3.0  # --migrate-out-threshold 3.0 (llumnix/arg_utils.py @37d8e5ea)
@@ -47,6 +48,14 @@ class Llumnix:
     F < 10, in when > 60 (checked every 10 s); a new instance serves after instance_startup_s.
     """
 
+    PARAMS = declare(migration=flag(), migrate_out_threshold=number(doc="freeness, blocks per request"),
+              migration_interval_s=number(0, low_open=True), max_stages=integer(1),
+              last_stage_max_blocks=integer(0), abort_after_max_stages=flag(),
+              high_priority_target_tokens=integer(0), autoscale=flag(),
+              scale_up_threshold=number(), scale_down_threshold=number(),
+              scaling_interval_s=number(0, low_open=True), min_instances=integer(1),
+              initial_instances=integer(1, optional=True), instance_startup_s=number(0))
+
     def __init__(self, migration: bool = True, migrate_out_threshold: float = MIGRATE_OUT_THRESHOLD,
                  migration_interval_s: float = MIGRATION_INTERVAL_S, max_stages: int = MAX_STAGES,
                  last_stage_max_blocks: int = LAST_STAGE_MAX_BLOCKS, abort_after_max_stages: bool = True,
@@ -55,10 +64,6 @@ class Llumnix:
                  scale_down_threshold: float = SCALE_DOWN_THRESHOLD,
                  scaling_interval_s: float = SCALING_INTERVAL_S, min_instances: int = 1,
                  initial_instances: int | None = None, instance_startup_s: float = 0.0) -> None:
-        if not migration_interval_s > 0 or not scaling_interval_s > 0:
-            raise ValueError("intervals must be > 0 s")
-        if min_instances < 1:
-            raise ValueError("min_instances must be >= 1")
         self.migration = bool(migration)
         self.threshold = float(migrate_out_threshold)
         self.max_stages = int(max_stages)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmsched.policies.batching.mbs import BufferConfig
+from llmsched.policies.batching.mbs import BUFFER_PARAMS, BufferConfig
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.policy_api import ClusterView
 
@@ -24,6 +24,8 @@ class MBSRouter:
 
     bounds / batch_sizes / timeouts_s: one value per buffer (the same as the `mbs-batch` batching's).
     """
+
+    PARAMS = BUFFER_PARAMS
 
     def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> None:
         self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s)

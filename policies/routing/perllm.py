@@ -35,6 +35,7 @@ from typing import Any
 
 from llmsched.policies.registry import ROUTING, register
 from llmsched.sim.config import TIERS
+from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import ClusterView
 
 #: Our default processing-time requirement (the paper's per-service values were not retrievable).
@@ -71,6 +72,11 @@ class CSUCB:
     constraint: plain energy-minimising UCB); beta: exploration weight; ema: weight of a new
     observation once an arm has 1/ema of them.
     """
+
+    PARAMS = declare(
+        deadline_s=number(0, low_open=True, finite=False, doc="processing-time requirement, s (inf: none)"),
+        beta=number(0, doc="exploration weight"),
+        ema=number(0, 1, low_open=True, doc="weight of a new observation in the running means"))
 
     def __init__(self, deadline_s: float = DEFAULT_DEADLINE_S, beta: float = 0.5, ema: float = 0.1) -> None:
         self.deadline_s = _nonnegative("deadline_s", deadline_s, allow_inf=True)
@@ -146,6 +152,8 @@ class TierOnly:
 
     tier: "cloud" or "edge"; a cluster without such an instance falls back to all instances.
     """
+
+    PARAMS = declare(tier=one_of(*TIERS, doc="the server class every request goes to"))
 
     def __init__(self, tier: str = "cloud") -> None:
         if tier not in TIERS:

@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import ClusterView
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 from llmsched.sim.router_latency import RouterLatency
@@ -62,6 +63,12 @@ class Preble:
     decision_*: the global scheduler's per-decision cost (`llmsched.sim.router_latency`); off by
     default; `PREBLE_MEASURED_DECISION_S` is the artifact's measurement.
     """
+
+    PARAMS = declare(window_s=number(0, low_open=True, doc="load window, s"),
+              high_load_threshold=number(1, doc="rebalance ratio"), warmup_per_instance=integer(0),
+              prefill_s_per_token=number(0), decode_s_per_token=number(0), replicate=flag(),
+              eviction_cost=flag(), capacity_eviction=flag(), decision_base_s=number(0),
+              decision_per_instance_s=number(0), decision_per_tree_node_s=number(0))
 
     def __init__(self, window_s: float = WINDOW_S, high_load_threshold: float = HIGH_LOAD_THRESHOLD,
                  warmup_per_instance: int = WARMUP_PER_INSTANCE, prefill_s_per_token: float = 1.25e-4,

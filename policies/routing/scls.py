@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from llmsched.policies.batching._fair_common import kv_capacity_blocks
-from llmsched.policies.batching.scls import DEFAULT_SLICE_TOKENS, SliceTimeModel, positive_int
+from llmsched.policies.batching.scls import DEFAULT_SLICE_TOKENS, SliceTimeModel
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, integer
 from llmsched.sim.policy_api import ClusterView
 
 
@@ -30,8 +31,10 @@ class SCLSOffloader:
     slice_tokens: the slice of the instances' `scls` batching (the unit of work estimated).
     """
 
+    PARAMS = declare(slice_tokens=integer(1))
+
     def __init__(self, slice_tokens: int = DEFAULT_SLICE_TOKENS) -> None:
-        self.slice_tokens = positive_int("slice_tokens", slice_tokens)
+        self.slice_tokens = int(slice_tokens)
         self._shares: dict[Any, dict[int, float]] = {}
         self._models: dict[Any, tuple[SliceTimeModel | None, int | None, int, int]] = {}
         self.routed = 0

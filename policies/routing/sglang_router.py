@@ -11,6 +11,7 @@ raw text; ours counts prompt tokens in whole hash blocks (the only text identity
 from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, integer, number, one_of
 from llmsched.sim.policy_api import ActingClusterView, ClusterView, InstanceStats
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
@@ -46,19 +47,20 @@ class SGLangRouter:
     max_tree_size (tokens) overrides the preset.
     """
 
+    PARAMS = declare(preset=one_of(*sorted(PRESETS)), cache_threshold=number(0, 1, optional=True),
+              balance_abs_threshold=number(0, optional=True), balance_rel_threshold=number(1, optional=True),
+              eviction_interval_s=number(0, low_open=True, optional=True),
+              max_tree_size=integer(1, optional=True, doc="tokens"))
+
     def __init__(self, preset: str = "python", cache_threshold: float | None = None,
                  balance_abs_threshold: float | None = None, balance_rel_threshold: float | None = None,
                  eviction_interval_s: float | None = None, max_tree_size: int | None = None) -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; use one of {sorted(PRESETS)}")
         p = dict(PRESETS[preset])
         for k, v in (("cache_threshold", cache_threshold), ("balance_abs_threshold", balance_abs_threshold),
                      ("balance_rel_threshold", balance_rel_threshold),
                      ("eviction_interval_s", eviction_interval_s), ("max_tree_size", max_tree_size)):
             if v is not None:
                 p[k] = v
-        if not p["eviction_interval_s"] > 0:
-            raise ValueError("eviction_interval_s must be > 0")
         self.cache_threshold = float(p["cache_threshold"])
         self.abs_threshold = float(p["balance_abs_threshold"])
         self.rel_threshold = float(p["balance_rel_threshold"])

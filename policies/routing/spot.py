@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import Param, declare, flag, mapping, number, one_of, text
 from llmsched.sim.policy_api import ActingClusterView, ClusterView
 from llmsched.sim.spot import (
     DEFAULT_GRACE_S,
@@ -35,6 +36,12 @@ class Spot:
     trace_removals=False keeps the joins and drops the preemptions (an ablation).
     """
 
+    PARAMS = declare(inner=text(doc="a registered router other than spot"), inner_params=mapping(),
+              preemptions_per_hour=number(0), notices=Param("list", doc="(instance, time s) pairs"),
+              grace_s=number(0), down_s=number(0, finite=False), migrate=flag(),
+              horizon_s=number(0, low_open=True), tick_interval_s=number(0, low_open=True),
+              trace=one_of("", *sorted(SPOTSERVE_TRACES)), trace_removals=flag())
+
     def __init__(self, rng: np.random.Generator, inner: str = "round-robin", inner_params=None,
                  preemptions_per_hour: float = 0.0, notices=(), grace_s: float = DEFAULT_GRACE_S,
                  down_s: float = math.inf, migrate: bool = True, horizon_s: float = 86400.0,
@@ -49,8 +56,6 @@ class Spot:
         self.rate = float(preemptions_per_hour)
         self.explicit = [Notice(int(j), float(t)) for j, t in notices]
         self.horizon_s = float(horizon_s)
-        if trace and trace not in SPOTSERVE_TRACES:
-            raise ValueError(f"trace must be one of {sorted(SPOTSERVE_TRACES)}")
         self.trace = trace
         self.trace_removals = bool(trace_removals)
         self._grace_s, self._down_s, self._migrate = grace_s, down_s, migrate

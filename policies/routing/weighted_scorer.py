@@ -7,6 +7,7 @@ wins. Owns only its approximate prefix index (the gateway tracks prefixes it has
 from __future__ import annotations
 
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import ClusterView
 from llmsched.sim.prefix_index import PrefixIndex, prompt_blocks
 
@@ -21,10 +22,11 @@ class WeightedScorer:
     gateway's own routing history, as llm-d's prefix-cache scorer) or "exact" (instances' trees).
     """
 
+    PARAMS = declare(prefix_weight=number(0), queue_weight=number(0), kv_weight=number(0),
+              prefix_source=one_of("router", "exact"))
+
     def __init__(self, prefix_weight: float = 3.0, queue_weight: float = 2.0, kv_weight: float = 1.0,
                  prefix_source: str = "router") -> None:
-        if prefix_source not in ("router", "exact"):
-            raise ValueError("prefix_source must be 'router' or 'exact'")
         self.w = (float(prefix_weight), float(queue_weight), float(kv_weight))
         self.prefix_source = prefix_source
         self.index = PrefixIndex()

@@ -77,3 +77,26 @@ def test_headline_summary_and_status(tmp_path):
     assert "1 reproduced, 1 direction only, 1 not reproduced or failed, of 3" in text
     assert "| **speed-up** (headline) | 7.18 | 1.9 |" in text
     assert json.loads((res / "gamma" / "meta.json").read_text())["status"] == "ok"
+
+
+def test_keep_previous_rebuilds_sections_from_their_records(tmp_path):
+    """A reproduction re-run alone replaces its own section; with --keep-previous the others come
+    back from the records the earlier report stored, byte for byte; without it they are dropped."""
+    first, second = tmp_path / "run1", tmp_path / "run2"
+    _entry(first, "alpha", figures=("a.png",), comps=[Comparison("m1", 2.0, 2.2, "x", "within", 0.2, headline=True)])
+    _entry(first, "gamma", comps=[Comparison("speed-up", 7.18, 1.9, "x", "ratio", 0.25, headline=True, direction="> 1")])
+    out = tmp_path / "docs" / "reproductions.md"
+    report.build_report(first, out)
+    before = out.read_text()
+    record = json.loads((out.parent / "figures" / "reproductions" / "gamma" / "record.json").read_text())
+    assert record["name"] == "gamma" and float(record["comparisons"][0]["ours"]) == 1.9
+    _entry(second, "gamma", comps=[Comparison("speed-up", 7.18, 7.0, "x", "ratio", 0.25, headline=True, direction="> 1")])
+    report.build_report(second, out, keep_previous=True)
+    after = out.read_text()
+    alpha = before[before.index("## alpha"):before.index("## gamma")]
+    assert alpha in after  # the kept section is rebuilt exactly as before, figure included
+    assert (out.parent / "figures" / "reproductions" / "alpha" / "a.png").is_file()
+    assert "| P | [speed-up](#gamma) | 7.18 x | 7 x | reproduced |  |" in after
+    assert "Headline claims: 2 reproduced" in after
+    report.build_report(second, out)  # without the flag: only what RESULTS_DIR holds
+    assert "## alpha" not in out.read_text()

@@ -156,7 +156,7 @@ def test_rerun_starts_afresh_unless_resume(registered, tmp_path, capsys):
     assert (out / BROKEN / "mine.txt").read_text() == "user data"
 
 
-def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monkeypatch, tmp_path, capsys):
+def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monkeypatch, tmp_path, capsys, request):
     import importlib
 
     real_import = importlib.import_module
@@ -165,17 +165,19 @@ def test_a_module_that_fails_to_import_does_not_hide_the_others(registered, monk
     class _Mod:
         name = "zz_broken_module"
 
-    real_iter = registry.pkgutil.iter_modules
-    monkeypatch.setattr(registry.pkgutil, "iter_modules", lambda path: [*real_iter(path), _Mod()])
+    from llmsched.sim import registry as core
+
+    real_iter = core.pkgutil.iter_modules
+    monkeypatch.setattr(core.pkgutil, "iter_modules", lambda path: [*real_iter(path), _Mod()])
 
     def fake_import(name, *a, **kw):
         if name == boom:
             raise ImportError("simulated missing dependency")
         return real_import(name, *a, **kw)
 
-    monkeypatch.setattr(registry.importlib, "import_module", fake_import)
-    monkeypatch.setattr(registry, "_loaded", False)
-    monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
+    monkeypatch.setattr(core.importlib, "import_module", fake_import)
+    registry.REPRODUCTIONS.reload()
+    request.addfinalizer(registry.REPRODUCTIONS.reload)  # the next lookup imports the real modules again
     assert boom in registry.import_errors()
     assert TINY in registry.all_reproductions()  # the others are still registered
     assert cli.main(["reproduce", "--list"]) == 0

@@ -40,13 +40,13 @@ def test_slackfit_picks_the_most_accurate_variant_that_fits_and_switches_under_a
     accurate would take 12 s, fast takes 6 s -> fast, done at t=8, accuracy 0.7. With separate
     models each switch first loads the variant (3 s here): done at t=11 instead."""
     w = workload([0.0] + [1.0] * 6, [1] * 7, [1] * 7, ttft_slo_s=np.full(7, 10.0))
-    fast, _ = fast_equals_step(w, _one(params=(("slo_s", 10.0), ("variants", _variants()))), UnitCost())
+    fast, _ = fast_equals_step(w, _one(params=(("slo_s", 10.0), ("custom_variants", _variants()))), UnitCost())
     req = fast.requests
     assert req["finish_s"].tolist() == [2.0] + [8.0] * 6
     assert req["accuracy"].tolist() == pytest.approx([0.9] + [0.7] * 6)
     assert fast.summary["accuracy_mean"] == pytest.approx((0.9 + 6 * 0.7) / 7)
     assert fast.summary["slo_attainment"] == 1.0
-    loaded, _ = fast_equals_step(w, _one(params=(("slo_s", 10.0), ("variants", _variants(3.0)))), UnitCost())
+    loaded, _ = fast_equals_step(w, _one(params=(("slo_s", 10.0), ("custom_variants", _variants(3.0)))), UnitCost())
     assert loaded.requests["finish_s"].tolist() == [2.0] + [11.0] * 6  # negative control: the load is paid
     assert loaded.requests["accuracy"].tolist() == pytest.approx([0.9] + [0.7] * 6)
 
@@ -56,7 +56,7 @@ def test_fixed_variant_never_switches_and_misses_the_slo_under_the_burst():
     largest batch that fits is 4 (8 s) -> done at 10; the last two wait -> done at 14 (> 1 + 10)."""
     w = workload([0.0] + [1.0] * 6, [1] * 7, [1] * 7, ttft_slo_s=np.full(7, 10.0))
     fixed, _ = fast_equals_step(w, _one("fixed-variant", (("slo_s", 10.0), ("variant", "accurate"),
-                                                          ("variants", _variants()))), UnitCost())
+                                                          ("custom_variants", _variants()))), UnitCost())
     assert fixed.requests["finish_s"].tolist() == [2.0, 10.0, 10.0, 10.0, 10.0, 14.0, 14.0]
     assert (fixed.requests["accuracy"] == 0.9).all()
     assert fixed.summary["slo_attainment"] == pytest.approx(5 / 7)
@@ -72,7 +72,7 @@ def test_fit_batch_falls_back_to_the_fastest_variant():
 
 def test_decoding_requests_are_credited_per_token_and_other_policies_have_no_accuracy():
     w = workload([0.0], [4], [5])
-    res, _ = fast_equals_step(w, _one(params=(("slo_s", 100.0), ("variants", _variants()))), UnitCost())
+    res, _ = fast_equals_step(w, _one(params=(("slo_s", 100.0), ("custom_variants", _variants()))), UnitCost())
     assert res.requests["accuracy"].iloc[0] == pytest.approx(0.9)
     plain, _ = fast_equals_step(w, _one("sarathi"), UnitCost())
     assert np.isnan(plain.requests["accuracy"].iloc[0]) and np.isnan(plain.summary["accuracy_mean"])
@@ -96,7 +96,7 @@ def variant_scenarios(draw):
     vs = ({"name": "a", "accuracy": 0.6, "base_s": 0.01, "per_request_s": 0.02, "actuation_s": act},
           {"name": "b", "accuracy": 0.8, "base_s": 0.02, "per_request_s": 0.05, "actuation_s": act},
           {"name": "c", "accuracy": 0.9, "base_s": 0.05, "per_request_s": 0.2, "actuation_s": act})
-    insts = tuple(dataclasses.replace(i, batching_params=(("slo_s", slo), ("variants", vs), ("max_batch", draw(
+    insts = tuple(dataclasses.replace(i, batching_params=(("slo_s", slo), ("custom_variants", vs), ("max_batch", draw(
         st.sampled_from([1, 3, 64]))), *((("variant", draw(st.sampled_from("abc"))),) if i.batching == "fixed-variant"
                                         else ()))) for i in cluster.instances)
     return w, dataclasses.replace(cluster, instances=insts), draw(cost_models()), draw(st.integers(0, 3))
@@ -127,9 +127,9 @@ def test_invariants_with_variants(scenario):
 # ------------------------------------------------------------------ bad parameters
 def test_constructor_validation():
     with pytest.raises(ValueError, match="below the fastest variant"):
-        SlackFit(slo_s=0.5, variants=_variants())
+        SlackFit(slo_s=0.5, custom_variants=_variants())
     with pytest.raises(ValueError, match=r"accuracy must be in \[0, 1\]"):
-        SlackFit(slo_s=10.0, variants=({**FAST, "accuracy": 1.5},))
+        SlackFit(slo_s=10.0, custom_variants=({**FAST, "accuracy": 1.5},))
     with pytest.raises(ValueError, match="deployment"):
         SlackFit(deployment="lazy")
     with pytest.raises(InputError):
@@ -152,7 +152,7 @@ def test_bad_parameters_are_one_line_exit_2(name, param, value):
 def test_accuracy_outside_unit_interval_in_a_config_file_exits_2(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('[workload]\nsource = "poisson"\nnum_requests = 3\n\n[[cluster.instances]]\nbatching = "slackfit"\n'
-                   'batching_params = { slo_s = 1.0, variants = [{ name = "x", accuracy = 1.2, base_s = 0.0, '
+                   'batching_params = { slo_s = 1.0, custom_variants = [{ name = "x", accuracy = 1.2, base_s = 0.0, '
                    'per_request_s = 0.01 }] }\n')
     proc = subprocess.run([sys.executable, "-m", "llmsched", "simulate", "--config", str(cfg), "--no-progress"],
                           capture_output=True, text=True, timeout=120)

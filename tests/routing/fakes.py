@@ -23,6 +23,7 @@ class FakeStats:
     service: dict = field(default_factory=dict)  # client -> (input, cached_input, output)
     spec: object = None
     evictions: list = field(default_factory=list)
+    cost_model: object = None
 
     waiting_count = property(lambda self: len(self.waiting) + len(self.ready))
     running_count = property(lambda self: len(self.prefilling) + len(self.decoding))

@@ -20,6 +20,8 @@ from llmsched.policies.routing.sglang_router import (
 )
 from llmsched.policies.routing.weighted_scorer import WeightedScorer
 from llmsched.sim.config import InstanceSpec
+from llmsched.sim.cost import LinearCost
+from llmsched.sim.cost import build as build_cost
 from tests.routing.fakes import FakeStats, FakeView
 
 H = [1, 2, 3, 4]  # request 10's hash blocks; prompt 64 tokens = 4 full blocks of 16
@@ -189,11 +191,12 @@ def test_preble_replicates_a_lone_hot_prefix():
 
 
 # ---------------------------------------------------------------------------------- DeepFlow
-def _deepflow_view(loads, cached, gpus=("a100-80gb",)):
+def _deepflow_view(loads, cached, gpus=("a100-80gb",), costs=None):
     st = []
     for j, w in enumerate(loads):
         s = FakeStats(j, waiting=tuple(range(1000 * (j + 1), 1000 * (j + 1) + w)), cached={10: cached[j]})
         s.spec = InstanceSpec(gpu=gpus[j % len(gpus)])
+        s.cost_model = costs[j] if costs is not None else build_cost("roofline", s.spec.model, s.spec.gpu)
         st.append(s)
     return FakeView(st, prompts={10: 64}, hashes={10: H})
 
@@ -218,6 +221,14 @@ def test_deepflow_heatmap_prefers_the_faster_type():
     r = DeepFlow()
     assert r.candidates(10, view) == [1, 3]
     assert r.route(10, view) == 3
+
+
+def test_deepflow_ranks_on_the_runs_own_cost_models():
+    # one spec for all four, but the run simulates instances 0 and 2 with a cost model 10x slower
+    # per token: DeepFlow must rank on those (the engine's), not on the catalogue's roofline
+    fast, slow = LinearCost(0.01, 1e-4, 1e-4, 0.0), LinearCost(0.1, 1e-3, 1e-3, 0.0)
+    view = _deepflow_view([0, 0, 0, 0], [64, 16, 64, 48], costs=[slow, fast, slow, fast])
+    assert DeepFlow().candidates(10, view) == [1, 3]
 
 
 # ---------------------------------------------------------------------------------- Llumnix
