@@ -125,7 +125,8 @@ def run(ctx: ReproContext) -> ReproOutput:
                                 relation="ratio", tolerance=0.25, headline=True, direction="> 1",
                                 note=f"at {float(gain.idxmax()):g} req/s; which deployment and baseline give the "
                                      f"paper's {paper}x is not public; the setup is ours"))
-        comps.append(Comparison(f"{m}: energy saving of CS-UCB over round-robin (min over loads)", PAPER_ENERGY_SAVING,
+        comps.append(Comparison(f"{m}: energy saving of CS-UCB over round-robin (min over loads)",
+                                f"> {PAPER_ENERGY_SAVING}",
                                 float(saving.min()), "", relation="direction", headline=True, direction="> 0",
                                 note=f"1 - energy per finished request ratio (active + idle); max over loads "
                                      f"{float(saving.max()):.3g}; the paper: more than 0.5"))
