@@ -33,6 +33,8 @@ MAX_EXPECTED_REQUESTS = 50_000_000
 #: Largest number of instances. Our choice: building the instances takes ~1 ms each and per-instance
 #: state grows with the client count; 100,000 instances sat silent for over a minute (issue 15).
 MAX_INSTANCES = 10_000
+#: Server classes of an edge-cloud cluster (PerLLM, arXiv 2405.14636).
+TIERS = ("cloud", "edge")
 
 
 def freeze_params(d: Mapping[str, Any] | Params | None) -> Params:
@@ -88,6 +90,16 @@ class InstanceSpec:
         decode goes to host memory over PCIe and comes back before new admissions; `llmsched.sim.swap`)
     prefix_eviction: the prefix cache's eviction strategy, by SGLang's names (`llmsched.sim.radix`)
     swap_space_bytes: host swap space per GPU (vLLM's default, 4 GiB); swap_bandwidth_Bps: host link
+    tier: "cloud" | "edge": the server class (edge-cloud routers such as PerLLM's CS-UCB read it)
+    uplink_bandwidth_Bps, uplink_latency_s: the link from the users to this instance; a request
+      routed here arrives after uplink_latency_s + its prompt's bytes / uplink_bandwidth_Bps
+      (ClusterSpec.request_bytes_per_token); inf and 0 (the default) = no upload delay
+    Serverless functions (MBS, PVLDB 15(10) 2022; `llmsched.sim.serverless`): each instance is one
+      function instance, `count` the concurrency limit. A batch admitted by an idle instance is one
+      invocation, billed price_per_invocation_usd plus memory_gb x its busy seconds x
+      price_per_gb_s_usd (the `cost_usd` column); an instance idle for longer than keep_alive_s
+      (or never used) first pays cold_start_s. pad_batches: a batch's prompt chunks all cost as
+      much as the longest one (static batches of padded tensors); the padding is counted.
     """
 
     model: str = "llama-2-7b"
@@ -110,6 +122,15 @@ class InstanceSpec:
     preemption: str = "recompute"
     swap_space_bytes: float = float(DEFAULT_SWAP_SPACE_BYTES)  # float: a config round-trips to the same JSON
     swap_bandwidth_Bps: float = PCIE4_X16_BANDWIDTH_BPS
+    tier: str = "cloud"
+    uplink_bandwidth_Bps: float = math.inf
+    uplink_latency_s: float = 0.0
+    price_per_invocation_usd: float = 0.0
+    price_per_gb_s_usd: float = 0.0
+    memory_gb: float = 0.0
+    cold_start_s: float = 0.0
+    keep_alive_s: float = math.inf
+    pad_batches: bool = False
 
     def kv_tokens(self) -> int:
         """The instance's KV capacity in tokens, resolved in this one place: `kv_capacity_tokens`
@@ -134,6 +155,10 @@ class ClusterSpec:
 
     Default link: 25 GB/s, 10 us — an assumption standing for one 200 Gb/s NIC (InfiniBand HDR);
     override per experiment.
+
+    request_bytes_per_token: bytes a prompt token takes on an instance's uplink (InstanceSpec
+    uplink_*). Default 4: UTF-8 text at about four characters per token (OpenAI's tokenizer
+    guidance: "one token generally corresponds to ~4 characters of text"), one byte a character.
     """
 
     instances: tuple[InstanceSpec, ...] = (InstanceSpec(),)
@@ -143,6 +168,7 @@ class ClusterSpec:
     encode_router_params: Params = ()
     kv_link_bandwidth_Bps: float = 25e9
     kv_link_latency_s: float = 1e-5
+    request_bytes_per_token: float = 4.0
 
     @property
     def n_instances(self) -> int:
@@ -340,6 +366,8 @@ def _check_cluster(c: ClusterSpec, bad: Callable[..., None]) -> None:
         bad("cluster.kv_link_bandwidth_Bps", "must be > 0 bytes/s")
     if c.kv_link_latency_s < 0:
         bad("cluster.kv_link_latency_s", "must be >= 0 s")
+    if not (c.request_bytes_per_token >= 0 and math.isfinite(c.request_bytes_per_token)):
+        bad("cluster.request_bytes_per_token", f"must be a finite number >= 0, got {c.request_bytes_per_token}")
     if c.n_instances > MAX_INSTANCES:
         bad("cluster.instances", f"{c.n_instances} instances, more than the cap of {MAX_INSTANCES}",
             "use fewer instances (set count per group)")
@@ -387,8 +415,26 @@ def _check_instance(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> Non
         bad(p + "swap_space_bytes", f"must be a finite number >= 0, got {spec.swap_space_bytes}")
     if not spec.swap_bandwidth_Bps > 0 or spec.swap_bandwidth_Bps == math.inf:
         bad(p + "swap_bandwidth_Bps", f"must be a finite number > 0, got {spec.swap_bandwidth_Bps}")
+    _check_edge_and_serverless(spec, p, bad)
     if spec.role not in ("mixed", "prefill", "decode", "encode"):
         bad(p + "role", f"unknown role {spec.role!r}", "use mixed, prefill, decode or encode")
     if spec.role == "encode" and spec.tp != 1:
         bad(p + "tp", "an encode instance runs on one GPU",
             "use tp = 1 and more encode instances (the encode router spreads a request over them)")
+
+
+def _check_edge_and_serverless(spec: InstanceSpec, p: str, bad: Callable[..., None]) -> None:
+    """An instance's tier and uplink (edge-cloud, PerLLM) and its serverless prices and start-up."""
+    if not spec.uplink_bandwidth_Bps > 0:
+        bad(p + "uplink_bandwidth_Bps", f"must be > 0 bytes/s, got {spec.uplink_bandwidth_Bps}",
+            "omit it (inf) for no upload delay")
+    if not (spec.uplink_latency_s >= 0 and math.isfinite(spec.uplink_latency_s)):
+        bad(p + "uplink_latency_s", f"must be a finite number >= 0 s, got {spec.uplink_latency_s}")
+    for name in ("price_per_invocation_usd", "price_per_gb_s_usd", "memory_gb", "cold_start_s"):
+        value = getattr(spec, name)
+        if not (value >= 0 and math.isfinite(value)):
+            bad(p + name, f"must be a finite number >= 0, got {value}")
+    if not spec.keep_alive_s >= 0:
+        bad(p + "keep_alive_s", f"must be >= 0 s (inf: never reclaimed), got {spec.keep_alive_s}")
+    if spec.tier not in TIERS:
+        bad(p + "tier", f"unknown tier {spec.tier!r}", f"use one of {', '.join(TIERS)}")

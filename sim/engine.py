@@ -41,6 +41,7 @@ EV_ROUTED = "routed"  # a routing decision of the global scheduler ended: delive
 EV_SLICE = "slice"  # a request's generation slice ended (Plan.slice_tokens): route it again
 EV_ENCODED = "encoded"  # an encoder instance's batch ended (EPD encode pool)
 EV_EMBEDDED = "embedded"  # one encode job's embeddings reached the prefill side
+EV_UPLOADED = "uploaded"  # a request's prompt crossed its instance's uplink (edge-cloud, PerLLM)
 RESTART = -1.0  # pending-migration marker: drop the KV and recompute at the destination
 
 
@@ -160,6 +161,7 @@ class Engine:
         max_context_tokens: float = math.inf,
         encoders: list[EncodeServer] | None = None,
         encode_router=None,
+        request_bytes_per_token: float = 0.0,
     ) -> None:
         self.reqs = reqs
         self.instances = instances
@@ -221,12 +223,16 @@ class Engine:
         self.encode_router = encode_router
         self.encode_view = EncodeView(self.encoders, reqs) if self.encoders else None
         self._encoding: dict[int, int] = {}
+        self.request_bytes_per_token = request_bytes_per_token
+        self._uploading = 0  # requests on an instance's uplink
+        self._uplink_free_s = [0.0] * len(instances)  # each uplink carries one prompt at a time (FIFO)
         self._arrivals_left = True  # whether root arrivals remain (ticks stop once none do and all is idle)
         self._handlers: dict[str, Callable[[Any], None]] = {  # one handler per event kind
             EV_WAKE: self._on_wake_event, EV_TRANSFER: self._on_transfer, EV_RELEASE: self._on_release,
             EV_STAGE: lambda stage: self._migration_stage(*stage),
             EV_ROUTED: lambda routed: self._deliver(*routed), EV_SLICE: self._on_slice_end,
             EV_ENCODED: self._encoded, EV_EMBEDDED: self._embedded, EV_TICK: self._on_tick,
+            EV_UPLOADED: self._on_uploaded,
         }
 
     def sync(self, inst: Instance) -> None:
@@ -295,6 +301,22 @@ class Engine:
         inst.arrive(rid, self.now)
         self._poke(inst)
 
+    def _on_uploaded(self, payload: tuple[int, int]) -> None:
+        self._uploading -= 1
+        self._on_transfer(payload)
+
+    def _book_upload_s(self, rid: int, inst: Instance) -> float:
+        """Seconds from now until `rid`'s prompt, sent now, has crossed `inst`'s uplink (0 without
+        one), and book the link: prompts cross one at a time in the order they are sent (a shared
+        link: each waits for the ones before it), then travel the link's latency."""
+        spec = inst.spec
+        if spec.uplink_latency_s == 0 and spec.uplink_bandwidth_Bps == math.inf:
+            return 0.0
+        start = max(self.now, self._uplink_free_s[inst.index])
+        sent = start + int(self.reqs.prompt[rid]) * self.request_bytes_per_token / spec.uplink_bandwidth_Bps
+        self._uplink_free_s[inst.index] = sent
+        return sent + spec.uplink_latency_s - self.now
+
     def _on_release(self, rid: int) -> None:
         self.reqs.arrival_s[rid] = self.now
         self._arrive(rid)
@@ -311,7 +333,7 @@ class Engine:
             self._push(self.now + self._tick_s, TICK, -1, EV_TICK, None)
 
     def _busy(self) -> bool:
-        return self._deciding or self._between_slices > 0 or bool(self._encoding) or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
+        return self._deciding or self._between_slices > 0 or self._uploading > 0 or bool(self._encoding) or any(inst.busy or inst.waiting or inst.ready or inst.swapped for inst in self.instances)
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
@@ -415,9 +437,14 @@ class Engine:
         if not (0 <= j < view.n_instances):
             raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
         inst = self.instances[view.pool[j]]
-        self.sync(inst)
-        inst.arrive(rid, self.now)
-        self._poke(inst)
+        upload = self._book_upload_s(rid, inst)
+        if upload > 0:  # the prompt crosses the instance's uplink first
+            self._uploading += 1
+            self._push(self.now + upload, LATE, rid, EV_UPLOADED, (rid, inst.index))
+        else:
+            self.sync(inst)
+            inst.arrive(rid, self.now)
+            self._poke(inst)
         if self.progress is not None:
             self.progress(rid)
         if decided:  # the global scheduler is free again: its next decision starts now

@@ -20,11 +20,14 @@ from llmsched.sim.kvcache import KVPool, PrefixTree
 from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
+    ACCURACY_SCALE,
     DECODING,
     DONE,
+    NJ_PER_J,
     NO_YIELD,
     PENDING,
     PREFILLING,
+    PUSD_PER_USD,
     TRANSFERRING,
     WAITING,
     RequestFacts,
@@ -114,6 +117,7 @@ class Instance:
         on_prefilled: Callable[[int, int, float], None] | None = None,
         swap: SwapTier | None = None,
         encode: EncodeCost | None = None,
+        power_w: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.index = index
         self.spec = spec
@@ -161,6 +165,16 @@ class Instance:
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
         self._leave_hook = policy if isinstance(policy, LeaveHook) else None
+        # (active, idle) power of the instance's GPUs, W; busy time of applied iterations, integer ns
+        self.active_power_w, self.idle_power_w = power_w
+        self.busy_ns = 0
+        # serverless function (InstanceSpec price_*/memory_gb/cold_start_s/keep_alive_s/pad_batches)
+        self.usd_per_s = spec.memory_gb * spec.price_per_gb_s_usd
+        self.invocations = 0  # batches admitted while idle
+        self.cold_starts = 0
+        self.padding_tokens = 0
+        self.seg_busy_ns: np.ndarray | None = None
+        self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
     # ------------------------------------------------------------------ basic state
@@ -172,6 +186,11 @@ class Instance:
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
+        self.seg_busy_ns = None
+        self.seg_cost_pusd: np.ndarray | None = None  # GB-second cost per token of each iteration
+        self.seg_padding = 0  # padding tokens per iteration of the segment (pad_batches)
+        self.seg_energy_nj: np.ndarray | None = None  # energy per token of each iteration (nJ)
+        self.seg_accuracy = -1  # accuracy of the segment's model variant x ACCURACY_SCALE (-1: no variant)
 
     @property
     def busy(self) -> bool:
@@ -289,9 +308,22 @@ class Instance:
         k = m - a
         ends = self.seg_ends
         assert ends is not None  # only inside a segment
+        if self.seg_cost_pusd is not None:
+            cost = int(self.seg_cost_pusd[a:m].sum())
+            for rid, c in self.seg_chunks:
+                r.cost_pusd[rid] += c * cost
+            if len(self.seg_decodes):
+                r.cost_pusd[self.seg_decodes] += cost
+        self.padding_tokens += k * self.seg_padding
+        energy = 0
+        if self.seg_energy_nj is not None:
+            assert self.seg_busy_ns is not None  # set together
+            energy = int(self.seg_energy_nj[a:m].sum())
+            self.busy_ns += int(self.seg_busy_ns[a:m].sum())
         for rid, c in self.seg_chunks:
             r.computed[rid] += k * c
             self.outstanding_tokens -= k * c
+            r.energy_nj[rid] += c * energy
         d = self.seg_decodes
         if len(d):
             comp = r.computed[d]
@@ -300,6 +332,8 @@ class Instance:
             comp = comp + k
             r.computed[d] = comp
             r.generated[d] += k
+            if energy:
+                r.energy_nj[d] += energy
             new_held = (comp - shared + (self.block_size - 1)) // self.block_size
             r.held_blocks[d] = new_held
             self.pool.allocate(int(new_held.sum() - old_held.sum()))
@@ -317,6 +351,9 @@ class Instance:
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
             r.last_token_s[d] = ends[m - 1]
+            if self.seg_accuracy >= 0:  # a model variant's tokens
+                r.accuracy_sum[d] += k * self.seg_accuracy
+                r.accuracy_tokens[d] += k
             counts = self.seg_decode_client_counts
             assert counts is not None  # set with the segment's decodes
             r.output_service[self.index] += counts * k
@@ -361,6 +398,9 @@ class Instance:
         r.generated[rid] += 1
         self.outstanding_tokens -= 1
         r.output_service[self.index, c] += 1
+        if self.seg_accuracy >= 0:  # a model variant's token
+            r.accuracy_sum[rid] += self.seg_accuracy
+            r.accuracy_tokens[rid] += 1
         if np.isnan(r.first_token_s[rid]):
             r.first_token_s[rid] = t
         else:  # token produced by a recompute after preemption / a resumed request
@@ -709,6 +749,7 @@ class Instance:
         """
         r = self.reqs
         plan = self._plan(now)
+        cold = self._invoke(plan, now)
         for rid in plan.admit:
             self._admit(rid, now)
         if plan.admit:
@@ -727,56 +768,104 @@ class Instance:
                 return -float(plan.retry_at_s)
             return None
         n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
-        # ---- the iterations' shapes are affine in the iteration index j
         k = len(decodes)
-        ctx0 = int(r.computed[decodes].sum()) if k else 0
-        sum_c = sum_c2 = pairs0 = pctx0 = 0
-        computed = r.computed
-        for rid, c in chunks:
-            past = int(computed[rid])
-            sum_c += c
-            sum_c2 += c * c
-            pairs0 += c * past + c * (c + 1) // 2
-            pctx0 += past + c
-        if n == 1:
-            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
-            shape = BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
-        else:
-            j = np.arange(n, dtype=np.int64)
-            shape = BatchShape(
-                prefill_tokens=np.full(n, sum_c, dtype=np.int64),
-                prefill_attention_pairs=pairs0 + j * sum_c2,
-                prefill_context_tokens=pctx0 + j * sum_c,
-                decode_tokens=np.full(n, k, dtype=np.int64),
-                decode_context_tokens=ctx0 + j * k,
-                num_requests=np.full(n, k + len(chunks), dtype=np.int64),
-            )
-        durations = np.asarray(self.cost.iteration_times(shape), dtype=np.float64)
-        if self.swap is not None and self.swap.pending_s:
+        prefill = sum(c for _, c in chunks)  # real prompt tokens of an iteration (before padding)
+        durations = np.asarray((plan.variant or self.cost).iteration_times(self._shape(chunks, decodes, n)),
+                               dtype=np.float64)
+        extra_s = self._extra_s(plan, cold)
+        if extra_s:
             durations = durations.copy()
-            durations[0] += self.swap.take_pending_s()  # swap copies run before the model (vLLM)
-        if self.encode is not None and plan.admit:
-            durations = durations.copy()
-            durations[0] += self._encode_s(plan.admit)
+            durations[0] += extra_s
         ends = np.cumsum(np.concatenate(([now], durations)))[1:]
+        self._segment_rates(durations, prefill + k)
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends
         self.seg_decodes = decodes
         self.seg_chunks = chunks
+        self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
         if k:
             clients = r.client[decodes]
             self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])
             self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
         # a timeline row at every change point and wherever the iteration's token counts change
         # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
-        if self.changed or self._row_shape != (sum_c, k):
+        if self.changed or self._row_shape != (prefill, k):
             was_changed = self.changed
-            self._row_shape = (sum_c, k)
-            self.log.timeline(self, now, sum_c, k, len(chunks), float(durations[0]))
+            self._row_shape = (prefill, k)
+            self.log.timeline(self, now, prefill, k, len(chunks), float(durations[0]))
             if was_changed:
                 self.log.change_point(self, now)
         return float(ends[-1])
+
+    def _invoke(self, plan: Plan, now: float) -> bool:
+        """A plan that admits requests on an idle instance is one invocation (serverless): count it
+        and share its fee among them. Returns whether it is a cold start (first batch, or idle for
+        longer than keep_alive_s, on an instance with a cold start)."""
+        if not plan.admit or self.prefilling or self.decoding:
+            return False
+        self.invocations += 1
+        fee = self.spec.price_per_invocation_usd
+        if fee:
+            self.reqs.cost_pusd[np.asarray(plan.admit, dtype=np.int64)] += round(fee * PUSD_PER_USD / len(plan.admit))
+        return self.spec.cold_start_s > 0 and (
+            self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
+
+    def _shape(self, chunks: list[tuple[int, int]], decodes: np.ndarray, n: int) -> BatchShape:
+        """The n iterations' shapes (affine in the iteration index j). With `pad_batches` every chunk
+        counts as long as the longest (a padded static batch), and the padding is recorded."""
+        r = self.reqs
+        k = len(decodes)
+        ctx0 = int(r.computed[decodes].sum()) if k else 0
+        sum_c = sum_c2 = pairs0 = pctx0 = 0
+        cmax = max((c for _, c in chunks), default=0)
+        self.seg_padding = cmax * len(chunks) - sum(c for _, c in chunks) if self.spec.pad_batches else 0
+        for rid, real in chunks:
+            c = cmax if self.spec.pad_batches else real
+            past = int(r.computed[rid])
+            sum_c += c
+            sum_c2 += c * c
+            pairs0 += c * past + c * (c + 1) // 2
+            pctx0 += past + c
+        if n == 1:
+            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
+            return BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
+        j = np.arange(n, dtype=np.int64)
+        return BatchShape(
+            prefill_tokens=np.full(n, sum_c, dtype=np.int64),
+            prefill_attention_pairs=pairs0 + j * sum_c2,
+            prefill_context_tokens=pctx0 + j * sum_c,
+            decode_tokens=np.full(n, k, dtype=np.int64),
+            decode_context_tokens=ctx0 + j * k,
+            num_requests=np.full(n, k + len(chunks), dtype=np.int64),
+        )
+
+    def _extra_s(self, plan: Plan, cold: bool) -> float:
+        """Seconds the segment's first iteration spends before the model runs: a model variant's
+        actuation, pending swap copies (vLLM runs them first), the encoder for admitted images, a
+        serverless cold start."""
+        extra = 0.0
+        if plan.variant is not None:
+            if self.variant_name is not None and plan.variant.name != self.variant_name:
+                extra += plan.variant.actuation_s  # switching models: load the new one first
+            self.variant_name = plan.variant.name
+        if self.swap is not None and self.swap.pending_s:
+            extra += self.swap.take_pending_s()
+        if self.encode is not None and plan.admit:
+            extra += self._encode_s(plan.admit)
+        if cold:
+            extra += self.spec.cold_start_s
+            self.cold_starts += 1
+        return extra
+
+    def _segment_rates(self, durations: np.ndarray, tokens: int) -> None:
+        """Per token of each iteration: GB-second cost (integer pico-dollars) and energy (integer
+        nanojoules), plus busy time (integer ns); shares are split by the iteration's real tokens."""
+        if self.usd_per_s > 0:
+            self.seg_cost_pusd = np.rint(durations * (self.usd_per_s * PUSD_PER_USD / tokens)).astype(np.int64)
+        if self.active_power_w > 0:
+            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / tokens)).astype(np.int64)
+            self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
 
     def _encode_s(self, admitted: list[int]) -> float:
         """Seconds to encode the images of the admitted requests that are not embedded yet, as one

@@ -28,6 +28,7 @@ import numpy as np
 
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import CostModel
+from llmsched.sim.variants import ModelVariant
 
 
 @dataclass
@@ -46,6 +47,11 @@ class Plan:
                 the instance with its KV dropped; the engine hands it back to the router, and its
                 next slice recomputes prompt + generated tokens wherever it is placed. A request
                 that finishes within its slice just finishes. None = no slice.
+    variant: run this iteration with a model variant (`llmsched.sim.variants.ModelVariant`,
+             SuperServe arXiv 2312.16733): the variant is the batch's cost model, switching the
+             instance to it from another variant adds its actuation delay to the iteration, and
+             every token the iteration produces is credited with its accuracy. None = the
+             instance's own model and cost model.
     """
 
     admit: list[int] = field(default_factory=list)
@@ -54,6 +60,7 @@ class Plan:
     replan_each_iteration: bool = False
     retry_at_s: float | None = None
     slice_tokens: int | None = None
+    variant: ModelVariant | None = None
 
     @property
     def empty(self) -> bool:
@@ -174,6 +181,9 @@ class ClusterView(Protocol):
     def arrival_s(self, rid: int) -> float: ...
     def priority(self, rid: int) -> int: ...
     def first_token_s(self, rid: int) -> float: ...  # nan if none yet
+    def finish_s(self, rid: int) -> float: ...  # nan if unfinished
+    def ttft_slo_s(self, rid: int) -> float: ...  # inf = none
+    def energy_j(self, rid: int) -> float: ...  # joules credited to it so far (needs the GPU's power)
     def hashes(self, rid: int) -> np.ndarray: ...  # the request's prefix block hashes
     def kv_tokens(self, rid: int) -> int: ...  # tokens of `rid` whose KV is in memory now
     def charged(self, rid: int) -> bool: ...  # has its prompt been charged to its client (admitted)?
@@ -233,6 +243,7 @@ class PlanBuilder:
         self.replan_each_iteration = False
         self.retry_at_s: float | None = None
         self.slice_tokens: int | None = None  # generation slice of this plan's admissions (Plan)
+        self.variant: ModelVariant | None = None  # the model variant this iteration runs (Plan)
 
     # -- decodes ---------------------------------------------------------------------------
     def decode(self, rid: int) -> bool:
@@ -318,4 +329,5 @@ class PlanBuilder:
             replan_each_iteration=self.replan_each_iteration,
             retry_at_s=self.retry_at_s,
             slice_tokens=self.slice_tokens,
+            variant=self.variant,
         )

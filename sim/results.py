@@ -22,7 +22,7 @@ import pandas as pd
 
 from llmsched.sim import atomic
 from llmsched.sim.errors import InputError
-from llmsched.sim.state import DONE, REJECTED, RequestTable
+from llmsched.sim.state import ACCURACY_SCALE, DONE, NJ_PER_J, PUSD_PER_USD, REJECTED, RequestTable
 
 FILES = ("requests.parquet", "service.parquet", "timeline.parquet", "summary.json")
 
@@ -244,6 +244,8 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         tbt_mean = np.where(out > 1, (r.finish_s - r.first_token_s) / (out - 1), np.nan)
     ttft = r.first_token_s - r.arrival_s
+    with np.errstate(invalid="ignore", divide="ignore"):  # tokens of model variants (Plan.variant) only
+        accuracy = np.where(r.accuracy_tokens > 0, r.accuracy_sum / ACCURACY_SCALE / np.maximum(r.accuracy_tokens, 1), np.nan)
     tbt_max = np.where(served & (r.output > 1), r.tbt_max_s, np.nan)
     return pd.DataFrame({
         "request_id": np.arange(r.n, dtype=np.int64),
@@ -271,6 +273,9 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         "tbt_slo_s": r.tbt_slo_s,
         "slo_met": served & (ttft <= r.ttft_slo_s) & (r.tbt_misses == 0),
         "rejected": r.state == REJECTED,
+        "accuracy": accuracy,
+        "energy_j": r.energy_nj / NJ_PER_J,
+        "cost_usd": r.cost_pusd / PUSD_PER_USD,
     })
 
 
@@ -327,4 +332,15 @@ def summarize(requests: pd.DataFrame, cache_hit_tokens: int, prompt_tokens_admit
         "cache_hit_rate": cache_hit_tokens / prompt_tokens_admitted if prompt_tokens_admitted else 0.0,
         "preemptions": int(requests["preemptions"].sum()),
         "migrations": int(requests["migrations"].sum()),
+        "accuracy_mean": _mean_of(done, "accuracy"),
     }
+
+
+def _mean_of(done: pd.DataFrame, column: str) -> float:
+    """Mean of a column over finished requests, ignoring NaN (NaN if the column is absent, e.g. in a
+    run written before it existed, or has no value)."""
+    if column not in done:
+        return math.nan
+    x = done[column].to_numpy(dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else math.nan

@@ -166,6 +166,33 @@ def _encode_cost(cost_of: Callable[[InstanceSpec], EncodeCost | None], spec: Ins
     return cost
 
 
+def _power_w(spec: InstanceSpec) -> tuple[float, float]:
+    """(active, idle) power of an instance's GPUs from the catalogue, W; (0, 0) for a GPU the
+    catalogue lacks or whose power it does not list (the run then reports no energy)."""
+    from llmsched.sim.hardware import get_gpu
+
+    try:
+        gpu = get_gpu(spec.gpu)
+    except InputError:
+        return 0.0, 0.0
+    gpus = spec.tp * gpu.num_gpus if gpu.num_gpus == 1 else gpu.num_gpus
+    return gpu.active_power_w * gpus, gpu.idle_power_w * gpus
+
+
+def _energy_summary(instances: Sequence[Instance], summary: dict[str, Any], energy_nj: np.ndarray) -> dict[str, float]:
+    """Energy of the run, J: the active part (every iteration at its instance's active power, the
+    sum of the requests' `energy_j`) and the idle part (each instance at idle power for the rest of
+    the makespan)."""
+    span_s = float(summary["makespan_s"])
+    active = float(energy_nj.sum()) / 1e9
+    idle = sum(inst.idle_power_w * max(span_s - inst.busy_ns / 1e9, 0.0) for inst in instances)
+    return {"energy_j": active + idle, "energy_active_j": active, "energy_idle_j": idle}
+
+
+def _serverless(spec: InstanceSpec) -> bool:
+    return bool(spec.price_per_invocation_usd or spec.price_per_gb_s_usd or spec.cold_start_s or spec.pad_batches)
+
+
 def _swap_tier(spec: InstanceSpec, source: str) -> SwapTier | None:
     """The host KV tier of a swapping instance: capacity in blocks, transfer seconds per token."""
     if spec.preemption != "swap":
@@ -243,7 +270,7 @@ def simulate(
             raise InputError(source, "kv_capacity_tokens", "instance has no room for KV", "use a bigger GPU or TP")
         encode = _encode_cost(encode_cost_of, spec, workload, source) if needs_encoder else None
         instances.append(Instance(i, spec, cost, policy, reqs, total_blocks, mode == "step", log,
-                                  swap=_swap_tier(spec, source), encode=encode))
+                                  swap=_swap_tier(spec, source), encode=encode, power_w=_power_w(spec)))
     router = make_policy(ROUTING, cluster.router, params_dict(cluster.router_params),
                          rng=np.random.default_rng(streams[-2]), source=source)
     decode_router = None
@@ -274,6 +301,7 @@ def simulate(
         max_sim_time_s=max_sim_time_s, progress=tick,
         max_context_tokens=min(_context_tokens(s) for s in specs if s.role in ("mixed", "prefill")),
         encoders=encoders, encode_router=encode_router,
+        request_bytes_per_token=cluster.request_bytes_per_token,
     )
     engine.run()
     if bar is not None:
@@ -284,6 +312,12 @@ def simulate(
     hits = sum(inst.cache_hit_tokens for inst in instances)
     admitted = sum(inst.prompt_tokens_admitted for inst in instances)
     summary = summarize(requests, hits, admitted)
+    summary.update(_energy_summary(instances, summary, reqs.energy_nj))
+    if any(_serverless(s) for s in specs):
+        summary["cost_usd"] = float(reqs.cost_pusd.sum()) / 1e12
+        summary["invocations"] = sum(inst.invocations for inst in instances)
+        summary["cold_starts"] = sum(inst.cold_starts for inst in instances)
+        summary["padding_tokens"] = sum(inst.padding_tokens for inst in instances)
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
         summary["slices_ended"] = int(reqs.slices.sum())

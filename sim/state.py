@@ -13,6 +13,9 @@ from llmsched.sim.workload.core import Workload
 
 # request life cycle
 PENDING, WAITING, PREFILLING, DECODING, TRANSFERRING, DONE, REJECTED = range(7)
+ACCURACY_SCALE = 10**9  # accuracy credits are integers: accuracy x ACCURACY_SCALE (exact sums)
+NJ_PER_J = 10**9  # energy credits are integer nanojoules
+PUSD_PER_USD = 10**12  # serverless cost credits are integer pico-dollars
 NO_YIELD = np.iinfo(np.int64).max  # `yield_at` of a request that runs without a generation slice
 
 
@@ -57,6 +60,14 @@ class RequestTable:
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
         self.slices = i64()
         self.cached_tokens = i64()
+        # model variants (Plan.variant): sum of the accuracies credited to its tokens, times
+        # ACCURACY_SCALE (integers, so a sum is the same in fast-forward and step mode), and how many
+        self.accuracy_sum = i64()
+        self.accuracy_tokens = i64()
+        # energy of the iterations that computed its tokens, its share by tokens (integer nJ: exact sums)
+        self.energy_nj = i64()
+        # serverless cost (invocation fee share + GB-seconds by tokens), integer pico-dollars
+        self.cost_pusd = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
         self.input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
@@ -109,6 +120,14 @@ class RequestFacts:
 
     def ttft_slo_s(self, rid: int) -> float:
         return float(self._reqs.ttft_slo_s[rid])
+
+    def finish_s(self, rid: int) -> float:
+        """End of the iteration that produced its last token (nan if unfinished)."""
+        return float(self._reqs.finish_s[rid])
+
+    def energy_j(self, rid: int) -> float:
+        """Joules credited to it so far (its share, by tokens, of each iteration it was in)."""
+        return float(self._reqs.energy_nj[rid]) / NJ_PER_J
 
     def first_token_s(self, rid: int) -> float:
         return float(self._reqs.first_token_s[rid])

@@ -179,6 +179,15 @@ def print_summary(summary: dict) -> None:
         ("preemptions / migrations", f"{summary['preemptions']} / {summary['migrations']}"),
         ("simulated time", f"{_fmt(summary['makespan_s'], ' s')}  (wall {summary['wall_s']:.2f} s)"),
     ]
+    if summary.get("energy_j"):
+        rows.append(("energy", f"{summary['energy_j']:.4g} J (active {summary['energy_active_j']:.4g} J, "
+                               f"idle {summary['energy_idle_j']:.4g} J)"))
+    accuracy = summary.get("accuracy_mean")
+    if accuracy is not None and accuracy == accuracy:  # not NaN: model variants ran
+        rows.append(("mean accuracy", f"{accuracy:.2%}"))
+    if "cost_usd" in summary:
+        rows.append(("serverless cost", f"${summary['cost_usd']:.6g}: {summary['invocations']} invocations, "
+                                        f"{summary['cold_starts']} cold starts, {summary['padding_tokens']} padding tokens"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

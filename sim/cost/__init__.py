@@ -121,7 +121,10 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
 
 
 def build(spec: str, model: str, gpu: str, tp: int = 1) -> CostModel:
-    """The cost model an instance uses; cheap on repeat calls (cached by normalised arguments)."""
+    """The cost model an instance uses; cheap on repeat calls (cached by normalised arguments).
+    A linear model needs no catalogue entry (a serverless function's model, `llmsched.sim.serverless`)."""
+    if str(spec).strip().lower().startswith("linear:"):
+        return _build(str(spec).strip(), str(model), str(gpu), int(tp))
     m, g = get_model(model), get_gpu(gpu)
     return _build(str(spec).strip(), m.name, g.name, effective_tp(m, g, tp))
 

@@ -28,6 +28,12 @@ class GPU:
     link_bandwidth_Bps:      per-direction GPU-GPU bandwidth inside a node (NVLink or PCIe), bytes/s
     link_latency_s:          per-message latency of that link (assumption, see docs/hardware.md)
     num_gpus:                GPUs in the node; a node with num_gpus > 1 runs tensor-parallel over them
+    active_power_w:          board power per GPU while it runs a batch, W: the datasheet's maximum
+                             board power / TDP (0 = unknown: such a GPU's runs report no energy).
+                             Energy per token is derived, not stored: active power x iteration time /
+                             tokens in the iteration (the engine credits it per token, `energy_j`)
+    idle_power_w:            power per GPU while it holds the model but runs nothing, W (see
+                             IDLE_FRACTION: no vendor publishes it)
     node_sku:                name of a measured collective profile (Vidur) for this node, if any
     sources:                 citation per field
     """
@@ -42,6 +48,8 @@ class GPU:
     node_sku: str = ""
     aliases: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
+    active_power_w: float = 0.0
+    idle_power_w: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ class Model:
 PCIE3_X16_Bps = 15.75 * GIGA
 PCIE4_X16_Bps = 31.5 * GIGA
 
+#: Idle power as a fraction of the maximum board power. Our assumption: vendors publish no idle
+#: figure, and a GPU that holds a model's weights but runs nothing stays in a higher power state
+#: than an empty one; 0.15 stands for that state.
+IDLE_FRACTION = 0.15
+_IDLE = "our assumption: IDLE_FRACTION (0.15) of the maximum board power (no vendor figure)"
 _DS_A100 = "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16 tensor 312 TFLOPS dense (624 sparse)"
 _DS_H100 = "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16 tensor 1,979 TFLOPS with sparsity -> 989.5 dense"
 
@@ -150,7 +163,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "same source: 24 GB GDDR6, 600 GB/s (shared with the NVIDIA A10 datasheet)"),
             ("memory_bytes", "NVIDIA A10 datasheet / AWS G5 instance page: 24 GB GDDR6"),
             ("link_bandwidth_Bps", "PCIe Gen4 x16 (PCI-SIG 4.0)"),
+            ("active_power_w", "AWS does not publish the A10G's board power; the NVIDIA A10 datasheet's 150 W max TDP is assumed"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=150.0, idle_power_w=150.0 * IDLE_FRACTION,
     ),
     GPU(
         "a10", 125 * TERA, 600 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6,
@@ -160,7 +176,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA A10 datasheet: 600 GB/s GDDR6"),
             ("memory_bytes", "NVIDIA A10 datasheet: 24 GB GDDR6"),
             ("link_bandwidth_Bps", "NVIDIA A10 datasheet: PCIe Gen4 x16 64 GB/s (bidirectional)"),
+            ("active_power_w", "NVIDIA A10 datasheet: max thermal design power 150 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=150.0, idle_power_w=150.0 * IDLE_FRACTION,
     ),
     GPU(
         "a100-40gb", 312 * TERA, 1555 * GIGA, 40 * GiB, 300 * GIGA, 5e-6, node_sku="a100_dgx",
@@ -170,7 +189,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA A100 datasheet: A100 40GB SXM 1,555 GB/s HBM2"),
             ("memory_bytes", "NVIDIA A100 datasheet: 40 GB HBM2"),
             ("link_bandwidth_Bps", "NVIDIA A100 datasheet: NVLink 600 GB/s (bidirectional) -> 300 GB/s per direction"),
+            ("active_power_w", "NVIDIA A100 datasheet: A100 SXM max TDP 400 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=400.0, idle_power_w=400.0 * IDLE_FRACTION,
     ),
     GPU(
         "a100-80gb", 312 * TERA, 2039 * GIGA, 80 * GiB, 300 * GIGA, 5e-6, node_sku="a100_dgx",
@@ -180,7 +202,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA A100 datasheet: A100 80GB SXM 2,039 GB/s HBM2e"),
             ("memory_bytes", "NVIDIA A100 datasheet: 80 GB HBM2e"),
             ("link_bandwidth_Bps", "NVIDIA A100 datasheet: NVLink 600 GB/s (bidirectional) -> 300 GB/s per direction"),
+            ("active_power_w", "NVIDIA A100 datasheet: A100 80GB SXM max TDP 400 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=400.0, idle_power_w=400.0 * IDLE_FRACTION,
     ),
     GPU(
         "h100-80gb", 989.5 * TERA, 3350 * GIGA, 80 * GiB, 450 * GIGA, 5e-6, node_sku="h100_dgx",
@@ -190,7 +215,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA H100 datasheet (SXM5): 3.35 TB/s HBM3"),
             ("memory_bytes", "NVIDIA H100 datasheet (SXM5): 80 GB"),
             ("link_bandwidth_Bps", "NVIDIA H100 datasheet: NVLink 900 GB/s (bidirectional) -> 450 GB/s per direction"),
+            ("active_power_w", "NVIDIA H100 datasheet: H100 SXM max TDP up to 700 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=700.0, idle_power_w=700.0 * IDLE_FRACTION,
     ),
     GPU(
         "l4", 121 * TERA, 300 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6,
@@ -200,7 +228,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA L4 datasheet: 300 GB/s GDDR6"),
             ("memory_bytes", "NVIDIA L4 datasheet: 24 GB"),
             ("link_bandwidth_Bps", "NVIDIA L4 datasheet: PCIe Gen4 x16 64 GB/s (bidirectional)"),
+            ("active_power_w", "NVIDIA L4 datasheet: max thermal design power 72 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=72.0, idle_power_w=72.0 * IDLE_FRACTION,
     ),
     GPU(
         "t4", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6,
@@ -210,7 +241,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA T4 datasheet: 320+ GB/s GDDR6"),
             ("memory_bytes", "NVIDIA T4 datasheet: 16 GB GDDR6"),
             ("link_bandwidth_Bps", "NVIDIA T4 datasheet: PCIe Gen3 x16 32 GB/s (bidirectional)"),
+            ("active_power_w", "NVIDIA T4 datasheet: max power 70 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=70.0, idle_power_w=70.0 * IDLE_FRACTION,
     ),
     GPU(
         "v100-16gb", 125 * TERA, 900 * GIGA, 16 * GiB, 150 * GIGA, 5e-6,
@@ -220,7 +254,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA V100 datasheet: 900 GB/s HBM2"),
             ("memory_bytes", "NVIDIA V100 datasheet: 16 GB HBM2"),
             ("link_bandwidth_Bps", "NVIDIA V100 datasheet: NVLink 300 GB/s (bidirectional) -> 150 GB/s per direction"),
+            ("active_power_w", "NVIDIA V100 datasheet (SXM2): max power 300 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=300.0, idle_power_w=300.0 * IDLE_FRACTION,
     ),
     GPU(
         "rtx-6000-ada", 364.25 * TERA, 960 * GIGA, 48 * GiB, PCIE4_X16_Bps, 10e-6,
@@ -232,7 +269,10 @@ GPUS: tuple[GPU, ...] = (
             ("hbm_bandwidth_Bps", "NVIDIA RTX 6000 Ada datasheet: 960 GB/s GDDR6"),
             ("memory_bytes", "NVIDIA RTX 6000 Ada datasheet: 48 GB GDDR6"),
             ("link_bandwidth_Bps", "NVIDIA RTX 6000 Ada datasheet: PCIe Gen4 x16"),
+            ("active_power_w", "NVIDIA RTX 6000 Ada datasheet: max power consumption 300 W"),
+            ("idle_power_w", _IDLE),
         ),
+        active_power_w=300.0, idle_power_w=300.0 * IDLE_FRACTION,
     ),
     # Helix's multi-GPU nodes (Google Cloud machines, reference/helix/upstream/artifact_evaluation/
     # single_cluster/config/machine_profiles.ini: T4x2 32 GB, T4x4 64 GB, L4x2 48 GB of VRAM; the
@@ -242,16 +282,19 @@ GPUS: tuple[GPU, ...] = (
         "l4x2", 121 * TERA, 300 * GIGA, 24 * GiB, PCIE4_X16_Bps, 10e-6, num_gpus=2,
         aliases=("2xl4",),
         sources=(("all", "2 x NVIDIA L4 (see l4) over PCIe Gen4; Helix machine_profiles.ini [L4x2] vram 48 GB"),),
+        active_power_w=72.0, idle_power_w=72.0 * IDLE_FRACTION,
     ),
     GPU(
         "t4x2", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6, num_gpus=2,
         aliases=("2xt4",),
         sources=(("all", "2 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x2] vram 32 GB"),),
+        active_power_w=70.0, idle_power_w=70.0 * IDLE_FRACTION,
     ),
     GPU(
         "t4x4", 65 * TERA, 320 * GIGA, 16 * GiB, PCIE3_X16_Bps, 10e-6, num_gpus=4,
         aliases=("4xt4",),
         sources=(("all", "4 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x4] vram 64 GB"),),
+        active_power_w=70.0, idle_power_w=70.0 * IDLE_FRACTION,
     ),
     # The T4 running fp32 weights and math, as SpotServe's artifact serves its models (FasterTransformer
     # data_type=fp32 in Hsword/SpotServe@832b29f FasterTransformer/examples/cpp/multi_gpu_gpt/configs/

@@ -16,7 +16,8 @@ from tests.sim.strategies import clusters, cost_models, workloads
 WORK_CONSERVING = ["sarathi", "orca"]
 ALL_BASELINES = ["sarathi", "orca", "vllm", "fastertransformer"]
 EVERY_POLICY = registry.names(registry.BATCHING)  # a newly registered policy is checked too
-ROUTERS = ["round-robin", "random", "least-outstanding-tokens", "power-of-two"]
+ROUTERS = ["round-robin", "random", "least-outstanding-tokens", "power-of-two",
+           "cs-ucb", "tier-only", "mbs"]  # issue 17: learning, tier and buffering routers
 
 
 @st.composite

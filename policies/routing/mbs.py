@@ -1,0 +1,69 @@
+"""MBS front end (PVLDB 15(10) 2022): requests join the open batch of their length buffer; each
+batch goes to one serverless function instance, which runs it (`mbs-batch` batching).
+
+A buffer's batch opens with its first request and takes every request of that buffer until it
+holds the buffer's batch size or its timeout has passed; then the next request opens a new batch.
+A new batch goes to an idle function instance that no open batch holds, the one used most recently
+first (the platform reuses warm instances; our reading of AWS Lambda's behaviour, not documented),
+else to the instance with the least outstanding work (the concurrency limit is reached: it queues).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from llmsched.policies.batching.mbs import BUFFER_PARAMS, BufferConfig
+from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.policy_api import ClusterView
+
+
+@register(ROUTING, "mbs")
+class MBSRouter:
+    """MBS front end: each request joins its length buffer's open batch, each batch goes to one idle (warm first) function instance.
+
+    bounds / batch_sizes / timeouts_s: one value per buffer (the same as the `mbs-batch` batching's).
+    """
+
+    PARAMS = BUFFER_PARAMS
+
+    def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> None:
+        self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s)
+        self._open: dict[int, tuple[int, int, float]] = {}  # buffer -> (instance, requests, opened at)
+        self._last_used: dict[int, float] = {}  # instance -> when a batch last opened there
+        self.batches = 0
+
+    def route(self, rid: int, view: ClusterView) -> int:
+        cfg = self.config
+        buf = cfg.buffer_of(view.prompt_tokens(rid))
+        cur = self._open.get(buf)
+        if cur is not None:
+            j, count, opened = cur
+            if count < cfg.batch_sizes[buf] and view.now < opened + cfg.timeouts_s[buf]:
+                self._open[buf] = (j, count + 1, opened)
+                return j
+        j = self._pick(view, buf)
+        self._open[buf] = (j, 1, view.now)
+        self._last_used[j] = view.now
+        self.batches += 1
+        return j
+
+    def _pick(self, view: ClusterView, buf: int) -> int:
+        held = {j for b, (j, count, opened) in self._open.items()
+                if b != buf and count < self.config.batch_sizes[b] and view.now < opened + self.config.timeouts_s[b]}
+        idle = []
+        for j in range(view.n_instances):
+            if j in held:
+                continue
+            s = view.instance(j)
+            if s.waiting_count == 0 and s.running_count == 0:
+                idle.append(j)
+        if idle:
+            return max(idle, key=lambda j: (self._last_used.get(j, -math.inf), -j))
+        return min(range(view.n_instances), key=lambda j: (j in held, view.instance(j).outstanding_tokens, j))
+
+    def stats(self) -> dict[str, int]:
+        return {"batches": self.batches}
+
+
+__all__ = ["MBSRouter"]

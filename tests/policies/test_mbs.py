@@ -1,0 +1,148 @@
+"""MBS on the serverless execution model: hand-derived bills (invocation fee, GB-seconds, cold
+starts, keep-alive, padding), the buffers and timeouts, the estimator and its optuna tuning,
+fast == step and invariants with serverless instances, and bad inputs exiting 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmsched.policies.batching.mbs import BufferConfig, FunctionModel, estimate, expected_max, tune
+from llmsched.sim.config import ClusterSpec, InstanceSpec
+from llmsched.sim.cost.simple import LinearCost
+from llmsched.sim.run import simulate
+from tests.sim.helpers import fast_equals_step, workload
+from tests.sim.strategies import clusters, cost_models, workloads
+
+COST = LinearCost(1.0, 0.1, 0.0, 0.0)  # 1 s + 0.1 s per (padded) prompt token
+
+
+def _fn(count=1, bounds=(math.inf,), sizes=(2,), timeouts=(1.0,), **kw):
+    params = (("batch_sizes", sizes), ("bounds", bounds), ("timeouts_s", timeouts))
+    base = dict(batching="mbs-batch", batching_params=params, count=count, kv_capacity_tokens=10_000, block_size=1,
+                prefix_cache=False, token_budget=10_000, price_per_invocation_usd=0.5, price_per_gb_s_usd=0.01,
+                memory_gb=2.0, cold_start_s=2.0, keep_alive_s=5.0, pad_batches=True)
+    return ClusterSpec(instances=(InstanceSpec(**{**base, **kw}),), router="mbs", router_params=params)
+
+
+def test_one_invocation_bill_padding_and_cold_start():
+    """Prompts of 10 and 30 tokens at t=0, batch size 2: one invocation. Padded to 30: 1 + 0.1 x 60
+    = 7 s, after a 2 s cold start -> both finish at 9. Bill: fee 0.5 shared (0.25 each) + 9 s x 2 GB x
+    0.01 = 0.18, split by real tokens 10:30 -> 0.045 and 0.135. Padding: 60 - 40 = 20 tokens."""
+    w = workload([0.0, 0.0], [10, 30], [1, 1])
+    fast, _ = fast_equals_step(w, _fn(), COST)
+    assert fast.requests["finish_s"].tolist() == [9.0, 9.0]
+    assert fast.requests["cost_usd"].tolist() == pytest.approx([0.295, 0.385])
+    s = fast.summary
+    assert (s["invocations"], s["cold_starts"], s["padding_tokens"]) == (1, 1, 20)
+    assert s["cost_usd"] == pytest.approx(0.68)
+    unpadded, _ = fast_equals_step(w, _fn(pad_batches=False), COST)
+    assert unpadded.requests["finish_s"].tolist() == [7.0, 7.0]  # negative control: 1 + 0.1 x 40, + 2
+    assert unpadded.summary["padding_tokens"] == 0
+
+
+def test_timeout_keep_alive_and_warm_reuse():
+    """Batch size 2, timeout 1 s, keep-alive 5 s, one function. r0 (10 tokens) at 0 waits the timeout:
+    runs 1 -> cold 2 s + 2 s = 5. r1 at 6 (idle 1 s <= 5: warm) runs 7 -> 9. r2 at 20 (idle 11 s > 5:
+    cold again) runs 21 -> 25."""
+    w = workload([0.0, 6.0, 20.0], [10, 10, 10], [1, 1, 1])
+    fast, _ = fast_equals_step(w, _fn(), COST)
+    assert fast.requests["finish_s"].tolist() == [5.0, 9.0, 25.0]
+    assert (fast.summary["invocations"], fast.summary["cold_starts"]) == (3, 2)
+
+
+def test_buffers_separate_short_from_long_prompts():
+    """Four requests at t=0: two of 5 tokens, two of 100. One buffer of size 4 pads all to 100
+    (padding 190); two buffers (<= 10, longer) of size 2 pad nothing and use two function instances."""
+    w = workload([0.0] * 4, [5, 100, 5, 100], [1] * 4)
+    one, _ = fast_equals_step(w, _fn(count=2, sizes=(4,)), COST)
+    assert one.summary["padding_tokens"] == 190 and one.summary["invocations"] == 1
+    two, _ = fast_equals_step(w, _fn(count=2, bounds=(10, math.inf), sizes=(2, 2), timeouts=(1.0, 1.0)), COST)
+    assert two.summary["padding_tokens"] == 0 and two.summary["invocations"] == 2
+    assert two.requests["instance"].tolist() == [0, 1, 0, 1]
+
+
+def test_estimator_and_tuning():
+    fn = FunctionModel(0.1, 0.001, 1e-4, 1e-5, 1.0)  # a large fee: batching pays
+    lengths = np.array([10] * 50 + [200] * 50)
+    assert expected_max(lengths, 1) == pytest.approx(105.0)
+    assert expected_max(lengths, 50) == pytest.approx(200.0, rel=1e-6)
+    single = estimate(BufferConfig.make((math.inf,), (1,), (0.0,)), lengths, 100.0, fn)
+    assert single["invocations_per_request"] == 1.0 and single["padding_per_request"] == 0.0
+    cfg = tune(lengths, 100.0, fn, slo_s=1.0, buffers=2, trials=80, seed=1)
+    assert cfg == tune(lengths, 100.0, fn, slo_s=1.0, buffers=2, trials=80, seed=1)  # seeded: reproducible
+    tuned = estimate(cfg, lengths, 100.0, fn)
+    assert max(cfg.batch_sizes) > 1 and tuned["cost_per_request_usd"] < single["cost_per_request_usd"]
+    assert tuned["worst_latency_s"] <= 1.0 + 1e-9
+
+
+# ------------------------------------------------------------------ invariants and fast == step
+@st.composite
+def serverless_scenarios(draw):
+    w = draw(workloads(tasks=False))
+    cluster = draw(clusters(w, ["mbs-batch", "sarathi"], ["mbs", "round-robin"], allow_pd=False))
+    k = draw(st.integers(1, 3))
+    bounds = (*sorted(draw(st.sets(st.integers(1, 300), min_size=k - 1, max_size=k - 1))), math.inf)
+    params = (("batch_sizes", tuple(draw(st.integers(1, 5)) for _ in bounds)), ("bounds", bounds),
+              ("timeouts_s", tuple(draw(st.sampled_from([0.0, 0.05, 1.0])) for _ in bounds)))
+    inst = dataclasses.replace(
+        cluster.instances[0], batching_params=params if cluster.instances[0].batching == "mbs-batch" else (),
+        price_per_invocation_usd=draw(st.sampled_from([0.0, 2e-7])), price_per_gb_s_usd=1.66667e-5,
+        memory_gb=draw(st.sampled_from([0.5, 3.0])), cold_start_s=draw(st.sampled_from([0.0, 0.3])),
+        keep_alive_s=draw(st.sampled_from([0.0, 1.0, math.inf])), pad_batches=draw(st.booleans()))
+    router_params = params if cluster.router == "mbs" else ()
+    return (w, dataclasses.replace(cluster, instances=(inst,), router_params=router_params),
+            draw(cost_models()), draw(st.integers(0, 3)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(serverless_scenarios())
+def test_fast_forward_equals_step_serverless(scenario):
+    w, cluster, cost, seed = scenario
+    fast_equals_step(w, cluster, cost, seed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(serverless_scenarios())
+def test_invariants_serverless(scenario):
+    """Every request finishes once; the bill is >= 0 and at least one fee per invocation is paid."""
+    w, cluster, cost, seed = scenario
+    res = simulate(w, cluster, seed=seed, cost_models=lambda s: cost)
+    req = res.requests
+    finished = req["finish_s"].notna()
+    assert (finished == ~req["rejected"]).all()
+    done = req[finished]
+    assert (done["generated_tokens"] == done["output_tokens"]).all()
+    assert (req["cost_usd"] >= 0).all() and res.summary["padding_tokens"] >= 0
+    assert res.summary["invocations"] >= res.summary["cold_starts"]
+    inst = cluster.instances[0]
+    assert res.summary["cost_usd"] >= res.summary["invocations"] * inst.price_per_invocation_usd * (1 - 1e-6)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("toml", [
+    '[[cluster.instances]]\nprice_per_invocation_usd = -0.2\n',
+    '[[cluster.instances]]\nprice_per_gb_s_usd = -1e-5\n',
+    '[[cluster.instances]]\nmemory_gb = -3.0\n',
+    '[[cluster.instances]]\ncold_start_s = -1.0\n',
+    '[[cluster.instances]]\nkeep_alive_s = -1.0\n',
+    '[[cluster.instances]]\nbatching = "mbs-batch"\nbatching_params = { batch_sizes = [0] }\n',
+    '[[cluster.instances]]\nbatching = "mbs-batch"\nbatching_params = { bounds = [10, 5, 100], batch_sizes = [1, 2, 3], '
+    'timeouts_s = [0.1, 0.1, 0.1] }\n',
+    '[cluster]\nrouter = "mbs"\nrouter_params = { batch_sizes = [4, 4], bounds = [10] , timeouts_s = [0.1] }\n',
+])
+def test_bad_inputs_exit_2_with_one_line(toml, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[workload]\nsource = "poisson"\nnum_requests = 3\n\n' + toml)
+    proc = subprocess.run([sys.executable, "-m", "llmsched", "simulate", "--config", str(cfg), "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
