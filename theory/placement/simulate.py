@@ -32,6 +32,13 @@ from llmsched.theory.placement.routing import HOP_ROUTERS, ROUTERS, FlowRouter, 
 from llmsched.theory.placement.spec import SINK, SOURCE
 
 BATCH_LIMITS = ("profile", "typical")
+# "pipelined": messages on a link are transmitted back to back and each arrives `latency` after its
+# last byte leaves (latency overlaps the next transfer). "held": Helix's simulator, where a link
+# carries one request at a time and stays allocated for latency + bytes / bandwidth
+# (simulator/event_simulator/network_link.py, calculate_transmission_time and start_sending; both
+# the max-flow and the Swarm scheduler put one request in each transmission and send on a link only
+# when it is free: global_maxflow_scheduler.py and swarm_scheduler.py, schedule_transmission).
+LINK_MODELS = ("pipelined", "held")
 # Helix's Azure Conversation preprocessing drops requests with input > 2048 or output > 1024 tokens
 # (simulator/trace_generator/length_sampler.py, Dataset.AzureConversation docstring).
 MAX_PROMPT_TOKENS, MAX_OUTPUT_TOKENS = 2048, 1024
@@ -67,7 +74,7 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
                   kv_fraction: float = 1.0, length_cv: float = 0.0, seed: int = 0,
                   max_inflight: int = 100_000, batch_limit: str = "profile",
                   groups: dict[int, int] | None = None, progress: bool = False,
-                  router: str = "maxflow") -> SimResult:
+                  router: str = "maxflow", link_model: str = "pipelined") -> SimResult:
     """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration]).
 
     kv_fraction: admission high-water mark of each node's KV entries (1.0 = Helix's simulator,
@@ -87,6 +94,8 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     schedulers, which cannot reject a request: `initial_query_count` issued 0.1 s apart, one new
     request per finished one). KV is then not checked at admission; `kv_peak_frac` reports the peak
     reservation (Helix's simulator asserts on overflow, and its AE picks the count by hand).
+    link_model: `LINK_MODELS` ("held" = Helix's simulator: one message per link at a time, the link
+    held for latency + transfer).
     length_cv: lognormal prompt and output lengths with this coefficient of variation (0 = every
     request has the mean lengths, the assumption behind T_i(k)); lengths above Helix's dataset caps
     are redrawn. The request at the head of the line keeps its lengths until it fits, so admission
@@ -95,8 +104,10 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
         raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {ROUTERS}, got {router!r}")
+    if link_model not in LINK_MODELS:
+        raise ValueError(f"link_model must be one of {LINK_MODELS}, got {link_model!r}")
     run = _PlanRun(p, plc, duration_s, warmup_s, prompt_len, output_len, kv_fraction, length_cv, seed,
-                   max_inflight, batch_limit, groups, router)
+                   max_inflight, batch_limit, groups, router, link_model == "held")
     return run.run(progress)
 
 
@@ -107,7 +118,7 @@ class _PlanRun:
     def __init__(self, p: FlowProblem, plc: Placement, duration_s: float, warmup_s: float,
                  prompt_len: int, output_len: int, kv_fraction: float, length_cv: float, seed: int,
                  max_inflight: int, batch_limit: str, groups: dict[int, int] | None,
-                 router: str = "maxflow") -> None:
+                 router: str = "maxflow", link_held: bool = False) -> None:
         self.duration_s, self.warmup_s = duration_s, warmup_s
         self.prompt_len, self.output_len, self.length_cv = prompt_len, output_len, length_cv
         self.max_inflight = max_inflight
@@ -117,6 +128,7 @@ class _PlanRun:
         self.router = FlowRouter(self.flow.edge_flow)
         nodes = self.nodes = sorted(plc)
         self.router_name = router
+        self.link_held = link_held
         self.hop: HopRouter | None = None
         self.released = max_inflight  # admissions allowed so far (hop routers: the staggered initial feed)
         if router in HOP_ROUTERS:
@@ -181,6 +193,10 @@ class _PlanRun:
             start = max(now, free)
             if self.hop is not None:
                 self.link_start[(it[0], v)] = start
+            if self.link_held:  # the link is busy until the message arrives
+                free = start + lat + it[1] / cap
+                self.push(free, "arrive", (v, [it]))
+                continue
             free = start + it[1] / cap
             self.push(free + lat, "arrive", (v, [it]))
         self.link_free[(u, v)] = free
