@@ -37,6 +37,20 @@ METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
 # (`artifact_evaluation/*/layout_llama70b/ilp/*new.ini`: enable_pruning, min_keep = max_keep = 12);
 # single24 was solved unpruned.
 DEFAULT_PRUNE = {"3cluster24": 12, "cluster42": 12}
+# Budgets. "work" (default): the time limit is converted into work that does not depend on machine
+# load, so the same command gives the same plan on an idle or a busy machine: local-search
+# evaluations at LS_EVALS_PER_S and HiGHS branch-and-bound nodes at MILP_NODES_PER_S. Measured on the
+# 2-core development machine (2026-12-03): 340-530 max-flow evaluations/s on single24, 3cluster24 and
+# cluster42 with one job running, 174/s with four jobs on the two cores; HiGHS 3.7 nodes/s on
+# single24 and 0.07 on pruned cluster42. The rates are set below the loaded rate, so a busy machine
+# still finishes the work; wall-clock time is then only a safety cap at SAFETY_CAP x each share, and
+# the plan records whether a cap cut a phase short (then, and only then, the result depends on
+# load). On an idle machine a phase ends before its share. "time": the wall-clock limits of
+# earlier versions.
+BUDGETS = ("work", "time")
+LS_EVALS_PER_S = 150.0
+MILP_NODES_PER_S = 0.5
+SAFETY_CAP = 3.0
 
 
 @dataclass
@@ -51,6 +65,8 @@ class PlaceResult:
     milp: dict = field(default_factory=dict)
     times_s: dict = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    budget: str = "work"  # "work" (load-independent) or "time" (wall clock)
+    deterministic: bool = False  # work budget and no wall-clock safety cap hit
 
 
 def _say(log: list[str], msg: str, quiet: bool) -> None:
@@ -62,12 +78,16 @@ def _say(log: list[str], msg: str, quiet: bool) -> None:
 def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s: float = 60.0,
           seed: int = 0, prune_keep: int | None = None, solver: str = "highs",
           quiet: bool = False, threads: int = 1, capacity_model: str = "helix",
-          partial_inference: bool = False) -> PlaceResult:
+          partial_inference: bool = False, budget: str = "work") -> PlaceResult:
     """Place `model` on `cluster` with `method`; with `partial_inference` (Helix's option) a node may
     start inside its predecessor's range and run only the layers after it (s_v <= e_u < e_v). The
     heuristics search strict chains (a special case); the MILP and every evaluation use the rule."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    work = budget == "work"
+    capped: list[str] = []  # phases a wall-clock safety cap cut short (work budgets only)
     p = make_problem(cluster, model, capacity_model=capacity_model)
     ub = infinite_network_bound(p.caps, model.num_layers)
     cb = coverage_bound(p.caps, model.num_layers)
@@ -80,7 +100,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         val = solve_flow(p, plc, groups, partial_inference).value
         _say(log, f"[{method}] max flow {val:.2f} tokens/s (bound {ub:.2f})", quiet)
         return PlaceResult(method, plc, val, ub, cb, groups=groups, times_s={"total": time.monotonic() - t0},
-                           log=log)
+                           log=log, budget=budget, deterministic=True)
 
     ff = FastFlow(p)
     cands: list[tuple[float, str, Placement]] = []
@@ -97,12 +117,21 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     best_v, best_name, best = cands[0]
     optimal = lambda v: v >= cb * (1 - 1e-7)  # noqa: E731  (no plan can beat the coverage bound)
     spent = time.monotonic() - t0
-    t_ls = max(0.0, (0.35 if method == "milp" else 0.95) * time_limit_s - spent)
+    share = (0.35 if method == "milp" else 0.95) * time_limit_s
+    t_ls = share if work else max(0.0, share - spent)
     if optimal(best_v):
         t_ls = 0.0
-    best, best_v = local_search(p, best, t_ls, seed=seed, ff=ff, stop_at=cb * (1 - 1e-7),
+    ls_stats: dict = {}
+    best, best_v = local_search(p, best, SAFETY_CAP * t_ls if work else t_ls, seed=seed,
+                                max_evals=round(LS_EVALS_PER_S * t_ls) if work else None, ff=ff,
+                                stop_at=cb * (1 - 1e-7), stats=ls_stats,
                                 progress=None if quiet else
                                 (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
+    if ls_stats.get("hit_time_cap"):
+        capped.append("local search")
+    if work:
+        _say(log, f"[local-search] {ls_stats.get('evals', 0)} evaluations (work budget "
+                  f"{round(LS_EVALS_PER_S * t_ls)}, seed {seed})", quiet)
     t_heur = time.monotonic() - t0
     heur_v = solve_flow(p, best, partial=partial_inference).value
     _say(log, f"[heuristic] {heur_v:.2f} tokens/s after {t_heur:.1f}s (seed {best_name})", quiet)
@@ -120,8 +149,12 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
         t_milp = max(1.0, 0.55 * time_limit_s)
         if optimal(heur_v):  # proven optimal already: a short MILP run only to report its numbers
             t_milp = max(1.0, min(t_milp, 0.1 * time_limit_s))
-        res = solve_milp(pm, t_milp, warm_start=warm, solver=solver, threads=threads, progress=not quiet,
-                         partial_inference=partial_inference)
+        nodes = max(1, round(MILP_NODES_PER_S * t_milp)) if work and solver == "highs" else None
+        t_cap = SAFETY_CAP * t_milp if nodes is not None else t_milp
+        res = solve_milp(pm, t_cap, warm_start=warm, solver=solver, threads=threads, progress=not quiet,
+                         partial_inference=partial_inference, max_nodes=nodes)
+        if nodes is not None and str(res.status).lower().startswith("time limit"):
+            capped.append("MILP")
         if res.objective is None and solver == "highs":
             _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
             res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet,
@@ -136,7 +169,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
                                             else "full problem"),
                      "best_upper_bound": bound, "gap_to_best_upper_bound": gap, "coverage_bound": cb,
                      "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
-                     "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v}
+                     "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v,
+                     "node_limit": nodes, "nodes": res.nodes}
         log.extend(res.log)
         _say(log, f"[milp] {res.solver} status={res.status} objective={res.objective} bound={res.bound} "
                   f"gap={res.gap} time={res.solve_time_s:.1f}s rows={res.rows} cols={res.cols}", quiet)
@@ -145,18 +179,27 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
             best_v = solve_flow(p, best, partial=partial_inference).value
             if v_m > best_v + 1e-6:
                 best, best_v = res.placement, v_m
-        remaining = time_limit_s - (time.monotonic() - t0)
+        remaining = 0.10 * time_limit_s if work else time_limit_s - (time.monotonic() - t0)
         if remaining > 1.0 and not optimal(best_v) and not partial_inference:  # local search is strict-only
-            best, best_v = local_search(p, best, remaining, seed=seed + 1, ff=ff, temperature=1e-3,
-                                        stop_at=cb * (1 - 1e-7))
+            polish: dict = {}
+            best, best_v = local_search(p, best, SAFETY_CAP * remaining if work else remaining, seed=seed + 1,
+                                        max_evals=round(LS_EVALS_PER_S * remaining) if work else None, ff=ff,
+                                        temperature=1e-3, stop_at=cb * (1 - 1e-7), stats=polish)
+            if polish.get("hit_time_cap"):
+                capped.append("polish")
     final = solve_flow(p, best, partial=partial_inference).value
     proof = optimality(final, cb, milp_info)
     if milp_info:
         milp_info.update(proof)
     _say(log, f"[{method}] final max flow {final:.2f} tokens/s in {time.monotonic() - t0:.1f}s; "
               f"{proof['optimality']} (infinite-network bound {ub:.2f})", quiet)
+    if work:
+        _say(log, f"[{method}] work budget, seed {seed}: " + (
+            "deterministic (no wall-clock cap was hit)" if not capped else
+            f"the wall-clock safety cap cut {', '.join(capped)} short: this plan depends on machine load"), quiet)
     return PlaceResult(method, best, final, ub, cb, heuristic_flow=heur_v, milp=milp_info,
-                       times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log)
+                       times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log,
+                       budget=budget, deterministic=work and not capped)
 
 
 def optimality(final: float, coverage_bound: float, milp: dict | None = None) -> dict:
