@@ -94,9 +94,16 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
     res = solve(pc, spec, method, time_limit_s, seed=seed, prune_keep=prune_keep, solver=solver, quiet=quiet,
                 capacity_model=capacity_model, partial_inference=partial_inference, budget=budget)
     p = make_problem(pc, spec, capacity_model=capacity_model)
+    full_flow = None
+    if prune_keep is not None:  # the plan lives on Helix's pruned link set; its full-graph flow beside it
+        from llmsched.theory.placement.flow import helix_prune_edges
+
+        full_flow = solve_flow(p, res.placement, res.groups, partial_inference).value
+        p.edges = helix_prune_edges(p.edges, prune_keep)
     numbers = {"upper_bound_tok_s": res.upper_bound, "coverage_bound_tok_s": res.coverage_bound,
                "heuristic_flow_tok_s": res.heuristic_flow, "milp": res.milp, "times_s": res.times_s,
-               "time_limit_s": time_limit_s, "seed": seed, "budget": budget,
+               "time_limit_s": time_limit_s, "seed": seed, "budget": budget, "prune_keep": prune_keep,
+               "max_flow_full_links_tok_s": full_flow,
                "deterministic": res.deterministic, "log": res.log}
     write_plan(out_dir, p, res.placement, method, ref, numbers, res.groups, partial_inference)
     files: list[Path] = []
@@ -113,6 +120,9 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
         "certificate": "PASS" if verdict.ok else "FAIL", "out": str(out_dir),
         "seed": seed, "budget": budget, "deterministic": res.deterministic,
         "placement_sha256": _placement_digest(res.placement)}
+    if prune_keep is not None:
+        summary["links"] = f"Helix-pruned, {prune_keep} per node (max flow on that link set)"
+        summary["max_flow_full_links_tok_s"] = round(full_flow, 3) if full_flow is not None else None
     from llmsched.theory.placement.solve import optimality
 
     proof = optimality(res.max_flow, res.coverage_bound, res.milp)

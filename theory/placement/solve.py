@@ -5,9 +5,12 @@ Orchestrates heuristics, the MILP and baselines under one time limit; writes not
 
 # `place(...)` runs a baseline, or for method "milp": stage construction -> local search -> the
 # Helix MILP warm-started from the best heuristic plan -> a final local-search polish, splitting the
-# time limit 35% / 55% / 10%. Every candidate is scored by the exact max flow on the *unpruned*
-# cluster; link pruning only shrinks the MILP (it keeps each node's K fastest links plus the links
-# the warm start uses, so the warm start stays feasible). Progress lines go to stderr.
+# time limit 35% / 55% / 10%. By default every candidate is scored by the exact max flow on the
+# *unpruned* cluster and link pruning only shrinks the MILP (it keeps each node's K fastest links
+# plus the links the warm start uses, so the warm start stays feasible). With an explicit
+# `prune_keep` the whole search runs on Helix's pruned link set (`flow.helix_prune_edges`, equal to
+# the artifact's pruned_cluster.ini), so the result compares with Helix's objective in the same
+# space. Progress lines go to stderr.
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from llmsched.theory.placement.flow import (
     FastFlow,
     Placement,
     enabled,
+    helix_prune_edges,
     make_problem,
     solve_flow,
 )
@@ -89,6 +93,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     work = budget == "work"
     capped: list[str] = []  # phases a wall-clock safety cap cut short (work budgets only)
     p = make_problem(cluster, model, capacity_model=capacity_model)
+    if prune_keep is not None:  # Helix's setting: search (and score) only Helix's pruned link set
+        p.edges = helix_prune_edges(p.edges, prune_keep)
     ub = infinite_network_bound(p.caps, model.num_layers)
     cb = coverage_bound(p.caps, model.num_layers)
     log: list[str] = []
@@ -139,7 +145,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     if method == "milp":
         from llmsched.theory.placement.milp import solve_milp
 
-        pk = prune_keep if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
+        # explicit prune_keep: p already is the pruned space; else shrink the MILP only (warm start kept)
+        pk = None if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
         warm = best
         pm = p
         if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
