@@ -56,33 +56,11 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
     from llmsched.theory.placement.flow import make_problem, solve_flow
     from llmsched.theory.placement.io import load_cluster
     from llmsched.theory.placement.plan import write_plan
-    from llmsched.theory.placement.solve import BUDGETS, METHODS
     from llmsched.theory.placement.solve import place as solve
     from llmsched.theory.placement.spec import MODELS, PlacementCluster
 
-    if model not in MODELS:
-        raise InputError("--model", model, "unknown model", f"use one of {', '.join(MODELS)}")
-    if method not in METHODS:
-        raise InputError("--method", method, "unknown method", f"use one of {', '.join(METHODS)}")
-    if not (math.isfinite(time_limit_s) and time_limit_s > 0):
-        raise InputError("--time-limit", str(time_limit_s), "must be a finite number of seconds > 0")
-    if seed < 0:
-        raise InputError("--seed", str(seed), "must be >= 0")
-    if prune_keep is not None and prune_keep < 1:
-        raise InputError("--prune", str(prune_keep), "must be >= 1 links per node", "omit it for the default")
-    if not (math.isfinite(simulate_s) and simulate_s >= 0):
-        raise InputError("--simulate", str(simulate_s), "must be a finite number of seconds >= 0")
-    if not (math.isfinite(length_cv) and length_cv >= 0):
-        raise InputError("--length-cv", str(length_cv), "must be a finite number >= 0")
-    if not 0 < kv_fraction <= 1:
-        raise InputError("--kv-fraction", str(kv_fraction), "must be in (0, 1]")
-    if simulate_s > 0 and partial_inference:
-        raise InputError("--simulate", str(simulate_s), "the plan simulator runs strict chains only",
-                         "drop --partial-inference or --simulate")
-    if budget not in BUDGETS:
-        raise InputError("--budget", budget, "unknown budget", f"use one of {', '.join(BUDGETS)}")
-    if solver not in ("highs", "cbc"):
-        raise InputError("--solver", solver, "unknown solver", "use highs or cbc")
+    _check_args(model, method, time_limit_s, seed, prune_keep, simulate_s, length_cv, kv_fraction,
+                partial_inference, budget, solver)
     if isinstance(cluster, PlacementCluster):
         pc = cluster
         ref = cluster_ref or pc.name
@@ -145,6 +123,38 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
                            if k.startswith("ratio_")}})
     files += sorted(f for f in out_dir.iterdir() if f.is_file() and f not in files)
     return PlacementOutcome(res, verdict, out_dir, summary, simulation, files)
+
+
+def _check_args(model: str, method: str, time_limit_s: float, seed: int, prune_keep: int | None,
+                simulate_s: float, length_cv: float, kv_fraction: float, partial_inference: bool,
+                budget: str, solver: str) -> None:
+    """One clear InputError (flag, value, fix) for the first bad argument of `place`."""
+    from llmsched.theory.placement.solve import BUDGETS, METHODS
+    from llmsched.theory.placement.spec import MODELS
+
+    if model not in MODELS:
+        raise InputError("--model", model, "unknown model", f"use one of {', '.join(MODELS)}")
+    if method not in METHODS:
+        raise InputError("--method", method, "unknown method", f"use one of {', '.join(METHODS)}")
+    if not (math.isfinite(time_limit_s) and time_limit_s > 0):
+        raise InputError("--time-limit", str(time_limit_s), "must be a finite number of seconds > 0")
+    if seed < 0:
+        raise InputError("--seed", str(seed), "must be >= 0")
+    if prune_keep is not None and prune_keep < 1:
+        raise InputError("--prune", str(prune_keep), "must be >= 1 links per node", "omit it for the default")
+    if not (math.isfinite(simulate_s) and simulate_s >= 0):
+        raise InputError("--simulate", str(simulate_s), "must be a finite number of seconds >= 0")
+    if not (math.isfinite(length_cv) and length_cv >= 0):
+        raise InputError("--length-cv", str(length_cv), "must be a finite number >= 0")
+    if not 0 < kv_fraction <= 1:
+        raise InputError("--kv-fraction", str(kv_fraction), "must be in (0, 1]")
+    if simulate_s > 0 and partial_inference:
+        raise InputError("--simulate", str(simulate_s), "the plan simulator runs strict chains only",
+                         "drop --partial-inference or --simulate")
+    if budget not in BUDGETS:
+        raise InputError("--budget", budget, "unknown budget", f"use one of {', '.join(BUDGETS)}")
+    if solver not in ("highs", "cbc"):
+        raise InputError("--solver", solver, "unknown solver", "use highs or cbc")
 
 
 def _placement_digest(plc: dict) -> str:

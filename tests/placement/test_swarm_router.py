@@ -61,7 +61,7 @@ def test_swarm_observation_moves_traffic_to_the_faster_hop():
 def test_shortest_queue_and_random_hops():
     q = {"A": 3, "B": 1, "C": 1}
     r = HopRouter("shortest_queue", {SOURCE: ["A", "B", "C"], "A": ["D", SINK]}, np.random.default_rng(0),
-                  queue_len=lambda j: q[j] if j in q else 5)
+                  queue_len=lambda j: q.get(j, 5))
     assert {r.next_hop(SOURCE) for _ in range(50)} == {"B", "C"}
     assert {r.next_hop("A") for _ in range(10)} == {SINK}  # the sink counts as an empty queue
     rnd = HopRouter("random", {SOURCE: ["A", "B"]}, np.random.default_rng(0))

@@ -109,91 +109,29 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
                            log=log, budget=budget, deterministic=True)
 
     ff = FastFlow(p)
-    cands: list[tuple[float, str, Placement]] = []
-    plc, v = best_stage_plan(p, ff, ub)
-    cands.append((v, "stage", plc))
-    plc_dp, v_dp = best_type_dp_plan(p, ff, ub)
-    if plc_dp is not None:
-        cands.append((v_dp, "type-dp", plc_dp))
-    for name in ("swarm", "petals"):
-        b = fill_unused(p, baselines.BASELINES[name](p))
-        cands.append((ff.value(b), name, b))
-    cands.sort(key=lambda x: -x[0])
-    _say(log, "[heuristic] seeds: " + ", ".join(f"{n}={v:.1f}" for v, n, _ in cands), quiet)
-    best_v, best_name, best = cands[0]
+    best_v, best_name, best = _seeds(p, ff, ub, log, quiet)
     optimal = lambda v: v >= cb * (1 - 1e-7)  # noqa: E731  (no plan can beat the coverage bound)
-    spent = time.monotonic() - t0
     share = (0.35 if method == "milp" else 0.95) * time_limit_s
-    t_ls = share if work else max(0.0, share - spent)
-    if optimal(best_v):
-        t_ls = 0.0
-    ls_stats: dict = {}
-    best, best_v = local_search(p, best, SAFETY_CAP * t_ls if work else t_ls, seed=seed,
-                                max_evals=round(LS_EVALS_PER_S * t_ls) if work else None, ff=ff,
-                                stop_at=cb * (1 - 1e-7), stats=ls_stats,
-                                progress=None if quiet else
-                                (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
-    if ls_stats.get("hit_time_cap"):
-        capped.append("local search")
-    if work:
-        _say(log, f"[local-search] {ls_stats.get('evals', 0)} evaluations (work budget "
-                  f"{round(LS_EVALS_PER_S * t_ls)}, seed {seed})", quiet)
+    t_ls = share if work else max(0.0, share - (time.monotonic() - t0))
+    best, best_v = _search(p, best, 0.0 if optimal(best_v) else t_ls, seed, work, ff, cb, capped, "local search",
+                           log, quiet, progress=None if quiet else
+                           (lambda t, v: _say(log, f"[local-search] t={t:5.0f}s best={v:.2f}", quiet)))
     t_heur = time.monotonic() - t0
     heur_v = solve_flow(p, best, partial=partial_inference).value
     _say(log, f"[heuristic] {heur_v:.2f} tokens/s after {t_heur:.1f}s (seed {best_name})", quiet)
     milp_info: dict = {}
     if method == "milp":
-        from llmsched.theory.placement.milp import solve_milp
-
-        # explicit prune_keep: p already is the pruned space; else shrink the MILP only (warm start kept)
         pk = None if prune_keep is not None else DEFAULT_PRUNE.get(cluster.name)
-        warm = best
-        pm = p
-        if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
-            pm = make_problem(cluster, model, caps=p.caps, prune_keep=pk, capacity_model=p.capacity_model)
-            have = {(u, v) for u, v, _, _ in pm.edges}
-            pm.edges.extend(e for e in p.edges if (e[0], e[1]) not in have and enabled(p, warm, e[0], e[1]))
         t_milp = max(1.0, 0.55 * time_limit_s)
         if optimal(heur_v):  # proven optimal already: a short MILP run only to report its numbers
             t_milp = max(1.0, min(t_milp, 0.1 * time_limit_s))
-        nodes = max(1, round(MILP_NODES_PER_S * t_milp)) if work and solver == "highs" else None
-        t_cap = SAFETY_CAP * t_milp if nodes is not None else t_milp
-        res = solve_milp(pm, t_cap, warm_start=warm, solver=solver, threads=threads, progress=not quiet,
-                         partial_inference=partial_inference, max_nodes=nodes)
-        if nodes is not None and str(res.status).lower().startswith("time limit"):
-            capped.append("MILP")
-        if res.objective is None and solver == "highs":
-            _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
-            res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet,
-                             partial_inference=partial_inference)
-        # HiGHS's dual bound bounds only the problem it solved: with pruned links it is a bound on
-        # pruned placements, not on every placement, so it proves nothing about the full problem.
-        solver_bound_global = res.bound if (res.bound is not None and not pk) else None
-        bound = min(x for x in (solver_bound_global, cb) if x is not None)
-        gap = max(0.0, (bound - res.objective) / res.objective) if res.objective else None
-        milp_info = {"objective": res.objective, "solver_bound": res.bound, "solver_gap": res.gap,
-                     "solver_bound_scope": (f"pruned problem ({pk} fastest links per node)" if pk
-                                            else "full problem"),
-                     "best_upper_bound": bound, "gap_to_best_upper_bound": gap, "coverage_bound": cb,
-                     "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
-                     "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v,
-                     "node_limit": nodes, "nodes": res.nodes}
-        log.extend(res.log)
-        _say(log, f"[milp] {res.solver} status={res.status} objective={res.objective} bound={res.bound} "
-                  f"gap={res.gap} time={res.solve_time_s:.1f}s rows={res.rows} cols={res.cols}", quiet)
-        if res.placement is not None:
-            v_m = solve_flow(p, res.placement, partial=partial_inference).value
-            best_v = solve_flow(p, best, partial=partial_inference).value
-            if v_m > best_v + 1e-6:
-                best, best_v = res.placement, v_m
+        best, milp_info = _milp_phase(p, best, heur_v, pk, t_milp, solver, threads, work, partial_inference,
+                                      cb, capped, log, quiet)
+        best_v = solve_flow(p, best, partial=partial_inference).value
         remaining = 0.10 * time_limit_s if work else time_limit_s - (time.monotonic() - t0)
         if remaining > 1.0 and not optimal(best_v) and not partial_inference:  # local search is strict-only
-            polish: dict = {}
-            best, best_v = local_search(p, best, SAFETY_CAP * remaining if work else remaining, seed=seed + 1,
-                                        max_evals=round(LS_EVALS_PER_S * remaining) if work else None, ff=ff,
-                                        temperature=1e-3, stop_at=cb * (1 - 1e-7), stats=polish)
-            if polish.get("hit_time_cap"):
-                capped.append("polish")
+            best, best_v = _search(p, best, remaining, seed + 1, work, ff, cb, capped, "polish", log, quiet,
+                                   temperature=1e-3)
     final = solve_flow(p, best, partial=partial_inference).value
     proof = optimality(final, cb, milp_info)
     if milp_info:
@@ -207,6 +145,80 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
     return PlaceResult(method, best, final, ub, cb, heuristic_flow=heur_v, milp=milp_info,
                        times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log,
                        budget=budget, deterministic=work and not capped)
+
+
+def _seeds(p, ff: FastFlow, ub: float, log: list[str], quiet: bool) -> tuple[float, str, Placement]:
+    """The best starting plan: stage construction, type-class DP, and Swarm / Petals plans."""
+    cands: list[tuple[float, str, Placement]] = []
+    plc, v = best_stage_plan(p, ff, ub)
+    cands.append((v, "stage", plc))
+    plc_dp, v_dp = best_type_dp_plan(p, ff, ub)
+    if plc_dp is not None:
+        cands.append((v_dp, "type-dp", plc_dp))
+    for name in ("swarm", "petals"):
+        b = fill_unused(p, baselines.BASELINES[name](p))
+        cands.append((ff.value(b), name, b))
+    cands.sort(key=lambda x: -x[0])
+    _say(log, "[heuristic] seeds: " + ", ".join(f"{n}={v:.1f}" for v, n, _ in cands), quiet)
+    return cands[0]
+
+
+def _search(p, start: Placement, seconds: float, seed: int, work: bool, ff: FastFlow, cb: float,
+            capped: list[str], name: str, log: list[str], quiet: bool, **kw) -> tuple[Placement, float]:
+    """Local search for `seconds` of the limit: as evaluations (work budget, wall clock a capped
+    safety net) or as wall-clock time; notes in `capped` when the cap cut it short."""
+    stats: dict = {}
+    evals = round(LS_EVALS_PER_S * seconds) if work else None
+    best, best_v = local_search(p, start, SAFETY_CAP * seconds if work else seconds, seed=seed, max_evals=evals,
+                                ff=ff, stop_at=cb * (1 - 1e-7), stats=stats, **kw)
+    if stats.get("hit_time_cap"):
+        capped.append(name)
+    if work and seconds > 0:
+        _say(log, f"[{name}] {stats.get('evals', 0)} evaluations (work budget {evals}, seed {seed})", quiet)
+    return best, best_v
+
+
+def _milp_phase(p, warm: Placement, heur_v: float, pk: int | None, t_milp: float, solver: str, threads: int,
+                work: bool, partial_inference: bool, cb: float, capped: list[str], log: list[str],
+                quiet: bool) -> tuple[Placement, dict]:
+    """The Helix MILP warm-started from `warm` (on `pk` links per node if given, plus the warm
+    start's links); returns the better of the two plans and the MILP's numbers."""
+    from llmsched.theory.placement.milp import solve_milp
+
+    pm = p
+    if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
+        pm = make_problem(p.cluster, p.model, caps=p.caps, prune_keep=pk, capacity_model=p.capacity_model)
+        have = {(u, v) for u, v, _, _ in pm.edges}
+        pm.edges.extend(e for e in p.edges if (e[0], e[1]) not in have and enabled(p, warm, e[0], e[1]))
+    nodes = max(1, round(MILP_NODES_PER_S * t_milp)) if work and solver == "highs" else None
+    res = solve_milp(pm, SAFETY_CAP * t_milp if nodes is not None else t_milp, warm_start=warm, solver=solver,
+                     threads=threads, progress=not quiet, partial_inference=partial_inference, max_nodes=nodes)
+    if nodes is not None and str(res.status).lower().startswith("time limit"):
+        capped.append("MILP")
+    if res.objective is None and solver == "highs":
+        _say(log, f"[milp] HiGHS returned no incumbent ({res.status}); retrying with CBC", quiet)
+        res = solve_milp(pm, t_milp, warm_start=warm, solver="cbc", threads=threads, progress=not quiet,
+                         partial_inference=partial_inference)
+    # HiGHS's dual bound bounds only the problem it solved: with pruned links it is a bound on
+    # pruned placements, not on every placement, so it proves nothing about the full problem.
+    solver_bound_global = res.bound if (res.bound is not None and not pk) else None
+    bound = min(x for x in (solver_bound_global, cb) if x is not None)
+    gap = max(0.0, (bound - res.objective) / res.objective) if res.objective else None
+    info = {"objective": res.objective, "solver_bound": res.bound, "solver_gap": res.gap,
+            "solver_bound_scope": (f"pruned problem ({pk} fastest links per node)" if pk else "full problem"),
+            "best_upper_bound": bound, "gap_to_best_upper_bound": gap, "coverage_bound": cb,
+            "solve_time_s": res.solve_time_s, "status": res.status, "solver": res.solver,
+            "rows": res.rows, "cols": res.cols, "prune_keep": pk, "warm_start_flow": heur_v,
+            "node_limit": nodes, "nodes": res.nodes}
+    log.extend(res.log)
+    _say(log, f"[milp] {res.solver} status={res.status} objective={res.objective} bound={res.bound} "
+              f"gap={res.gap} time={res.solve_time_s:.1f}s rows={res.rows} cols={res.cols}", quiet)
+    best = warm
+    if res.placement is not None:
+        v_m = solve_flow(p, res.placement, partial=partial_inference).value
+        if v_m > solve_flow(p, warm, partial=partial_inference).value + 1e-6:
+            best = res.placement
+    return best, info
 
 
 def optimality(final: float, coverage_bound: float, milp: dict | None = None) -> dict:
