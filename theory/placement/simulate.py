@@ -4,7 +4,9 @@ Independent of the main engine (sim/); uses the Helix per-layer profiles and IWR
 """
 
 # Closed loop (Helix's "offline" mode): the coordinator admits the request at the head of the line
-# whenever IWRR finds a path whose nodes all have KV room. Each request makes one prompt pass and then
+# whenever IWRR finds a path whose nodes all have KV room (router "maxflow"); under the baselines'
+# hop-by-hop routers (Swarm, random, shortest queue) a fixed number of requests stays in flight and
+# each prompt picks its next node as it leaves a node. Each request makes one prompt pass and then
 # `output` decode passes (1 token each) along the same path (KV locality). Per node and iteration,
 # k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated; what a
 # node batches is the runtime discipline: "typical" = at most the batch behind T_i(k), prompts
