@@ -194,7 +194,7 @@ SIM_RUNS = (("helix", "ilp_sol.ini", "maxflow"), ("swarm", "swarm_sol.ini", "swa
 
 @reproduction(name="helix-vs-swarm", paper="Helix (ASPLOS'25, arXiv 2406.01566)",
               target="Fig 5c / 7b / 8a: Helix vs Swarm simulated offline decode throughput (artifact layouts)",
-              quick_minutes=2.5)
+              quick_minutes=1.5)
 def run_vs_swarm(ctx: ReproContext) -> ReproOutput:
     """Helix vs Swarm decode throughput of the artifact's own layouts, each under its own scheduler."""
     out = ReproOutput()
