@@ -8,9 +8,10 @@ Setup: docs/setups/helix.md.
 """
 
 #
-# Quick mode: 25 s per setup for the MILP pipeline (3 setups, about 1.5 min on 2 cores) and three
-# 1200-s saturation simulations on single24 (about 1.5 min); full mode: 600 s per setup, as the
-# acceptance runs, plus six more simulations incl. greedy batching (about an hour on 2 cores).
+# helix-placement, quick mode: 25 s per setup for the MILP pipeline (3 setups on full links, 2 on
+# Helix's pruned links; work budgets end earlier on an idle machine) and two 1200-s saturation
+# simulations on single24; full mode: 600 s per setup, as the acceptance runs, plus six more
+# simulations incl. greedy batching (the simulations dominate: up to 3,600 simulated s each).
 
 from __future__ import annotations
 
