@@ -51,7 +51,7 @@ def _ae_table() -> dict[tuple[str, str], float]:
 
 @reproduction(name="helix-placement", paper="Helix (ASPLOS'25, arXiv 2406.01566)",
               target="Sec 6.3-6.5 MILP objectives (full and Helix-pruned links); max-flow ratios; plan simulations",
-              quick_minutes=4.0)
+              quick_minutes=2.0)
 def run(ctx: ReproContext) -> ReproOutput:
     """Our MILP pipeline's max flow vs Helix's Gurobi objectives; Helix:Swarm:SP ratios."""
     model = MODELS["llama-2-70b"]
