@@ -12,7 +12,8 @@ from llmsched.theory.placement.spec import MODELS
 
 
 def test_helix_vs_swarm_headline_short(tmp_path, monkeypatch):
-    monkeypatch.setattr(helix, "QUICK_DURATION_S", 75.0)
+    monkeypatch.setattr(helix, "QUICK_DURATION_S", 40.0)
+    monkeypatch.setattr(helix, "AE_WARMUP_S", 10.0)
     comps: list = []
     ae = helix._ae_table()
     table = helix._helix_vs_swarm(MODELS["llama-2-70b"], ReproContext(tmp_path, quick=True), comps, ae)
