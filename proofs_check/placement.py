@@ -60,7 +60,12 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
         return ranges
     rng, groups = ranges
     chains = _chaining_rule(rng, groups, partial, L)  # (2)
-    link_cap = {(u, v): c for u, v, c, _ in cluster.directed_edges(model)}  # recomputed
+    edges = cluster.directed_edges(model)
+    if plan.get("prune_keep"):  # the plan was searched on Helix's pruned link set: check it there
+        from llmsched.theory.placement.flow import helix_prune_edges
+
+        edges = helix_prune_edges(edges, int(plan["prune_keep"]))
+    link_cap = {(u, v): c for u, v, c, _ in edges}  # recomputed
     flows = _edge_flows(rows, link_cap, rng, chains, tol)  # (2), (4) links
     if isinstance(flows, Verdict):
         return flows

@@ -84,6 +84,42 @@ def prune_edges(edges, keep: int):
             or (min(e[0], e[1]), max(e[0], e[1])) in kept]
 
 
+def helix_prune_edges(edges, keep: int):
+    """Helix's own pruning (`fake_cluster_generator.py::prune_cluster` with min_keep = max_keep =
+    `keep`, as in the AE): the source keeps its `keep` fastest links, the sink its `keep` fastest,
+    and an undirected compute link survives if it is among the `keep` fastest of either endpoint.
+    Ties go as Helix's descending sorts put them: coordinator links to the higher node index first,
+    compute links by the link name "Link-a-b" (a < b) in descending string order. On 3cluster24 and
+    cluster42 this gives exactly the link sets of the artifact's `pruned_cluster.ini` files."""
+    src = sorted(((c, v) for u, v, c, _ in edges if u == SOURCE), reverse=True)[:keep]
+    snk = sorted(((c, u) for u, v, c, _ in edges if v == SINK), reverse=True)[:keep]
+    keep_src, keep_snk = {v for _, v in src}, {u for _, u in snk}
+    pair_bw: dict[tuple[int, int], float] = {}
+    for u, v, c, _ in edges:
+        if isinstance(u, int) and isinstance(v, int):
+            pair_bw[(min(u, v), max(u, v))] = c
+    by_node: dict[int, list[tuple[float, str, tuple[int, int]]]] = {}
+    for (a, b), c in pair_bw.items():
+        for x in (a, b):
+            by_node.setdefault(x, []).append((c, f"Link-{a}-{b}", (a, b)))
+    kept = set()
+    for lst in by_node.values():
+        lst.sort(reverse=True)
+        kept.update(pr for _, _, pr in lst[:keep])
+    out = []
+    for e in edges:
+        u, v = e[0], e[1]
+        if u == SOURCE:
+            ok = v in keep_src
+        elif v == SINK:
+            ok = u in keep_snk
+        else:
+            ok = (min(u, v), max(u, v)) in kept
+        if ok:
+            out.append(e)
+    return out
+
+
 def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None = None,
             partial: bool = False) -> bool:
     """Whether directed edge u -> v can carry flow under placement `plc` (layer chaining); with

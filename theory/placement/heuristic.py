@@ -139,11 +139,20 @@ def _boundaries(plc: Placement, L: int) -> tuple[list[int], list[int]]:
     return ends, starts
 
 
+MAX_TRIES_PER_EVAL = 50  # a work-budgeted run also stops after this many proposals per allowed evaluation
+
+
 def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: int = 0,
                  max_evals: int | None = None, ff: FastFlow | None = None,
                  progress: Callable[[float, float], None] | None = None,
-                 temperature: float | None = None, stop_at: float = float("inf")) -> tuple[Placement, float]:
-    """Simulated annealing on the exact max-flow value; returns the best plan seen and its flow."""
+                 temperature: float | None = None, stop_at: float = float("inf"),
+                 stats: dict | None = None) -> tuple[Placement, float]:
+    """Simulated annealing on the exact max-flow value; returns the best plan seen and its flow.
+
+    With `max_evals` the temperature cools over evaluations (evals / max_evals) and the run is a
+    pure function of (start, seed, max_evals): `time_limit_s` is then only a safety cap, and
+    `stats["hit_time_cap"]` says whether it cut the run short (which makes it load dependent).
+    Without it, cooling follows elapsed wall-clock time (the result depends on machine speed)."""
     rng = np.random.default_rng(seed)
     ff = ff or FastFlow(p)
     cur = dict(start)
@@ -154,14 +163,19 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
     T0 = temperature if temperature is not None else 0.02 * max(cur_v, 1.0)
     last_report = t0
     _, cut_nodes, cut_links = ff.cut(cur)
+    tries, hit_cap = 0, False
     while True:
         now = time.monotonic()
-        if (now - t0 >= time_limit_s or (max_evals is not None and evals >= max_evals)
-                or best_v >= stop_at):
+        if (max_evals is not None and (evals >= max_evals or tries >= MAX_TRIES_PER_EVAL * max(max_evals, 1))) \
+                or best_v >= stop_at:
             break
-        frac = (now - t0) / max(time_limit_s, 1e-9)
+        if now - t0 >= time_limit_s:
+            hit_cap = max_evals is not None
+            break
+        frac = evals / max(max_evals, 1) if max_evals is not None else (now - t0) / max(time_limit_s, 1e-9)
         temp = T0 * (1.0 - frac) + 1e-6
         cand = dict(cur)
+        tries += 1
         if not _propose(p, cur, cand, rng, rng.random(), cut_nodes, cut_links):
             continue
         v = ff.value(cand)
@@ -176,6 +190,8 @@ def local_search(p: FlowProblem, start: Placement, time_limit_s: float, seed: in
         if progress and now - last_report > 5.0:
             progress(now - t0, best_v)
             last_report = now
+    if stats is not None:
+        stats.update({"evals": evals, "hit_time_cap": hit_cap, "seconds": time.monotonic() - t0})
     return best, best_v
 
 

@@ -15,6 +15,7 @@ Owns the model, the warm start and the solver reporting; search heuristics live 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class MilpResult:
     rows: int = 0
     cols: int = 0
     log: list[str] = field(default_factory=list)
+    nodes: int | None = None  # branch-and-bound nodes HiGHS explored
 
 
 def _edge_name(u, v) -> str:
@@ -113,6 +115,14 @@ class _WarmHiGHS(pulp.HiGHS):
         self.info: dict = {}
         self.lines: list[str] = []
 
+    def findSolutionValues(self, lp):
+        try:
+            return super().findSolutionValues(lp)
+        except KeyError:  # a node limit ends as kSolutionLimit, which pulp does not map; values are set
+            if math.isfinite(lp.solverModel.getInfo().objective_function_value):
+                return pulp.constants.LpStatusOptimal, pulp.constants.LpSolutionIntegerFeasible
+            return pulp.constants.LpStatusNotSolved, pulp.constants.LpSolutionNoSolutionFound
+
     def callSolver(self, lp):
         import highspy
 
@@ -137,20 +147,24 @@ class _WarmHiGHS(pulp.HiGHS):
         h.run()
         info = h.getInfo()
         self.info = {"status": h.modelStatusToString(h.getModelStatus()),"bound": -info.mip_dual_bound, "gap": info.mip_gap,
-                     "objective": -info.objective_function_value}
+                     "objective": -info.objective_function_value, "nodes": int(info.mip_node_count)}
 
 
 def solve_milp(p: FlowProblem, time_limit_s: float, warm_start: Placement | None = None,
                solver: str = "highs", threads: int = 1, partial_inference: bool = False,
-               progress: bool = True, msg: bool = False) -> MilpResult:
-    """Solve the Helix MILP; returns the incumbent placement, objective, bound and gap."""
+               progress: bool = True, msg: bool = False, max_nodes: int | None = None) -> MilpResult:
+    """Solve the Helix MILP; returns the incumbent placement, objective, bound and gap.
+
+    max_nodes: HiGHS's branch-and-bound node limit (`mip_max_nodes`), a work budget that does not
+    depend on machine load (single-threaded HiGHS is deterministic); the time limit stays a cap."""
     prob, start, hold, flow, switch = build_model(p, partial_inference)
     if warm_start is not None:
         _set_start(p, warm_start, start, hold, flow, switch)
     t0 = time.monotonic()
     if solver == "highs":
+        extra = {"mip_max_nodes": int(max_nodes)} if max_nodes is not None else {}
         s = _WarmHiGHS(warm=warm_start is not None, progress=progress, msg=msg,
-                       timeLimit=time_limit_s, threads=threads)
+                       timeLimit=time_limit_s, threads=threads, **extra)
     elif solver == "cbc":
         cbc = pulp.COIN_CMD if pulp.COIN_CMD().available() else pulp.PULP_CBC_CMD
         s = cbc(msg=False, timeLimit=time_limit_s, warmStart=warm_start is not None, threads=threads)
@@ -173,11 +187,13 @@ def solve_milp(p: FlowProblem, time_limit_s: float, warm_start: Placement | None
     obj = pulp.value(prob.objective) if ok else None
     bound = gap = None
     lines: list[str] = []
+    nodes = None
     if isinstance(s, _WarmHiGHS):
+        nodes = s.info.get("nodes")
         status = s.info.get("status", status)
         bound = s.info.get("bound")
         lines = s.lines
         if obj is not None and bound is not None and obj > 0:
             gap = (bound - obj) / obj
     return MilpResult(plc if ok else None, obj, bound, gap, dt, status, solver,
-                      rows=prob.numConstraints(), cols=prob.numVariables(), log=lines)
+                      rows=prob.numConstraints(), cols=prob.numVariables(), log=lines, nodes=nodes)

@@ -4,7 +4,9 @@ Independent of the main engine (sim/); uses the Helix per-layer profiles and IWR
 """
 
 # Closed loop (Helix's "offline" mode): the coordinator admits the request at the head of the line
-# whenever IWRR finds a path whose nodes all have KV room. Each request makes one prompt pass and then
+# whenever IWRR finds a path whose nodes all have KV room (router "maxflow"); under the baselines'
+# hop-by-hop routers (Swarm, random, shortest queue) a fixed number of requests stays in flight and
+# each prompt picks its next node as it leaves a node. Each request makes one prompt pass and then
 # `output` decode passes (1 token each) along the same path (KV locality). Per node and iteration,
 # k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated; what a
 # node batches is the runtime discipline: "typical" = at most the batch behind T_i(k), prompts
@@ -21,20 +23,30 @@ from typing import Any
 import numpy as np
 
 from llmsched.sim.events import PriorityQueue
-from llmsched.theory.placement.flow import FlowProblem, Placement, solve_flow
+from llmsched.theory.placement.flow import FlowProblem, Placement, enabled, solve_flow
 from llmsched.theory.placement.profiles import (
     AVG_INPUT_LEN,
     AVG_OUTPUT_LEN,
     load_profiles,
     typical_batch_table,
 )
-from llmsched.theory.placement.routing import FlowRouter
+from llmsched.theory.placement.routing import HOP_ROUTERS, ROUTERS, FlowRouter, HopRouter
 from llmsched.theory.placement.spec import SINK, SOURCE
 
 BATCH_LIMITS = ("profile", "typical")
+# "pipelined": messages on a link are transmitted back to back and each arrives `latency` after its
+# last byte leaves (latency overlaps the next transfer). "held": Helix's simulator, where a link
+# carries one request at a time and stays allocated for latency + bytes / bandwidth
+# (simulator/event_simulator/network_link.py, calculate_transmission_time and start_sending; both
+# the max-flow and the Swarm scheduler put one request in each transmission and send on a link only
+# when it is free: global_maxflow_scheduler.py and swarm_scheduler.py, schedule_transmission).
+LINK_MODELS = ("pipelined", "held")
 # Helix's Azure Conversation preprocessing drops requests with input > 2048 or output > 1024 tokens
 # (simulator/trace_generator/length_sampler.py, Dataset.AzureConversation docstring).
 MAX_PROMPT_TOKENS, MAX_OUTPUT_TOKENS = 2048, 1024
+# Helix's offline feeder issues its initial queries 0.1 s apart
+# (simulator/trace_generator/simulator_query_feeder.py, OfflineRequestFeeder.auto_simulate).
+INITIAL_FEED_SPACING_S = 0.1
 
 
 @dataclass
@@ -50,6 +62,9 @@ class SimResult:
     node_decode_batch: dict = field(default_factory=dict)  # mean decode tokens per iteration in the window
     admitted_mean_lengths: tuple[float, float] = (float("nan"), float("nan"))  # (prompt, output) tokens
     unservable_requests: int = 0  # dropped: they fit no path even on an empty cluster
+    router: str = "maxflow"
+    kv_peak_frac: float = float("nan")  # max over nodes of peak KV reserved / KV entries (hop routers)
+    hop_shares: dict = field(default_factory=dict)  # node -> {next hop: share of prompts sent} (hop routers)
 
     @property
     def ratio(self) -> float:
@@ -60,7 +75,8 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
                   prompt_len: int = AVG_INPUT_LEN, output_len: int = AVG_OUTPUT_LEN,
                   kv_fraction: float = 1.0, length_cv: float = 0.0, seed: int = 0,
                   max_inflight: int = 100_000, batch_limit: str = "profile",
-                  groups: dict[int, int] | None = None, progress: bool = False) -> SimResult:
+                  groups: dict[int, int] | None = None, progress: bool = False,
+                  router: str = "maxflow", link_model: str = "pipelined") -> SimResult:
     """Saturation throughput of `plc` (tokens/s at the sink in [warmup, duration]).
 
     kv_fraction: admission high-water mark of each node's KV entries (1.0 = Helix's simulator,
@@ -73,14 +89,27 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     assumes, so the run measures what routing, links and pipelining deliver of the plan.
     groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is.
     progress: show a bar over simulated seconds on stderr.
+    router: "maxflow" (Helix: IWRR over the max flow, a whole path chosen at admission, admission
+    while some path has KV room) or a baseline scheduler of `routing.HOP_ROUTERS` ("swarm",
+    "random", "shortest_queue"): the next node is chosen each time a prompt leaves a node, and
+    admission is a closed loop of exactly `max_inflight` requests (Helix's offline feeder for these
+    schedulers, which cannot reject a request: `initial_query_count` issued 0.1 s apart, one new
+    request per finished one). KV is then not checked at admission; `kv_peak_frac` reports the peak
+    reservation (Helix's simulator asserts on overflow, and its AE picks the count by hand).
+    link_model: `LINK_MODELS` ("held" = Helix's simulator: one message per link at a time, the link
+    held for latency + transfer).
     length_cv: lognormal prompt and output lengths with this coefficient of variation (0 = every
     request has the mean lengths, the assumption behind T_i(k)); lengths above Helix's dataset caps
     are redrawn. The request at the head of the line keeps its lengths until it fits, so admission
     does not favour short requests."""
     if batch_limit not in BATCH_LIMITS:
         raise ValueError(f"batch_limit must be one of {BATCH_LIMITS}, got {batch_limit!r}")
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {ROUTERS}, got {router!r}")
+    if link_model not in LINK_MODELS:
+        raise ValueError(f"link_model must be one of {LINK_MODELS}, got {link_model!r}")
     run = _PlanRun(p, plc, duration_s, warmup_s, prompt_len, output_len, kv_fraction, length_cv, seed,
-                   max_inflight, batch_limit, groups)
+                   max_inflight, batch_limit, groups, router, link_model == "held")
     return run.run(progress)
 
 
@@ -90,7 +119,8 @@ class _PlanRun:
 
     def __init__(self, p: FlowProblem, plc: Placement, duration_s: float, warmup_s: float,
                  prompt_len: int, output_len: int, kv_fraction: float, length_cv: float, seed: int,
-                 max_inflight: int, batch_limit: str, groups: dict[int, int] | None) -> None:
+                 max_inflight: int, batch_limit: str, groups: dict[int, int] | None,
+                 router: str = "maxflow", link_held: bool = False) -> None:
         self.duration_s, self.warmup_s = duration_s, warmup_s
         self.prompt_len, self.output_len, self.length_cv = prompt_len, output_len, length_cv
         self.max_inflight = max_inflight
@@ -99,6 +129,17 @@ class _PlanRun:
         self.flow = solve_flow(p, plc, groups)
         self.router = FlowRouter(self.flow.edge_flow)
         nodes = self.nodes = sorted(plc)
+        self.router_name = router
+        self.link_held = link_held
+        self.hop: HopRouter | None = None
+        self.released = max_inflight  # admissions allowed so far (hop routers: the staggered initial feed)
+        if router in HOP_ROUTERS:
+            out_hops = {u: [v for v in [*nodes, SINK] if enabled(p, plc, u, v, groups)] for u in [SOURCE, *nodes]}
+            self.hop = HopRouter(router, out_hops, self.rng, lambda j: len(self.queue[j]))
+            self.released = 0
+        self.link_start: dict[tuple[int, Any], float] = {}  # (request, node) -> when its link transfer began
+        self.hop_counts: dict = {}  # (u, v) -> prompts sent
+        self.kv_peak = dict.fromkeys(nodes, 0.0)
         k = self.k = {i: plc[i][1] for i in nodes}
         gp = self.gp = {i: prof[p.cluster.nodes[i].gpu_type] for i in nodes}
         self.kv_cap = {i: gp[i].kv_entries(k[i]) * kv_fraction for i in nodes}
@@ -152,12 +193,21 @@ class _PlanRun:
         free = self.link_free.get((u, v), 0.0)
         for it in items:  # one message per request, transmitted back to back (FIFO)
             start = max(now, free)
+            if self.hop is not None:
+                self.link_start[(it[0], v)] = start
+            if self.link_held:  # the link is busy until the message arrives
+                free = start + lat + it[1] / cap
+                self.push(free, "arrive", (v, [it]))
+                continue
             free = start + it[1] / cap
             self.push(free + lat, "arrive", (v, [it]))
         self.link_free[(u, v)] = free
 
     def try_admit(self, now: float) -> None:
         """Admit requests from the head of the line while IWRR finds a path with KV room."""
+        if self.hop is not None:
+            self.admit_hop(now)
+            return
         kv_used, kv_cap, pmax, k = self.kv_used, self.kv_cap, self.pmax, self.k
         while len(self.req_path) < self.max_inflight:
             if not self.head:
@@ -185,6 +235,35 @@ class _PlanRun:
             self.admitted[1] += pl
             self.admitted[2] += ol
             self.send(now, SOURCE, path[0], [(rid, pl, True)])
+
+    def admit_hop(self, now: float) -> None:
+        """Hop routers: keep min(max_inflight, released) requests in flight; the first hop is chosen
+        as the prompt leaves the source."""
+        while len(self.req_path) < min(self.max_inflight, self.released):
+            pl, ol = self.draw_request()
+            rid = self.next_rid
+            self.next_rid += 1
+            self.req_path[rid], self.req_left[rid], self.req_need[rid] = [], ol, (pl + ol)
+            self.admitted[0] += 1
+            self.admitted[1] += pl
+            self.admitted[2] += ol
+            first = self.choose_hop(SOURCE, rid)
+            if first is None:
+                raise ValueError("the placement has no first-layer node: nothing can be routed")
+            self.send(now, SOURCE, first, [(rid, pl, True)])
+
+    def choose_hop(self, u, rid: int):
+        """Extend request rid's path by u's next hop (reserving its KV there) and return the hop."""
+        assert self.hop is not None
+        v = self.hop.next_hop(u)
+        if v is None:
+            return None
+        self.hop_counts[(u, v)] = self.hop_counts.get((u, v), 0) + 1
+        if v != SINK:
+            self.req_path[rid].append(v)
+            self.kv_used[v] += self.req_need[rid] * self.k[v]
+            self.kv_peak[v] = max(self.kv_peak[v], self.kv_used[v])
+        return v
 
     # ------------------------------------------------------------------ nodes
     def take_batch(self, i: int) -> tuple[list, int, int]:
@@ -238,6 +317,7 @@ class _PlanRun:
     def at_sink(self, now: float, items: list) -> None:
         """Tokens reach the sink: count them, send the next decode pass or finish the request."""
         for rid, tok, is_prompt in items:
+            self.link_start.pop((rid, SINK), None)
             if now >= self.warmup_s:
                 self.stats["prompt" if is_prompt else "decode"] += tok
             if self.req_left[rid] > 0:
@@ -258,6 +338,14 @@ class _PlanRun:
         for it in batch:
             path = self.req_path[it[0]]
             pos = path.index(i)
+            if self.hop is not None:
+                self.hop.observe(path[pos - 1] if pos else SOURCE, i, now - self.link_start.pop((it[0], i)))
+                if it[2] and pos + 1 == len(path):  # a prompt leaves i: choose its next node now
+                    nxt = self.choose_hop(i, it[0])
+                    if nxt is None:
+                        raise ValueError(f"node {i} has no next hop under this placement")
+                    by_next.setdefault(nxt, []).append(it)
+                    continue
             nxt = path[pos + 1] if pos + 1 < len(path) else SINK
             by_next.setdefault(nxt, []).append(it)
         for nxt, items in by_next.items():
@@ -271,7 +359,11 @@ class _PlanRun:
 
             bar = tqdm(total=round(self.duration_s), unit="sim s", desc="simulate plan", mininterval=0.5, leave=False)
         shown = 0
-        self.try_admit(0.0)
+        if self.hop is not None:  # Helix's offline feeder: the initial queries 0.1 s apart
+            for n in range(min(self.max_inflight, int(self.duration_s / INITIAL_FEED_SPACING_S) + 1)):
+                self.push(n * INITIAL_FEED_SPACING_S, "release", None)
+        else:
+            self.try_admit(0.0)
         events = self.events
         while events:
             (now,), (kind, data) = events.pop()
@@ -280,7 +372,10 @@ class _PlanRun:
             if bar is not None and int(now) > shown:
                 bar.update(int(now) - shown)
                 shown = int(now)
-            if kind == "arrive":
+            if kind == "release":
+                self.released += 1
+                self.try_admit(now)
+            elif kind == "arrive":
                 v, items = data
                 if v == SINK:
                     self.at_sink(now, items)
@@ -301,5 +396,17 @@ class _PlanRun:
                          {i: self.busy_time[i] / window for i in nodes}, {i: self.node_tokens[i] / window for i in nodes},
                          {i: self.node_decodes[i] / max(self.node_iters[i], 1) for i in nodes},
                          (admitted[1] / admitted[0], admitted[2] / admitted[0]) if admitted[0] else
-                         (float("nan"), float("nan")), self.stats["unservable"])
+                         (float("nan"), float("nan")), self.stats["unservable"], self.router_name,
+                         *self.hop_stats())
+
+    def hop_stats(self) -> tuple[float, dict]:
+        """(peak KV reserved / KV entries over nodes, per-node next-hop shares of prompts) for hop routers."""
+        if self.hop is None:
+            return float("nan"), {}
+        peak = max(self.kv_peak[i] / self.gp[i].kv_entries(self.k[i]) for i in self.nodes)
+        sent: dict = {}
+        for (u, v), n in self.hop_counts.items():
+            sent.setdefault(u, {})[v] = n
+        shares = {u: {v: n / sum(d.values()) for v, n in d.items()} for u, d in sent.items()}
+        return peak, shares
 
