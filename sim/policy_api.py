@@ -255,6 +255,17 @@ class PlanBuilder:
         self.slots_left -= 1
         return True
 
+    def continue_static_batch(self) -> bool:
+        """A static batch in progress runs to its end: every decode and every prefill chunk of its
+        members, nothing admitted. Returns whether a batch was in progress (the caller then returns
+        `plan()`); static-batch policies (SLS-style, MBS, SlackFit) call it first."""
+        if not (self.view.prefilling or self.view.decoding):
+            return False
+        self.decode_all()
+        for rid in self.view.prefilling:
+            self.chunk(rid)
+        return True
+
     def decode_all(self, rids: Sequence[int] | None = None) -> int:
         """Add decodes in order until the budget or the request cap runs out; returns how many."""
         rids = self.view.decoding if rids is None else rids

@@ -103,10 +103,7 @@ class MBSBatch:
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view)
-        if view.prefilling or view.decoding:  # the static batch in progress runs to its end
-            b.decode_all()
-            for rid in view.prefilling:
-                b.chunk(rid)
+        if b.continue_static_batch():
             return b.plan()
         waiting = view.waiting
         if not waiting:

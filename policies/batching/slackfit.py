@@ -117,10 +117,7 @@ class SlackFit:
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view)
-        if view.prefilling or view.decoding:  # the static batch in progress runs to its end
-            b.decode_all()
-            for rid in view.prefilling:
-                b.chunk(rid)
+        if b.continue_static_batch():
             b.variant = self._batch_variant
             return b.plan()
         self._batch_variant = None
