@@ -317,7 +317,23 @@ MACHINE_SETTINGS = settings(max_examples=int(os.environ.get("LLMSCHED_STATEFUL_E
                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+CHILD_ENV = "LLMSCHED_STATEFUL_CHILD"
+
+
 def test_engine_books_balance_under_interleaved_actions(driver_router):
+    """Runs in a fresh interpreter: in a worker that earlier ran a reproduction, the machine's
+    examples differed (migrate_live accepted 0-2 times instead of >= 3), so some global state
+    leaks between tests (not yet found; see the issue notes); a child process keeps this test's
+    draws and its action counts independent of test order."""
+    if os.environ.get(CHILD_ENV) != "1":
+        import subprocess
+        import sys
+
+        proc = subprocess.run([sys.executable, "-m", "pytest", f"{__file__}::{test_engine_books_balance_under_interleaved_actions.__name__}",
+                               "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly"],
+                              env={**os.environ, CHILD_ENV: "1"}, capture_output=True, text=True, cwd=os.path.dirname(__file__))
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return
     ACTIONS.clear()
     run_state_machine_as_test(EngineMachine, settings=MACHINE_SETTINGS)
     # the machine did interleave every kind of action with the engine (else the test says little)
