@@ -155,7 +155,7 @@ class Instance:
         self.version = 0  # bumps whenever the pending wake-up is superseded
         self.changed = False  # a change point happened since the last log
         self.dirty: set[int] = set()  # clients whose counters changed since the last log
-        # (rid, destination, downtime_s | None | engine.RESTART, KV tokens already copied)
+        # (rid, destination, downtime_s | None | event_kinds.RESTART, KV tokens already copied)
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self.cache_hit_tokens = 0
