@@ -17,6 +17,10 @@ class InputError(ValueError):
         self.fix = fix
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str, str]]:
+        """Picklable with its four fields (a worker process's error reaches the parent intact)."""
+        return (type(self), (self.source, self.field, self.problem, self.fix))
+
     def one_line(self) -> str:
         where = f"{self.source}: {self.field}" if self.field else self.source
         msg = f"{where}: {self.problem}"

@@ -25,11 +25,14 @@ MODEL, GPU, TOKEN_BUDGET = "llama-3.1-8b", "a100-80gb", 2048  # our choice
 RATE_PER_INSTANCE = 0.2  # requests/s per instance (our choice, see module docstring)
 SIZES = (2, 4, 8, 16)
 WRAPPERS = {"spot"}  # routers that wrap another router: not compared on their own
+# routers whose setting this homogeneous, always-on cluster cannot give: edge/cloud tiers (PerLLM),
+# serverless functions (MBS), a pool sized to a reparallelization plan (SpotServe)
+OTHER_SETTINGS = {"cs-ucb", "tier-only", "mbs", "spotserve"}
 PREBLE_AVG_LATENCY_X = (1.5, 14.5)  # Preble ICLR'25 abstract: 1.5-14.5x lower average latency vs SGLang/vLLM DP
 
 
 def routers() -> list[str]:
-    return [r for r in registry.names(registry.ROUTING) if r not in WRAPPERS]
+    return [r for r in registry.names(registry.ROUTING) if r not in WRAPPERS | OTHER_SETTINGS]
 
 
 def batching_for(router: str) -> str:

@@ -129,3 +129,15 @@ def test_saved_run_round_trips(tmp_path):
     back = load_run(tmp_path)
     pd.testing.assert_frame_equal(back.requests, res.requests)
     pd.testing.assert_frame_equal(back.service, res.service)
+
+
+def test_input_errors_survive_pickling():
+    """A worker process's InputError reaches the parent whole (joblib pickles it); before, its
+    four-argument constructor made unpickling fail and the pool reported a broken process."""
+    import pickle
+
+    from llmsched.sim.errors import InputError
+
+    err = pickle.loads(pickle.dumps(InputError("run.toml", "cluster.router", "unknown router 'x'", "run llmsched policies")))
+    assert isinstance(err, InputError) and err.field == "cluster.router"
+    assert str(err) == "run.toml: cluster.router: unknown router 'x' (fix: run llmsched policies)"
