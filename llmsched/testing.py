@@ -40,6 +40,7 @@ __all__ = [
     "clusters",
     "cost_models",
     "fast_equals_step",
+    "finished_requests",
     "scenarios",
     "workloads",
 ]
@@ -207,6 +208,16 @@ def assert_same_run(a: Any, b: Any) -> None:
     pd.testing.assert_frame_equal(a.requests, b.requests, check_exact=True)
     pd.testing.assert_frame_equal(a.service, b.service, check_exact=True)
     pd.testing.assert_frame_equal(a.timeline, b.timeline, check_exact=True)
+
+
+def finished_requests(requests: Any) -> Any:
+    """Assert every request either finished, with all its output tokens, or was rejected (never
+    both, never neither); return the finished rows."""
+    finished = requests["finish_s"].notna()
+    assert (finished == ~requests["rejected"]).all()
+    done = requests[finished]
+    assert (done["generated_tokens"] == done["output_tokens"]).all()
+    return done
 
 
 def fast_equals_step(w: Workload, cluster: ClusterSpec, cost: Any, seed: int = 0) -> tuple[Any, Any]:

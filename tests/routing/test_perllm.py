@@ -18,6 +18,7 @@ from llmsched.policies.routing.perllm import CSUCB
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig
 from llmsched.sim.errors import InputError
 from llmsched.sim.run import simulate
+from llmsched.testing import finished_requests
 from tests.sim.helpers import UnitCost, fast_equals_step, workload
 from tests.sim.strategies import clusters, cost_models, workloads
 
@@ -127,10 +128,7 @@ def test_invariants_with_uplinks_and_energy(scenario):
     w, cluster, cost, seed = scenario
     res = simulate(w, cluster, seed=seed, cost_models=lambda s: cost)
     req = res.requests
-    finished = req["finish_s"].notna()
-    assert (finished == ~req["rejected"]).all()
-    done = req[finished]
-    assert (done["generated_tokens"] == done["output_tokens"]).all()
+    done = finished_requests(req)
     assert (req["energy_j"] >= 0).all()
     assert res.summary["energy_active_j"] == pytest.approx(req["energy_j"].sum())
     assert res.summary["energy_idle_j"] >= 0
