@@ -100,6 +100,12 @@ class InstanceSpec:
       price_per_gb_s_usd (the `cost_usd` column); an instance idle for longer than keep_alive_s
       (or never used) first pays cold_start_s. pad_batches: a batch's prompt chunks all cost as
       much as the longest one (static batches of padded tensors); the padding is counted.
+    decode_until_batch_ends: a static batch decodes as one tensor until its last request ends (its
+      output, or its generation slice): a request that finishes earlier keeps its slot and computes
+      invalid tokens (HuggingFace / DeepSpeed `generate` over a batch; SCLS arXiv 2406.13511 names
+      them). The invalid tokens cost compute and KV reads like real decodes and are counted
+      (`invalid_tokens`); the finished request's result and memory are released at once. Meant for
+      static-batch policies (`sls`, `scls`, `mbs`), whose batch ends when the instance empties.
     """
 
     model: str = "llama-2-7b"
@@ -131,6 +137,7 @@ class InstanceSpec:
     cold_start_s: float = 0.0
     keep_alive_s: float = math.inf
     pad_batches: bool = False
+    decode_until_batch_ends: bool = False
 
     def kv_tokens(self) -> int:
         """The instance's KV capacity in tokens, resolved in this one place: `kv_capacity_tokens`

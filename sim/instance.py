@@ -173,6 +173,11 @@ class Instance:
         self.invocations = 0  # batches admitted while idle
         self.cold_starts = 0
         self.padding_tokens = 0
+        # invalid tokens of static batches (InstanceSpec.decode_until_batch_ends): finished requests
+        # whose slot keeps decoding until the batch ends, and the KV tokens those slots read
+        self.invalid_tokens = 0
+        self.ghost_decodes = 0
+        self.ghost_context_tokens = 0
         self.seg_busy_ns: np.ndarray | None = None
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
@@ -315,6 +320,9 @@ class Instance:
             if len(self.seg_decodes):
                 r.cost_pusd[self.seg_decodes] += cost
         self.padding_tokens += k * self.seg_padding
+        if self.ghost_decodes:
+            self.invalid_tokens += k * self.ghost_decodes
+            self.ghost_context_tokens += k * self.ghost_decodes
         energy = 0
         if self.seg_energy_nj is not None:
             assert self.seg_busy_ns is not None  # set together
@@ -386,11 +394,22 @@ class Instance:
         if finished:
             fin = set(finished)
             self.decoding = [x for x in self.decoding if x not in fin]
+            if self.spec.decode_until_batch_ends:  # their slots decode invalid tokens from now on
+                self.ghost_decodes += len(finished)
+                self.ghost_context_tokens += int(r.computed[np.asarray(finished, dtype=np.int64)].sum())
             for rid in finished:
                 self._finish(rid, t)
         self._clear_segment()
         for rid in sliced:
             self._end_slice(rid, t)
+        self._end_batch_if_empty()
+
+    def _end_batch_if_empty(self) -> None:
+        """A static batch ends when none of its requests runs here any more: its invalid-token
+        slots (`decode_until_batch_ends`) go with it."""
+        if self.ghost_decodes and not self.decoding and not self.prefilling:
+            self.ghost_decodes = 0
+            self.ghost_context_tokens = 0
 
     def _prefill_done(self, rid: int, t: float, finished: list[int], sliced: list[int]) -> None:
         r = self.reqs
@@ -748,6 +767,7 @@ class Instance:
         Returns -retry_time when the policy asked to be woken at a later time while idle.
         """
         r = self.reqs
+        self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
         plan = self._plan(now)
         cold = self._invoke(plan, now)
         for rid in plan.admit:
@@ -815,8 +835,9 @@ class Instance:
         """The n iterations' shapes (affine in the iteration index j). With `pad_batches` every chunk
         counts as long as the longest (a padded static batch), and the padding is recorded."""
         r = self.reqs
-        k = len(decodes)
-        ctx0 = int(r.computed[decodes].sum()) if k else 0
+        # a static batch's invalid-token slots decode like the real decodes (decode_until_batch_ends)
+        k = len(decodes) + self.ghost_decodes
+        ctx0 = (int(r.computed[decodes].sum()) if len(decodes) else 0) + self.ghost_context_tokens
         sum_c = sum_c2 = pairs0 = pctx0 = 0
         cmax = max((c for _, c in chunks), default=0)
         self.seg_padding = cmax * len(chunks) - sum(c for _, c in chunks) if self.spec.pad_batches else 0

@@ -318,6 +318,8 @@ def simulate(
         summary["invocations"] = sum(inst.invocations for inst in instances)
         summary["cold_starts"] = sum(inst.cold_starts for inst in instances)
         summary["padding_tokens"] = sum(inst.padding_tokens for inst in instances)
+    if any(s.decode_until_batch_ends for s in specs):  # static batches' invalid tokens
+        summary["invalid_tokens"] = sum(inst.invalid_tokens for inst in instances)
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
         summary["slices_ended"] = int(reqs.slices.sum())

@@ -83,6 +83,38 @@ def test_sls_reserves_the_maximal_generation():
     assert "slices_ended" not in fast.summary
 
 
+# ------------------------------------------------------------------ invalid tokens of static batches
+def test_finished_requests_decode_invalid_tokens_until_the_batch_ends():
+    """SLS batch of A (prompt 4, output 2) and B (4, 5); LinearCost t = 1 + decodes + 0.5 x context.
+    t=0: both prefill (context 4 + 4): 1 + 4 = 5. t=5: decodes A, B at context 4 + 4: 1 + 2 + 4 = 7
+    -> t=12, A has 2 tokens: done. B needs 3 more decodes. With decode_until_batch_ends A's slot
+    keeps decoding at context 5, 6, 7 beside B's 5, 6, 7: 1 + 2 + 5 = 8, 9, 10 -> B done at 39, and
+    3 invalid tokens. Without it (negative control): 1 + 1 + 2.5 = 4.5, 5, 5.5 -> B done at 27."""
+    w = workload([0.0, 0.0], [4, 4], [2, 5])
+    cost = LinearCost(a=1.0, b=0.0, c=1.0, d=0.5)
+    base = _one("sls", (("max_generation_tokens", 100),))
+    held = dataclasses.replace(base, instances=(dataclasses.replace(base.instances[0], decode_until_batch_ends=True),))
+    fast, _ = fast_equals_step(w, held, cost)
+    assert fast.requests["finish_s"].tolist() == [12.0, 39.0]
+    assert fast.summary["invalid_tokens"] == 3
+    free, _ = fast_equals_step(w, base, cost)
+    assert free.requests["finish_s"].tolist() == [12.0, 27.0]
+    assert "invalid_tokens" not in free.summary
+
+
+def test_invalid_tokens_end_with_the_slice():
+    """The slice example above (A 2 tokens, B 6, C 1 arriving mid-slice; slice 3; UnitCost) with
+    decode_until_batch_ends: A's slot decodes one invalid token (B's 3rd token at t=3), and the
+    batch ends with B's slice, so C's batch and B's second slice carry none: 1 invalid token.
+    UnitCost prices every iteration alike, so the finish times are the ones without it."""
+    w = workload([0.0, 0.0, 0.5], [5, 5, 5], [2, 6, 1])
+    base = _one(params=(("slice_tokens", 3),))
+    held = dataclasses.replace(base, instances=(dataclasses.replace(base.instances[0], decode_until_batch_ends=True),))
+    fast, _ = fast_equals_step(w, held, UnitCost())
+    assert fast.requests["finish_s"].tolist() == [2.0, 7.0, 4.0]
+    assert fast.summary["invalid_tokens"] == 1
+
+
 # ------------------------------------------------------------------ the batcher and the estimator
 def test_dp_batches_hand_example():
     """slice_time(n, L) = 10 + n*L (a fixed cost per batch plus padded work), lengths 1, 2, 100:
@@ -181,6 +213,8 @@ def slice_scenarios(draw):
                   dataclasses.replace(i, batching_params=(("max_generation_tokens", draw(st.sampled_from([1, 40]))),))
                   for i in cluster.instances)
     router_params = (("slice_tokens", s),) if cluster.router == "scls" else ()
+    held = draw(st.booleans())  # static batches' invalid tokens (decode_until_batch_ends)
+    insts = tuple(dataclasses.replace(i, decode_until_batch_ends=held) for i in insts)
     cluster = dataclasses.replace(cluster, instances=insts, router_params=router_params)
     return w, cluster, draw(cost_models()), draw(st.integers(0, 3))
 
