@@ -39,6 +39,14 @@ TOLERANCE = 0.25  # relative, on an "up to" number from the abstract
 SYSTEMS = ("scls", "sls", "ils")
 LABELS = {"scls": "SCLS", "sls": "SLS", "ils": "ILS", "scls-rr": "SCLS, round-robin offloading",
           "scls-fcfs": "SCLS, FCFS batcher"}
+# The static-batch backend of SLS and SCLS (HuggingFace / DeepSpeed in the paper: [T] figure files
+# `scale_hf`, `scale_deepspeed`): prompts padded to the batch's longest and finished requests decoding
+# invalid tokens until the batch (or slice) ends ([T] figures `nm_Pad_Tokens`, `nm_Invalid_Tokens`).
+# The ablations take them away: "-no-invalid" keeps only the padding, "-unpadded" neither.
+BACKENDS = {"": dict(pad_batches=True, decode_until_batch_ends=True),
+            "-no-invalid": dict(pad_batches=True, decode_until_batch_ends=False),
+            "-unpadded": dict(pad_batches=False, decode_until_batch_ends=False)}
+ABLATION_SYSTEMS = ("scls-no-invalid", "sls-no-invalid", "scls-unpadded", "sls-unpadded")
 
 
 def _grid(quick: bool, seed: int) -> tuple[list[float], list[int], int]:
@@ -59,11 +67,16 @@ def workload(rate: float, n: int, seed: int):
 
 
 def cluster(system: str, slice_tokens: int = SLICE_TOKENS):
+    """The cluster of one system; SLS and SCLS names take a backend suffix (`BACKENDS`)."""
     from llmsched.policies.batching.scls import ils_request_cap
     from llmsched.sim.config import ClusterSpec, InstanceSpec
     from llmsched.sim.hardware import kv_capacity_tokens
 
     base: dict[str, Any] = dict(model=MODEL, gpu=GPU, count=INSTANCES, prefix_cache=False)
+    suffix = next((k for k in BACKENDS if k and system.endswith(k)), "")
+    system = system.removesuffix(suffix) if suffix else system
+    if system != "ils":
+        base.update(BACKENDS[suffix])
     if system in ("scls", "scls-rr", "scls-fcfs"):
         batcher = "fcfs" if system == "scls-fcfs" else "dp"
         inst = InstanceSpec(batching="scls", batching_params=(("batcher", batcher), ("slice_tokens", slice_tokens)),
@@ -100,6 +113,9 @@ def one_run(system: str, rate: float, n: int, seed: int, slice_tokens: int = SLI
         "e2e_p50_s": s["e2e_s"]["p50"], "e2e_p99_s": s["e2e_s"]["p99"],
         "completion_std_s": float(completion.std(ddof=0)), "busy_max_over_mean": float(busy.max() / busy.mean()),
         "slices_ended": int(s.get("slices_ended", 0)), "preemptions": s["preemptions"],
+        # tokens computed only to pad prompts, and decoded by requests already finished, per output token
+        "padding_per_output_token": float(s.get("padding_tokens", 0) / max(int(w.output_tokens.sum()), 1)),
+        "invalid_per_output_token": float(s.get("invalid_tokens", 0) / max(int(w.output_tokens.sum()), 1)),
         # prompt tokens computed per prompt token sent: > 1 is the recompute of slices (and preemption)
         "prefill_per_prompt_token": float(first["prefill_tokens"].sum() / prompt_tokens),
         "mean_prefill_batch": float(first["batch_requests"].mean()) if len(first) else float("nan"),
@@ -133,6 +149,7 @@ def run(ctx: ReproContext) -> ReproOutput:
     calls += [("scls-rr", r, n, sd) for r in rates for sd in seeds]
     calls += [("scls", top, n, sd, s) for s in SLICE_SWEEP if s != SLICE_TOKENS for sd in seeds]
     calls += [("scls-fcfs", top, n, sd) for sd in seeds]
+    calls += [(sysname, r, n, sd) for sysname in ABLATION_SYSTEMS for r in (rates[1], top) for sd in seeds]
     points = pd.DataFrame(pmap(one_run, calls, parallel=not ctx.quick))
     keys = ["system", "slice_tokens", "rate_rps"]
     curves = points.groupby(keys, as_index=False).mean(numeric_only=True).drop(columns=["seed"])
@@ -146,9 +163,8 @@ def run(ctx: ReproContext) -> ReproOutput:
     at_sls, at_ils = float(gain_sls.idxmax()), float(gain_ils.idxmax())
     sweep = curves[(curves["system"] == "scls") & (curves["rate_rps"] == top)].set_index("slice_tokens")
     at_top = main[main["rate_rps"] == top].set_index("system")
-    why = ("our engine runs unpadded batches and drops finished requests from a batch at once, so SLS "
-           "pays no padding or invalid tokens, ILS has paged KV; SCLS recomputes prompt + generated "
-           "tokens every slice (ablations below)")
+    why = ("SLS and SCLS run on a static-batch backend (padding and invalid tokens); ILS has paged KV; "
+           "SCLS recomputes prompt + generated tokens every slice (ablations below)")
     comps = [
         Comparison("max over loads of SCLS / SLS request throughput", PAPER_MAX_GAIN, float(gain_sls.max()), "x",
                    relation="ratio", tolerance=TOLERANCE, headline=True, direction="> 1",
@@ -172,13 +188,29 @@ def run(ctx: ReproContext) -> ReproOutput:
                         f"{at_top.loc['ils', 'prefill_per_prompt_token']:.3g}; the slices' recompute"),
         Comparison(f"ablation: FCFS batcher / DP batcher, SCLS throughput at {top:g} req/s", "",
                    float(at_top.loc["scls-fcfs", "requests_per_s"] / at_top.loc["scls", "requests_per_s"]), "x",
-                   relation="info", note="the DP sorts by input and splits to save padding, which our unpadded "
-                                         "engine does not charge; FCFS fills each batch to the KV bound"),
+                   relation="info", note="the DP sorts by input and splits to save padding; FCFS fills each batch "
+                                         "to the KV bound"),
         Comparison(f"ablation: mean requests per prefill batch at {top:g} req/s, SCLS / SLS", "",
                    float(at_top.loc["scls", "mean_prefill_batch"] / at_top.loc["sls", "mean_prefill_batch"]), "x",
                    relation="info", note="the KV bound of a slice allows larger batches than SLS's reservation; "
                                          "< 1 here: the DP splits the queue by length (padding it saves)"),
     ]
+    for rate in (rates[1], top):
+        at = main[main["rate_rps"] == rate].set_index("system")
+        for suffix, what in (("-no-invalid", "without invalid tokens (padding only)"),
+                             ("-unpadded", "without padding or invalid tokens")):
+            comps.append(Comparison(
+                f"ablation: SCLS / SLS throughput at {rate:g} req/s {what}", "",
+                float(at.loc["scls" + suffix, "requests_per_s"] / at.loc["sls" + suffix, "requests_per_s"]), "x",
+                relation="info", note=f"with both: {float(gain_sls.loc[rate]):.3g}x"))
+        comps.append(Comparison(
+            f"invalid tokens per output token at {rate:g} req/s, SLS / SCLS", "",
+            float(at.loc["sls", "invalid_per_output_token"]) / max(float(at.loc["scls", "invalid_per_output_token"]), 1e-12),
+            "x", relation="info",
+            note=f"SLS {float(at.loc['sls', 'invalid_per_output_token']):.3g}, SCLS "
+                 f"{float(at.loc['scls', 'invalid_per_output_token']):.3g}; padding per output token SLS "
+                 f"{float(at.loc['sls', 'padding_per_output_token']):.3g}, SCLS "
+                 f"{float(at.loc['scls', 'padding_per_output_token']):.3g}"))
     for s in SLICE_SWEEP:
         if s in sweep.index:
             comps.append(Comparison(f"ablation: SCLS / SLS throughput at {top:g} req/s with slice {s}", "",
