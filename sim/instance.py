@@ -158,8 +158,6 @@ class Instance:
         # (rid, destination, downtime_s | None | event_kinds.RESTART, KV tokens already copied)
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
-        self.cache_hit_tokens = 0
-        self.prompt_tokens_admitted = 0
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
         self._need_now: int | None = None  # cached decode block needs during one planning step
         self._planning = False
@@ -700,9 +698,8 @@ class Instance:
         held = self._blocks_for(target - cached)
         self.pool.allocate(held)
         r.held_blocks[rid] = held
-        r.cached_tokens[rid] = cached
-        self.cache_hit_tokens += cached
-        self.prompt_tokens_admitted += target
+        r.cached_tokens[rid] += cached
+        r.admitted_prompt_tokens[rid] += target
         self.outstanding_tokens -= cached
         if not r.charged[rid]:
             r.charged[rid] = True

@@ -268,6 +268,7 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
         "output_tokens": r.output,
         "generated_tokens": r.generated,
         "cached_prompt_tokens": r.cached_tokens,
+        "admitted_prompt_tokens": r.admitted_prompt_tokens,
         "priority": r.priority,
         "ttft_slo_s": r.ttft_slo_s,
         "tbt_slo_s": r.tbt_slo_s,
@@ -290,7 +291,7 @@ def summary_metric_names() -> list[str]:
             "tbt_max_s", "e2e_s", "queueing_delay_s", "rejected", "preemptions", "migrations")
     empty = pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
     out: list[str] = []
-    for key, value in summarize(empty, 0, 0).items():
+    for key, value in summarize(empty).items():
         if isinstance(value, dict):
             out.extend(f"{key}.{k}" for k in value)
         else:
@@ -306,7 +307,16 @@ def _pcts(x: np.ndarray) -> dict[str, float]:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(x.mean())}
 
 
-def summarize(requests: pd.DataFrame, cache_hit_tokens: int, prompt_tokens_admitted: int) -> dict[str, Any]:
+def _cache_hit_rate(requests: pd.DataFrame) -> float:
+    """Prompt tokens served from the prefix cache over prompt tokens admitted, over every admission
+    of every request (the per-request counts are the engine's one tally)."""
+    if "admitted_prompt_tokens" not in requests:
+        return 0.0
+    admitted = int(requests["admitted_prompt_tokens"].sum())
+    return int(requests["cached_prompt_tokens"].sum()) / admitted if admitted else 0.0
+
+
+def summarize(requests: pd.DataFrame) -> dict[str, Any]:
     done = requests[np.isfinite(requests["finish_s"])]
     n_done = len(done)
     start = float(requests["arrival_s"].min()) if len(requests) else 0.0
@@ -329,7 +339,7 @@ def summarize(requests: pd.DataFrame, cache_hit_tokens: int, prompt_tokens_admit
         "tbt_max_s": _pcts(done["tbt_max_s"].to_numpy()),
         "e2e_s": _pcts(done["e2e_s"].to_numpy()),
         "queueing_delay_s": _pcts(done["queueing_delay_s"].to_numpy()),
-        "cache_hit_rate": cache_hit_tokens / prompt_tokens_admitted if prompt_tokens_admitted else 0.0,
+        "cache_hit_rate": _cache_hit_rate(requests),
         "preemptions": int(requests["preemptions"].sum()),
         "migrations": int(requests["migrations"].sum()),
         "accuracy_mean": _mean_of(done, "accuracy"),

@@ -189,6 +189,19 @@ def _energy_summary(instances: Sequence[Instance], summary: dict[str, Any], ener
     return {"energy_j": active + idle, "energy_active_j": active, "energy_idle_j": idle}
 
 
+def _static_batch_summary(specs, instances: list[Instance], reqs) -> dict[str, Any]:
+    """Serverless bills and static batches' padding and invalid tokens (docs/run-format.md), where used."""
+    out: dict[str, Any] = {}
+    if any(_serverless(s) for s in specs):
+        out["cost_usd"] = float(reqs.cost_pusd.sum()) / 1e12
+        out["invocations"] = sum(inst.invocations for inst in instances)
+        out["cold_starts"] = sum(inst.cold_starts for inst in instances)
+        out["padding_tokens"] = sum(inst.padding_tokens for inst in instances)
+    if any(s.decode_until_batch_ends for s in specs):
+        out["invalid_tokens"] = sum(inst.invalid_tokens for inst in instances)
+    return out
+
+
 def _serverless(spec: InstanceSpec) -> bool:
     return bool(spec.price_per_invocation_usd or spec.price_per_gb_s_usd or spec.cold_start_s or spec.pad_batches)
 
@@ -309,17 +322,9 @@ def simulate(
         bar.close()
     requests = requests_frame(reqs)
     service, timeline = log.frames()
-    hits = sum(inst.cache_hit_tokens for inst in instances)
-    admitted = sum(inst.prompt_tokens_admitted for inst in instances)
-    summary = summarize(requests, hits, admitted)
+    summary = summarize(requests)
     summary.update(_energy_summary(instances, summary, reqs.energy_nj))
-    if any(_serverless(s) for s in specs):
-        summary["cost_usd"] = float(reqs.cost_pusd.sum()) / 1e12
-        summary["invocations"] = sum(inst.invocations for inst in instances)
-        summary["cold_starts"] = sum(inst.cold_starts for inst in instances)
-        summary["padding_tokens"] = sum(inst.padding_tokens for inst in instances)
-    if any(s.decode_until_batch_ends for s in specs):  # static batches' invalid tokens
-        summary["invalid_tokens"] = sum(inst.invalid_tokens for inst in instances)
+    summary.update(_static_batch_summary(specs, instances, reqs))
     summary["num_rejected_context"] = engine.rejected_context  # of num_rejected: over the context length
     if reqs.slices.any():  # generation slices (Plan.slice_tokens) that ended with the request unfinished
         summary["slices_ended"] = int(reqs.slices.sum())

@@ -59,7 +59,11 @@ class RequestTable:
         # `generated` reaches `yield_at`; `slices` counts the slices it ended that way
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
         self.slices = i64()
+        # the prefix cache's hits, counted here once: prompt tokens served from the cache and prompt
+        # tokens to compute (prompt + generated), each summed over the request's admissions; the
+        # run's hit rate and the per-client cached service are derived from these
         self.cached_tokens = i64()
+        self.admitted_prompt_tokens = i64()
         # model variants (Plan.variant): sum of the accuracies credited to its tokens, times
         # ACCURACY_SCALE (integers, so a sum is the same in fast-forward and step mode), and how many
         self.accuracy_sum = i64()

@@ -70,7 +70,8 @@ def _row(p: dict, res) -> dict:
     done = r[r["finish_s"] <= window]
     svc = np.zeros(N_CLIENTS)  # DLPM service: uncached prompt + 2 x output, finished in window
     per = done.groupby("client").apply(
-        lambda g: float((g["prompt_tokens"] - g["cached_prompt_tokens"]).sum() + 2 * g["output_tokens"].sum()),
+        lambda g: float((g["prompt_tokens"] - np.minimum(g["cached_prompt_tokens"], g["prompt_tokens"])).sum()
+                          + 2 * g["output_tokens"].sum()),
         include_groups=False)
     svc[per.index.to_numpy(dtype=int)] = per.to_numpy()
     fin = r[r["finish_s"].notna()]

@@ -55,7 +55,8 @@ def _row(p: dict, res) -> dict:
     done = r[r["finish_s"] <= window_s]
     per_client = np.zeros(n_clients)  # DLPM's service: uncached prompt (w_p = 1) + 2 x output, in the window
     per = done.groupby("client").apply(
-        lambda g: float((g["prompt_tokens"] - g["cached_prompt_tokens"]).sum() + 2 * g["output_tokens"].sum()),
+        lambda g: float((g["prompt_tokens"] - np.minimum(g["cached_prompt_tokens"], g["prompt_tokens"])).sum()
+                          + 2 * g["output_tokens"].sum()),
         include_groups=False)
     per_client[per.index.to_numpy(dtype=int)] = per.to_numpy()
     return {"throughput_tok_s": float((done["prompt_tokens"] + done["output_tokens"]).sum() / window_s),
