@@ -37,6 +37,13 @@ from llmsched.sim.swap import SwapTier
 
 MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
 
+# Where a request sits on an instance (the instance's list of that name), the state it has there,
+# and which per-client counter counts it: `waiting` is the queue policies admit from; `ready`
+# (arrived with KV, awaiting memory) and `swapped` (KV in host memory) wait outside both counters.
+STATE_AT = {"waiting": WAITING, "ready": WAITING, "swapped": WAITING, "prefilling": PREFILLING,
+            "decoding": DECODING}
+COUNTED_AS = {"waiting": "waiting_count", "prefilling": "running_count", "decoding": "running_count"}
+
 
 class ServiceFacts:
     """Per-client accounting of one instance (`_inst`), read-only."""
@@ -255,15 +262,49 @@ class Instance:
             avail -= sum(1 for node in pinned if not tree.is_referenced(node)) * tree.blocks_per_node
         return need <= avail
 
+    # ------------------------------------------------------------------ state transitions
+    def _move(self, rid: int, src: str | None, dst: str | None, *, off_state: int | None = None,
+              at_head: bool = False) -> None:
+        """Move a request from place `src` to place `dst` on this instance (None: off it), keeping
+        every per-client counter, its state and the change flags in step: the one place that does.
+        `off_state` is the state of a request leaving the instance (None: unchanged); `at_head`
+        puts it first in `dst` (a preempted request requeued)."""
+        r = self.reqs
+        c = int(r.client[rid])
+        if src is not None:
+            getattr(self, src).remove(rid)
+            if src in COUNTED_AS:
+                getattr(r, COUNTED_AS[src])[self.index, c] -= 1
+        if dst is not None:
+            queue = getattr(self, dst)
+            if at_head:
+                queue.insert(0, rid)
+            else:
+                queue.append(rid)
+            r.state[rid] = STATE_AT[dst]
+            if dst in COUNTED_AS:
+                getattr(r, COUNTED_AS[dst])[self.index, c] += 1
+        elif off_state is not None:
+            r.state[rid] = off_state
+        self.dirty.add(c)
+        self.changed = True
+
+    def place_of(self, rid: int) -> str:
+        """The place (a key of `STATE_AT`) a request on this instance is in."""
+        state = int(self.reqs.state[rid])
+        if state == PREFILLING:
+            return "prefilling"
+        if state == DECODING:
+            return "decoding"
+        return next(p for p in ("waiting", "ready", "swapped") if rid in getattr(self, p))
+
     # ------------------------------------------------------------------ arrivals
     def arrive(self, rid: int, now: float) -> None:
         """A request joins this instance's waiting queue (engine has synced us to `now`)."""
         r = self.reqs
-        c = int(r.client[rid])
         r.instance[rid] = self.index
         if r.kv_ready[rid]:
-            r.state[rid] = WAITING
-            self.ready.append(rid)
+            self._move(rid, None, "ready")
             if rid in self.reserved:  # a migration's reserved blocks now hold its KV
                 exact = self._blocks_for(int(r.computed[rid]))
                 held = self.reserved.pop(rid)
@@ -272,16 +313,12 @@ class Instance:
                 r.held_blocks[rid] = min(held, exact)
             self.outstanding_tokens += int(r.output[rid] - r.generated[rid])
         else:
-            r.state[rid] = WAITING
             r.prefill_target[rid] = r.prompt[rid] + r.generated[rid]
-            self.waiting.append(rid)
-            r.waiting_count[self.index, c] += 1
+            self._move(rid, None, "waiting")
             self.outstanding_tokens += int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
             if self._arrival_hook is not None:
                 self.view.now = now
                 self._arrival_hook.on_arrival(rid, self.view)
-        self.dirty.add(c)
-        self.changed = True
         self.log.change_point(self, now)
 
     # ------------------------------------------------------------------ lazy progress
@@ -390,8 +427,6 @@ class Instance:
             finished.extend(int(x) for x in d[done])
             sliced.extend(int(x) for x in d[~done & (gen >= r.yield_at[d])])
         if finished:
-            fin = set(finished)
-            self.decoding = [x for x in self.decoding if x not in fin]
             if self.spec.decode_until_batch_ends:  # their slots decode invalid tokens from now on
                 self.ghost_decodes += len(finished)
                 self.ghost_context_tokens += int(r.computed[np.asarray(finished, dtype=np.int64)].sum())
@@ -435,20 +470,15 @@ class Instance:
                 self.pool.release(int(r.held_blocks[rid]) - new_held)
                 r.held_blocks[rid] = new_held
                 r.shared_tokens[rid] = shared
-        self.prefilling.remove(rid)
-        self.dirty.add(c)
-        self.changed = True
         if r.generated[rid] >= r.output[rid]:
-            finished.append(rid)
+            finished.append(rid)  # leaves from "prefilling" in _finish
         elif self.spec.role == "prefill" and self.on_prefilled is not None:
             self._release(rid)
-            r.running_count[self.index, c] -= 1
-            r.state[rid] = TRANSFERRING
+            self._move(rid, "prefilling", None, off_state=TRANSFERRING)
             self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
             self.on_prefilled(rid, self.index, t)
         else:
-            r.state[rid] = DECODING
-            self.decoding.append(rid)
+            self._move(rid, "prefilling", "decoding")
             if r.generated[rid] >= r.yield_at[rid]:
                 sliced.append(rid)  # a one-token slice ends with its prefill
 
@@ -457,20 +487,15 @@ class Instance:
         with its KV dropped (its next slice recomputes prompt + generated tokens) and goes back to
         the router, as SCLS returns unfinished requests to its scheduler after every slice."""
         r = self.reqs
-        c = int(r.client[rid])
-        self.decoding.remove(rid)
         self._release(rid)
         r.computed[rid] = 0
         r.yield_at[rid] = NO_YIELD
         r.slices[rid] += 1
-        r.running_count[self.index, c] -= 1
+        self._move(rid, "decoding", None, off_state=PENDING)
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
-        self.dirty.add(c)
-        self.changed = True
         if self.on_slice_end is None:  # no engine to route it again: back into this queue
             self.arrive(rid, t)
             return
-        r.state[rid] = PENDING
         r.instance[rid] = -1
         self.on_slice_end(rid, t)
 
@@ -486,14 +511,10 @@ class Instance:
 
     def _finish(self, rid: int, t: float) -> None:
         r = self.reqs
-        c = int(r.client[rid])
         r.finish_s[rid] = t
-        r.state[rid] = DONE
         r.instance[rid] = self.index
         self._release(rid)
-        r.running_count[self.index, c] -= 1
-        self.dirty.add(c)
-        self.changed = True
+        self._move(rid, self.place_of(rid), None, off_state=DONE)
         if self.on_finished is not None:
             self.on_finished(rid, t)
 
@@ -510,17 +531,11 @@ class Instance:
 
     def _swap_out(self, rid: int, tokens: int) -> None:
         r = self.reqs
-        c = int(r.client[rid])
-        self.decoding.remove(rid)
         self._release(rid)
         assert self.swap is not None  # only _preempt_for_memory swaps out, with a host tier
         self.swap.swap_out(self._blocks_for(tokens), tokens)
-        r.state[rid] = WAITING
         r.preemptions[rid] += 1
-        r.running_count[self.index, c] -= 1
-        self.swapped.append(rid)
-        self.dirty.add(c)
-        self.changed = True
+        self._move(rid, "decoding", "swapped")
 
     def _swap_in_ready(self) -> None:
         """Swapped requests come back, oldest first, before any new admission (vLLM serves its
@@ -533,69 +548,49 @@ class Instance:
             need = self._blocks_for(tokens + 1) + self._decode_block_needs_now(self.decoding)
             if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
                 break
-            self.swapped.pop(0)
             assert self.swap is not None  # requests are swapped out only with a host tier
             self.swap.swap_in(held, tokens)
             self.pool.allocate(held)
             r.held_blocks[rid] = held
             r.shared_tokens[rid] = 0
-            r.state[rid] = DECODING
             self.admit_counter += 1
             r.admit_seq[rid] = self.admit_counter
-            r.running_count[self.index, int(r.client[rid])] += 1
-            self.dirty.add(int(r.client[rid]))
-            self.decoding.append(rid)
-            self.changed = True
+            self._move(rid, "swapped", "decoding")
 
     def take_swapped(self, rid: int) -> None:
         """Take a swapped-out request off this instance; its host KV is dropped (recomputed elsewhere)."""
         r = self.reqs
-        self.swapped.remove(rid)
+        self._move(rid, "swapped", None)
         assert self.swap is not None  # requests are swapped out only with a host tier
         self.swap.drop(self._blocks_for(int(r.computed[rid])))
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
         r.computed[rid] = 0
         r.instance[rid] = -1
-        self.dirty.add(int(r.client[rid]))
-        self.changed = True
 
     def preempt(self, rid: int) -> None:
         """Recompute-style preemption: drop the request's KV and requeue it at the head."""
         r = self.reqs
-        c = int(r.client[rid])
         old_remaining = max(int(r.prefill_target[rid] - r.computed[rid]), 0)
-        if r.state[rid] == PREFILLING:
-            self.prefilling.remove(rid)
-        else:
-            self.decoding.remove(rid)
+        src = self.place_of(rid)
         self._release(rid)
         r.computed[rid] = 0
         r.prefill_target[rid] = r.prompt[rid] + r.generated[rid]
-        r.state[rid] = WAITING
         r.preemptions[rid] += 1
         self.outstanding_tokens += int(r.prefill_target[rid]) - old_remaining
-        self.waiting.insert(0, rid)
-        r.running_count[self.index, c] -= 1
-        r.waiting_count[self.index, c] += 1
-        self.dirty.add(c)
-        self.changed = True
+        self._move(rid, src, "waiting", at_head=True)
 
     def take_waiting(self, rid: int) -> None:
         """Take a waiting request off this instance (it is about to arrive elsewhere)."""
         r = self.reqs
-        c = int(r.client[rid])
-        self.waiting.remove(rid)
-        r.waiting_count[self.index, c] -= 1
+        self._move(rid, "waiting", None)
         self.outstanding_tokens -= int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
         r.instance[rid] = -1
-        self.dirty.add(c)
-        self.changed = True
 
     def take_ready(self, rid: int) -> None:
         """Take a request that arrived with its KV but is still waiting for memory off this
         instance; its KV is dropped (it will be recomputed elsewhere)."""
         r = self.reqs
-        self.ready.remove(rid)
+        self._move(rid, "ready", None)
         self.pool.release(int(r.held_blocks[rid]))  # blocks reserved by its migration, if any
         r.held_blocks[rid] = 0
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
@@ -603,23 +598,16 @@ class Instance:
         r.computed[rid] = 0
         r.preemptions[rid] += 1
         r.instance[rid] = -1
-        self.dirty.add(int(r.client[rid]))
-        self.changed = True
 
     def remove_for_migration(self, rid: int) -> int:
         """Take a decoding request out (its KV leaves with it); returns the KV tokens moved."""
         r = self.reqs
-        c = int(r.client[rid])
-        self.decoding.remove(rid)
         kv_tokens = int(r.computed[rid])
         self._release(rid)
-        r.running_count[self.index, c] -= 1
-        r.state[rid] = TRANSFERRING
+        self._move(rid, "decoding", None, off_state=TRANSFERRING)
         r.kv_ready[rid] = True
         r.migrations[rid] += 1
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
-        self.dirty.add(c)
-        self.changed = True
         return kv_tokens
 
     # ------------------------------------------------------------------ migration reservations
@@ -668,20 +656,15 @@ class Instance:
                     + self._decode_block_needs_now(self.decoding))
             if need > self.pool.available_blocks or self.running_count >= self.spec.max_batch_requests:
                 break
-            self.ready.pop(0)
             held = self._blocks_for(int(r.computed[rid]))
             self.pool.allocate(held - reserved)
             r.held_blocks[rid] = held
             r.shared_tokens[rid] = 0
             r.kv_ready[rid] = False
-            r.state[rid] = DECODING
             self.admit_counter += 1
             r.admit_seq[rid] = self.admit_counter
             r.instance[rid] = self.index
-            r.running_count[self.index, int(r.client[rid])] += 1
-            self.dirty.add(int(r.client[rid]))
-            self.decoding.append(rid)
-            self.changed = True
+            self._move(rid, "ready", "decoding")
 
     def _admit(self, rid: int, now: float) -> None:
         r = self.reqs
@@ -707,16 +690,10 @@ class Instance:
             r.cached_input_service[self.index, c] += min(cached, int(r.prompt[rid]))
         if np.isnan(r.dispatch_s[rid]):
             r.dispatch_s[rid] = now
-        r.state[rid] = PREFILLING
         r.prefill_instance[rid] = self.index
         self.admit_counter += 1
         r.admit_seq[rid] = self.admit_counter
-        self.waiting.remove(rid)
-        r.waiting_count[self.index, c] -= 1
-        r.running_count[self.index, c] += 1
-        self.prefilling.append(rid)
-        self.dirty.add(c)
-        self.changed = True
+        self._move(rid, "waiting", "prefilling")
         if self._leave_hook is not None:
             self._leave_hook.on_leave_queue(rid, self.view)
 
