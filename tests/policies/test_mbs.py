@@ -84,6 +84,28 @@ def test_estimator_and_tuning():
     assert tuned["worst_latency_s"] <= 1.0 + 1e-9
 
 
+def test_padding_blind_estimate_and_per_length_slo():
+    """BATCH's view (padding_aware=False) charges every request the buffer's mean length: it sees
+    no padding and a cheaper big batch than the padding-aware estimate of the same configuration.
+    A per-token SLO gives each buffer the slack of its short requests (negative control: the same
+    configuration with a tenfold looser SLO has ten times the slack)."""
+    fn = FunctionModel(0.5, 0.01, 2e-7, 1.7e-5, 3.0)
+    lengths = np.array([10] * 90 + [100] * 10)
+    cfg = BufferConfig.make((math.inf,), (8,), (0.3,))
+    aware = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=0.3)
+    blind = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=0.3, padding_aware=False)
+    assert blind["padding_per_request"] == 0.0 < aware["padding_per_request"]
+    assert blind["cost_per_request_usd"] < aware["cost_per_request_usd"]
+    loose = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=3.0)
+    assert aware["worst_over_slack_s"] - loose["worst_over_slack_s"] == pytest.approx(2.7 * 10)
+    # the padding-blind tuner batches where the padding-aware one, seeing the padding, batches less
+    blind_cfg = tune(lengths, 50.0, fn, 0.3, buffers=1, trials=60, seed=0, per_token=True, padding_aware=False)
+    aware_cfg = tune(lengths, 50.0, fn, 0.3, buffers=1, trials=60, seed=0, per_token=True)
+    est = estimate(blind_cfg, lengths, 50.0, fn)
+    assert est["padding_per_request"] > estimate(aware_cfg, lengths, 50.0, fn)["padding_per_request"]
+    assert max(blind_cfg.timeouts_s) <= 0.3  # the artifact's timeout bound min(SLO, 0.5 s)
+
+
 # ------------------------------------------------------------------ invariants and fast == step
 @st.composite
 def serverless_scenarios(draw):
