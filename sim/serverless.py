@@ -46,6 +46,16 @@ PLATFORMS = {p.name: p for p in (AWS_LAMBDA_X86,)}
 #: token; a Lambda with 3 GB has ~1.7 vCPUs (1 vCPU per 1,769 MB, AWS Lambda memory page) that
 #: reach ~50 GFLOP/s each on dense fp32 GEMMs -> ~2.6 ms per token; 20 ms framework overhead.
 BERT_CPU_COST = "linear:0.02,0.0026,0,0"
+#: A measured profile: the MBS artifact's DeepSpeech function on AWS Lambda (github.com/Iam-ahsan/MBS,
+#: `model/service_time_256.json`: batch service times in ms per memory size, for 32 request-size
+#: classes of 11-143.5 KB (`model/MBS_solver.py` `getReqSize`) and batch sizes 1-25). A batch is
+#: served at its largest class (`batchServiceTimeMulticlass(B, max(comp), M)`: padding). The 3072 MB
+#: column fits t = 0.02457 s x L + 0.02301 s x n x L for n requests padded to L KB (least squares on
+#: relative error over the 800 points, sizes rounded to whole KB, intercept dropped as ~0: median
+#: error 2.5%, 90th percentile 6.9%, max 15.5%): a batch costs about L x (n + 1.07) units, so
+#: batching up to halves the cost per request and padding raises it in proportion. One prompt token
+#: stands for one KB of audio. (A linear a + b x n x L fit misses batch size 1 by 35%, median.)
+DEEPSPEECH_LAMBDA_3GB_COST = "padded:0,0.02457,0.02301"
 DEFAULT_MEMORY_GB = 3.0
 
 

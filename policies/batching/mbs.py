@@ -125,14 +125,32 @@ class MBSBatch:
 # ------------------------------------------------------------------ estimator and optimiser
 @dataclass(frozen=True)
 class FunctionModel:
-    """What the estimator knows of the function: latency a + b x padded prompt tokens of a batch,
-    and the platform's prices (per invocation, per GB-second) and the function's memory."""
+    """What the estimator knows of the function: a batch of n requests padded to L tokens takes
+    a + length_s_per_token x L + b x n x L seconds (the engine's `padded:a,b',b` or, with
+    length_s_per_token = 0, `linear:a,b,0,0` cost models), and the platform's prices (per
+    invocation, per GB-second) and the function's memory."""
 
     a_s: float
     b_s_per_token: float
     price_per_invocation_usd: float
     price_per_gb_s_usd: float
     memory_gb: float
+    length_s_per_token: float = 0.0
+
+    def service_s(self, n: float, padded_tokens: float) -> float:
+        return self.a_s + self.length_s_per_token * padded_tokens + self.b_s_per_token * n * padded_tokens
+
+    @classmethod
+    def from_cost(cls, cost: str, price_per_invocation_usd: float, price_per_gb_s_usd: float,
+                  memory_gb: float) -> FunctionModel:
+        """From an instance's `linear:a,b,0,0` or `padded:a,b,c` cost spec."""
+        kind, _, body = cost.partition(":")
+        vals = [float(x) for x in body.split(",")]
+        if kind == "linear" and len(vals) == 4 and vals[2] == vals[3] == 0:
+            return cls(vals[0], vals[1], price_per_invocation_usd, price_per_gb_s_usd, memory_gb)
+        if kind == "padded" and len(vals) == 3:
+            return cls(vals[0], vals[2], price_per_invocation_usd, price_per_gb_s_usd, memory_gb, vals[1])
+        raise ValueError(f"cost {cost!r}: the estimator takes linear:a,b,0,0 or padded:a,b,c")
 
 
 def expected_max(lengths: np.ndarray, n: float) -> float:
@@ -145,15 +163,27 @@ def expected_max(lengths: np.ndarray, n: float) -> float:
     return float((x * (cdf ** n - prev ** n)).sum())
 
 
-def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: FunctionModel) -> dict[str, Any]:
+def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: FunctionModel,
+             slo_s_per_token: float | None = None, padding_aware: bool = True,
+             slo_quantile: float = 0.05) -> dict[str, Any]:
     """Analytical cost and latency of a buffer configuration for requests of these prompt `lengths`
     arriving as a Poisson stream of `rate_rps`: per buffer, the expected batch n = min(B, 1 + lambda T),
-    the batch's padded length = E[max of n lengths], its service s = a + b n L, its latency
-    min(T, (B - 1) / lambda) + s, and its cost per request (fee + memory x price x s) / n."""
+    the batch's padded length L = E[max of n lengths], its service s (`FunctionModel.service_s`), its latency
+    min(T, (B - 1) / lambda) + s, and its cost per request (fee + memory x price x s) / n.
+
+    padding_aware=False is BATCH's view (Ali et al. SC'20, built for homogeneous requests): every
+    request has the mean length of its buffer, so the estimate sees no padding.
+    slo_s_per_token: the SLO scales with the request's length (the MBS artifact's latency per KB,
+    `model/MBS_solver.py` `latencyCdfMulticlass(normalize=True)`): `worst_over_slack_s` is the
+    largest, over buffers, of the wait plus a full batch's service (B requests padded to
+    E[max of B]; bursty arrivals fill batches, and the artifact's latency distribution includes
+    them) minus the slack of the buffer's `slo_quantile` length (the artifact holds the 95th
+    percentile). None: -inf."""
     lengths = np.asarray(lengths)
     idx = np.array([cfg.buffer_of(int(x)) for x in lengths])
     cost = latency = padding = invocations = 0.0
     worst_s = 0.0
+    worst_over = -math.inf  # the largest latency - slack over the buffers
     for i in range(len(cfg.bounds)):
         mine = lengths[idx == i]
         if not len(mine):
@@ -161,17 +191,25 @@ def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functi
         share = len(mine) / len(lengths)
         lam = rate_rps * share
         n = min(float(cfg.batch_sizes[i]), 1.0 + lam * cfg.timeouts_s[i])
-        padded = expected_max(mine, n)
-        service_s = fn.a_s + fn.b_s_per_token * n * padded
+        mean_len = float(mine.mean())
+        padded = expected_max(mine, n) if padding_aware else mean_len
+        service_s = fn.service_s(n, padded)
         wait_s = min(cfg.timeouts_s[i], (cfg.batch_sizes[i] - 1) / lam if lam > 0 else math.inf)
         per_request = (fn.price_per_invocation_usd + fn.memory_gb * fn.price_per_gb_s_usd * service_s) / n
         cost += share * per_request
         latency += share * (wait_s + service_s)
-        padding += share * (padded - float(mine.mean()))
+        padding += share * (padded - mean_len)
         invocations += share / n
         worst_s = max(worst_s, wait_s + service_s)
+        if slo_s_per_token is not None:
+            # bursts fill batches: the SLO is held for a full batch (B requests, padded to E[max of B])
+            full_s = fn.service_s(cfg.batch_sizes[i], expected_max(mine, cfg.batch_sizes[i]) if padding_aware
+                                  else mean_len)
+            small = mean_len if not padding_aware else float(np.quantile(mine, slo_quantile))
+            worst_over = max(worst_over, wait_s + full_s - slo_s_per_token * small)
     return {"cost_per_request_usd": cost, "mean_latency_s": latency, "worst_latency_s": worst_s,
-            "padding_per_request": padding, "invocations_per_request": invocations}
+            "worst_over_slack_s": worst_over, "padding_per_request": padding,
+            "invocations_per_request": invocations}
 
 
 def buffer_bounds(lengths: np.ndarray, buffers: int) -> tuple[float, ...]:
@@ -184,24 +222,37 @@ def buffer_bounds(lengths: np.ndarray, buffers: int) -> tuple[float, ...]:
 
 
 def tune(lengths: np.ndarray, rate_rps: float, fn: FunctionModel, slo_s: float, buffers: int = 4,
-         max_batch: int = 64, trials: int = 300, seed: int = 0) -> BufferConfig:
+         max_batch: int = 64, trials: int = 300, seed: int = 0, per_token: bool = False,
+         padding_aware: bool = True, max_timeout_s: float | None = None) -> BufferConfig:
     """MBS's optimiser: batch sizes and timeouts per buffer that minimise the estimated cost per
     request subject to the estimated worst buffer latency <= slo_s, by optuna's TPE sampler (a
-    Bayesian optimiser; seeded, so the result is reproducible). `buffers` = 1 gives BATCH."""
+    Bayesian optimiser; seeded, so the result is reproducible). `buffers` = 1 gives BATCH.
+
+    per_token: slo_s is seconds per prompt token (the artifact's latency per KB), held for each
+    buffer's short requests (`estimate`); padding_aware=False: BATCH's padding-blind estimate;
+    max_timeout_s: the timeouts' upper bound (default slo_s, or the artifact's min(SLO, 0.5 s) when
+    per_token)."""
     import optuna
 
     if not slo_s > 0:
         raise ValueError(f"slo_s must be > 0 seconds, got {slo_s}")
     bounds = buffer_bounds(lengths, buffers)
     k = len(bounds)
+    top_s = max_timeout_s if max_timeout_s is not None else (min(slo_s, 0.5) if per_token else slo_s)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def objective(trial: Any) -> float:
         cfg = BufferConfig(bounds, tuple(trial.suggest_int(f"batch{i}", 1, max_batch, log=True) for i in range(k)),
-                           tuple(trial.suggest_float(f"timeout{i}", 0.0, slo_s) for i in range(k)))
-        est = estimate(cfg, lengths, rate_rps, fn)
-        over = max(est["worst_latency_s"] - slo_s, 0.0)
-        return est["cost_per_request_usd"] * (1.0 + 100.0 * over / slo_s)  # infeasible: penalised
+                           tuple(trial.suggest_float(f"timeout{i}", 0.0, top_s) for i in range(k)))
+        est = estimate(cfg, lengths, rate_rps, fn, slo_s_per_token=slo_s if per_token else None,
+                       padding_aware=padding_aware)
+        if per_token:
+            over = max(est["worst_over_slack_s"], 0.0)
+            scale = float(np.mean(lengths)) * slo_s
+        else:
+            over = max(est["worst_latency_s"] - slo_s, 0.0)
+            scale = slo_s
+        return est["cost_per_request_usd"] * (1.0 + 100.0 * over / scale)  # infeasible: penalised
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({**{f"batch{i}": 1 for i in range(k)}, **{f"timeout{i}": 0.0 for i in range(k)}})

@@ -2,6 +2,7 @@
 
 `build(spec, model, gpu, tp)` resolves an instance's `cost` string into a cached model:
 "roofline" (fitted factors from data/reference/fits.json), "roofline:unfitted", "linear:a,b,c,d",
+"padded:a,b,c" (a static padded batch of one-pass requests, `simple.PaddedBatchCost`),
 "staircase[:c,a,b0]" (seconds, tokens) or "profiled:<table>" (see `profiled_tables()`; a bare family
 name such as "profiled:helix" picks that family's table for the instance's model and GPU).
 A roofline or profiled:vidur-* spec may end in "+stack:<name>": the per-iteration overhead of that serving
@@ -18,12 +19,12 @@ from llmsched.sim.cost import refdata
 from llmsched.sim.cost.base import BatchShape, CostModel, iteration_time
 from llmsched.sim.cost.profiled import build_profiled, profiled_tables
 from llmsched.sim.cost.roofline import RooflineCost, RooflineParams
-from llmsched.sim.cost.simple import LinearCost, StaircaseCost
+from llmsched.sim.cost.simple import LinearCost, PaddedBatchCost, StaircaseCost
 from llmsched.sim.cost.stacks import get_stack, stack_names
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import effective_tp, get_gpu, get_model, kv_capacity_tokens
 
-ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), '
+ACCEPTED = ('"roofline", "roofline:unfitted", "linear:a,b,c,d" (seconds, seconds/token), "padded:a,b,c", '
             '"staircase" or "staircase:c,a,b0" (seconds, seconds, tokens), "profiled:<table>"; '
             'roofline and profiled:vidur-* may end in "+stack:<name>" and/or "+extra:<seconds>"')
 
@@ -38,7 +39,7 @@ def fitted_params(gpu: str) -> RooflineParams:
     return RooflineParams(**{k: float(v) for k, v in entry["params"].items() if k in fields})
 
 
-def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
+def _numbers(spec: str, body: str, n: int, what: str, example: str | None = None) -> list[float]:
     parts = [p.strip() for p in body.split(",")]
     try:
         vals = [float(p) for p in parts]
@@ -46,7 +47,7 @@ def _numbers(spec: str, body: str, n: int, what: str) -> list[float]:
         vals = []
     if len(vals) != n or any(v != v for v in vals):
         raise InputError("cost model", "cost", f"{spec!r}: expected {n} numbers ({what})",
-                         f"write it like {'linear:0.005,6e-5,2e-4,1e-7' if n == 4 else 'staircase:0.01128,0.03547,128'}"
+                         f"write it like {example or ('linear:0.005,6e-5,2e-4,1e-7' if n == 4 else 'staircase:0.01128,0.03547,128')}"
                          f"; accepted forms: {ACCEPTED}")
     return vals
 
@@ -105,6 +106,12 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
     if kind == "linear":
         a, b, c, d = _numbers(spec, body, 4, "a, b, c, d")
         return LinearCost(a, b, c, d, name=spec)
+    if kind == "padded":
+        a, b, c = _numbers(spec, body, 3, "a, b, c", example="padded:0,0.02457,0.02301")
+        if min(a, b, c) < 0:
+            raise InputError("cost model", "cost", f"{spec!r}: a, b and c must be seconds >= 0",
+                             "e.g. padded:0,0.02457,0.02301")
+        return PaddedBatchCost(a, b, c, name=spec)
     if kind == "staircase":
         if not body.strip():
             return StaircaseCost()
@@ -122,14 +129,14 @@ def _build(spec: str, model: str, gpu: str, tp: int) -> CostModel:
 
 def build(spec: str, model: str, gpu: str, tp: int = 1) -> CostModel:
     """The cost model an instance uses; cheap on repeat calls (cached by normalised arguments).
-    A linear model needs no catalogue entry (a serverless function's model, `llmsched.sim.serverless`)."""
-    if str(spec).strip().lower().startswith("linear:"):
+    A linear or padded model needs no catalogue entry (a serverless function's model, `llmsched.sim.serverless`)."""
+    if str(spec).strip().lower().startswith(("linear:", "padded:")):
         return _build(str(spec).strip(), str(model), str(gpu), int(tp))
     m, g = get_model(model), get_gpu(gpu)
     return _build(str(spec).strip(), m.name, g.name, effective_tp(m, g, tp))
 
 
 __all__ = [
-    "ACCEPTED", "BatchShape", "CostModel", "LinearCost", "RooflineCost", "RooflineParams", "StaircaseCost",
+    "ACCEPTED", "BatchShape", "CostModel", "LinearCost", "PaddedBatchCost", "RooflineCost", "RooflineParams", "StaircaseCost",
     "build", "fitted_params", "get_stack", "iteration_time", "kv_capacity_tokens", "profiled_tables", "stack_names",
 ]

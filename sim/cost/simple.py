@@ -1,4 +1,5 @@
-"""Closed-form cost models: linear in the batch summaries, and the Li–Dai–Peng staircase.
+"""Closed-form cost models: linear in the batch summaries, a padded static batch's, and the
+Li–Dai–Peng staircase.
 
 Both are element-wise over iterations (+, *, /, ceil only), so one iteration or many give
 bit-identical times. Must not import the engine.
@@ -46,6 +47,33 @@ class LinearCost:
         ctx = (shape.decode_context_tokens + shape.prefill_context_tokens).astype(np.float64)
         t = self.a + self.b * pt + self.c * dt + self.d * ctx
         return np.where(pt + dt > 0, t, 0.0)
+
+
+@dataclass(frozen=True)
+class PaddedBatchCost:
+    """t = a + b*L + c*n*L (seconds) for a static batch of n one-pass requests padded to length L:
+    L = prefill_tokens / num_requests (with `InstanceSpec.pad_batches` every chunk is the longest).
+    The b*L term is what a batch pays once for its length whatever its size (the MBS artifact's
+    measured Lambda service times grow as L*(n + ~1), `llmsched.sim.serverless`). Decode work is
+    not modelled (a function's requests are one forward pass). An iteration with no tokens takes 0 s.
+    """
+
+    a: float
+    b: float
+    c: float
+    name: str = "padded"
+
+    def iteration_times(self, shape: BatchShape) -> np.ndarray:
+        if len(shape) == 1:  # same operations on Python floats (IEEE-identical), much cheaper
+            pt_i, n_i = int(shape.prefill_tokens[0]), int(shape.num_requests[0])
+            if pt_i <= 0:
+                return np.array([0.0])
+            length = float(pt_i) / float(max(n_i, 1))
+            return np.array([self.a + self.b * length + self.c * float(pt_i)])
+        pt = shape.prefill_tokens.astype(np.float64)
+        n = np.maximum(shape.num_requests, 1).astype(np.float64)
+        t = self.a + self.b * (pt / n) + self.c * pt
+        return np.where(pt > 0, t, 0.0)
 
 
 @dataclass(frozen=True)

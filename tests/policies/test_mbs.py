@@ -84,6 +84,28 @@ def test_estimator_and_tuning():
     assert tuned["worst_latency_s"] <= 1.0 + 1e-9
 
 
+def test_padding_blind_estimate_and_per_length_slo():
+    """BATCH's view (padding_aware=False) charges every request the buffer's mean length: it sees
+    no padding and a cheaper big batch than the padding-aware estimate of the same configuration.
+    A per-token SLO gives each buffer the slack of its short requests (negative control: the same
+    configuration with a tenfold looser SLO has ten times the slack)."""
+    fn = FunctionModel(0.5, 0.01, 2e-7, 1.7e-5, 3.0)
+    lengths = np.array([10] * 90 + [100] * 10)
+    cfg = BufferConfig.make((math.inf,), (8,), (0.3,))
+    aware = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=0.3)
+    blind = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=0.3, padding_aware=False)
+    assert blind["padding_per_request"] == 0.0 < aware["padding_per_request"]
+    assert blind["cost_per_request_usd"] < aware["cost_per_request_usd"]
+    loose = estimate(cfg, lengths, 50.0, fn, slo_s_per_token=3.0)
+    assert aware["worst_over_slack_s"] - loose["worst_over_slack_s"] == pytest.approx(2.7 * 10)
+    # the padding-blind tuner batches where the padding-aware one, seeing the padding, batches less
+    blind_cfg = tune(lengths, 50.0, fn, 0.3, buffers=1, trials=60, seed=0, per_token=True, padding_aware=False)
+    aware_cfg = tune(lengths, 50.0, fn, 0.3, buffers=1, trials=60, seed=0, per_token=True)
+    est = estimate(blind_cfg, lengths, 50.0, fn)
+    assert est["padding_per_request"] > estimate(aware_cfg, lengths, 50.0, fn)["padding_per_request"]
+    assert max(blind_cfg.timeouts_s) <= 0.3  # the artifact's timeout bound min(SLO, 0.5 s)
+
+
 # ------------------------------------------------------------------ invariants and fast == step
 @st.composite
 def serverless_scenarios(draw):
@@ -144,3 +166,46 @@ def test_bad_inputs_exit_2_with_one_line(toml, tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
+
+
+def test_deepspeech_profile_matches_the_artifact_measurements():
+    """The fitted DeepSpeech Lambda profile against 20 of the MBS artifact's measured batch service
+    times (model/service_time_256.json, 3072 MB; classes 0, 8, 15, 23, 31 of 11, 51.9, 79, 110.8,
+    143.5 KB at batch sizes 1, 5, 10, 25). Negative control: the assumed BERT CPU profile misses them."""
+    from llmsched.sim.cost import build
+    from llmsched.sim.cost.base import BatchShape
+    from llmsched.sim.serverless import BERT_CPU_COST, DEEPSPEECH_LAMBDA_3GB_COST
+
+    measured_ms = {11: (607.027, 1522.58, 2787.307, 6606.613), 52: (2223.647, 6352.333, 11582.153, 27373.833),
+                   79: (3934.047, 11197.16, 20700.447, 48774.5), 111: (5487.72, 16023.48, 29587.613, 69756.367),
+                   144: (7112.913, 20854.713, 38328.86, 90171.56)}
+
+    def errors(spec: str) -> np.ndarray:
+        cost = build(spec, "bert-base", "lambda-cpu")
+        out = []
+        for kb, row in measured_ms.items():
+            for batch, ms in zip((1, 5, 10, 25), row):
+                t = float(cost.iteration_times(BatchShape.single(batch * kb, num_requests=batch))[0])
+                out.append(abs(t / (ms / 1000) - 1))
+        return np.array(out)
+
+    fit = errors(DEEPSPEECH_LAMBDA_3GB_COST)
+    assert np.median(fit) < 0.06 and fit.max() < 0.16
+    assert np.median(errors(BERT_CPU_COST)) > 0.5
+
+
+def test_padded_batch_cost_one_or_many_iterations_and_bad_input():
+    """t = a + b L + c n L: one iteration and a vector of them agree bit for bit; empty iterations
+    take 0 s; a negative coefficient is one clear InputError line."""
+    from llmsched.sim.cost import build
+    from llmsched.sim.cost.base import BatchShape
+    from llmsched.sim.errors import InputError
+
+    cost = build("padded:0.1,0.02,0.01", "bert-base", "lambda-cpu")
+    one = float(cost.iteration_times(BatchShape.single(300, num_requests=3))[0])
+    assert one == pytest.approx(0.1 + 0.02 * 100 + 0.01 * 300)
+    many = BatchShape(*(np.array([v, 0, v], dtype=np.int64) for v in (300, 0, 0, 0, 0)),
+                      num_requests=np.array([3, 0, 3], dtype=np.int64))
+    assert cost.iteration_times(many).tolist() == [one, 0.0, one]
+    with pytest.raises(InputError, match="padded"):
+        build("padded:0.1,-0.02,0.01", "bert-base", "lambda-cpu")
