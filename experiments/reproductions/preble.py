@@ -15,6 +15,9 @@ The A6000 forward time is the artifact's own fitted model (`PrebleA6000Cost`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -24,6 +27,7 @@ from llmsched.experiments.reproductions._routing_common import latency_row, run_
 from llmsched.policies.routing.preble import PREBLE_MEASURED_DECISION_S
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.hardware import kv_capacity_tokens
 from llmsched.sim.workload import arrivals
 from llmsched.sim.workload.core import Workload, merge
 from llmsched.sim.workload.lengths import LengthSpec
@@ -157,7 +161,7 @@ def video_qa(seed: int, n_requests: int, rate_rps: float) -> Workload:
     return w.with_columns(name="preble-videoqa")
 
 
-def programming(seed: int, n_requests: int, rate_rps: float) -> Workload:
+def programming(seed: int, n_requests: int, rate_rps: float, n_problems: int = PROGRAMMING_PROBLEMS) -> Workload:
     """APPS as the artifact's `ProgrammingDataset` builds it (`benchmark_workload_gen.py` l. 1554-1682):
     a 2,400-token prompt shared by every request, then the problem (question + I/O examples,
     shared by the problem's requests), then a unique uuid; problem p gets ceil(solutions_p x
@@ -167,11 +171,11 @@ def programming(seed: int, n_requests: int, rate_rps: float) -> Workload:
     (sigma 0.6) capped at 512 (the median from the artifact's lowest-load run: p50 latency 7.16 s /
     TPOT 36.9 ms, exploration_e2e.ipynb cell 4)."""
     rng = np.random.default_rng(seed)
-    solutions = rng.integers(1, 50, PROGRAMMING_PROBLEMS, endpoint=True).astype(np.float64)
+    solutions = rng.integers(1, 50, n_problems, endpoint=True).astype(np.float64)
     per_problem = _scaled_counts(solutions, n_requests)
-    problem_of = rng.permutation(np.repeat(np.arange(PROGRAMMING_PROBLEMS), per_problem))
+    problem_of = rng.permutation(np.repeat(np.arange(n_problems), per_problem))
     arr = arrivals.poisson(rng, rate_rps, n=len(problem_of))
-    problem_tokens = rng.integers(200, 2800, PROGRAMMING_PROBLEMS, endpoint=True)
+    problem_tokens = rng.integers(200, 2800, n_problems, endpoint=True)
     uid = LengthSpec("fixed", input_tokens=20, output_tokens=1)
     w = grouped_prefix(rng, arr, problem_of, problem_tokens, uid, root_tokens=PROGRAMMING_SHARED,
                        block_tokens=HASH_BLOCK)
