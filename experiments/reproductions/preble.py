@@ -234,8 +234,8 @@ ABLATIONS = {  # measured reasons, run at the top load of each A6000 workload
     "RR + LPM, 512-token chunks": ("round-robin", {}, "lpm", {}, PREBLE_CHUNK),
 }
 CHUNKED_BASELINE = "RR + LPM, 512-token chunks"
-# the p99 ablation: where the last full runs' p99 ratio peaked (A6000 LooGLE 1.4 req/s, docs/reproductions.md),
-# Preble's local queue and its rebalancing varied (docs/setups/preble-e2e.md, "Why p99 stays below 10x")
+# the p99 ablation: where the p99 ratio peaked before the fcfs-mpq fix (A6000 LooGLE 1.4 req/s; since the fix
+# it peaks at A6000 Video QA 8 req/s), Preble's local queue and its rebalancing varied (docs/setups/preble-e2e.md)
 P99_ABLATION_AT = ("A6000", "LooGLE", 1.4)
 P99_ABLATIONS = {
     "Preble, fcfs-mpq strict priority (every group each step)": ("preble", SYSTEMS["Preble"][1], "preble-mpq", {},
