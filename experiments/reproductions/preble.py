@@ -15,6 +15,9 @@ The A6000 forward time is the artifact's own fitted model (`PrebleA6000Cost`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -24,6 +27,7 @@ from llmsched.experiments.reproductions._routing_common import latency_row, run_
 from llmsched.policies.routing.preble import PREBLE_MEASURED_DECISION_S
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.cost.base import BatchShape
+from llmsched.sim.hardware import kv_capacity_tokens
 from llmsched.sim.workload import arrivals
 from llmsched.sim.workload.core import Workload, merge
 from llmsched.sim.workload.lengths import LengthSpec
@@ -157,7 +161,7 @@ def video_qa(seed: int, n_requests: int, rate_rps: float) -> Workload:
     return w.with_columns(name="preble-videoqa")
 
 
-def programming(seed: int, n_requests: int, rate_rps: float) -> Workload:
+def programming(seed: int, n_requests: int, rate_rps: float, n_problems: int = PROGRAMMING_PROBLEMS) -> Workload:
     """APPS as the artifact's `ProgrammingDataset` builds it (`benchmark_workload_gen.py` l. 1554-1682):
     a 2,400-token prompt shared by every request, then the problem (question + I/O examples,
     shared by the problem's requests), then a unique uuid; problem p gets ceil(solutions_p x
@@ -167,11 +171,11 @@ def programming(seed: int, n_requests: int, rate_rps: float) -> Workload:
     (sigma 0.6) capped at 512 (the median from the artifact's lowest-load run: p50 latency 7.16 s /
     TPOT 36.9 ms, exploration_e2e.ipynb cell 4)."""
     rng = np.random.default_rng(seed)
-    solutions = rng.integers(1, 50, PROGRAMMING_PROBLEMS, endpoint=True).astype(np.float64)
+    solutions = rng.integers(1, 50, n_problems, endpoint=True).astype(np.float64)
     per_problem = _scaled_counts(solutions, n_requests)
-    problem_of = rng.permutation(np.repeat(np.arange(PROGRAMMING_PROBLEMS), per_problem))
+    problem_of = rng.permutation(np.repeat(np.arange(n_problems), per_problem))
     arr = arrivals.poisson(rng, rate_rps, n=len(problem_of))
-    problem_tokens = rng.integers(200, 2800, PROGRAMMING_PROBLEMS, endpoint=True)
+    problem_tokens = rng.integers(200, 2800, n_problems, endpoint=True)
     uid = LengthSpec("fixed", input_tokens=20, output_tokens=1)
     w = grouped_prefix(rng, arr, problem_of, problem_tokens, uid, root_tokens=PROGRAMMING_SHARED,
                        block_tokens=HASH_BLOCK)
@@ -208,25 +212,38 @@ def alfworld(seed: int, n_requests: int, rate_rps: float) -> Workload:
     return w.with_columns(name="preble-alfworld")
 
 
-SYSTEMS = {  # label -> (router, router params, batching, token budget)
-    "SGLang DP (RR + LPM)": ("round-robin", {}, "lpm", BASELINE_BUDGET),
-    "Preble": ("preble", {"eviction_cost": True, "capacity_eviction": True,
-                          "decision_base_s": PREBLE_MEASURED_DECISION_S}, "preble-mpq", PREBLE_CHUNK),
-}
-ABLATIONS = {  # measured reasons, run at the top load of each workload
+def _systems(chunk: int) -> dict[str, tuple[str, dict, str, dict, int]]:
+    """label -> (router, router params, batching, batching params, token budget) of the two systems
+    compared, at a setup's Preble chunk size."""
+    preble = {"eviction_cost": True, "capacity_eviction": True, "decision_base_s": PREBLE_MEASURED_DECISION_S}
+    return {
+        "SGLang DP (RR + LPM)": ("round-robin", {}, "lpm", {}, BASELINE_BUDGET),
+        "Preble": ("preble", preble, "preble-mpq", MPQ, chunk),
+    }
+
+
+# fcfs-mpq as the artifact's fork runs it: one priority group per step, round-robin 9 -> 0
+# (model_rpc.py l. 470-493, 790-801); `rotate=False` (ours before) served every group each step
+MPQ = {"rotate": True}
+SYSTEMS = _systems(PREBLE_CHUNK)
+ABLATIONS = {  # measured reasons, run at the top load of each A6000 workload
     "Preble, E term off": ("preble", {"capacity_eviction": True, "decision_base_s": PREBLE_MEASURED_DECISION_S},
-                           "preble-mpq", PREBLE_CHUNK),
+                           "preble-mpq", MPQ, PREBLE_CHUNK),
     "Preble, no decision latency": ("preble", {"eviction_cost": True, "capacity_eviction": True}, "preble-mpq",
-                                    PREBLE_CHUNK),
-    "RR + LPM, 512-token chunks": ("round-robin", {}, "lpm", PREBLE_CHUNK),
+                                    MPQ, PREBLE_CHUNK),
+    "RR + LPM, 512-token chunks": ("round-robin", {}, "lpm", {}, PREBLE_CHUNK),
 }
 CHUNKED_BASELINE = "RR + LPM, 512-token chunks"
-
-
-def cluster(router: str, params: dict, batching: str, budget: int, n_gpus: int = N_GPUS) -> ClusterSpec:
-    spec = InstanceSpec(model=MODEL, gpu=GPU, batching=batching, token_budget=budget, max_batch_requests=256,
-                        kv_capacity_tokens=KV_TOKENS, count=n_gpus)
-    return ClusterSpec(instances=(spec,), router=router, router_params=freeze_params(params))
+# the p99 ablation: where the p99 ratio peaked before the fcfs-mpq fix (A6000 LooGLE 1.4 req/s; since the fix
+# it peaks at A6000 Video QA 8 req/s), Preble's local queue and its rebalancing varied (docs/setups/preble-e2e.md)
+P99_ABLATION_AT = ("A6000", "LooGLE", 1.4)
+P99_ABLATIONS = {
+    "Preble, fcfs-mpq strict priority (every group each step)": ("preble", SYSTEMS["Preble"][1], "preble-mpq", {},
+                                                                 PREBLE_CHUNK),
+    "Preble, FCFS local queue": ("preble", SYSTEMS["Preble"][1], "fcfs", {}, PREBLE_CHUNK),
+    "Preble, no rebalancing": ("preble", {**SYSTEMS["Preble"][1], "warmup_per_instance": 10**9}, "preble-mpq", MPQ,
+                               PREBLE_CHUNK),
+}
 
 
 def _early_turns(w: Workload, res) -> float:
@@ -263,23 +280,90 @@ FULL_ABLATION_FAMILIES = ("LooGLE", "ToolBench")  # the others: only the chunked
 EARLY_TURNS_MAX = 0.05
 FAMILY_PREBLE = {"ALFWorld": {"warmup_per_instance": 10**9}}  # GlobalSchedulerTimeWithEvictionNoRebalance
 
+# The paper's second setup: Llama-3-70B on eight H100s as two data-parallel instances of TP = 4
+# (abstract and Sec. 4: "Mistral 7B and Llama-3 70B ... four NVidia A6000 and eight NVidia H100"). Artifact:
+# arg_utils.py l. 34, 36 (the two servers: Meta-Llama-3-70B, --tp-size 4 on GPUs 0-3 and 4-7,
+# --mem-fraction-static 0.75, --context-length 32768; baseline lpm, Preble fcfs-mpq with
+# --chunk-prefill-budget 1024), nsdi_plots/plot.py l. 27-29 ("2r_loogle_H100", "ToolBench 70B 2x4 GPUs").
+H100_MODEL = "llama-3.1-70b"  # the catalogue's entry for Meta-Llama-3-70B's architecture (alias llama-3-70b)
+H100_GPU, H100_TP, H100_INSTANCES, H100_MEM_FRACTION = "h100-80gb", 4, 2, 0.75
+H100_PREBLE_CHUNK = 1024  # arg_utils.py l. 36
+# no artifact fit covers a TP4 70B batch (model_equations.py l. 106-119 is a per-request TP2 prefill fit):
+# the catalogue roofline, its H100 factors fitted on Vidur's measured H100 profile, + Preble's SGLang stack
+H100_COST = "roofline+stack:sglang"
+# Programming on the H100s: e2e_programming.py l. 92, 97, 99 (log 2r_programming_H100, l. 141; servers on
+# ports 2333/2334 = arg_utils.py l. 34-36): 160 problems, 1,875 / 2,812 / 3,437 requests at 3 / 4.5 / 5.5 req/s
+H100_PROGRAMMING_POINTS = [(1875, 3.0), (2812, 4.5), (3437, 5.5)]
+H100_PROGRAMMING_PROBLEMS = 160
+H100_SWEEPS = {  # the other families: no H100 config in the artifact; our choice = their A6000 configs' grids
+    # (LooGLE and ALFWorld whole up to 12 req/s, the lower ToolBench and Video QA loads: run time)
+    "LooGLE": (loogle, LOOGLE_POINTS, LOOGLE_POINTS[2:3]),
+    "ToolBench": (toolbench, TOOLBENCH_POINTS[:4], []),
+    "VideoQA": (video_qa, VIDEOQA_POINTS[:2], []),
+    "Programming": (partial(programming, n_problems=H100_PROGRAMMING_PROBLEMS), H100_PROGRAMMING_POINTS, []),
+    "ALFWorld": (alfworld, ALFWORLD_POINTS[:4], []),
+}
+
+
+@dataclass(frozen=True)
+class GpuSetup:
+    """One of the paper's GPU setups: a model on a GPU (TP ranks per instance), its KV capacity per
+    instance, Preble's chunk size, the cost model (None: the artifact's A6000 fit, `PrebleA6000Cost`),
+    instances per family and the families' load grids."""
+
+    name: str
+    model: str
+    gpu: str
+    tp: int
+    kv_tokens: int
+    preble_chunk: int
+    cost: str | None
+    instances: dict[str, int] = field(hash=False)
+    sweeps: dict[str, tuple] = field(hash=False)
+
+    def label(self, family: str) -> str:
+        n = self.instances[family]
+        return f"{n} GPUs" if self.tp == 1 else f"{n} x TP{self.tp} = {n * self.tp} GPUs"
+
+
+A6000 = GpuSetup("A6000", MODEL, GPU, 1, KV_TOKENS, PREBLE_CHUNK, None, FAMILY_GPUS, SWEEPS)
+H100 = GpuSetup("H100", H100_MODEL, H100_GPU, H100_TP,
+                kv_capacity_tokens(H100_MODEL, H100_GPU, H100_TP, H100_MEM_FRACTION), H100_PREBLE_CHUNK, H100_COST,
+                dict.fromkeys(H100_SWEEPS, H100_INSTANCES), H100_SWEEPS)
+SETUPS = {s.name: s for s in (A6000, H100)}
+
+
+def cluster(router: str, params: dict, batching: str, budget: int, n_gpus: int = N_GPUS,
+            batching_params: dict | None = None, setup: GpuSetup = A6000) -> ClusterSpec:
+    spec = InstanceSpec(model=setup.model, gpu=setup.gpu, tp=setup.tp, cost=setup.cost or "roofline",
+                        batching=batching, batching_params=freeze_params(batching_params or {}), token_budget=budget,
+                        max_batch_requests=256, kv_capacity_tokens=setup.kv_tokens, count=n_gpus)
+    return ClusterSpec(instances=(spec,), router=router, router_params=freeze_params(params))
+
 
 def _points(ctx: ReproContext, scale: float) -> list[dict]:
     points = []
-    for wl, (make, full, quick) in SWEEPS.items():
-        grid = quick if ctx.quick else full
-        for n_req, rps in grid:
-            w = make(ctx.seed, max(int(n_req * scale), 50), rps)
-            systems = dict(SYSTEMS)
-            if (n_req, rps) == grid[-1] and wl in HEADLINE_FAMILIES:
-                systems.update({k: v for k, v in ABLATIONS.items()
-                                if wl in FULL_ABLATION_FAMILIES or k == CHUNKED_BASELINE})
-            for label, (router, params, batching, budget) in systems.items():
-                if router == "preble":
-                    params = {**params, **FAMILY_PREBLE.get(wl, {})}
-                spec = cluster(router, params, batching, min(budget, FAMILY_BUDGET.get(wl, budget)), FAMILY_GPUS[wl])
-                points.append({"workload": w, "cluster": spec, "seed": ctx.seed, "family": wl, "rps": rps,
-                               "gpus": FAMILY_GPUS[wl], "system": label})
+    for setup in SETUPS.values():
+        a6000 = setup.name == A6000.name
+        for wl, (make, full, quick) in setup.sweeps.items():
+            grid = quick if ctx.quick else full
+            for n_req, rps in grid:
+                w = make(ctx.seed, max(int(n_req * scale), 50), rps)
+                systems = _systems(setup.preble_chunk)
+                if a6000 and (n_req, rps) == grid[-1] and wl in HEADLINE_FAMILIES:
+                    systems.update({k: v for k, v in ABLATIONS.items()
+                                    if wl in FULL_ABLATION_FAMILIES or k == CHUNKED_BASELINE})
+                if (setup.name, wl, rps) == P99_ABLATION_AT:
+                    systems.update(P99_ABLATIONS)
+                for label, (router, params, batching, bparams, budget) in systems.items():
+                    if router == "preble":
+                        params = {**params, **FAMILY_PREBLE.get(wl, {})}
+                    spec = cluster(router, params, batching, min(budget, FAMILY_BUDGET.get(wl, budget)),
+                                   setup.instances[wl], bparams, setup)
+                    points.append({"workload": w, "cluster": spec, "seed": ctx.seed, "setup": setup.name,
+                                   "family": wl, "rps": rps, "instances": setup.instances[wl],
+                                   "gpus": setup.instances[wl] * setup.tp, "system": label,
+                                   **({} if setup.cost is None else {"cost_models": None})})
     return points
 
 
@@ -288,9 +372,9 @@ BASE, OURS = "SGLang DP (RR + LPM)", "Preble"
 
 def _ratios(tab: pd.DataFrame) -> pd.DataFrame:
     main = tab[tab["system"].isin(list(SYSTEMS))]
-    wide = main.pivot_table(index=["family", "rps"], columns="system",
-                            values=["e2e_mean_s", "e2e_p50_s", "e2e_p99_s"])
-    early = main.groupby(["family", "rps"])["early_turns"].max() if "early_turns" in main else None
+    keys = ["setup", "family", "rps"]
+    wide = main.pivot_table(index=keys, columns="system", values=["e2e_mean_s", "e2e_p50_s", "e2e_p99_s"])
+    early = main.groupby(keys)["early_turns"].max() if "early_turns" in main else None
     return pd.DataFrame({
         "early_turns": early,
         "base_mean_s": wide[("e2e_mean_s", BASE)], "preble_mean_s": wide[("e2e_mean_s", OURS)],
@@ -304,56 +388,72 @@ def _ratios(tab: pd.DataFrame) -> pd.DataFrame:
 def _figure(ratio: pd.DataFrame, out_dir) -> list:
     f, axes = style.figure("text", height_in=2.3, ncols=2)
     for ax, col, lab in ((axes[0], "mean_x", "mean latency ratio"), (axes[1], "p99_x", "p99 latency ratio")):
-        for wl, g in ratio.groupby("family"):
-            ax.plot(g["rps"] / FAMILY_GPUS[str(wl)], g[col], "o-", label=f"{wl} ({FAMILY_GPUS[str(wl)]} GPUs)")
+        for (setup, wl), g in ratio.groupby(["setup", "family"]):
+            n = SETUPS[str(setup)].instances[str(wl)]
+            ax.plot(g["rps"] / n, g[col], "o-" if setup == A6000.name else "s--",
+                    label=f"{wl}, {setup} ({SETUPS[str(setup)].label(str(wl))})")
         ax.axhspan(*(PAPER_MEAN_X if col == "mean_x" else PAPER_P99_X), color="0.9", zorder=0)
-        ax.set_xlabel("request rate per GPU (req/s)")
+        ax.set_xlabel("request rate per instance (req/s)")
         ax.set_ylabel(f"RR+LPM / Preble {lab}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="xx-small", ncols=2)
     return style.save(f, out_dir, "preble_e2e")
 
 
 def _headline_points(all_ratio: pd.DataFrame) -> pd.DataFrame:
-    """The points the headline is over: the five families at their configs' loads, without the
-    open-loop ALFWorld points that stopped being the artifact's closed-loop experiment."""
+    """The points the headline is over: the five families at their configs' loads on both GPU
+    setups, without the open-loop ALFWorld points that stopped being the artifact's closed-loop
+    experiment."""
     valid = ~(all_ratio["early_turns"] > EARLY_TURNS_MAX)
     return all_ratio[all_ratio["family"].isin(HEADLINE_FAMILIES) & valid].reset_index(drop=True)
 
 
+def _where(b: pd.Series) -> str:
+    return f"{b['setup']} {b['family']} {b['rps']:g} req/s" if "setup" in b else f"{b['family']} {b['rps']:g} req/s"
+
+
 def _headlines(all_ratio: pd.DataFrame) -> list[Comparison]:
+    if "setup" not in all_ratio:
+        all_ratio = all_ratio.assign(setup=A6000.name)
     ratio = _headline_points(all_ratio)
     dropped = all_ratio[all_ratio["early_turns"] > EARLY_TURNS_MAX]
     left_out = "; left out (open loop, > {:.0%} of turns sent early): {}".format(
-        EARLY_TURNS_MAX, ", ".join(f"{f} {r:g} req/s ({m:.1f}x mean)" for f, r, m in
-                                    zip(dropped["family"], dropped["rps"], dropped["mean_x"], strict=True))
+        EARLY_TURNS_MAX, ", ".join(f"{s} {f} {r:g} req/s ({m:.1f}x mean)" for s, f, r, m in
+                                    zip(dropped["setup"], dropped["family"], dropped["rps"], dropped["mean_x"],
+                                        strict=True))
     ) if len(dropped) else ""
     best_mean = ratio.loc[ratio["mean_x"].idxmax()]
     best_p99 = ratio.loc[ratio["p99_x"].idxmax()]
     fams = ", ".join(sorted(ratio["family"].unique()))
-    return [
+    setups = " and ".join(f"{s} ({SETUPS[s].model}, TP{SETUPS[s].tp})" for s in ratio["setup"].unique())
+    comps = [
         Comparison("max over workloads x loads: RR+LPM / Preble mean latency", PAPER_MEAN_X[1],
                    float(best_mean["mean_x"]), "x", "ratio", tolerance=0.25, headline=True, direction="> 1",
-                   note=f"at {best_mean['family']} {best_mean['rps']} req/s; paper: 'up to 14.5x' over its workloads "
-                        f"x 2 GPU setups; ours over {fams} on A6000{left_out}"),
+                   note=f"at {_where(best_mean)}; paper: 'up to 14.5x' over its workloads x 2 GPU setups; ours over "
+                        f"{fams} on {setups}{left_out}"),
         Comparison("max over workloads x loads: RR+LPM / Preble p99 latency", PAPER_P99_X[1],
                    float(best_p99["p99_x"]), "x", "ratio", tolerance=0.25, headline=True, direction="> 1",
-                   note=f"at {best_p99['family']} {best_p99['rps']} req/s; paper: 'up to 10x' over its workloads x "
-                        f"2 GPU setups (A6000, H100); ours over {fams} on A6000; the paper publishes no "
-                        "per-workload values"),
+                   note=f"at {_where(best_p99)}; paper: 'up to 10x' over its workloads x 2 GPU setups (A6000, "
+                        f"H100); ours over {fams} on {setups}; the paper publishes no per-workload values"),
         Comparison("min over workloads x loads: mean latency ratio", PAPER_MEAN_X[0], float(ratio["mean_x"].min()),
                    "x", "info", note="the paper's lower end is over workloads at their loads"),
         Comparison("min over workloads x loads: p99 latency ratio", PAPER_P99_X[0], float(ratio["p99_x"].min()),
                    "x", "info"),
     ]
+    for setup, g in ratio.groupby("setup", sort=False):
+        for col, lab in (("mean_x", "mean"), ("p99_x", "p99")):
+            b = g.loc[g[col].idxmax()]
+            comps.append(Comparison(f"{setup} setup: max over workloads x loads: RR+LPM / Preble {lab} latency", "",
+                                    float(b[col]), "x", "info", note=f"at {_where(b)}"))
+    return comps
 
 
 def _tail(all_ratio: pd.DataFrame) -> list[Comparison]:
     """Why the p99 ratio stays below the mean ratio: each system's p99 / mean where p99 peaks."""
     ratio = _headline_points(all_ratio)
     b = ratio.loc[ratio["p99_x"].idxmax()]
-    where = f"{b['family']} {b['rps']:g} req/s"
+    where = _where(b)
     return [
         Comparison(f"{where}: RR+LPM p99 / its mean latency", "", float(b["base_p99_s"] / b["base_mean_s"]), "x",
                    "info", note=f"RR+LPM {b['base_mean_s']:.1f} s mean, {b['base_p99_s']:.1f} s p99"),
@@ -366,31 +466,35 @@ def _tail(all_ratio: pd.DataFrame) -> list[Comparison]:
 def _early_rows(ratio: pd.DataFrame) -> list[Comparison]:
     """Per ALFWorld load: the share of turns sent before their previous turn finished (max over the
     two systems); the artifact's closed loop would have held them back."""
-    g = ratio[ratio["family"] == "ALFWorld"]
-    if not len(g):
-        return []
-    per = ", ".join(f"{r:g}: {e:.3f}" for r, e in zip(g["rps"], g["early_turns"], strict=True))
-    return [Comparison("ALFWorld: max share of turns arriving before their previous turn finished", "",
-                       float(g["early_turns"].max()), "fraction", "info",
-                       note=f"per load (req/s: share) {per}; ours is open loop in rounds; points above "
-                            f"{EARLY_TURNS_MAX:g} are left out of the headline")]
+    comps = []
+    for setup, g in ratio[ratio["family"] == "ALFWorld"].groupby("setup", sort=False):
+        per = ", ".join(f"{r:g}: {e:.3f}" for r, e in zip(g["rps"], g["early_turns"], strict=True))
+        prefix = "" if setup == A6000.name else f"{setup} "
+        comps.append(Comparison(f"{prefix}ALFWorld: max share of turns arriving before their previous turn finished",
+                                "", float(g["early_turns"].max()), "fraction", "info",
+                                note=f"per load (req/s: share) {per}; ours is open loop in rounds; points above "
+                                     f"{EARLY_TURNS_MAX:g} are left out of the headline"))
+    return comps
 
 
 def _per_family(ratio: pd.DataFrame) -> list[Comparison]:
     comps = []
-    for wl, g in ratio.groupby("family", sort=False):
+    for (setup, wl), g in ratio.groupby(["setup", "family"], sort=False):
+        s = SETUPS[str(setup)]
+        name = str(wl) if setup == A6000.name else f"{wl} on {setup} ({s.model})"
         for col, lab in (("mean_x", "mean"), ("p99_x", "p99")):
             b = g.loc[g[col].idxmax()]
             grid = ", ".join(f"{r:g}: {x:.2f}" for r, x in zip(g["rps"], g[col], strict=True))
-            comps.append(Comparison(f"{wl}: max over loads of RR+LPM / Preble {lab} latency", "", float(b[col]), "x",
-                                    "info", note=f"at {b['rps']:g} req/s on {FAMILY_GPUS[str(wl)]} GPUs; "
+            comps.append(Comparison(f"{name}: max over loads of RR+LPM / Preble {lab} latency", "", float(b[col]), "x",
+                                    "info", note=f"at {b['rps']:g} req/s on {s.label(str(wl))}; "
                                                  f"per load (req/s: x) {grid}"))
     return comps
 
 
 def _artifact_programming(ratio: pd.DataFrame) -> list[Comparison]:
-    """The artifact's measured programming run (exploration_e2e.ipynb cell 4) beside ours."""
-    g = ratio[ratio["family"] == "Programming"].set_index("rps")
+    """The artifact's measured programming run (exploration_e2e.ipynb cell 4, Mistral-7B on two A6000s)
+    beside ours."""
+    g = ratio[(ratio["family"] == "Programming") & (ratio["setup"] == A6000.name)].set_index("rps")
     comps = []
     for rps, (b50, b99, p50, p99) in ARTIFACT_PROGRAMMING.items():
         if rps not in g.index:
@@ -403,33 +507,59 @@ def _artifact_programming(ratio: pd.DataFrame) -> list[Comparison]:
     return comps
 
 
+def _ablation_rows(tab: pd.DataFrame, setup: str, wl: str, rps: float, labels) -> list[Comparison]:
+    top = tab[(tab["setup"] == setup) & (tab["family"] == wl) & (tab["rps"] == rps)].set_index("system")
+    where = f"{wl}, {rps:g} req/s" if setup == A6000.name else f"{setup} {wl}, {rps:g} req/s"
+    comps = []
+    for label in [k for k in labels if k in top.index]:
+        for col, lab in (("e2e_mean_s", "mean"), ("e2e_p99_s", "p99")):
+            comps.append(Comparison(f"ablation ({where}): {label} / Preble {lab} latency", "",
+                                    float(top.loc[label, col] / top.loc[OURS, col]), "x", "info",
+                                    note="> 1: the mechanism removed helps Preble"))
+    return comps
+
+
+def _p99_ablation_rows(tab: pd.DataFrame) -> list[Comparison]:
+    """At the p99 peak: the p99 ratio each variant of Preble would give (RR+LPM p99 / variant p99)."""
+    setup, wl, rps = P99_ABLATION_AT
+    at = tab[(tab["setup"] == setup) & (tab["family"] == wl) & (tab["rps"] == rps)].set_index("system")
+    if not all(k in at.index for k in P99_ABLATIONS):
+        return []
+    base = at.loc[BASE]
+    return [Comparison(f"p99 ablation ({wl}, {rps:g} req/s): RR+LPM / ({label}) p99 latency", "",
+                       float(base["e2e_p99_s"] / at.loc[label, "e2e_p99_s"]), "x", "info",
+                       note=f"mean ratio {base['e2e_mean_s'] / at.loc[label, 'e2e_mean_s']:.2f}; Preble as run: p99 "
+                            f"ratio {base['e2e_p99_s'] / at.loc[OURS, 'e2e_p99_s']:.2f}, mean ratio "
+                            f"{base['e2e_mean_s'] / at.loc[OURS, 'e2e_mean_s']:.2f}")
+            for label in [OURS, *P99_ABLATIONS]]
+
+
 @reproduction(name="preble-e2e", paper="Srivatsa et al., ICLR'25, arXiv 2407.00023 (Preble)",
-              target="1.5-14.5x mean, 2-10x p99 latency vs SGLang data parallel (e2e configs, 5 workload families)",
-              quick_minutes=3.0)
+              target="1.5-14.5x mean, 2-10x p99 latency vs SGLang data parallel (e2e configs, 5 workload families, "
+                     "A6000 and H100 setups)",
+              quick_minutes=4.0)
 def e2e(ctx: ReproContext) -> ReproOutput:
     """Mean and p99 latency of Preble and RR + LPM (no chunking) over the artifact's load ranges,
-    on the paper's five workload families."""
+    on the paper's five workload families and its two GPU setups (Mistral-7B on A6000s,
+    Llama-3-70B on eight H100s as two TP4 instances)."""
     scale = 0.25 if ctx.quick else 1.0
     tab = pd.DataFrame(run_rows_with_cost(_points(ctx, scale), _row, lambda _spec: PrebleA6000Cost()))
     ratio = _ratios(tab)
     figs = _figure(ratio, ctx.out_dir)
-    comps = _headlines(ratio) + _tail(ratio) + _per_family(ratio) + _artifact_programming(ratio)
-    comps += _early_rows(ratio)
+    comps = _headlines(ratio) + _tail(ratio) + _p99_ablation_rows(tab) + _per_family(ratio)
+    comps += _artifact_programming(ratio) + _early_rows(ratio)
     for wl, (_, full, quick) in SWEEPS.items():
         grid = quick if ctx.quick else full
-        if not grid or wl not in HEADLINE_FAMILIES:
-            continue
-        top_rps = grid[-1][1]
-        top = tab[(tab["family"] == wl) & (tab["rps"] == top_rps)].set_index("system")
-        for label in [k for k in ABLATIONS if k in top.index]:
-            for col, lab in (("e2e_mean_s", "mean"), ("e2e_p99_s", "p99")):
-                comps.append(Comparison(f"ablation ({wl}, {top_rps} req/s): {label} / Preble {lab} latency", "",
-                                        float(top.loc[label, col] / top.loc[OURS, col]), "x", "info",
-                                        note="> 1: the mechanism removed helps Preble"))
+        if grid and wl in HEADLINE_FAMILIES:
+            comps += _ablation_rows(tab, A6000.name, wl, grid[-1][1], ABLATIONS)
     gpus = ", ".join(f"{k} {v}" for k, v in FAMILY_GPUS.items())
-    notes = (f"{MODEL} GPUs per family ({gpus}; A6000 forward times from the artifact's fit, PrebleA6000Cost), KV "
-             f"{KV_TOKENS} tokens per GPU; requests x {scale} of the configs' counts; latency = request "
-             "end-to-end; Preble decision latency {:.2f} ms (artifact measurement); datasets not bundled: "
-             "lengths are our choices (docs/setups/preble-e2e.md)".format(PREBLE_MEASURED_DECISION_S * 1e3))
+    notes = (f"A6000 setup: {MODEL}, GPUs per family ({gpus}; forward times from the artifact's A6000 fit, "
+             f"PrebleA6000Cost), KV {KV_TOKENS} tokens per GPU, Preble chunks {PREBLE_CHUNK}; H100 setup: "
+             f"{H100.model}, {H100_INSTANCES} instances x TP{H100_TP} on {H100_GPU} ({H100_COST}), KV "
+             f"{H100.kv_tokens} tokens per instance (mem fraction {H100_MEM_FRACTION}), Preble chunks "
+             f"{H100_PREBLE_CHUNK}; fcfs-mpq rotating over its groups as the artifact's fork does; requests x "
+             f"{scale} of the configs' counts; latency = request end-to-end; Preble decision latency "
+             f"{PREBLE_MEASURED_DECISION_S * 1e3:.2f} ms (artifact measurement); datasets not bundled: lengths are "
+             "our choices (docs/setups/preble-e2e.md)")
     return ReproOutput(tables={"preble_e2e": tab, "preble_e2e_ratios": ratio}, figures=figs, comparisons=comps,
                        notes=notes)

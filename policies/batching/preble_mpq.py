@@ -2,6 +2,11 @@
 `python/sglang/srt/managers/router/model_rpc.py`; notes/fairness_locality.md §3.4): waiting
 requests fall into 10 priority groups by prefix-cache hit ratio; groups are served from the
 highest down, group g admitting at most (g + 1)·k requests per step (k = 10), FCFS inside a group.
+With `rotate`, as the artifact's fork runs it (`get_new_fill_batch_v2`, model_rpc.py l. 470-493, and
+`get_schedule_group`, l. 790-801): one group per step, visited round-robin from group 9 down to 0
+(empty groups skipped), so cold requests get a turn at least every 10 steps. Ours moves to the next
+group only after a step that admitted from the current one (a plan that admits nothing changes no
+state, which keeps fast-forward equal to step mode); off by default.
 
 Owns only the ordering; admission stops at the first request that does not fit (as `lpm`).
 """
@@ -12,8 +17,8 @@ from typing import Any
 
 from llmsched.policies.batching.lpm import _Ordered
 from llmsched.policies.registry import BATCHING, register
-from llmsched.sim.params import declare, integer
-from llmsched.sim.policy_api import InstanceView
+from llmsched.sim.params import declare, flag, integer
+from llmsched.sim.policy_api import InstanceView, Plan
 
 N_GROUPS, K = 10, 10  # [CODE] "tune k to trade off between cache hit and fairness"
 
@@ -42,11 +47,32 @@ class PrebleMPQ(_Ordered):
     """Preble fcfs-mpq: 10 hit-ratio groups served highest first, group g admitting ≤ (g+1)·k
     per step (k = 10), FCFS within a group."""
 
-    PARAMS = declare(k=integer(1, doc="admissions per group step"))
+    PARAMS = declare(k=integer(1, doc="admissions per group step"),
+                     rotate=flag(doc="one group per step, round-robin 9 -> 0 (the artifact's fork)"))
 
-    def __init__(self, k: int = K, admission: str = "engine", instance_spec: Any = None) -> None:
+    def __init__(self, k: int = K, rotate: bool = False, admission: str = "engine", instance_spec: Any = None) -> None:
         super().__init__(admission, instance_spec)
         self.k = int(k)
+        self.rotate = bool(rotate)
+        self.turn = N_GROUPS - 1  # the group whose turn it is (rotate only)
+        self.picked: int | None = None
 
     def order(self, view: InstanceView, rids) -> list[int]:
-        return mpq_order(view, rids, self.k)
+        if not self.rotate:
+            return mpq_order(view, rids, self.k)
+        groups: list[list[int]] = [[] for _ in range(N_GROUPS)]
+        for r in rids:
+            groups[group_of(view, r)].append(r)
+        for step in range(N_GROUPS):
+            g = (self.turn - step) % N_GROUPS
+            if groups[g]:
+                self.picked = g
+                return groups[g][: (g + 1) * self.k]
+        return []
+
+    def plan(self, view: InstanceView) -> Plan:
+        self.picked = None
+        plan = super().plan(view)
+        if self.picked is not None and plan.admit:
+            self.turn = (self.picked - 1) % N_GROUPS
+        return plan

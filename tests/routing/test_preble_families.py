@@ -133,3 +133,56 @@ def test_headline_leaves_out_open_loop_points_that_sent_turns_early():
     assert p99_row.ours == 6.4
     # negative control: with every point valid, the open-loop 18.9x would be the headline
     assert P._headlines(ratio.assign(early_turns=0.0, family=["ALFWorld", "ALFWorld", "VideoQA", "LooGLE"]))[0].ours == 30.0
+
+
+def test_h100_setup_is_the_artifacts_two_tp4_llama3_70b_servers():
+    from pathlib import Path
+
+    from llmsched.experiments.registry import ReproContext
+    from llmsched.sim.hardware import get_model
+    from llmsched.sim.hardware.derived import kv_bytes_per_token_per_gpu, weight_bytes
+
+    h = P.H100
+    assert (h.model, h.gpu, h.tp, h.preble_chunk) == ("llama-3.1-70b", "h100-80gb", 4, 1024)
+    # KV per instance, by hand: per rank 0.75 x 80 GiB - 70.6e9 x 2 B / 4 of weights - activations, over the
+    # per-rank KV of a token (80 layers x 2 KV heads per rank x 128 x 2 (K, V) x 2 B = 81,920 B)
+    assert kv_bytes_per_token_per_gpu(get_model("llama-3.1-70b"), 4) == 80 * 2 * 128 * 2 * 2
+    upper = (0.75 * 80 * 2**30 - weight_bytes("llama-3.1-70b") / 4) / 81_920
+    assert 0.9 * upper < h.kv_tokens <= upper
+    pts = P._points(ReproContext(out_dir=Path("/tmp/preble-test"), quick=True), 0.25)
+    h100 = [p for p in pts if p["setup"] == "H100"]
+    a6000 = [p for p in pts if p["setup"] == "A6000"]
+    assert h100 and a6000
+    for p in h100:  # the catalogue cost of the spec (roofline at TP4), not the A6000 fit
+        spec = p["cluster"].instances[0]
+        assert p["cost_models"] is None and spec.cost == P.H100_COST and spec.tp == 4 and spec.count == 2
+        assert p["gpus"] == 8
+        want = 1024 if p["system"] == "Preble" else P.BASELINE_BUDGET
+        assert spec.token_budget == min(want, P.FAMILY_BUDGET.get(p["family"], want))
+    assert all("cost_models" not in p and p["cluster"].instances[0].tp == 1 for p in a6000)
+    # the Preble systems run the artifact's rotating fcfs-mpq
+    assert dict(next(p for p in pts if p["system"] == "Preble")["cluster"].instances[0].batching_params) == {"rotate": True}
+
+
+def test_h100_programming_is_the_160_problem_config():
+    w = P.H100_SWEEPS["Programming"][0](0, 400, 3.0)
+    assert len(np.unique(w.meta["row_labels"]["group"])) == P.H100_PROGRAMMING_PROBLEMS == 160
+
+
+def test_headline_is_the_max_over_both_setups_and_names_where():
+    import pandas as pd
+
+    ratio = pd.DataFrame({"setup": ["A6000", "A6000", "H100", "H100"], "family": ["LooGLE", "VideoQA", "LooGLE", "ToolBench"],
+                          "rps": [1.4, 8.0, 1.4, 18.0], "early_turns": [float("nan")] * 4,
+                          "mean_x": [13.1, 9.1, 6.0, 14.0], "p99_x": [6.9, 6.4, 7.5, 5.0],
+                          "base_mean_s": [25.0, 71.0, 8.4, 30.0], "preble_mean_s": [1.9, 7.8, 1.4, 2.1],
+                          "base_p99_s": [70.0, 138.0, 35.0, 50.0], "preble_p99_s": [10.1, 21.7, 4.7, 10.0]})
+    rows = {c.metric: c for c in P._headlines(ratio)}
+    mean_row = rows["max over workloads x loads: RR+LPM / Preble mean latency"]
+    p99_row = rows["max over workloads x loads: RR+LPM / Preble p99 latency"]
+    assert (mean_row.ours, p99_row.ours) == (14.0, 7.5)
+    assert mean_row.note.startswith("at H100 ToolBench 18 req/s") and p99_row.note.startswith("at H100 LooGLE 1.4")
+    assert rows["A6000 setup: max over workloads x loads: RR+LPM / Preble mean latency"].ours == 13.1
+    assert rows["H100 setup: max over workloads x loads: RR+LPM / Preble p99 latency"].ours == 7.5
+    # negative control: over the A6000 rows only, the headline is the A6000 maximum
+    assert P._headlines(ratio[ratio["setup"] == "A6000"])[0].ours == 13.1
