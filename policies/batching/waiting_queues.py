@@ -435,35 +435,35 @@ class PrefixQueues(ClientQueues):
 
 
 class SortedQueue(ClientQueues):
-    """The waiting queue in the order of a static key per request, then queue order (a heap;
-    `first(view)` yields the waiting requests in that order, popping only what is consumed)."""
+    """The waiting queue in the order of a static key per request, then queue order: a heap with
+    lazy deletion. `ordered(view)` yields the waiting requests in that order, popping only what the
+    caller consumes; the consumed entries go back before the next call."""
 
     def __init__(self, key: Callable[[InstanceView, int], Any]) -> None:
         super().__init__()
-        self._key = key
+        self._sort_key = key
         self._heap: list[tuple[Any, int, int]] = []
+        self._taken: list[tuple[Any, int, int]] = []
 
     def _add(self, rid: int, view: InstanceView) -> None:
         super()._add(rid, view)
-        heapq.heappush(self._heap, (self._key(view, rid), self.seq[rid], rid))
+        heapq.heappush(self._heap, (self._sort_key(view, rid), self.seq[rid], rid))
 
     def _clear(self) -> None:
         super()._clear()
         self._heap = []
+        self._taken = []
 
     def ordered(self, view: InstanceView) -> Iterator[int]:
-        """Waiting requests in (key, queue order); entries consumed and still waiting are pushed
-        back when the iterator is closed or exhausted."""
         self.sync(view)
-        h = self._heap
-        taken: list[tuple[Any, int, int]] = []
-        try:
-            while h:
-                e = heapq.heappop(h)
-                if self.seq.get(e[2]) != e[1]:
-                    continue  # left the queue
-                taken.append(e)
-                yield e[2]
-        finally:
-            for e in taken:
+        h, seq = self._heap, self.seq
+        for e in self._taken:
+            if seq.get(e[2]) == e[1]:
                 heapq.heappush(h, e)
+        taken = self._taken = []
+        while h:
+            e = heapq.heappop(h)
+            if seq.get(e[2]) != e[1]:
+                continue  # left the queue
+            taken.append(e)
+            yield e[2]
