@@ -15,15 +15,20 @@ CPU per request; the acceptance of issue 13 is CPU per request flat within 1.5x 
 240 and 480 s. Not a test: results go to docs/performance.md by hand with the command.
 
     python -m benchmarks.fairness_overload --policy vtc --duration-s 60
-    python -m benchmarks.fairness_overload --policy dlpm --duration-s 60,120,240,480 --repeat 3
-"""
+    python -m benchmarks.fairness_overload --policy dlpm --duration-s 60,120,240,480 --repeat 3 \\
+        --vs-python ../base/.venv/bin/python      # the previous commit's install, runs interleaved
+
+Every run is a fresh process (`--vs-python`: the two interpreters alternate, A B A B)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 MODEL, GPU = "llama-2-7b", "a10g"  # issue 13's overloaded setting
@@ -61,18 +66,18 @@ def workload(seed: int, duration_s: float, rate_rps: float, system_tokens: int =
 
     rng = np.random.default_rng(seed)
     parts = []
-    for c, share in enumerate(CLIENT_SHARES):
+    for share in CLIENT_SHARES:
         a = arrivals.poisson(rng, rate_rps * share, duration_s=duration_s)
         parts.append(shared_system_prompt(rng, a, _lengths(), system_tokens=system_tokens))
     return merge(parts, name="fairness-overload")
 
 
-def one_run(policy: str, duration_s: float, load: float, seed: int) -> dict:
+def one_run(policy: str, duration_s: float, load: float, seed: int, rate_rps: float | None = None) -> dict:
     from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig
     from llmsched.sim.run import simulate
 
     router, batching = SYSTEMS[policy]
-    rate = load * capacity_rps(seed)
+    rate = load * capacity_rps(seed) if rate_rps is None else rate_rps
     w = workload(seed, duration_s, rate)
     cluster = ClusterSpec(instances=(InstanceSpec(model=MODEL, gpu=GPU, batching=batching),), router=router)
     c0 = time.process_time()
@@ -85,30 +90,52 @@ def one_run(policy: str, duration_s: float, load: float, seed: int) -> dict:
             "ttft_p50_s": s["ttft_s"]["p50"]}
 
 
+def _child(policy: str, duration_s: float, load: float, rate_rps: float | None, seed: int, python: str) -> dict:
+    """One run in a fresh process of `python` (its own llmsched install)."""
+    cmd = [python, __file__, "--child", "--policy", policy, "--duration-s", str(duration_s), "--load", str(load),
+           "--seed", str(seed)]
+    if rate_rps is not None:
+        cmd += ["--rate-rps", str(rate_rps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--policy", default="vtc", help="comma list of " + ", ".join(SYSTEMS))
     p.add_argument("--duration-s", default="60", help="comma list of arrival windows, s")
     p.add_argument("--load", type=float, default=1.5, help="multiple of the predicted capacity")
+    p.add_argument("--rate-rps", type=float, default=None, help="total arrival rate instead of --load")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vs-python", default=None,
+                   help="a second interpreter (e.g. the previous commit's venv): runs alternate A B A B")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     policies = args.policy.split(",")
     bad = [x for x in policies if x not in SYSTEMS]
     if bad:
-        print(f"--policy: unknown {', '.join(bad)}; choose from {', '.join(SYSTEMS)}")
+        print(f"--policy: unknown {', '.join(bad)}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
         return 2
     durations = [float(x) for x in args.duration_s.split(",")]
+    if args.child:
+        print(json.dumps(one_run(policies[0], durations[0], args.load, args.seed, args.rate_rps)))
+        return 0
     print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-                      "model": MODEL, "gpu": GPU, "load": args.load}), flush=True)
+                      "model": MODEL, "gpu": GPU, "load": args.load, "rate_rps": args.rate_rps,
+                      "loadavg": os.getloadavg()}), flush=True)
+    sides = {"A": sys.executable, **({"B": args.vs_python} if args.vs_python else {})}
     for pol in policies:
         for d in durations:
-            runs = [one_run(pol, d, args.load, args.seed) for _ in range(args.repeat)]
-            for r in runs:
-                print(json.dumps(r), flush=True)
-            if len(runs) > 1:
-                med = statistics.median(r["cpu_ms_per_request"] for r in runs)
-                print(json.dumps({"policy": pol, "duration_s": d, "median_cpu_ms_per_request": med}), flush=True)
+            runs: dict[str, list[dict]] = {k: [] for k in sides}
+            for _ in range(args.repeat):
+                for side, py in sides.items():
+                    r = _child(pol, d, args.load, args.rate_rps, args.seed, py)
+                    runs[side].append(r)
+                    print(json.dumps({"side": side, **r}), flush=True)
+            med = {k: statistics.median(r["cpu_ms_per_request"] for r in v) for k, v in runs.items()}
+            print(json.dumps({"policy": pol, "duration_s": d, "median_cpu_ms_per_request": med,
+                              "loadavg": os.getloadavg()}), flush=True)
     return 0
 
 
