@@ -9,11 +9,11 @@ for queues longer than 128 (a cost cut, not part of the policy) nor its in-batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
-from llmsched.policies.batching.waiting_queues import PrefixQueues
+from llmsched.policies.batching.waiting_queues import PrefixQueues, SubtreeQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -84,13 +84,18 @@ class _Ordered:
         return b.plan()
 
 
-@register(BATCHING, "lpm")
-class LPM(_Ordered):
-    """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
+class _Incremental(_Ordered):
+    """`_Ordered` with the order kept incrementally by a `waiting_queues` structure."""
 
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         super().__init__(admission, instance_spec)
-        self.queue = PrefixQueues()  # the waiting requests in `lpm_order`, kept incrementally
+        self.queue = self.new_queue()
+
+    def new_queue(self) -> Any:
+        raise NotImplementedError
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        raise NotImplementedError
 
     def on_arrival(self, rid: int, view: InstanceView) -> None:
         self.queue.on_arrival(rid, view)
@@ -102,7 +107,7 @@ class LPM(_Ordered):
         a = self.admitter
         b = a.start(view)
         if view.waiting and view.admission_open:
-            order = iter(self.queue.lpm(view))
+            order = self.ordered(view)
             for rid in order:
                 if not a.admit(b, view, rid):
                     a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), order, strict=False)])
@@ -110,8 +115,23 @@ class LPM(_Ordered):
         return b.plan()
 
 
+@register(BATCHING, "lpm")
+class LPM(_Incremental):
+    """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
+
+    def new_queue(self) -> PrefixQueues:
+        return PrefixQueues()  # `lpm_order`, kept incrementally
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        return iter(self.queue.lpm(view))
+
+
 @register(BATCHING, "dfs-weight")
-class DFSWeight(_Ordered):
+class DFSWeight(_Incremental):
     """DFS-weight (SGLang): admit requests subtree by subtree of the prefix tree, heaviest first."""
 
-    order = staticmethod(dfs_weight_order)
+    def new_queue(self) -> SubtreeQueues:
+        return SubtreeQueues()  # `dfs_weight_order`, kept incrementally
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        return self.queue.dfs_weight(view)

@@ -467,3 +467,137 @@ class SortedQueue(ClientQueues):
                 continue  # left the queue
             taken.append(e)
             yield e[2]
+
+
+class _SubtreeTree(RadixTree):
+    """Per node: waiting requests at or below it (its weight), the queue numbers of those requests
+    (a lazy min-heap) and its children keyed (−weight, −first queue number) (a lazy heap)."""
+
+    __slots__ = ("kids", "seqs", "weight")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight: list[int] = []
+        self.seqs: list[list[int]] = []
+        self.kids: list[list[tuple[int, int, int]]] = []
+
+    def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook
+        self.weight.append(0)
+        self.seqs.append([])
+        self.kids.append([])
+
+
+class SubtreeQueues(ClientQueues):
+    """`ClientQueues` plus SGLang's DFS-weight order (`lpm.dfs_weight_order`: the tree of the
+    waiting requests' prefix paths, children by descending weight, ties to the child whose first
+    request in the queue came later, a node's own requests, in queue order, after its children)
+    kept incrementally: an arrival or a departure updates the keys on its path, and a plan walks
+    only as far as it admits. Groups are keyed by the node where a request's path ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._t = _SubtreeTree()
+        self._root_kids: list[tuple[int, int, int]] = []
+        self._nodes: dict[int, list[int]] = {}  # waiting rid -> its path's node ids
+        self._rid_at: dict[int, int] = {}  # queue number -> waiting rid
+        self._seq_of: dict[int, int] = {}
+        self._taken: list[tuple[list[tuple[int, int, int]], tuple[int, int, int]]] = []
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._t = _SubtreeTree()
+        self._root_kids = []
+        self._nodes.clear()
+        self._rid_at.clear()
+        self._seq_of.clear()
+        self._taken = []
+
+    def _kid_heap(self, node: int) -> list[tuple[int, int, int]]:
+        return self._root_kids if node == ROOT else self._t.kids[node]
+
+    def _first_seq(self, node: int) -> int:
+        h = self._t.seqs[node]
+        while h[0] not in self._rid_at:
+            heapq.heappop(h)
+        return h[0]
+
+    def _key(self, rid: int, view: InstanceView) -> Any:
+        s = self.seq[rid]
+        self._rid_at[s] = rid
+        self._seq_of[rid] = s
+        t = self._t
+        parent, nodes = ROOT, []
+        for h in view.prefix_hashes(rid):
+            node = t.child(parent, h)
+            if node is None:
+                node = t.add(parent, h)
+            t.weight[node] += 1
+            heapq.heappush(t.seqs[node], s)
+            nodes.append(node)
+            parent = node
+        self._nodes[rid] = nodes
+        self._rekey(nodes)
+        return parent
+
+    def _removed(self, rid: int) -> None:
+        del self._rid_at[self._seq_of.pop(rid)]
+        nodes = self._nodes.pop(rid)
+        t = self._t
+        for node in nodes:
+            t.weight[node] -= 1
+        live = [n for n in nodes if t.weight[n] > 0]
+        if nodes:
+            t.prune(nodes[-1], lambda n: t.weight[n] > 0)
+        self._rekey(live)
+
+    def _rekey(self, nodes: list[int]) -> None:
+        """Push the current keys of `nodes` into their parents' child heaps."""
+        t = self._t
+        for node in nodes:
+            parent = t.parent(node)
+            h = self._kid_heap(parent)
+            heapq.heappush(h, (-t.weight[node], -self._first_seq(node), node))
+            if len(h) > 4 * (t.weight[parent] if parent != ROOT else len(self.seq)) + 64:
+                h[:] = self._valid_kids(h)
+                heapq.heapify(h)
+
+    def _valid(self, e: tuple[int, int, int]) -> bool:
+        t, node = self._t, e[2]
+        return t.alive(node) and -e[0] == t.weight[node] and -e[1] == self._first_seq(node)
+
+    def _valid_kids(self, h: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        return list({e[2]: e for e in h if self._valid(e)}.values())
+
+    def _children(self, node: int) -> Iterator[int]:
+        """Children in DFS-weight order, popping only what is consumed (put back next plan)."""
+        h, seen, taken = self._kid_heap(node), set(), self._taken
+        while h:
+            e = heapq.heappop(h)
+            if e[2] in seen or not self._valid(e):
+                continue
+            seen.add(e[2])
+            taken.append((h, e))
+            yield e[2]
+
+    def dfs_weight(self, view: InstanceView) -> Iterator[int]:
+        """The waiting requests in DFS-weight order (lazily)."""
+        self.sync(view)
+        for h, e in self._taken:
+            heapq.heappush(h, e)
+        self._taken = []
+        stack: list[Any] = [("own", ROOT), ("kids", self._children(ROOT))]
+        while stack:
+            kind, item = stack[-1]
+            if kind == "own":
+                stack.pop()
+                g = self.groups.get(item)
+                if g is not None:
+                    for _, rid in g:
+                        yield rid
+                continue
+            child = next(item, None)
+            if child is None:
+                stack.pop()
+                continue
+            stack.append(("own", child))
+            stack.append(("kids", self._children(child)))

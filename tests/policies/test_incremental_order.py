@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from llmsched.policies.batching import dlpm, lpm, rpm, slai, vtc, vtc_variants
 from llmsched.policies.batching._fair_common import waiting_by_client
-from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
+from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, dfs_weight_order, lpm_order
 from llmsched.sim.config import ClusterSpec, freeze_params
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.sim.run import simulate
@@ -136,6 +136,18 @@ def _ref_lpm_plan(self, view: InstanceView) -> Plan:
     return b.plan()
 
 
+def _ref_dfs_plan(self, view: InstanceView) -> Plan:
+    a = self.admitter
+    b = a.start(view)
+    if view.waiting and view.admission_open:
+        order = dfs_weight_order(view, list(view.waiting))
+        for i, rid in enumerate(order):
+            if not a.admit(b, view, rid):
+                a.guard(b, view, order[i + 1:i + 1 + GUARD_LOOKAHEAD])
+                break
+    return b.plan()
+
+
 def _no_hook(self, rid: int, view: InstanceView) -> None:
     pass
 
@@ -225,6 +237,8 @@ REFERENCE: dict[str, list[tuple[type, str, Any]]] = {
              (dlpm.DLPM, "on_leave_queue", _no_hook)],
     "lpm": [(lpm.LPM, "plan", _ref_lpm_plan), (lpm.LPM, "on_arrival", _no_hook),
             (lpm.LPM, "on_leave_queue", _no_hook)],
+    "dfs-weight": [(lpm.DFSWeight, "plan", _ref_dfs_plan), (lpm.DFSWeight, "on_arrival", _no_hook),
+                   (lpm.DFSWeight, "on_leave_queue", _no_hook)],
     "rpm": [(rpm.RPM, "plan", _ref_rpm_plan), (rpm.RPM, "on_leave_queue", _ref_rpm_on_leave_queue),
             (rpm.RPM, "on_arrival", _no_hook)],
     "slai": [(slai.SLAI, "plan", _ref_slai_plan), (slai.SLAI, "on_arrival", _no_hook),
@@ -248,7 +262,7 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
     "vtc-predict": [{}, {"initial_prediction": 8.0}], "vtc-oracle": [{"rho": 0.5}], "vtc-h": [{}],
     "dlpm": [{}, {"quantum": 8.0}, {"quantum": 64.0, "admission": "engine"}, {"quantum": math.inf},
              {"admission": "peak"}],
-    "lpm": [{}, {"admission": "engine"}],
+    "lpm": [{}, {"admission": "engine"}], "dfs-weight": [{}, {"admission": "engine"}],
     "rpm": [{"limit": 2, "window_s": 0.5}, {"limit": 1, "window_s": 3.0, "admission": "engine"}],
     "slai": [{}, {"user_priority": True}, {"fcfs": True}],
 }
@@ -282,8 +296,8 @@ def test_vtc_family_admits_as_the_full_pass(case):
 
 
 @settings(max_examples=200, deadline=None)
-@given(side_by_side(["dlpm", "lpm"]))
-def test_dlpm_and_lpm_admit_as_the_full_sort(case):
+@given(side_by_side(["dlpm", "lpm", "dfs-weight"]))
+def test_dlpm_lpm_and_dfs_weight_admit_as_the_full_sort(case):
     old, new = _both(*case)
     assert_same_run(old, new)
 
