@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from llmsched.sim.policy_api import InstanceView
-from llmsched.sim.radix import ROOT, RadixTree
+from llmsched.sim.radix import ROOT, BlockHashes, RadixTree
 
 
 class SeqList:
@@ -281,7 +281,7 @@ class _PathCounts(RadixTree):
     def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook
         self.count.append(0)
 
-    def add_path(self, hashes: Sequence[int]) -> None:
+    def add_path(self, hashes: BlockHashes) -> None:
         parent = ROOT
         for h in hashes:
             node = self.child(parent, h)
@@ -290,7 +290,7 @@ class _PathCounts(RadixTree):
             self.count[node] += 1
             parent = node
 
-    def remove_path(self, hashes: Sequence[int]) -> None:
+    def remove_path(self, hashes: BlockHashes) -> None:
         path = self.match(hashes)
         for node in path:
             self.count[node] -= 1
@@ -322,7 +322,7 @@ class PrefixQueues(ClientQueues):
         self._nodes: dict[int, list[int]] = {}  # waiting rid -> its path's node ids
         self._clampable: dict[int, bool] = {}
         self._pending = _PathCounts()  # paths of requests admitted here, possibly still prefilling
-        self._pending_rids: dict[int, Sequence[int]] = {}
+        self._pending_rids: dict[int, BlockHashes] = {}
 
     # -- hooks -------------------------------------------------------------------------------
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
@@ -410,7 +410,7 @@ class PrefixQueues(ClientQueues):
             for node in nodes[:cached]:
                 t.marked[node] = True
 
-    def _mark_path(self, hashes: Sequence[int]) -> None:
+    def _mark_path(self, hashes: BlockHashes) -> None:
         """Mark the tree's nodes on `hashes` (a request that may insert them was admitted) and
         refile the waiting requests whose deepest marked node moved down."""
         t = self._tree
