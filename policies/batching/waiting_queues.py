@@ -33,10 +33,11 @@ class SeqList:
     """Requests of one group in queue order: (seq, rid) entries, removal by lazy deletion (an
     entry is live while `owner.where[rid] is self` and its seq is the request's current one)."""
 
-    __slots__ = ("_dead", "_items", "_live", "_owner", "key")
+    __slots__ = ("_dead", "_items", "_live", "_owner", "_start", "key")
 
     def __init__(self, owner: ClientQueues, key: Any) -> None:
         self.key = key
+        self._start = 0  # entries before it are dead (an entry never comes back to life)
         self._items: list[tuple[int, int]] = []
         self._owner = owner
         self._live = 0
@@ -45,6 +46,7 @@ class SeqList:
     def add(self, seq: int, rid: int) -> None:
         if self._items and self._items[-1][0] > seq:
             insort(self._items, (seq, rid))  # a request moved here from another group
+            self._start = 0
         else:
             self._items.append((seq, rid))
         self._live += 1
@@ -55,17 +57,20 @@ class SeqList:
         self._dead += 1
         if self._dead > 32 and self._dead > self._live:
             ok = self._owner.valid
-            self._items = [e for e in self._items if ok(self, e)]
+            self._items = [e for e in self._items[self._start:] if ok(self, e)]
             self._dead = 0
+            self._start = 0
 
     def __len__(self) -> int:
         return self._live
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        ok = self._owner.valid
-        for e in self._items:
-            if ok(self, e):
-                yield e
+        ok, items = self._owner.valid, self._items
+        while self._start < len(items) and not ok(self, items[self._start]):
+            self._start += 1
+        for i in range(self._start, len(items)):
+            if ok(self, items[i]):
+                yield items[i]
 
 
 class ClientQueues:
