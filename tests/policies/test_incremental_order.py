@@ -338,3 +338,32 @@ def test_negative_control_a_wrong_tie_break_is_caught():
     except AssertionError:
         return
     raise AssertionError("the side-by-side comparison did not notice a different admission order")
+
+
+class _QueueView:
+    """Just what `ClientQueues` reads: the waiting list and each request's client."""
+
+    def __init__(self, waiting: list[int]) -> None:
+        self.waiting = waiting
+
+    def client(self, rid: int) -> int:
+        return rid % 2
+
+
+def test_queues_rebuild_on_hookless_changes_and_only_then():
+    from llmsched.policies.batching.waiting_queues import ClientQueues
+
+    view = _QueueView([])
+    q = ClientQueues()
+    for rid in (1, 2, 3, 4):
+        view.waiting.append(rid)
+        q.on_arrival(rid, view)  # type: ignore[arg-type]
+    view.waiting.remove(3)
+    q.on_leave_queue(3, view)  # type: ignore[arg-type]
+    assert q.rebuilds == 0 and list(q.of_client(1)) == [1]
+    view.waiting.insert(0, 3)  # a preemption re-queues at the head, with no hook
+    assert q.sync(view) and q.rebuilds == 1  # type: ignore[arg-type]
+    assert list(q.of_client(1)) == [3, 1] and list(q.of_client(0)) == [2, 4]
+    view.waiting.remove(2)  # a migration takes one away, with no hook
+    assert q.sync(view) and list(q.of_client(0)) == [4]  # type: ignore[arg-type]
+    assert not q.sync(view)  # type: ignore[arg-type]
