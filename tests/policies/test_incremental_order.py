@@ -8,8 +8,8 @@ the two runs record the same numbers bit for bit: every admission at the same in
 order, hence the same tables. Drawn scenarios have arrival ties, counter ties, shared prefixes from
 a small alphabet, KV barely above one request (so "engine" admission preempts, which re-queues a
 request without a hook and exercises the rebuild), admission cadence, several instances and
-routers that migrate. The last test is the negative control: a deliberately wrong tie-break is
-caught.
+routers that migrate. `test_negative_control_a_wrong_tie_break_is_caught` shows the comparison
+can fail; the last test checks the queues' rebuild on hook-less changes directly.
 """
 
 from __future__ import annotations
