@@ -9,6 +9,7 @@ Owns policy-side bookkeeping only, fed by the engine's hooks (`ArrivalHook.on_ar
   heads of the clients below their limit.
 * `PrefixQueues`: `ClientQueues` plus the longest-prefix-match order (`lpm.lpm_order`: cached
   prefix tokens descending, ties in queue order) kept incrementally; see its docstring.
+* `SubtreeQueues`: `ClientQueues` plus SGLang's DFS-weight order (`lpm.dfs_weight_order`).
 * `SortedQueue`: the waiting queue under a static per-request key (SLAI's shortest prompt first).
 
 The engine changes the queue twice without a hook: a preempted request goes back to the head, a
