@@ -98,6 +98,9 @@ class InstanceView(Protocol):
     def last_token_s(self, rid: int) -> float: ...  # time of the request's latest token (nan if none)
     def cached_prefix_tokens(self, rid: int) -> int: ...  # prefix-cache hit if admitted now
     def prefix_hashes(self, rid: int) -> np.ndarray: ...  # the request's prefix block hashes
+    def cacheable_hashes(self, rid: int) -> np.ndarray: ...  # its full prompt blocks (what a cache matches)
+    @property
+    def hash_block_tokens(self) -> int: ...  # prompt tokens per prefix hash block
     def admissible(self, rids: Sequence[int]) -> bool: ...  # would KV fit for all of these?
     def client_weight(self, client: int) -> float: ...
     def input_service(self, client: int) -> int: ...  # prompt tokens charged on this instance

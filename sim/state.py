@@ -145,3 +145,12 @@ class RequestFacts:
         return self._reqs.hashes(rid)
 
     prefix_hashes = hashes
+
+    def cacheable_hashes(self, rid: int) -> np.ndarray:
+        """The request's prefix blocks a prefix cache can hold or match: its full prompt blocks."""
+        return self._reqs.full_prompt_blocks(rid)
+
+    @property
+    def hash_block_tokens(self) -> int:
+        """Prompt tokens per prefix hash block of the workload."""
+        return int(self._reqs.workload.hash_block_tokens)

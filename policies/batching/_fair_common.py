@@ -101,6 +101,8 @@ class Admitter:
         return view.prompt_tokens(rid), view.output_tokens(rid)
 
     def fits(self, b: PlanBuilder, view: InstanceView, rid: int) -> bool:
+        if self.mode == "reserve" and not self._reserve_ok(view, rid):
+            return False  # the cheap test first (both are pure; the engine's walks the prefix cache)
         if not b.can_admit(rid):
             return False
         if self.mode == "peak":
@@ -110,8 +112,9 @@ class Admitter:
             # turn into an admission before the next change point: ask again each iteration
             b.replan_each_iteration = True
             return False
-        if not self.reserve:
-            return True
+        return not self.reserve or self._reserve_ok(view, rid)
+
+    def _reserve_ok(self, view: InstanceView, rid: int) -> bool:
         assert self.capacity_blocks is not None  # __init__ refuses a reserve mode without it
         return self._reserved + self._blocks(view, rid) <= self.capacity_blocks
 

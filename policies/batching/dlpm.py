@@ -3,7 +3,8 @@ arXiv 2501.14312, Alg. 1 as far as it is published): LPM order over the prefix c
 only clients with a positive deficit, refilled by a quantum Q_u when every active client is at
 or below zero.
 
-Owns only the quanta granted per client. A deficit is quanta granted − service, where service
+Owns only the quanta granted per client; the LPM order is kept incrementally by
+`waiting_queues.PrefixQueues`. A deficit is quanta granted − service, where service
 counts uncached prompt tokens (w_p) and output tokens (w_q), read from the engine's accounting.
 Choices where the paper is silent are listed in docs/theory/fairness.md.
 """
@@ -14,7 +15,8 @@ import math
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
-from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, lpm_order
+from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD
+from llmsched.policies.batching.waiting_queues import PrefixQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -41,6 +43,7 @@ class DLPM:
         self.w_q = float(output_weight)
         self.admitter = Admitter(admission, instance_spec)
         self.granted: dict[int, float] = {}  # quanta granted (+ service forgiven at activation)
+        self.queue = PrefixQueues()  # the waiting requests in LPM order, per client
 
     def service(self, view: InstanceView, client: int) -> float:
         uncached = view.input_service(client) - view.cached_input_service(client)
@@ -52,35 +55,47 @@ class DLPM:
     def on_arrival(self, rid: int, view: InstanceView) -> None:
         """A client that becomes active starts with one fresh quantum (DRR: an idle flow's deficit
         is reset; ours also forgives debt left by requests still running)."""
+        self.queue.on_arrival(rid, view)
         u = view.client(rid)
-        if any(view.client(r) == u for r in view.waiting if r != rid):
+        if self.queue.count(u) > 1:
             return
         self.granted[u] = self.service(view, u) + self.quantum
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_leave_queue(rid, view)
 
     def plan(self, view: InstanceView) -> Plan:
         a = self.admitter
         b = a.start(view)
         if not view.waiting or not view.admission_open:
             return b.plan()
-        remaining = lpm_order(view, list(view.waiting))
-        q = {view.client(r): self.deficit(view, view.client(r)) for r in remaining}
-        while remaining:
-            skipped: list[int] = []
-            for i, rid in enumerate(remaining):
-                u = view.client(rid)
+        queue = self.queue
+        queue.sync(view)
+        admitted: set[int] = set()
+        left = dict(queue.counts)  # client -> its requests not admitted by this plan
+        q = {c: self.deficit(view, c) for c in left}
+        while True:
+            # one pass over the LPM order of the requests not yet admitted: a client's requests
+            # are skipped from the first one met at a deficit <= 0 (deficits only fall in a pass)
+            order = queue.lpm(view, admitted)
+            while (nxt := order.peek()) is not None:
+                u, rid = nxt
                 if q[u] <= 0:
-                    skipped.append(rid)
+                    order.drop(u)
                     continue
                 if not a.admit(b, view, rid):
-                    a.guard(b, view, (skipped + remaining[i + 1:])[:GUARD_LOOKAHEAD])
+                    behind = queue.lpm(view, admitted | {rid})
+                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), behind, strict=False)])
                     return b.plan()
+                order.pop()
+                admitted.add(rid)
+                left[u] -= 1
                 q[u] -= self.w_p * (view.prompt_tokens(rid) - view.cached_prefix_tokens(rid))
-            remaining = skipped
-            if not remaining:
+            active = {c for c, n in left.items() if n}
+            if not active:
                 break
             # every active client is at or below zero: refill by as many quanta as it takes for
             # one of them to turn positive (k single refills at once)
-            active = {view.client(r) for r in remaining}
             k = min(math.floor(-q[c] / self.quantum) + 1 for c in active)
             for c in active:
                 self.granted[c] = self.granted.get(c, 0.0) + k * self.quantum

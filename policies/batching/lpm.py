@@ -1,17 +1,19 @@
 """Pure-locality batching baselines from SGLang `python/sglang/srt/managers/schedule_policy.py`:
 LPM (longest prefix match first) and DFS-weight (waiting requests grouped by prefix subtree).
 
-Owns only the queue orderings; admission stops at the first request that does not fit, as
+Owns only the queue orderings (LPM's kept incrementally by `waiting_queues.PrefixQueues`; `lpm_order`
+states it on a list); admission stops at the first request that does not fit, as
 SGLang's `PrefillAdder` does when the KV budget runs out. We do not copy SGLang's FCFS fallback
 for queues longer than 128 (a cost cut, not part of the policy) nor its in-batch deprioritisation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching.waiting_queues import PrefixQueues, SubtreeQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -82,13 +84,54 @@ class _Ordered:
         return b.plan()
 
 
+class _Incremental(_Ordered):
+    """`_Ordered` with the order kept incrementally by a `waiting_queues` structure."""
+
+    def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
+        super().__init__(admission, instance_spec)
+        self.queue = self.new_queue()
+
+    def new_queue(self) -> Any:
+        raise NotImplementedError
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        raise NotImplementedError
+
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_arrival(rid, view)
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_leave_queue(rid, view)
+
+    def plan(self, view: InstanceView) -> Plan:
+        a = self.admitter
+        b = a.start(view)
+        if view.waiting and view.admission_open:
+            order = self.ordered(view)
+            for rid in order:
+                if not a.admit(b, view, rid):
+                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), order, strict=False)])
+                    break
+        return b.plan()
+
+
 @register(BATCHING, "lpm")
-class LPM(_Ordered):
+class LPM(_Incremental):
     """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
+
+    def new_queue(self) -> PrefixQueues:
+        return PrefixQueues()  # `lpm_order`, kept incrementally
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        return iter(self.queue.lpm(view))
 
 
 @register(BATCHING, "dfs-weight")
-class DFSWeight(_Ordered):
+class DFSWeight(_Incremental):
     """DFS-weight (SGLang): admit requests subtree by subtree of the prefix tree, heaviest first."""
 
-    order = staticmethod(dfs_weight_order)
+    def new_queue(self) -> SubtreeQueues:
+        return SubtreeQueues()  # `dfs_weight_order`, kept incrementally
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        return self.queue.dfs_weight(view)

@@ -1,18 +1,20 @@
 """RPM(k) rate limiting, the VTC paper's "requests per minute" baseline (artifact
 `lshare_req_queue.py`): a client may have at most k requests admitted in any window of 60 s.
 
-Owns the per-client admission times. The artifact *rejects* over-limit requests at arrival; an
+Owns the per-client admission times; the per-client FIFO queues are `waiting_queues.ClientQueues`. The artifact *rejects* over-limit requests at arrival; an
 engine cannot drop requests, so the policy *holds* them until the window allows (not
 work-conserving either way), and `rpm_filter` reproduces the artifact's dropping on a workload.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 
 import numpy as np
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching.waiting_queues import ClientQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.params import declare, integer, number, one_of
@@ -34,6 +36,7 @@ class RPM:
         self.window_s = float(window_s)
         self.admitter = Admitter(admission, instance_spec)
         self.admitted: dict[int, deque[float]] = {}
+        self.queues = ClientQueues()
 
     def _recent(self, client: int, now: float) -> deque[float]:
         q = self.admitted.setdefault(client, deque())
@@ -41,21 +44,38 @@ class RPM:
             q.popleft()
         return q
 
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        self.queues.on_arrival(rid, view)
+
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queues.on_leave_queue(rid, view)
         self.admitted.setdefault(view.client(rid), deque()).append(view.now)
 
     def plan(self, view: InstanceView) -> Plan:
         b = self.admitter.start(view)
         now = view.now
         held = False
-        if view.admission_open:
-            for rid in view.waiting:
-                q = self._recent(view.client(rid), now)
-                if len(q) + sum(1 for r in b.admitted if view.client(r) == view.client(rid)) >= self.limit:
+        self.queues.sync(view)
+        if view.admission_open and len(self.queues):
+            # FIFO over the clients' queues merged by queue order; a client at its limit is held
+            # (with all its later requests: its count only grows within a plan)
+            queues = {c: self.queues.of_client(c) for c in self.queues.clients()}
+            heads = {c: next(q) for c, q in queues.items()}
+            fifo = [(self.queues.seq[rid], c) for c, rid in heads.items()]
+            heapq.heapify(fifo)
+            taken: dict[int, int] = {}  # client -> admitted by this plan
+            while fifo:
+                _, c = heapq.heappop(fifo)
+                if len(self._recent(c, now)) + taken.get(c, 0) >= self.limit:
                     held = True
                     continue
-                if not self.admitter.admit(b, view, rid):
+                if not self.admitter.admit(b, view, heads[c]):
                     break
+                taken[c] = taken.get(c, 0) + 1
+                nxt = next(queues[c], None)
+                if nxt is not None:
+                    heads[c] = nxt
+                    heapq.heappush(fifo, (self.queues.seq[nxt], c))
         if held:  # the decision depends on the clock
             b.replan_each_iteration = True
             wake = [self.admitted[c][0] + self.window_s for c in self.admitted if self.admitted[c]]

@@ -4,14 +4,17 @@ Rule from `sarathi/core/scheduler/slai_scheduler.py` (`SLAIScheduler._schedule`,
 and defaults from `sarathi/config.py` / `sarathi/benchmark/config/default.yml`; paper arXiv
 2508.01002. Decisions depend on the clock, so every plan asks to be replanned each iteration
 (`Plan.replan_each_iteration`), which keeps fast-forward equal to step mode. Owns its decision
-state only (last schedulable times, the running mean batch duration).
+state only (last schedulable times, the running mean batch duration); the waiting queue in
+shortest-prompt order is kept incrementally by `waiting_queues.SortedQueue`.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 
+from llmsched.policies.batching.waiting_queues import SortedQueue
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
@@ -70,6 +73,7 @@ class SLAI:
         self._batches_seen = 0
         self._plan_time = -math.inf  # time of the latest plan call
         self._plan_ran = False  # whether the latest plan at that time runs a batch
+        self.queue = SortedQueue(self._new_prefill_key)  # waiting requests, new-prefill order
 
     # -- measurements ------------------------------------------------------------------------
     def _observe(self, now: float) -> None:
@@ -113,18 +117,20 @@ class SLAI:
         heapq.heapify(out)
         return out
 
-    def _new_prefill_order(self, view: InstanceView) -> list[int]:
-        waiting = list(view.waiting)
-        if self.fcfs:
-            return waiting
-        pos = {rid: i for i, rid in enumerate(waiting)}
+    def _new_prefill_key(self, view: InstanceView, rid: int) -> tuple[int, ...]:
+        """Shortest prompt first (paid tier first with `user_priority`); ties in queue order."""
         if self.user_priority:
-            def key(r):
-                return (0 if self._tbt(view, r) < self.time_between_tokens_s else 1, view.prompt_tokens(r), pos[r])
-        else:
-            def key(r):
-                return (view.prompt_tokens(r), pos[r])
-        return sorted(waiting, key=key)
+            return (0 if self._tbt(view, rid) < self.time_between_tokens_s else 1, view.prompt_tokens(rid))
+        return (view.prompt_tokens(rid),)
+
+    def _new_prefill_order(self, view: InstanceView) -> Iterable[int]:
+        return view.waiting if self.fcfs else self.queue.ordered(view)
+
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_arrival(rid, view)
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_leave_queue(rid, view)
 
     # -- the rule ------------------------------------------------------------------------------
     def plan(self, view: InstanceView) -> Plan:

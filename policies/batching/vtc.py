@@ -1,7 +1,8 @@
 """VTC, the Virtual Token Counter (Sheng et al., "Fairness in Serving LLMs", OSDI'24, Alg. 2),
 and its no-lift relatives LCF and `vtc-nolift`.
 
-Owns only VTC's decision state: per-client lift offsets and the clients that last left the queue.
+Owns only VTC's decision state: per-client lift offsets and the clients that last left the queue;
+the per-client FIFO queues are kept incrementally by `waiting_queues.ClientQueues`.
 The counter itself is read from the engine's accounting: c_u = (w_p·input_service(u) +
 w_q·output_service(u)) / weight_u + offset_u. Variants with other charging live in
 `vtc_variants.py`. Choices where the paper is silent are listed in docs/theory/fairness.md.
@@ -9,14 +10,11 @@ w_q·output_service(u)) / weight_u + offset_u. Variants with other charging live
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
-from llmsched.policies.batching._fair_common import (
-    ADMISSION_MODES,
-    DEFAULT_ADMISSION,
-    Admitter,
-    waiting_by_client,
-)
+from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching.waiting_queues import ClientQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, flag, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -53,6 +51,7 @@ class VirtualTokenCounter:
         self.offset: dict[int, float] = {}
         self.last_left: tuple[int, set[int]] = (-1, set())  # (plan number, clients)
         self._plans = 0
+        self.queues = ClientQueues()  # the waiting requests per client, FIFO
 
     # -- the counter -------------------------------------------------------------------------
     def service(self, view: InstanceView, client: int) -> float:
@@ -73,17 +72,13 @@ class VirtualTokenCounter:
     # -- hooks ---------------------------------------------------------------------------------
     def on_arrival(self, rid: int, view: InstanceView) -> None:
         """Counter lift when `rid`'s client had no waiting request before this arrival."""
+        self.queues.on_arrival(rid, view)
         u = view.client(rid)
-        others: set[int] = set()
-        for r in view.waiting:
-            if r == rid:
-                continue
-            c = view.client(r)
-            if c == u:
-                return  # u was already backlogged: no lift
-            others.add(c)
+        if self.queues.count(u) > 1:
+            return  # u was already backlogged: no lift
         if self.lift == "none":
             return
+        others = [c for c in self.queues.clients() if c != u]
         if others:
             target = min(self.counter(view, v) for v in others)
         elif self.lift == "paper" and self.last_left[1]:
@@ -97,6 +92,7 @@ class VirtualTokenCounter:
             self.offset[u] = self.offset.get(u, 0.0) + target - own
 
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queues.on_leave_queue(rid, view)
         n, clients = self.last_left
         if n != self._plans:  # the first request to leave at this plan's admission instant
             self.last_left = (self._plans, {view.client(rid)})
@@ -108,22 +104,25 @@ class VirtualTokenCounter:
         self._plans += 1
         a = self.admitter
         b = a.start(view)
-        queues = waiting_by_client(view)
-        if not queues or not view.admission_open:
+        self.queues.sync(view)
+        if not len(self.queues) or not view.admission_open:
             return b.plan()
-        counters = {u: self.counter(view, u) for u in queues}
-        heads = dict.fromkeys(queues, 0)
-        while queues:
-            # least counter; ties by the earlier head arrival, then the client id (our choice)
-            u = min(queues, key=lambda c: (counters[c], view.arrival_s(queues[c][heads[c]]), c))
-            rid = queues[u][heads[u]]
+        queues = {u: self.queues.of_client(u) for u in self.queues.clients()}  # FIFO per client
+        heads = {u: next(q) for u, q in queues.items()}
+        # least counter; ties by the earlier head arrival, then the client id (our choice)
+        least = [(self.counter(view, u), view.arrival_s(rid), u) for u, rid in heads.items()]
+        heapq.heapify(least)
+        while least:
+            counter, _, u = heapq.heappop(least)
+            rid = heads[u]
             if not a.admit(b, view, rid):
-                a.guard(b, view, [q[heads[c]] for c, q in queues.items() if c != u])
+                a.guard(b, view, [heads[c] for _, _, c in least])
                 break
-            counters[u] += self.dispatch_charge(view, rid) / self._weight(view, u)
-            heads[u] += 1
-            if heads[u] == len(queues[u]):
-                del queues[u]
+            counter += self.dispatch_charge(view, rid) / self._weight(view, u)
+            nxt = next(queues[u], None)
+            if nxt is not None:
+                heads[u] = nxt
+                heapq.heappush(least, (counter, view.arrival_s(nxt), u))
         return b.plan()
 
 
