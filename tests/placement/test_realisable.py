@@ -77,7 +77,7 @@ def test_falls_as_latency_grows():
 
 def test_longer_requests_need_more_kv():
     """Length variability raises E[(P+D)(D+1)] / E[P+D] (long outputs hold more KV for longer)."""
-    ph, pr0, plc = _swarm("3cluster24")
+    _ph, pr0, plc = _swarm("3cluster24")
     pr5 = make_problem(pr0.cluster, M, capacity_model="realisable", length_cv=0.5)
     assert solve_flow(pr5, plc).value < solve_flow(pr0, plc).value
 

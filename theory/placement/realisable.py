@@ -93,8 +93,8 @@ class RealisableSpec:
 
 
 def realisable_spec(length_cv: float = 0.0, kv_fraction: float = 1.0) -> RealisableSpec:
-    from llmsched.theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
     from llmsched.theory.placement.profiles import AVG_INPUT_LEN, AVG_OUTPUT_LEN
+    from llmsched.theory.placement.simulate import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
 
     return RealisableSpec(length_moments(float(length_cv), AVG_INPUT_LEN, AVG_OUTPUT_LEN,
                                          MAX_PROMPT_TOKENS, MAX_OUTPUT_TOKENS), kv_fraction)
