@@ -51,7 +51,6 @@ class LengthMoments:
     e_tokens: float  # E[P + D]
     e_tokens_passes: float  # E[(P + D)(D + 1)]
     e_tokens_prompt: float  # E[(P + D) P]
-    e_prompt: float
     e_prompt_sq: float  # E[P^2]
     e_output: float
 
@@ -75,12 +74,12 @@ def length_moments(cv: float, prompt_mean: int = 750, output_mean: int = 240,
     """Exact moments of the simulator's length distribution (P and D independent)."""
     if cv <= 0:
         p, d = float(prompt_mean), float(output_mean)
-        return LengthMoments(0.0, p + d, (p + d) * (d + 1), (p + d) * p, p, p * p, d)
+        return LengthMoments(0.0, p + d, (p + d) * (d + 1), (p + d) * p, p * p, d)
     xp, pp = _pmf(prompt_mean, cv, prompt_cap)
     xd, pd = _pmf(output_mean, cv, output_cap)
     ep, ep2 = float(xp @ pp), float(xp**2 @ pp)
     ed, ed2 = float(xd @ pd), float(xd**2 @ pd)
-    return LengthMoments(cv, ep + ed, ep * (ed + 1) + ed2 + ed, ep2 + ep * ed, ep, ep2, ed)
+    return LengthMoments(cv, ep + ed, ep * (ed + 1) + ed2 + ed, ep2 + ep * ed, ep2, ed)
 
 
 @dataclass(frozen=True)
