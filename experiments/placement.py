@@ -70,8 +70,9 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
     spec = MODELS[model]
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f"llmsched-place-{pc.name}-"))
     res = solve(pc, spec, method, time_limit_s, seed=seed, prune_keep=prune_keep, solver=solver, quiet=quiet,
-                capacity_model=capacity_model, partial_inference=partial_inference, budget=budget)
-    p = make_problem(pc, spec, capacity_model=capacity_model)
+                capacity_model=capacity_model, partial_inference=partial_inference, budget=budget,
+                length_cv=length_cv, kv_fraction=kv_fraction)
+    p = make_problem(pc, spec, capacity_model=capacity_model, length_cv=length_cv, kv_fraction=kv_fraction)
     full_flow = None
     if prune_keep is not None:  # the plan lives on Helix's pruned link set; its full-graph flow beside it
         from llmsched.theory.placement.flow import helix_prune_edges
@@ -80,7 +81,7 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
         p.edges = helix_prune_edges(p.edges, prune_keep)
     numbers = {"upper_bound_tok_s": res.upper_bound, "coverage_bound_tok_s": res.coverage_bound,
                "heuristic_flow_tok_s": res.heuristic_flow, "milp": res.milp, "times_s": res.times_s,
-               "time_limit_s": time_limit_s, "seed": seed, "budget": budget, "prune_keep": prune_keep,
+               "time_limit_s": time_limit_s, "seed": seed, "length_cv": length_cv, "kv_fraction": kv_fraction, "budget": budget, "prune_keep": prune_keep,
                "max_flow_full_links_tok_s": full_flow,
                "deterministic": res.deterministic, "log": res.log}
     write_plan(out_dir, p, res.placement, method, ref, numbers, res.groups, partial_inference)
@@ -185,7 +186,8 @@ def _simulate_plan(p: Any, res: Any, out: Path, duration_s: float, kv_fraction: 
               "node_tok_s": {str(i): t for i, t in sim.node_tok_s.items()},
               "node_mean_decode_batch": {str(i): b for i, b in sim.node_decode_batch.items()}}
     for model_name in CAPACITY_MODELS:  # the plan's max flow under each capacity model, side by side
-        other = make_problem(p.cluster, p.model, capacity_model=model_name)
+        other = make_problem(p.cluster, p.model, capacity_model=model_name, length_cv=length_cv,
+                             kv_fraction=kv_fraction)
         mf = solve_flow(other, res.placement, res.groups).value
         record[f"max_flow_{model_name}_tok_s"] = mf
         record[f"ratio_{model_name}"] = sim.total_tok_s / mf if mf else float("nan")

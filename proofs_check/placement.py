@@ -70,6 +70,12 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     if isinstance(flows, Verdict):
         return flows
     value, pos_edges, inflow, outflow = flows
+    bound_caps = caps  # placement-free T_i(k): the bounds of (6) hold for every placement
+    if plan.get("capacity_model") == "realisable":  # (4) with the placement's bandwidth-delay x KV caps
+        rcaps = _realisable_caps(cluster, model, plan, rng, groups, edges, caps)
+        if isinstance(rcaps, Verdict):
+            return rcaps
+        caps = rcaps
     failure = _node_balance(inflow, outflow, rng, caps, tol)  # (3), (4) nodes
     if failure is None:
         failure = _walk_flow_paths(pos_edges, rng, partial, L)  # (2b)
@@ -79,7 +85,34 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     cut_cap = _max_flow_and_cut(g, value, plan, cut, tol)
     if isinstance(cut_cap, Verdict):
         return cut_cap
-    return _bounds(caps, L, value, cut_cap, plan, len(rng), tol)  # (6)
+    return _bounds(bound_caps, L, value, cut_cap, plan, len(rng), tol)  # (6)
+
+
+REALISABLE_CAP_RTOL = 1e-3
+
+
+def _realisable_caps(cluster, model, plan: dict, rng: dict[int, tuple[int, int]], groups: dict[int, int],
+                     edges: list, caps: list) -> list | Verdict:
+    """T_i(k) with each placed node's entry replaced by its realisable cap, recomputed from the
+    cluster, the plan's layers and its `length_cv` / `kv_fraction` (`realisable.py`)."""
+    from llmsched.theory.placement.flow import FlowProblem, placement_node_caps
+    from llmsched.theory.placement.realisable import realisable_spec
+
+    spec = realisable_spec(float(plan.get("length_cv", 0.0)), float(plan.get("kv_fraction", 1.0)))
+    p = FlowProblem(cluster, model, caps, edges, "realisable", spec)
+    plc = {i: (lo, hi - lo) for i, (lo, hi) in rng.items()}
+    ncap = placement_node_caps(p, plc, groups or None, bool(plan.get("partial_inference")))
+    recorded = {int(nd["index"]): nd.get("capacity_tok_s") for nd in plan["nodes"]}
+    out = [list(c) for c in caps]
+    for i, (lo, hi) in rng.items():
+        rec = recorded.get(i)
+        # the fixed point depends on which of several maximum flows the solver returns (float ties),
+        # so a recorded cap within REALISABLE_CAP_RTOL of ours, and never above T_i(k), is accepted
+        if rec is None or rec > caps[i][hi - lo - 1] * (1 + 1e-9) or abs(rec - ncap[i]) > REALISABLE_CAP_RTOL * ncap[i]:
+            return _fail(f"node {i}'s recorded capacity is not its realisable cap",
+                         {"node": i, "recorded": rec, "recomputed": ncap[i], "T_i_k": caps[i][hi - lo - 1]})
+        out[i][hi - lo - 1] = rec
+    return out
 
 
 def _layer_ranges(plan: dict, n_nodes: int, caps: list, L: int

@@ -15,6 +15,7 @@ A placement is `{node: (start_layer, num_layers)}` (absent = unused).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
@@ -22,6 +23,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from llmsched.theory.placement.spec import SINK, SOURCE, ModelSpec, PlacementCluster
+
+if TYPE_CHECKING:
+    from llmsched.theory.placement.realisable import RealisableSpec
 
 Placement = dict[int, tuple[int, int]]
 
@@ -35,6 +39,9 @@ class FlowProblem:
     caps: list[list[float]]  # T_i(k), index k-1
     edges: list[tuple[int | str, int | str, float, float]]  # (u, v, tokens/s, latency s)
     capacity_model: str = "helix"  # how caps were derived (`profiles.CAPACITY_MODELS`); recorded in plans
+    # the realisable model (capacity_model "realisable"): caps stay Helix's T_i(k), and every max flow
+    # also applies the placement's bandwidth-delay x KV caps (`realisable.py`)
+    realisable: RealisableSpec | None = None
 
     @property
     def L(self) -> int:
@@ -52,15 +59,23 @@ class FlowProblem:
 
 
 def make_problem(cluster: PlacementCluster, model: ModelSpec, caps: list[list[float]] | None = None,
-                 prune_keep: int | None = None, capacity_model: str = "helix") -> FlowProblem:
-    """capacity_model: how T_i(k) is derived when `caps` is not given (`profiles.CAPACITY_MODELS`)."""
+                 prune_keep: int | None = None, capacity_model: str = "helix", length_cv: float = 0.0,
+                 kv_fraction: float = 1.0) -> FlowProblem:
+    """capacity_model: how T_i(k) is derived when `caps` is not given (`profiles.CAPACITY_MODELS`);
+    "realisable" adds the bandwidth-delay x KV caps for requests of lengths with CV `length_cv`
+    admitted up to `kv_fraction` of each KV cache."""
     from llmsched.theory.placement.profiles import node_capacities
 
     caps = caps if caps is not None else node_capacities(cluster, model, capacity_model)
     edges = cluster.directed_edges(model)
     if prune_keep:
         edges = prune_edges(edges, prune_keep)
-    return FlowProblem(cluster, model, caps, edges, capacity_model)
+    spec = None
+    if capacity_model == "realisable":
+        from llmsched.theory.placement.realisable import realisable_spec
+
+        spec = realisable_spec(length_cv, kv_fraction)
+    return FlowProblem(cluster, model, caps, edges, capacity_model, spec)
 
 
 def prune_edges(edges, keep: int):
@@ -141,15 +156,17 @@ def enabled(p: FlowProblem, plc: Placement, u, v, groups: dict[int, int] | None 
 
 
 def flow_graph(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
-               partial: bool = False) -> nx.DiGraph:
-    """The runtime flow graph (node split in/start/end/out) as a networkx DiGraph."""
+               partial: bool = False, node_caps: dict[int, float] | None = None) -> nx.DiGraph:
+    """The runtime flow graph (node split in/start/end/out) as a networkx DiGraph; `node_caps`
+    overrides T_i(k) (the realisable model's caps, `placement_node_caps`)."""
     g = nx.DiGraph()
     g.add_node(SOURCE)
     g.add_node(SINK)
     for i, (_s, k) in plc.items():
         nd = p.cluster.nodes[i]
         g.add_edge(("in", i), ("start", i), capacity=nd.nic_in_Bps / p.model.activation_bytes)
-        g.add_edge(("start", i), ("end", i), capacity=p.node_cap(i, k))
+        cap = p.node_cap(i, k) if node_caps is None else node_caps[i]
+        g.add_edge(("start", i), ("end", i), capacity=cap)
         g.add_edge(("end", i), ("out", i), capacity=nd.nic_out_Bps / p.model.activation_bytes)
     for u, v, c, _ in p.edges:
         if enabled(p, plc, u, v, groups, partial):
@@ -166,12 +183,37 @@ class FlowResult:
     node_flow: dict[int, float]
     cut_value: float
     cut_edges: list[tuple]  # graph edges from the source side to the sink side
+    node_cap: dict[int, float] | None = None  # the node caps used (T_i(k), or the realisable caps)
+
+
+def placement_node_caps(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
+                        partial: bool = False) -> dict[int, float]:
+    """Each placed node's capacity under p's model: T_i(k), or with the realisable model
+    min(T_i(k), bandwidth-delay x KV cap) at the fixed point (`realisable.fixed_point_caps`)."""
+    if p.realisable is None or not plc:
+        return {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
+    from llmsched.theory.placement.realisable import fixed_point_caps
+
+    def solve(caps):
+        g = flow_graph(p, plc, groups, partial, caps)
+        _v, fd = nx.maximum_flow(g, SOURCE, SINK)
+        ef, lc = {}, {}
+        for a, b, d in g.edges(data=True):
+            u = SOURCE if a == SOURCE else (a[1] if a[0] == "out" else None)
+            v = SINK if b == SINK else (b[1] if isinstance(b, tuple) and b[0] == "in" else None)
+            if u is not None and v is not None:
+                lc[(u, v)] = d["capacity"]
+                ef[(u, v)] = fd[a][b]
+        return _v, ef, lc
+
+    return fixed_point_caps(p, plc, solve)
 
 
 def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
                partial: bool = False) -> FlowResult:
     """Max flow (networkx preflow-push) and a minimum s-t cut of the placement's graph."""
-    g = flow_graph(p, plc, groups, partial)
+    ncap = placement_node_caps(p, plc, groups, partial) if p.realisable is not None else None
+    g = flow_graph(p, plc, groups, partial, ncap)
     value, fd = nx.maximum_flow(g, SOURCE, SINK)
     cut_value, (S, T) = nx.minimum_cut(g, SOURCE, SINK)
     cut_edges = [(a, b) for a in S for b in g.successors(a) if b in T]
@@ -187,7 +229,8 @@ def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = N
                 edge_flow[(u, v)] = f
     for i in plc:
         node_flow.setdefault(i, 0.0)
-    return FlowResult(float(value), edge_flow, node_flow, float(cut_value), cut_edges)
+    used = ncap if ncap is not None else {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
+    return FlowResult(float(value), edge_flow, node_flow, float(cut_value), cut_edges, used)
 
 
 class FastFlow:
@@ -221,7 +264,12 @@ class FastFlow:
 
     def _solve(self, plc: Placement, want_cut: bool) -> tuple[float, list[int]]:
         n = self.p.n
-        rows, cols, data = self._edges(plc)
+        ncap = None
+        if self.p.realisable is not None and plc:
+            from llmsched.theory.placement.realisable import fixed_point_caps
+
+            ncap = fixed_point_caps(self.p, plc, lambda caps: self._flows(plc, caps))
+        rows, cols, data = self._edges(plc, ncap)
         if not rows:
             return 0.0, []
         m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
@@ -235,6 +283,30 @@ class FastFlow:
             if r >= 2 and c >= 2 and r % 2 == 1 and c % 2 == 0 and reach[r] and not reach[c]:
                 cut.append(((r - 3) // 2, (c - 2) // 2))
         return val, cut
+
+    def _flows(self, plc: Placement, ncap: dict[int, float] | None):
+        """(value, link flows, link capacities) in tokens/s, keyed (u, v) with SOURCE/SINK, for the
+        realisable model's fixed point."""
+        n = self.p.n
+        rows, cols, data = self._edges(plc, ncap)
+        if not rows:
+            return 0.0, {}, {}
+        m = csr_matrix((np.array(data, dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
+        res = maximum_flow(m, 0, 1, method="dinic")
+        fl = res.flow.tocsr()
+        ef, lc = {}, {}
+        for r, c, d in zip(rows, cols, data):
+            if r == 0:
+                key = (SOURCE, (c - 2) // 2)
+            elif c == 1:
+                key = ((r - 3) // 2, SINK)
+            elif r % 2 == 1 and c % 2 == 0:
+                key = ((r - 3) // 2, (c - 2) // 2)
+            else:
+                continue
+            lc[key] = d / self.scale
+            ef[key] = max(0.0, float(fl[r, c])) / self.scale
+        return res.flow_value / self.scale, ef, lc
 
     @staticmethod
     def _source_side(m, flow, n_vertices: int) -> np.ndarray:
@@ -252,9 +324,9 @@ class FastFlow:
                     stack.append(b)
         return reach
 
-    def _edges(self, plc: Placement) -> tuple[list[int], list[int], list[int]]:
+    def _edges(self, plc: Placement, ncap: dict[int, float] | None = None) -> tuple[list[int], list[int], list[int]]:
         """The placement's flow network as (rows, cols, integer capacities); vertex ids: 0 source,
-        1 sink, 2+2i in_i, 3+2i out_i."""
+        1 sink, 2+2i in_i, 3+2i out_i. `ncap` overrides the node caps T_i(k)."""
         L = self.p.L
         rows, cols, data = [], [], []
         by_start: dict[int, list[int]] = {}
@@ -263,7 +335,7 @@ class FastFlow:
         for i, (_s, k) in plc.items():
             rows.append(2 + 2 * i)
             cols.append(3 + 2 * i)
-            data.append(self.icap[i][k - 1])
+            data.append(self.icap[i][k - 1] if ncap is None else min(self.big, int(ncap[i] * self.scale)))
         for i in self.src_nodes:
             if i in plc and plc[i][0] == 0:
                 rows.append(0)

@@ -30,8 +30,11 @@ def write_plan(out_dir: str | Path, p: FlowProblem, plc: Placement, method: str,
         entry = {"index": nd.index, "gpu_type": nd.gpu_type, "max_layers": p.max_layers(nd.index)}
         if nd.index in plc:
             s, k = plc[nd.index]
-            entry.update(layers=list(range(s, s + k)), capacity_tok_s=p.node_cap(nd.index, k),
+            cap = res.node_cap[nd.index] if res.node_cap is not None else p.node_cap(nd.index, k)
+            entry.update(layers=list(range(s, s + k)), capacity_tok_s=cap,
                          flow_tok_s=res.node_flow.get(nd.index, 0.0))
+            if p.realisable is not None:  # the realisable cap is min(T_i(k), KV cap); T_i(k) beside it
+                entry["helix_capacity_tok_s"] = p.node_cap(nd.index, k)
         else:
             entry.update(layers=[], capacity_tok_s=0.0, flow_tok_s=0.0)
         if groups is not None:

@@ -181,7 +181,9 @@ def iteration_wait_factor(prof: GpuProfile, batch: TypicalBatch) -> float:
     return 1.0 + second / (2.0 * mean**2)
 
 
-CAPACITY_MODELS = ("helix", "pipelined")
+CAPACITY_MODELS = ("helix", "pipelined", "realisable")
+# "realisable" (ours) keeps Helix's T_i(k) per node and adds, per placement, the bandwidth-delay x KV
+# cap of `realisable.py`; the placement-free T_i(k) below are Helix's for it.
 
 
 def _typical_setup(model: ModelSpec, type_counts: dict[str, int], capacity_model: str = "helix"):
@@ -192,6 +194,8 @@ def _typical_setup(model: ModelSpec, type_counts: dict[str, int], capacity_model
     typical batch at every iteration, so the round trip includes the wait at each busy node."""
     if capacity_model not in CAPACITY_MODELS:
         raise InputError("capacity model", capacity_model, "unknown", f"use one of {CAPACITY_MODELS}")
+    if capacity_model == "realisable":
+        capacity_model = "helix"
     profiles = load_profiles(model.profile_key)
     for g in type_counts:
         if g not in profiles:

@@ -34,6 +34,7 @@ from llmsched.theory.placement.heuristic import (
     local_search,
 )
 from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
+from llmsched.theory.placement.realisable import FIXED_POINT_ROUNDS
 from llmsched.theory.placement.spec import ModelSpec, PlacementCluster
 
 METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
@@ -82,17 +83,21 @@ def _say(log: list[str], msg: str, quiet: bool) -> None:
 def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s: float = 60.0,
           seed: int = 0, prune_keep: int | None = None, solver: str = "highs",
           quiet: bool = False, threads: int = 1, capacity_model: str = "helix",
-          partial_inference: bool = False, budget: str = "work") -> PlaceResult:
+          partial_inference: bool = False, budget: str = "work", length_cv: float = 0.0,
+          kv_fraction: float = 1.0) -> PlaceResult:
     """Place `model` on `cluster` with `method`; with `partial_inference` (Helix's option) a node may
     start inside its predecessor's range and run only the layers after it (s_v <= e_u < e_v). The
-    heuristics search strict chains (a special case); the MILP and every evaluation use the rule."""
+    heuristics search strict chains (a special case); the MILP and every evaluation use the rule.
+    capacity_model "realisable" scores every plan by its max flow under the bandwidth-delay x KV caps
+    for requests with length CV `length_cv` admitted up to `kv_fraction` of each KV cache; the MILP
+    then solves Helix's model, a relaxation of it (its T_i(k) are upper bounds of those caps)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
     work = budget == "work"
     capped: list[str] = []  # phases a wall-clock safety cap cut short (work budgets only)
-    p = make_problem(cluster, model, capacity_model=capacity_model)
+    p = make_problem(cluster, model, capacity_model=capacity_model, length_cv=length_cv, kv_fraction=kv_fraction)
     if prune_keep is not None:  # Helix's setting: search (and score) only Helix's pruned link set
         p.edges = helix_prune_edges(p.edges, prune_keep)
     ub = infinite_network_bound(p.caps, model.num_layers)
@@ -168,7 +173,9 @@ def _search(p, start: Placement, seconds: float, seed: int, work: bool, ff: Fast
     """Local search for `seconds` of the limit: as evaluations (work budget, wall clock a capped
     safety net) or as wall-clock time; notes in `capped` when the cap cut it short."""
     stats: dict = {}
-    evals = round(LS_EVALS_PER_S * seconds) if work else None
+    # a realisable evaluation solves FIXED_POINT_ROUNDS + 1 max flows: the same seconds buy fewer evaluations
+    per_eval = 1 if p.realisable is None else FIXED_POINT_ROUNDS + 1
+    evals = round(LS_EVALS_PER_S * seconds / per_eval) if work else None
     best, best_v = local_search(p, start, SAFETY_CAP * seconds if work else seconds, seed=seed, max_evals=evals,
                                 ff=ff, stop_at=cb * (1 - 1e-7), stats=stats, **kw)
     if stats.get("hit_time_cap"):
@@ -188,6 +195,7 @@ def _milp_phase(p, warm: Placement, heur_v: float, pk: int | None, t_milp: float
     pm = p
     if pk:  # K fastest links per node, plus every link the warm start uses (so it stays feasible)
         pm = make_problem(p.cluster, p.model, caps=p.caps, prune_keep=pk, capacity_model=p.capacity_model)
+        pm.realisable = None  # the MILP solves Helix's T_i(k), a relaxation of the realisable model
         have = {(u, v) for u, v, _, _ in pm.edges}
         pm.edges.extend(e for e in p.edges if (e[0], e[1]) not in have and enabled(p, warm, e[0], e[1]))
     nodes = max(1, round(MILP_NODES_PER_S * t_milp)) if work and solver == "highs" else None
