@@ -10,23 +10,11 @@ from hypothesis import strategies as st
 from llmsched.policies.batching.preble_mpq import PrebleMPQ
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.policy_api import Plan
-from tests.sim.helpers import fast_equals_step
+from tests.sim.helpers import PrefillFacts, fast_equals_step
 from tests.sim.strategies import cost_models, workloads
 
-
-class _IV:
-    def __init__(self, cached, total):
-        self.c, self.t = cached, total
-
-    def remaining_prefill(self, rid):
-        return self.t[rid]
-
-    def cached_prefix_tokens(self, rid):
-        return self.c[rid]
-
-
 # hit ratios 0, 0.01, 0.11, 1.0, 0.95, 0.5 -> groups 0, 0, 1, 9, 9, 4 (ceil(10 x hit) - 1)
-VIEW = _IV({0: 0, 1: 1, 2: 11, 3: 100, 4: 95, 5: 50}, {i: 100 for i in range(6)})
+VIEW = PrefillFacts({0: 0, 1: 1, 2: 11, 3: 100, 4: 95, 5: 50}, {i: 100 for i in range(6)})
 
 
 def test_rotate_serves_one_group_per_step_from_nine_down():

@@ -23,6 +23,7 @@ from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost import LinearCost
 from llmsched.sim.cost import build as build_cost
 from tests.routing.fakes import FakeStats, FakeView
+from tests.sim.helpers import PrefillFacts
 
 H = [1, 2, 3, 4]  # request 10's hash blocks; prompt 64 tokens = 4 full blocks of 16
 
@@ -312,19 +313,10 @@ def test_weighted_scorer_sums_the_three_scores(prefix_weight, expect):
 
 
 # ---------------------------------------------------------------------------------- Preble local groups
-class _IV:
-    def __init__(self, cached, total):
-        self.c, self.t = cached, total
-
-    def remaining_prefill(self, rid):
-        return self.t[rid]
-
-    def cached_prefix_tokens(self, rid):
-        return self.c[rid]
 
 
 def test_preble_mpq_groups_and_quota():
-    v = _IV({0: 0, 1: 1, 2: 11, 3: 100, 4: 95, 5: 50}, {i: 100 for i in range(6)})
+    v = PrefillFacts({0: 0, 1: 1, 2: 11, 3: 100, 4: 95, 5: 50}, {i: 100 for i in range(6)})
     # ceil(10 x hit) - 1: 0 -> 0; 0.01 -> 0; 0.11 -> 1; 1.0 -> 9; 0.95 -> 9; 0.5 -> 4
     assert [group_of(v, i) for i in range(6)] == [0, 0, 1, 9, 9, 4]
     # k = 1: group 9 admits up to 10, group 4 up to 5, group 1 up to 2, group 0 up to 1 (FCFS)

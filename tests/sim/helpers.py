@@ -20,3 +20,17 @@ def workload(arrivals, prompts, outputs, clients=None, **kw) -> Workload:
         output_tokens=np.asarray(outputs),
         **kw,
     )
+
+
+class PrefillFacts:
+    """A stand-in for an instance view that answers only the two prefill questions Preble's local
+    queue asks: cached prefix tokens and remaining prefill tokens, per request id."""
+
+    def __init__(self, cached: dict[int, int], total: dict[int, int]) -> None:
+        self.cached, self.total = cached, total
+
+    def remaining_prefill(self, rid: int) -> int:
+        return self.total[rid]
+
+    def cached_prefix_tokens(self, rid: int) -> int:
+        return self.cached[rid]
