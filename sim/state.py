@@ -61,7 +61,8 @@ class RequestTable:
         self.slices = i64()
         # the prefix cache's hits, counted here once: prompt tokens served from the cache and prompt
         # tokens to compute (prompt + generated), each summed over the request's admissions; the
-        # run's hit rate and the per-client cached service are derived from these
+        # run's hit rate is derived from these (the per-client cached service is a fairness charge,
+        # made once, at the first admission)
         self.cached_tokens = i64()
         self.admitted_prompt_tokens = i64()
         # model variants (Plan.variant): sum of the accuracies credited to its tokens, times
