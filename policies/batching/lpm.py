@@ -72,14 +72,19 @@ class _Ordered:
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
         self.admitter = Admitter(admission, instance_spec)
 
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        """The waiting requests in admission order (a pass over the whole queue here; kept
+        incrementally by the subclasses that have a `waiting_queues` structure)."""
+        return iter(self.order(view, list(view.waiting)))
+
     def plan(self, view: InstanceView) -> Plan:
         a = self.admitter
         b = a.start(view)
         if view.waiting and view.admission_open:
-            order = self.order(view, list(view.waiting))
-            for i, rid in enumerate(order):
+            order = self.ordered(view)
+            for rid in order:
                 if not a.admit(b, view, rid):
-                    a.guard(b, view, order[i + 1:i + 1 + GUARD_LOOKAHEAD])
+                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), order, strict=False)])
                     break
         return b.plan()
 
@@ -102,17 +107,6 @@ class _Incremental(_Ordered):
 
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
         self.queue.on_leave_queue(rid, view)
-
-    def plan(self, view: InstanceView) -> Plan:
-        a = self.admitter
-        b = a.start(view)
-        if view.waiting and view.admission_open:
-            order = self.ordered(view)
-            for rid in order:
-                if not a.admit(b, view, rid):
-                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), order, strict=False)])
-                    break
-        return b.plan()
 
 
 @register(BATCHING, "lpm")

@@ -9,13 +9,18 @@ group only after a step that admitted from the current one (a plan that admits n
 state, which keeps fast-forward equal to step mode); off by default.
 
 Owns only the ordering; admission stops at the first request that does not fit (as `lpm`).
+`mpq_order` and `PrebleMPQ.order` state the order on a list of requests; the policy keeps the
+groups incrementally (`waiting_queues.BucketQueues`), so a plan does not pass over the whole queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
-from llmsched.policies.batching.lpm import _Ordered
+from llmsched.policies.batching.lpm import _Incremental
+from llmsched.policies.batching.waiting_queues import BucketQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, flag, integer
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -23,13 +28,16 @@ from llmsched.sim.policy_api import InstanceView, Plan
 N_GROUPS, K = 10, 10  # [CODE] "tune k to trade off between cache hit and fairness"
 
 
-def group_of(view: InstanceView, rid: int, n_groups: int = N_GROUPS) -> int:
-    """0 for a hit ratio of 0, else ceil(n_groups · hit_ratio) − 1."""
-    total = view.remaining_prefill(rid)
-    cached = view.cached_prefix_tokens(rid)
-    if total <= 0 or cached <= 0:
+def hit_group(cached_tokens: int, prefill_tokens: int, n_groups: int = N_GROUPS) -> int:
+    """0 for a hit ratio of 0, else ceil(n_groups · hit_ratio) − 1 (hit ratio = cached / prefill)."""
+    if prefill_tokens <= 0 or cached_tokens <= 0:
         return 0
-    return min(-(-n_groups * cached // total) - 1, n_groups - 1)  # exact integer ceil
+    return min(-(-n_groups * cached_tokens // prefill_tokens) - 1, n_groups - 1)  # exact integer ceil
+
+
+def group_of(view: InstanceView, rid: int, n_groups: int = N_GROUPS) -> int:
+    """The priority group of a waiting request, from its prefix-cache hit ratio now."""
+    return hit_group(view.cached_prefix_tokens(rid), view.remaining_prefill(rid), n_groups)
 
 
 def mpq_order(view: InstanceView, rids, k: int = K, n_groups: int = N_GROUPS) -> list[int]:
@@ -43,7 +51,7 @@ def mpq_order(view: InstanceView, rids, k: int = K, n_groups: int = N_GROUPS) ->
 
 
 @register(BATCHING, "preble-mpq")
-class PrebleMPQ(_Ordered):
+class PrebleMPQ(_Incremental):
     """Preble fcfs-mpq: 10 hit-ratio groups served highest first, group g admitting ≤ (g+1)·k
     per step (k = 10), FCFS within a group."""
 
@@ -57,7 +65,11 @@ class PrebleMPQ(_Ordered):
         self.turn = N_GROUPS - 1  # the group whose turn it is (rotate only)
         self.picked: int | None = None
 
+    def new_queue(self) -> BucketQueues:
+        return BucketQueues(hit_group, N_GROUPS)
+
     def order(self, view: InstanceView, rids) -> list[int]:
+        """The order on a list of requests (the statement `ordered` keeps incrementally)."""
         if not self.rotate:
             return mpq_order(view, rids, self.k)
         groups: list[list[int]] = [[] for _ in range(N_GROUPS)]
@@ -69,6 +81,18 @@ class PrebleMPQ(_Ordered):
                 self.picked = g
                 return groups[g][: (g + 1) * self.k]
         return []
+
+    def ordered(self, view: InstanceView) -> Iterator[int]:
+        groups = self.queue
+        groups.refresh(view)
+        if not self.rotate:  # every group, highest first, group g at most (g + 1)·k
+            return chain.from_iterable(groups.head(g, (g + 1) * self.k) for g in range(N_GROUPS - 1, -1, -1))
+        for step in range(N_GROUPS):  # the first non-empty group from the one whose turn it is
+            g = (self.turn - step) % N_GROUPS
+            if groups.size(g):
+                self.picked = g
+                return iter(groups.head(g, (g + 1) * self.k))
+        return iter(())
 
     def plan(self, view: InstanceView) -> Plan:
         self.picked = None

@@ -607,3 +607,98 @@ class SubtreeQueues(ClientQueues):
                 continue
             stack.append(("own", child))
             stack.append(("kids", self._children(child)))
+
+
+class BucketQueues(PrefixQueues):
+    """`PrefixQueues` plus the waiting requests bucketed by a function of (cached prefix tokens,
+    prefill tokens), each bucket in queue order (Preble's hit-ratio groups, `preble_mpq`).
+
+    All requests filed under one (node, kind) have the same cached prefix (`PrefixQueues`), so a
+    plan prices each (node, kind) once and re-buckets only the requests that were filed anew or
+    whose (node, kind) changed price since the last plan. A waiting request's prefill target
+    (`view.remaining_prefill`) does not change while it waits. Buckets are heaps of (queue number,
+    rid) with lazy deletion."""
+
+    def __init__(self, bucket: Callable[[int, int], int], n_buckets: int) -> None:
+        super().__init__()
+        self._bucket_fn = bucket
+        self._heaps: list[list[tuple[int, int]]] = [[] for _ in range(n_buckets)]
+        self._sizes = [0] * n_buckets
+        self._bucket: dict[int, int] = {}  # waiting rid -> its bucket
+        self._price: dict[tuple[int, int], int] = {}  # (node, kind) -> cached tokens at the last plan
+        self._dirty: set[int] = set()
+
+    def refresh(self, view: InstanceView) -> None:
+        """Bring the buckets up to date with the queue and the cache (once per plan)."""
+        self.sync(view)
+        self.forget_finished_prefills(view)
+        price: dict[tuple[int, int], int] = {}
+        members: dict[tuple[int, int], list[SeqList]] = {}
+        for (node, kind, _client), g in self.groups.items():
+            nk = (node, kind)
+            if nk not in price:
+                price[nk] = view.cached_prefix_tokens(next(iter(g))[1])
+                members[nk] = []
+            members[nk].append(g)
+        dirty = self._dirty
+        for nk, cached in price.items():
+            if self._price.get(nk) != cached:
+                for g in members[nk]:
+                    dirty.update(rid for _, rid in g)
+        self._price = price
+        for rid in dirty:
+            key = self.where[rid].key
+            b = self._bucket_fn(price[(key[0], key[1])], view.remaining_prefill(rid))
+            old = self._bucket.get(rid)
+            if old == b:
+                continue
+            if old is not None:
+                self._sizes[old] -= 1
+            self._bucket[rid] = b
+            self._sizes[b] += 1
+            h = self._heaps[b]
+            heapq.heappush(h, (self.seq[rid], rid))
+            if len(h) > 2 * self._sizes[b] + 64:
+                h[:] = [e for e in h if self._live(b, e)]
+                heapq.heapify(h)
+        dirty.clear()
+
+    def size(self, bucket: int) -> int:
+        return self._sizes[bucket]
+
+    def head(self, bucket: int, n: int) -> list[int]:
+        """The first `n` waiting requests of `bucket` in queue order (after `refresh`)."""
+        h = self._heaps[bucket]
+        out: list[int] = []
+        taken: list[tuple[int, int]] = []
+        while h and len(out) < n:
+            e = heapq.heappop(h)
+            if self._live(bucket, e):
+                taken.append(e)
+                out.append(e[1])
+        for e in taken:
+            heapq.heappush(h, e)
+        return out
+
+    def _live(self, bucket: int, entry: tuple[int, int]) -> bool:
+        rid = entry[1]
+        return self._bucket.get(rid) == bucket and self.seq.get(rid) == entry[0]
+
+    def _file(self, rid: int, key: Any) -> None:
+        super()._file(rid, key)
+        self._dirty.add(rid)
+
+    def _removed(self, rid: int) -> None:
+        super()._removed(rid)
+        self._dirty.discard(rid)
+        b = self._bucket.pop(rid, None)
+        if b is not None:
+            self._sizes[b] -= 1
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._heaps = [[] for _ in self._heaps]
+        self._sizes = [0] * len(self._sizes)
+        self._bucket = {}
+        self._price = {}
+        self._dirty = set()

@@ -46,17 +46,29 @@ class D2LPM:
         self.feed = EvictionFeed(eviction_delay_s)
         self.granted: dict[tuple[int, int], float] = {}
         self.pending: dict[tuple[int, int], list[tuple[int, float]]] = {}  # dispatched, not yet charged
+        self.owed: dict[tuple[int, int], float] = {}  # the sum of each pending list's charges
+        self.charged_seen: dict[int, int] = {}  # client -> its prompt tokens charged, all workers
         self.refills = 0
 
+    def settle(self, view: ClusterView, u: int) -> None:
+        """Drop the client's pending dispatches that are charged now. A charge adds the prompt
+        (>= 1 token) to the client's `input_service` on some worker, so an unchanged total over the
+        workers means no pending entry of the client was charged: the pass is skipped."""
+        total = sum(view.instance(w).input_service(u) for w in range(view.n_instances))
+        if self.charged_seen.get(u) == total:
+            return
+        self.charged_seen[u] = total
+        for w in range(view.n_instances):
+            pend = self.pending.get((u, w))
+            if pend:
+                pend[:] = [(r, c) for r, c in pend if not view.charged(r)]
+                self.owed[(u, w)] = _left_sum(c for _, c in pend)
+
     def deficit(self, view: ClusterView, u: int, w: int) -> float:
+        """Quanta granted − service on w − charges owed by dispatches not yet charged (after `settle`)."""
         s = view.instance(w)
         served = self.w_p * (s.input_service(u) - s.cached_input_service(u)) + self.w_q * s.output_service(u)
-        pend = self.pending.get((u, w))
-        owed = 0.0
-        if pend:
-            pend[:] = [(r, c) for r, c in pend if not view.charged(r)]
-            owed = sum(c for _, c in pend)
-        return self.granted.get((u, w), 0.0) - served - owed
+        return self.granted.get((u, w), 0.0) - served - self.owed.get((u, w), 0.0)
 
     def route(self, rid: int, view: ClusterView) -> int:
         now = view.now
@@ -65,6 +77,7 @@ class D2LPM:
         n = view.n_instances
         blocks = prompt_blocks(view, rid)
         match = self.index.match_per_tenant(blocks)
+        self.settle(view, u)
         d = [self.deficit(view, u, w) for w in range(n)]
         if all(x <= 0 for x in d):  # a new DRR round for this client
             self.refills += 1
@@ -75,9 +88,19 @@ class D2LPM:
         longest = max(match.get(w, 0) for w in avail)
         j = min((x for x in avail if match.get(x, 0) == longest), key=lambda x: queue_key(view.instance(x), x))
         cached = min(match.get(j, 0) * view.hash_block_tokens, view.prompt_tokens(rid))
-        self.pending.setdefault((u, j), []).append((rid, self.w_p * (view.prompt_tokens(rid) - cached)))
+        charge = self.w_p * (view.prompt_tokens(rid) - cached)
+        self.pending.setdefault((u, j), []).append((rid, charge))
+        self.owed[(u, j)] = self.owed.get((u, j), 0) + charge  # = the left-to-right sum of the list
         self.index.insert(blocks, j, now)
         return j
 
     def stats(self) -> dict:
         return {"refills": self.refills, "evictions_applied": self.feed.applied}
+
+
+def _left_sum(values) -> float:
+    """Left-to-right float sum (what appending to a running total gives, on any Python version)."""
+    total: float = 0
+    for v in values:
+        total += v
+    return total

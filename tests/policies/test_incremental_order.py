@@ -25,9 +25,10 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmsched.policies.batching import dlpm, lpm, rpm, slai, vtc, vtc_variants
+from llmsched.policies.batching import dlpm, lpm, preble_mpq, rpm, slai, vtc, vtc_variants
 from llmsched.policies.batching._fair_common import waiting_by_client
 from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, dfs_weight_order, lpm_order
+from llmsched.policies.routing import d2lpm
 from llmsched.sim.config import ClusterSpec, freeze_params
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.sim.run import simulate
@@ -148,6 +149,58 @@ def _ref_dfs_plan(self, view: InstanceView) -> Plan:
     return b.plan()
 
 
+def _ref_preble_plan(self, view: InstanceView) -> Plan:
+    self.picked = None
+    a = self.admitter
+    b = a.start(view)
+    if view.waiting and view.admission_open:
+        order = self.order(view, list(view.waiting))
+        for i, rid in enumerate(order):
+            if not a.admit(b, view, rid):
+                a.guard(b, view, order[i + 1:i + 1 + GUARD_LOOKAHEAD])
+                break
+    plan = b.plan()
+    if self.picked is not None and plan.admit:
+        self.turn = (self.picked - 1) % preble_mpq.N_GROUPS
+    return plan
+
+
+def _ref_d2lpm_deficit(self, view, u: int, w: int) -> float:
+    s = view.instance(w)
+    served = self.w_p * (s.input_service(u) - s.cached_input_service(u)) + self.w_q * s.output_service(u)
+    pend = self.pending.get((u, w))
+    owed = 0.0
+    if pend:
+        pend[:] = [(r, c) for r, c in pend if not view.charged(r)]
+        owed = sum(c for _, c in pend)
+    return self.granted.get((u, w), 0.0) - served - owed
+
+
+def _ref_d2lpm_route(self, rid: int, view) -> int:
+    from llmsched.policies.routing.d2lpm import queue_key
+    from llmsched.sim.prefix_index import prompt_blocks
+
+    now = view.now
+    self.feed.poll(view, self.index, now)
+    u = view.client(rid)
+    n = view.n_instances
+    blocks = prompt_blocks(view, rid)
+    match = self.index.match_per_tenant(blocks)
+    d = [self.deficit(view, u, w) for w in range(n)]
+    if all(x <= 0 for x in d):
+        self.refills += 1
+        for w in range(n):
+            self.granted[(u, w)] = self.granted.get((u, w), 0.0) + self.quantum
+            d[w] += self.quantum
+    avail = [w for w in range(n) if d[w] > 0] or list(range(n))
+    longest = max(match.get(w, 0) for w in avail)
+    j = min((x for x in avail if match.get(x, 0) == longest), key=lambda x: queue_key(view.instance(x), x))
+    cached = min(match.get(j, 0) * view.hash_block_tokens, view.prompt_tokens(rid))
+    self.pending.setdefault((u, j), []).append((rid, self.w_p * (view.prompt_tokens(rid) - cached)))
+    self.index.insert(blocks, j, now)
+    return j
+
+
 def _no_hook(self, rid: int, view: InstanceView) -> None:
     pass
 
@@ -243,6 +296,9 @@ REFERENCE: dict[str, list[tuple[type, str, Any]]] = {
             (rpm.RPM, "on_arrival", _no_hook)],
     "slai": [(slai.SLAI, "plan", _ref_slai_plan), (slai.SLAI, "on_arrival", _no_hook),
              (slai.SLAI, "on_leave_queue", _no_hook)],
+    "d2lpm-router": [(d2lpm.D2LPM, "route", _ref_d2lpm_route), (d2lpm.D2LPM, "deficit", _ref_d2lpm_deficit)],
+    "preble-mpq": [(preble_mpq.PrebleMPQ, "plan", _ref_preble_plan), (preble_mpq.PrebleMPQ, "on_arrival", _no_hook),
+                   (preble_mpq.PrebleMPQ, "on_leave_queue", _no_hook)],
 }
 assert vtc_variants  # the variants register their names on import
 
@@ -265,6 +321,7 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
     "lpm": [{}, {"admission": "engine"}], "dfs-weight": [{}, {"admission": "engine"}],
     "rpm": [{"limit": 2, "window_s": 0.5}, {"limit": 1, "window_s": 3.0, "admission": "engine"}],
     "slai": [{}, {"user_priority": True}, {"fcfs": True}],
+    "preble-mpq": [{}, {"k": 1}, {"k": 1, "rotate": True}, {"rotate": True, "admission": "engine"}],
 }
 ROUTERS = ["round-robin", "least-outstanding-tokens", "d2lpm", "llumnix"]
 
@@ -306,6 +363,33 @@ def test_dlpm_lpm_and_dfs_weight_admit_as_the_full_sort(case):
 @given(side_by_side(["rpm", "slai"]))
 def test_rpm_and_slai_admit_as_the_full_pass(case):
     old, new = _both(*case)
+    assert_same_run(old, new)
+
+
+@settings(max_examples=150, deadline=None)
+@given(side_by_side(["preble-mpq"]))
+def test_preble_mpq_admits_as_the_full_pass(case):
+    old, new = _both(*case)
+    assert_same_run(old, new)
+
+
+@st.composite
+def d2lpm_router_side_by_side(draw: st.DrawFn) -> tuple[Any, ClusterSpec, Any]:
+    w = draw(workloads(max_requests=40, max_clients=4, prefixes=draw(st.sampled_from([True, None]))))
+    cluster = draw(clusters(w, ["dlpm", "lpm", "fcfs"], ["d2lpm"], allow_pd=False, max_instances=3))
+    quantum = draw(st.sampled_from([8.0, 64.0, 4096.0]))
+    return w, replace(cluster, router_params=freeze_params({"quantum": quantum})), draw(cost_models())
+
+
+@settings(max_examples=100, deadline=None)
+@given(d2lpm_router_side_by_side())
+def test_d2lpm_router_dispatches_as_the_full_pass(case):
+    """The router's settled pending charges (`D2LPM.settle`) give the dispatches of the old
+    per-decision pass over every pending list."""
+    w, cluster, cost = case
+    with reference("d2lpm-router"):
+        old = simulate(w, cluster, cost_models=lambda _spec: cost)
+    new = simulate(w, cluster, cost_models=lambda _spec: cost)
     assert_same_run(old, new)
 
 
