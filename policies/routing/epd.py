@@ -51,7 +51,8 @@ class IntraRequestParallel:
             return list(zip(order, counts))
         # whole images: image u has tiles // units tiles, the first tiles % units one more
         per, more = divmod(tiles, units)
-        parts, start = [], 0
+        parts: list[tuple[int, int]] = []
+        start = 0
         for j, c in zip(order, counts):
             parts.append((j, c * per + max(0, min(start + c, more) - start)))
             start += c

@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig
-from llmsched.sim.cost.encode import EncodeRoofline, LinearEncodeCost, encode_time_s, host_s_per_tile_from_stage
+from llmsched.sim.cost.encode import (
+    EncodeRoofline,
+    LinearEncodeCost,
+    encode_time_s,
+    host_s_per_tile_from_stage,
+)
 from llmsched.sim.cost.roofline import RooflineParams
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import get_model
@@ -34,7 +39,7 @@ def spec(role: str = "mixed", count: int = 1, **kw) -> InstanceSpec:
 
 def epd(encoders: int = 1, degree: int | None = None, bw: float = 1e9, lat: float = 0.001,
         unit: str | None = None) -> ClusterSpec:
-    params = (() if degree is None else (("degree", degree),)) + (() if unit is None else (("unit", unit),))
+    params = (*(() if degree is None else (("degree", degree),)), *(() if unit is None else (("unit", unit),)))
     return ClusterSpec(instances=(spec("encode", encoders), spec("prefill"), spec("decode")),
                        encode_router="epd-irp", encode_router_params=params,
                        kv_link_bandwidth_Bps=bw, kv_link_latency_s=lat)
@@ -203,7 +208,7 @@ def image_clusters(draw):
     bs = draw(st.integers(1, 3))
     enc = spec("encode", draw(st.integers(1, 3)), max_batch_requests=bs)
     degree = draw(st.sampled_from([None, 1, 2]))
-    params = (() if degree is None else (("degree", degree),)) + (("unit", draw(st.sampled_from(["tile", "image"]))),)
+    params = (*(() if degree is None else (("degree", degree),)), ("unit", draw(st.sampled_from(["tile", "image"]))))
     groups = {"epd": (enc, spec("prefill", 2, max_batch_requests=bs), spec("decode", max_batch_requests=bs)),
               "epd-mixed": (enc, spec("mixed", 2, max_batch_requests=bs)),
               "pd": (spec("prefill", 2, max_batch_requests=bs), spec("decode", max_batch_requests=bs)),
