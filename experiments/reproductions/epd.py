@@ -56,8 +56,6 @@ SYSTEMS: dict[str, tuple[tuple[int, int, int], tuple[int | None, str], bool]] = 
     "epd-roofline": ((6, 1, 1), (None, "image"), False),
     "distserve-roofline": ((0, 7, 1), (None, "image"), False),
 }
-MAIN = ("epd", "distserve", "vllm", "epd-no-irp")
-LAYOUT = {s: v[0] for s, v in SYSTEMS.items()}
 # Calibration run: vbdi/epdserve baselines/pd/runs/None/ (commit 9b111f7), DistServe 7P1D, MiniCPM-V 2.6,
 # 100 requests of 2 x 4032x3024 images (baselines/pd/offline.py defaults), context batch size 1
 ARTIFACT_CONTEXT_CSV = "reference/epdserve/derived/pd_offline_context_stage.csv"  # under data/
