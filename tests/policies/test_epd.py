@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmsched.sim.config import ClusterSpec, InstanceSpec, RunConfig
-from llmsched.sim.cost.encode import EncodeRoofline, LinearEncodeCost, encode_time_s
+from llmsched.sim.cost.encode import (
+    EncodeRoofline,
+    LinearEncodeCost,
+    encode_time_s,
+    host_s_per_tile_from_stage,
+)
 from llmsched.sim.cost.roofline import RooflineParams
 from llmsched.sim.errors import InputError
 from llmsched.sim.hardware import get_model
@@ -32,8 +37,9 @@ def spec(role: str = "mixed", count: int = 1, **kw) -> InstanceSpec:
                         prefix_cache=False, **kw)
 
 
-def epd(encoders: int = 1, degree: int | None = None, bw: float = 1e9, lat: float = 0.001) -> ClusterSpec:
-    params = () if degree is None else (("degree", degree),)
+def epd(encoders: int = 1, degree: int | None = None, bw: float = 1e9, lat: float = 0.001,
+        unit: str | None = None) -> ClusterSpec:
+    params = (*(() if degree is None else (("degree", degree),)), *(() if unit is None else (("unit", unit),)))
     return ClusterSpec(instances=(spec("encode", encoders), spec("prefill"), spec("decode")),
                        encode_router="epd-irp", encode_router_params=params,
                        kv_link_bandwidth_Bps=bw, kv_link_latency_s=lat)
@@ -68,6 +74,27 @@ def test_encode_roofline_one_tile_hand_derived():
     assert enc.embedding_bytes_per_token == 3584 * 2  # Qwen2-7B hidden, fp16
 
 
+def test_encode_host_term_adds_per_tile_and_is_derived_from_a_stage():
+    # Same all-ones roofline as above (one tile 3.210310e-3 s); a host term of 0.05 s per tile adds
+    # 0.05 s to one tile and 0.5 s to ten, and nothing to zero tiles.
+    p = RooflineParams(eff_compute=1.0, eff_memory=1.0, eff_attention=1.0, layer_overhead_s=0.0,
+                       attention_overhead_s=0.0, iteration_overhead_s=0.0, request_overhead_s=0.0)
+    gpu = EncodeRoofline.create(MODEL, "a100-80gb", p)
+    host = gpu.with_host(0.05)
+    assert encode_time_s(host, 1) == pytest.approx(3.210310e-3 + 0.05, abs=1e-9)
+    assert encode_time_s(host, 10) == pytest.approx(encode_time_s(gpu, 10) + 0.5, rel=1e-12)
+    assert encode_time_s(host, 0) == 0.0
+    assert host.components([10])["host"][0] == pytest.approx(0.5)
+    # a stage of 1.0 s over 4 tiles whose GPU part is modelled at 0.2 s leaves 0.8 / 4 = 0.2 s per tile
+    assert host_s_per_tile_from_stage(1.0, 4, 0.2) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="exceed"):  # negative control: the model already exceeds it
+        host_s_per_tile_from_stage(0.1, 4, 0.2)
+    with pytest.raises(ValueError, match="tiles"):
+        host_s_per_tile_from_stage(1.0, 0, 0.2)
+    with pytest.raises(ValueError, match="host_s_per_tile"):
+        gpu.with_host(-0.01)
+
+
 def test_minicpm_tiles_match_the_paper_table3():
     # EPD paper Table 3 "#Patch" for MiniCPM-V 2.6: 1, 3 and 10 tiles for these three resolutions
     v = get_model(MODEL).vision
@@ -96,6 +123,51 @@ def test_irp_splits_tiles_and_waits_for_the_last_part():
     one = run(image_request(320), epd(encoders=2, degree=1))
     assert one.requests.loc[0, "ttft_s"] == pytest.approx(0.02 + 0.00132 + 0.043, abs=1e-12)
     assert one.requests.loc[0, "ttft_s"] > res.requests.loc[0, "ttft_s"]
+
+
+def test_irp_by_image_keeps_images_whole():
+    # 2 images of 3 tiles (384 image tokens) over 3 idle encoders.
+    # By image (the artifact's shards): 3 + 3 tiles on two encoders: 0.01 + 3 x 0.002 = 0.016 s, each
+    # part's 192 tokens x 1000 B / 1e9 + 0.001 = 0.001192 s -> 0.017192 s; prefill of 394 tokens
+    # 0.01 + 0.0394 = 0.0494 s -> TTFT 0.066592 s; 2 encoder batches.
+    w = workload([0.0], [10 + 384], [2], images=[2], image_tokens=[384])
+    by_image = run(w, epd(encoders=3, unit="image"))
+    assert by_image.requests.loc[0, "ttft_s"] == pytest.approx(0.017192 + 0.0494, abs=1e-12)
+    assert by_image.summary["encode"]["batches"] == 2
+    # Control, by tile: 2 + 2 + 2 tiles: 0.014 s + 0.001128 s + 0.0494 s = 0.064528 s; 3 batches.
+    by_tile = run(w, epd(encoders=3, unit="tile"))
+    assert by_tile.requests.loc[0, "ttft_s"] == pytest.approx(0.015128 + 0.0494, abs=1e-12)
+    assert by_tile.summary["encode"]["batches"] == 3
+
+
+def test_irp_by_image_spreads_uneven_tiles_and_images():
+    from llmsched.policies.routing.epd import IntraRequestParallel
+
+    class Idle:
+        backlog_tiles = 0
+
+    class View:
+        def __init__(self, n, images, tiles):
+            self.n_instances, self._images, self._tiles = n, images, tiles
+
+        def tiles(self, rid):
+            return self._tiles
+
+        def images(self, rid):
+            return self._images
+
+        def instance(self, j):
+            return Idle()
+
+    # 3 images, 7 tiles: images of 3, 2, 2 tiles; over 2 encoders: images {0, 1} (5 tiles) and {2} (2)
+    assert IntraRequestParallel(unit="image").assign(0, View(2, 3, 7)) == [(0, 5), (1, 2)]
+    # 8 images of 10 tiles over 6 encoders: two encoders take 2 images, four take 1
+    assert IntraRequestParallel(unit="image").assign(0, View(6, 8, 80)) == [(0, 20), (1, 20)] + [(j, 10) for j in range(2, 6)]
+    # by tile, the same 80 tiles split 14, 14, 13, 13, 13, 13
+    assert [k for _, k in IntraRequestParallel().assign(0, View(6, 8, 80))] == [14, 14, 13, 13, 13, 13]
+    assert IntraRequestParallel(degree=1, unit="image").assign(0, View(6, 8, 80)) == [(0, 80)]
+    with pytest.raises(ValueError, match="unit"):
+        IntraRequestParallel(unit="patch")
 
 
 def test_without_encode_pool_the_prefill_iteration_encodes():
@@ -136,7 +208,7 @@ def image_clusters(draw):
     bs = draw(st.integers(1, 3))
     enc = spec("encode", draw(st.integers(1, 3)), max_batch_requests=bs)
     degree = draw(st.sampled_from([None, 1, 2]))
-    params = () if degree is None else (("degree", degree),)
+    params = (*(() if degree is None else (("degree", degree),)), ("unit", draw(st.sampled_from(["tile", "image"]))))
     groups = {"epd": (enc, spec("prefill", 2, max_batch_requests=bs), spec("decode", max_batch_requests=bs)),
               "epd-mixed": (enc, spec("mixed", 2, max_batch_requests=bs)),
               "pd": (spec("prefill", 2, max_batch_requests=bs), spec("decode", max_batch_requests=bs)),
