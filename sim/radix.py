@@ -42,9 +42,9 @@ class RadixTree:
         """Node ids of the longest prefix of `hashes` in the tree (no side effects)."""
         path: list[int] = []
         parent = ROOT
-        child = self._child
-        for h in hashes:
-            node = child.get((parent, int(h)))
+        get = self._child.get
+        for h in hashes.tolist() if isinstance(hashes, np.ndarray) else hashes:  # Python ints: no per-block int()
+            node = get((parent, h))
             if node is None:
                 break
             path.append(node)
