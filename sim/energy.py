@@ -68,7 +68,7 @@ def power_model(name: str) -> Iterator[None]:
         _state["model"] = old
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ridge_tokens(gpu: str) -> float:
     """Tokens per iteration at which the device's compute time equals its weight-streaming time
     (2-byte weights): peak FLOP/s / memory bytes/s; 0.0 for a device the catalogue lacks or a CPU."""
@@ -107,5 +107,14 @@ def transmission_energy_j(num_bytes: float) -> float:
     return float(num_bytes) * TRANSMISSION_J_PER_BYTE
 
 
-__all__ = ["ANCHOR_BATCH_128_W", "ANCHOR_BATCH_1_W", "ANCHOR_TDP_W", "CPU_DEVICES", "TRANSMISSION_J_PER_BYTE",
-           "busy_fraction", "busy_power_w", "power_model", "transmission_energy_j"]
+__all__ = [
+    "ANCHOR_BATCH_1_W",
+    "ANCHOR_BATCH_128_W",
+    "ANCHOR_TDP_W",
+    "CPU_DEVICES",
+    "TRANSMISSION_J_PER_BYTE",
+    "busy_fraction",
+    "busy_power_w",
+    "power_model",
+    "transmission_energy_j",
+]

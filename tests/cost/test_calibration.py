@@ -57,8 +57,8 @@ def test_build_uses_fitted_factors():
 
 
 def test_every_catalogue_pair_that_fits_builds_a_roofline():
-    from llmsched.sim.errors import InputError
     from llmsched.sim.energy import CPU_DEVICES
+    from llmsched.sim.errors import InputError
     from llmsched.sim.hardware import GPUS, MODELS, kv_capacity_tokens
     n = 0
     for g in GPUS:

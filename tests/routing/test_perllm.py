@@ -80,9 +80,8 @@ def test_busy_power_follows_the_ml_energy_anchors_and_utilisation():
     assert busy_fraction("my-gpu", 1) == 1.0
     with power_model("flat"):
         assert busy_fraction("h100-80gb", 1) == 1.0  # negative control: the old model
-    with pytest.raises(ValueError):
-        with power_model("cubic"):
-            pass
+    with pytest.raises(ValueError), power_model("cubic"):
+        pass
     assert transmission_energy_j(1e9) == pytest.approx(0.06 * 3.6e6)  # 0.06 kWh a GB
 
 
