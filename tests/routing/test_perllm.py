@@ -126,6 +126,23 @@ def test_cs_ucb_learns_the_cheaper_feasible_server_and_respects_the_deadline():
     assert (res.requests["instance"].iloc[2 * n // 3:] == 1).mean() > 0.8  # negative control: no constraint
 
 
+def test_cs_ucb_counts_pulls_in_flight_so_a_slow_arm_is_not_flooded_before_its_feedback():
+    """Instance 1 sits behind a 300 s uplink (every request there misses the 100 s deadline) and is
+    observed only 300 s after each pull. Counting pulls still in flight in the bonus, CS-UCB sends it
+    a handful of requests (its probe and a few optimistic retries), not the ~60 that arrive (one every
+    5 s) before its second observation. Negative control: without the deadline and with instance 1 on
+    the cheaper L4, it does go there."""
+    n = 400
+    w = workload(list(np.arange(n) * 5.0), [4] * n, [2] * n)
+    c = ClusterSpec(instances=(_inst(gpu="h100-80gb"), _inst(gpu="l4", uplink_latency_s=300.0)),
+                    router="cs-ucb", router_params=(("deadline_s", 100.0),))
+    res, _ = fast_equals_step(w, c, UnitCost())
+    assert (res.requests["instance"] == 1).sum() <= 10  # 7 here; counting observations only: 66
+    free = dataclasses.replace(c, router_params=(("deadline_s", math.inf),))
+    res, _ = fast_equals_step(w, free, UnitCost())
+    assert (res.requests["instance"] == 1).sum() > 100
+
+
 # ------------------------------------------------------------------ invariants and fast == step
 @st.composite
 def edge_scenarios(draw):
