@@ -3,8 +3,9 @@ load-oblivious and single-tier baselines — throughput, energy and deadline sat
 
 Claim (abstract): "Compared to other methods, PerLLM achieves 2.2x, 2.1x, and 1.6x throughput and
 reduces the energy cost by more than 50%", over three model deployments. The paper body (its
-servers, links, services, deadlines and which method each ratio is against) was not retrievable
-(docs/setups/perllm.md), so the setup is ours and the headline is judged in direction:
+servers' counts, links, services, deadlines and which method each ratio is against) was not
+retrievable (docs/setups/perllm.md): the server classes and model sizes come from third-party
+summaries of its evaluation, the rest is ours, and the headline is judged in direction:
 
 * throughput: per deployment, the maximum over the load sweep of CS-UCB's request throughput over
   round-robin's (the load-oblivious baseline; the ratios over every other baseline are reported);

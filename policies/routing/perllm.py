@@ -30,7 +30,8 @@ Unknown paper details and our choices (docs/policies.md): the context is the cli
 means are exponentially weighted (`ema`, the servers' load changes over time); the bonus is relative
 to the arm's mean (times and energies differ by orders of magnitude between services); one deadline
 for all requests (`deadline_s`) unless the workload gives a finite TTFT SLO, which is then read as
-the request's processing-time requirement; transmission energy is not modelled.
+the request's processing-time requirement; transmission energy is not in the estimate (the
+engine books link time, not link energy; `llmsched.sim.energy.transmission_energy_j` prices bytes).
 """
 
 from __future__ import annotations
