@@ -16,6 +16,7 @@ import numpy as np
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.cost.encode import EncodeCost, encode_time_s, tiles_of
+from llmsched.sim.energy import busy_power_w
 from llmsched.sim.kvcache import KVPool, PrefixTree
 from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
 from llmsched.sim.runlog import RunLog
@@ -859,7 +860,8 @@ class Instance:
         if self.usd_per_s > 0:
             self.seg_cost_pusd = np.rint(durations * (self.usd_per_s * PUSD_PER_USD / tokens)).astype(np.int64)
         if self.active_power_w > 0:
-            self.seg_energy_nj = np.rint(durations * (self.active_power_w * NJ_PER_J / tokens)).astype(np.int64)
+            power_w = busy_power_w(self.spec.gpu, self.active_power_w, tokens)  # llmsched.sim.energy
+            self.seg_energy_nj = np.rint(durations * (power_w * NJ_PER_J / tokens)).astype(np.int64)
             self.seg_busy_ns = np.rint(durations * 1e9).astype(np.int64)
 
     def _encode_s(self, admitted: list[int]) -> float:

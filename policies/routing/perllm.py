@@ -10,7 +10,8 @@ should finish within its processing-time requirement, at the least energy. CS-UC
                                                               (the work r finds and brings there)
             T_lcb(c, j) = w_j * mean(seconds per token of work) * (1 - bonus)
             E_lcb(c, j) = mean(energy of a type-c request) * (1 - bonus)
-            bonus = beta * sqrt(2 ln t / n)        (t: type-c requests routed, n: arm's observations)
+            bonus = beta * sqrt(2 ln t / n)        (t: type-c requests routed, n: arm's pulls:
+                                                    observed + still in flight)
         an arm never tried for c is tried first (one outstanding probe at a time);
         feasible = {j : T_lcb(c, j) <= deadline}
         choose argmin_{j in feasible} E_lcb(c, j), else argmin_j T_lcb(c, j)
@@ -19,13 +20,18 @@ Observations are what the engine recorded for finished requests: processing time
 arrival (upload, queueing and inference), divided by the work w_j it found when it was routed
 (the load is the bandit's context: without it, feedback that arrives only when a request finishes
 lets a queue grow long before its times are seen), and energy = the request's `energy_j` (its
-share of the iterations it was in; idle energy is not attributed to requests).
+share of the iterations it was in; idle energy is not attributed to requests). Feedback is delayed
+(a request is observed when it finishes), so an arm's pull count in the bonus includes its pulls
+still in flight, as UCB with delayed feedback does (Joulani, Gyorgy, Szepesvari, ICML 2013: update
+the counts at selection); counting observations only lets a slow arm, observed once, look free
+(negative optimistic cost) to every request routed before its next observation arrives.
 
 Unknown paper details and our choices (docs/policies.md): the context is the client (service type);
 means are exponentially weighted (`ema`, the servers' load changes over time); the bonus is relative
 to the arm's mean (times and energies differ by orders of magnitude between services); one deadline
 for all requests (`deadline_s`) unless the workload gives a finite TTFT SLO, which is then read as
-the request's processing-time requirement; transmission energy is not modelled.
+the request's processing-time requirement; transmission energy is not in the estimate (the
+engine books link time, not link energy; `llmsched.sim.energy.transmission_energy_j` prices bytes).
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class CSUCB:
         self._rounds: dict[int, int] = {}
         self._pending: dict[int, tuple[int, int, int]] = {}  # rid -> (type, instance, work), not yet observed
         self._probing: set[tuple[int, int]] = set()  # (type, instance) with an unobserved first request
+        self._in_flight: dict[tuple[int, int], int] = {}  # (type, instance) -> routed, not yet observed
         self._output: dict[int, float] = {}  # type -> mean output tokens of its finished requests
         self.infeasible = 0  # requests for which no arm met the deadline
 
@@ -98,6 +105,7 @@ class CSUCB:
         for rid in done:
             c, j, work = self._pending.pop(rid)
             self._probing.discard((c, j))
+            self._in_flight[(c, j)] -= 1
             arm = self._arms.setdefault((c, j), _Arm())
             arm.observe((view.finish_s(rid) - view.arrival_s(rid)) / work, view.energy_j(rid), self.ema)
             mean = self._output.get(c)
@@ -122,6 +130,7 @@ class CSUCB:
         else:
             j = self._choose(c, t, work, self._deadline(rid, view))
         self._pending[rid] = (c, j, work[j])
+        self._in_flight[(c, j)] = self._in_flight.get((c, j), 0) + 1
         return j
 
     def _choose(self, c: int, t: int, work: list[int], deadline_s: float) -> int:
@@ -132,7 +141,8 @@ class CSUCB:
                 continue
             # relative optimism (times and energies differ by orders of magnitude between services);
             # below zero while an arm has few observations, so it is tried again
-            lower = 1.0 - self.beta * math.sqrt(2.0 * math.log(max(t, 2)) / arm.n)
+            pulls = arm.n + self._in_flight.get((c, j), 0)
+            lower = 1.0 - self.beta * math.sqrt(2.0 * math.log(max(t, 2)) / pulls)
             scored.append((work[j] * arm.s_per_token * lower, arm.energy_j * lower, j))
         if not scored:  # every arm's probe is in flight: spread the requests in turn
             return t % len(work)

@@ -296,6 +296,22 @@ GPUS: tuple[GPU, ...] = (
         sources=(("all", "4 x NVIDIA T4 (see t4) over PCIe Gen3; Helix machine_profiles.ini [T4x4] vram 64 GB"),),
         active_power_w=70.0, idle_power_w=70.0 * IDLE_FRACTION,
     ),
+    # PerLLM's edge server class (arXiv 2405.14636 evaluation, as summarised by study.space: "Intel
+    # Xeon Silver 4214R CPUs as edge devices"): one socket, inference on its AVX-512 cores.
+    GPU(
+        "xeon-silver-4214r", 0.9216 * TERA, 115.2 * GIGA, 192 * GiB, PCIE3_X16_Bps, 10e-6,
+        aliases=("intel-xeon-silver-4214r", "xeon-4214r"),
+        sources=(
+            ("peak_flops", "Intel ARK, Xeon Silver 4214R: 12 cores, 2.40 GHz base, one AVX-512 FMA unit a core "
+                           "-> 12 x 2.4e9 x 32 FP32 FLOP/cycle = 921.6 GFLOP/s (our derivation; no bf16 units)"),
+            ("hbm_bandwidth_Bps", "Intel ARK: 6 DDR4-2400 channels -> 6 x 2400e6 x 8 B = 115.2 GB/s"),
+            ("memory_bytes", "our choice: 192 GiB (6 x 32 GiB DIMMs; ARK: up to 1 TB); the paper's RAM is not public"),
+            ("link_bandwidth_Bps", "PCIe Gen3 x16 (unused: one socket, no tensor parallelism)"),
+            ("active_power_w", "Intel ARK, Xeon Silver 4214R: TDP 100 W (drawn whenever busy, llmsched.sim.energy)"),
+            ("idle_power_w", _IDLE),
+        ),
+        active_power_w=100.0, idle_power_w=100.0 * IDLE_FRACTION,
+    ),
     # The T4 running fp32 weights and math, as SpotServe's artifact serves its models (FasterTransformer
     # data_type=fp32 in Hsword/SpotServe@832b29f FasterTransformer/examples/cpp/multi_gpu_gpt/configs/
     # gpt_config_{6.7B,h6144,h7168}.ini line 11): the T4 has no tensor cores for fp32.

@@ -57,6 +57,7 @@ def test_build_uses_fitted_factors():
 
 
 def test_every_catalogue_pair_that_fits_builds_a_roofline():
+    from llmsched.sim.energy import CPU_DEVICES
     from llmsched.sim.errors import InputError
     from llmsched.sim.hardware import GPUS, MODELS, kv_capacity_tokens
     n = 0
@@ -69,6 +70,6 @@ def test_every_catalogue_pair_that_fits_builds_a_roofline():
                     continue
                 cost = C.build("roofline", m.name, g.name, tp)
                 t = C.iteration_time(cost, C.BatchShape.prefill_only(512))
-                assert 0 < t < 60
+                assert 0 < t < (600 if g.name in CPU_DEVICES else 60)  # a CPU: ~60 s for 30B, ~260 s for 70B
                 n += 1
     assert n > 50

@@ -123,7 +123,7 @@ def test_catalogue_cites_every_number():
     for g in GPUS:
         cited = {k for k, _ in g.sources}
         assert "all" in cited or {"peak_flops", "hbm_bandwidth_Bps", "memory_bytes"} <= cited, g.name
-        assert g.peak_flops > 1e12 and g.hbm_bandwidth_Bps > 1e11 and g.memory_bytes >= 16 * 2**30
+        assert g.peak_flops > 5e11 and g.hbm_bandwidth_Bps > 1e11 and g.memory_bytes >= 16 * 2**30  # CPU: 0.92e12
     for m in MODELS:
         assert m.source and m.hidden % m.heads == 0 and m.heads % m.kv_heads == 0
 
