@@ -2,8 +2,12 @@
 
 Owns the catalogue of platforms that MBS-style batching runs on (Ali et al., "Optimizing Inference
 Serving on Serverless Platforms", PVLDB 15(10), 2022, prototyped on AWS Lambda) and the function's
-latency profile, and turns them into `InstanceSpec`s: one instance per function instance, `count`
-= the concurrency limit. The engine does the billing (`llmsched.sim.instance`): a batch admitted by
+latency profile per memory size (the CPU share, hence the service time, follows the memory on
+Lambda), and turns them into `InstanceSpec`s: one instance per function instance, `count` = the
+concurrency limit; a function of another memory size is another instance group (its own cost
+spec and `memory_gb`), so a per-buffer memory is a per-buffer group (the `mbs` router's
+`memory_mb`). Billing is per exact second of the batch: AWS bills per 1 ms (pricing page, since
+December 2020), < 0.2% of the shortest measured service (0.6 s). The engine does the billing (`llmsched.sim.instance`): a batch admitted by
 an idle instance is one invocation (fee shared by its requests), busy seconds cost memory x the
 GB-second price (split by tokens), a start after more than `keep_alive_s` idle pays `cold_start_s`,
 and `pad_batches` makes every prompt of a batch cost as much as its longest (static padded tensors).

@@ -16,7 +16,8 @@ buffer's batch size, or when its oldest request has waited the buffer's timeout)
 (`llmsched.policies.routing.mbs`).
 
 Unknown paper details and our choices (docs/policies.md): buffer boundaries are equal-mass
-quantiles of the prompt lengths (the optimiser tunes batch sizes and timeouts); the estimator
+quantiles of the prompt lengths (the optimiser tunes batch sizes, timeouts and, given one function
+model per memory size, each buffer's memory, buffer by buffer as the artifact does); the estimator
 assumes Poisson arrivals per buffer and charges a batch the expected longest prompt of its size;
 the latency it holds to the SLO is the timeout (or the time to fill the batch) plus the service
 time; cold starts are left out of the estimate (the simulation charges them).
@@ -137,7 +138,7 @@ class MBSBatch:
 # ------------------------------------------------------------------ estimator and optimiser
 @dataclass(frozen=True)
 class FunctionModel:
-    """What the estimator knows of the function: a batch of n requests padded to L tokens takes
+    """What the estimator knows of the function at one memory size: a batch of n requests padded to L tokens takes
     a + length_s_per_token x L + b x n x L seconds (the engine's `padded:a,b',b` or, with
     length_s_per_token = 0, `linear:a,b,0,0` cost models), and the platform's prices (per
     invocation, per GB-second) and the function's memory."""
