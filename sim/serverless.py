@@ -65,7 +65,7 @@ DEFAULT_MEMORY_GB = 3.0
 
 #: The same fit for every memory size of the artifact's table (`model/service_time_256.json`, 24
 #: columns of 1,024-6,912 MB in 256 MB steps, the range of its optimiser: `model/MBS_solver.py`
-#: l. 45 `memMinIncrement = 256`, l. 1581 `BayesOpt(..., 1024, 6912, ...)`): memory MB -> (b', c)
+#: l. 42 `memMinIncrement = 256`, l. 1581 `BayesOpt(..., 1024, 6912, ...)`): memory MB -> (b', c)
 #: of `padded:0,b',c` (seconds per KB of the padded length, and per KB of the batch). Each column
 #: fitted like the 3,072 MB one (least squares on relative error, 800 points, sizes in whole KB):
 #: median error 2.0-3.0%, 90th percentile 6.3-7.7%, max 14.6-19.9% per column. On Lambda the

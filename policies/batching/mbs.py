@@ -257,7 +257,7 @@ def tune(lengths: np.ndarray, rate_rps: float, fn: Functions, slo_s: float, buff
          padding_aware: bool = True, max_timeout_s: float | None = None) -> BufferConfig:
     """MBS's optimiser: per buffer, the batch size and timeout, and with `fn` a mapping of memory
     size (MB) -> FunctionModel also the memory among its keys (the artifact's three variables,
-    `model/MBS_solver.py` l. 43-101), that minimise the buffer's estimated cost per request subject
+    `model/MBS_solver.py` l. 40-111, `BayesOpt`), that minimise the buffer's estimated cost per request subject
     to its estimated latency <= slo_s, by optuna's TPE sampler (a Bayesian optimiser; seeded, so the
     result is reproducible), `trials` trials per buffer. The buffers are tuned one by one, as the
     artifact does (one `BayesOpt` per buffer, l. 1581): the estimated cost is a load-weighted sum
