@@ -16,7 +16,8 @@ buffer's batch size, or when its oldest request has waited the buffer's timeout)
 (`llmsched.policies.routing.mbs`).
 
 Unknown paper details and our choices (docs/policies.md): buffer boundaries are equal-mass
-quantiles of the prompt lengths (the optimiser tunes batch sizes and timeouts); the estimator
+quantiles of the prompt lengths (the optimiser tunes batch sizes, timeouts and, given one function
+model per memory size, each buffer's memory, buffer by buffer as the artifact does); the estimator
 assumes Poisson arrivals per buffer and charges a batch the expected longest prompt of its size;
 the latency it holds to the SLO is the timeout (or the time to fill the batch) plus the service
 time; cold starts are left out of the estimate (the simulation charges them).
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -41,7 +42,9 @@ from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 BUFFER_PARAMS = declare(
     bounds=Param("numbers", 0, None, low_open=True, finite=False, doc="increasing upper prompt lengths, one per buffer"),
     batch_sizes=numbers(1, doc="whole requests per batch, one per buffer"),
-    timeouts_s=numbers(0, doc="seconds a batch's first request waits at most, one per buffer"))
+    timeouts_s=numbers(0, doc="seconds a batch's first request waits at most, one per buffer"),
+    memory_mb=Param("numbers", 0, None, low_open=True,
+                    doc="the function memory (MB) of each buffer's instances, one per buffer; empty: any instance"))
 
 
 def _as_tuple(name: str, value: Any) -> tuple:
@@ -60,27 +63,36 @@ def _as_tuple(name: str, value: Any) -> tuple:
 class BufferConfig:
     """Buffers by prompt length: buffer i holds prompts of at most bounds[i] tokens (the last one
     also holds longer ones); a batch of buffer i is dispatched at batch_sizes[i] requests or when
-    its first request has waited timeouts_s[i]."""
+    its first request has waited timeouts_s[i]. memory_mb[i] (optional, the MBS artifact's third
+    decision variable per buffer): buffer i's batches run on function instances of that memory,
+    whose CPU share and GB-second price follow from it (`llmsched.sim.serverless`)."""
 
     bounds: tuple[float, ...]
     batch_sizes: tuple[int, ...]
     timeouts_s: tuple[float, ...]
+    memory_mb: tuple[float, ...] = ()
 
     @classmethod
-    def make(cls, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> BufferConfig:
+    def make(cls, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,),
+             memory_mb: Any = ()) -> BufferConfig:
         b = tuple(float(x) for x in _as_tuple("bounds", bounds))
         n = tuple(_as_tuple("batch_sizes", batch_sizes))
         t = tuple(float(x) for x in _as_tuple("timeouts_s", timeouts_s))
+        m = tuple(float(x) for x in _as_tuple("memory_mb", memory_mb)) if len(np.atleast_1d(memory_mb)) else ()
         if not len(b) == len(n) == len(t):
             raise ValueError(f"bounds, batch_sizes and timeouts_s need one value per buffer, got {len(b)}, "
                              f"{len(n)} and {len(t)}")
+        if m and len(m) != len(b):
+            raise ValueError(f"memory_mb needs one value per buffer ({len(b)}) or none, got {len(m)}")
+        if any(not (x > 0 and math.isfinite(x)) for x in m):
+            raise ValueError(f"memory_mb must be finite numbers of MB > 0, got {m}")
         if any(x <= 0 for x in b) or any(y <= x for x, y in itertools.pairwise(b)):
             raise ValueError(f"bounds must be increasing prompt lengths > 0, got {b}")
         if any(x != int(x) or x < 1 for x in n):
             raise ValueError(f"batch_sizes must be whole numbers >= 1, got {n}")
         if any(not (x >= 0 and math.isfinite(x)) for x in t):
             raise ValueError(f"timeouts_s must be finite numbers of seconds >= 0, got {t}")
-        return cls(b, tuple(int(x) for x in n), t)
+        return cls(b, tuple(int(x) for x in n), t, m)
 
     def buffer_of(self, prompt_tokens: int) -> int:
         for i, bound in enumerate(self.bounds):
@@ -98,8 +110,9 @@ class MBSBatch:
 
     PARAMS = BUFFER_PARAMS
 
-    def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> None:
-        self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s)
+    def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,),
+                 memory_mb: Any = ()) -> None:
+        self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s, memory_mb)
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view)
@@ -125,7 +138,7 @@ class MBSBatch:
 # ------------------------------------------------------------------ estimator and optimiser
 @dataclass(frozen=True)
 class FunctionModel:
-    """What the estimator knows of the function: a batch of n requests padded to L tokens takes
+    """What the estimator knows of the function at one memory size: a batch of n requests padded to L tokens takes
     a + length_s_per_token x L + b x n x L seconds (the engine's `padded:a,b',b` or, with
     length_s_per_token = 0, `linear:a,b,0,0` cost models), and the platform's prices (per
     invocation, per GB-second) and the function's memory."""
@@ -163,12 +176,29 @@ def expected_max(lengths: np.ndarray, n: float) -> float:
     return float((x * (cdf ** n - prev ** n)).sum())
 
 
-def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: FunctionModel,
+#: The function a buffer runs on: one model, or one per memory size (MB) when the configuration
+#: gives each buffer a memory (`BufferConfig.memory_mb`).
+Functions = FunctionModel | Mapping[int, FunctionModel]
+
+
+def buffer_function(fn: Functions, cfg: BufferConfig, i: int) -> FunctionModel:
+    """The function model buffer i runs on (its memory's, when `cfg.memory_mb` is set)."""
+    if isinstance(fn, FunctionModel):
+        if cfg.memory_mb and abs(cfg.memory_mb[i] / 1024 - fn.memory_gb) > 1e-9:
+            raise ValueError(f"buffer {i} asks for {cfg.memory_mb[i]:g} MB; pass one FunctionModel per memory size")
+        return fn
+    if not cfg.memory_mb:
+        raise ValueError("one FunctionModel per memory size needs a configuration with memory_mb")
+    return fn[round(cfg.memory_mb[i])]
+
+
+def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functions,
              slo_s_per_token: float | None = None, padding_aware: bool = True,
              slo_quantile: float = 0.05) -> dict[str, Any]:
     """Analytical cost and latency of a buffer configuration for requests of these prompt `lengths`
     arriving as a Poisson stream of `rate_rps`: per buffer, the expected batch n = min(B, 1 + lambda T),
-    the batch's padded length L = E[max of n lengths], its service s (`FunctionModel.service_s`), its latency
+    the batch's padded length L = E[max of n lengths], its service s (`FunctionModel.service_s` of the
+    buffer's function: with `cfg.memory_mb`, `fn` maps each memory size to its model), its latency
     min(T, (B - 1) / lambda) + s, and its cost per request (fee + memory x price x s) / n.
 
     padding_aware=False is BATCH's view (Ali et al. SC'20, built for homogeneous requests): every
@@ -180,7 +210,7 @@ def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functi
     them) minus the slack of the buffer's `slo_quantile` length (the artifact holds the 95th
     percentile). None: -inf."""
     lengths = np.asarray(lengths)
-    idx = np.array([cfg.buffer_of(int(x)) for x in lengths])
+    idx = np.minimum(np.searchsorted(np.asarray(cfg.bounds), lengths, side="left"), len(cfg.bounds) - 1)
     cost = latency = padding = invocations = 0.0
     worst_s = 0.0
     worst_over = -math.inf  # the largest latency - slack over the buffers
@@ -188,14 +218,15 @@ def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functi
         mine = lengths[idx == i]
         if not len(mine):
             continue
+        f = buffer_function(fn, cfg, i)
         share = len(mine) / len(lengths)
         lam = rate_rps * share
         n = min(float(cfg.batch_sizes[i]), 1.0 + lam * cfg.timeouts_s[i])
         mean_len = float(mine.mean())
         padded = expected_max(mine, n) if padding_aware else mean_len
-        service_s = fn.service_s(n, padded)
+        service_s = f.service_s(n, padded)
         wait_s = min(cfg.timeouts_s[i], (cfg.batch_sizes[i] - 1) / lam if lam > 0 else math.inf)
-        per_request = (fn.price_per_invocation_usd + fn.memory_gb * fn.price_per_gb_s_usd * service_s) / n
+        per_request = (f.price_per_invocation_usd + f.memory_gb * f.price_per_gb_s_usd * service_s) / n
         cost += share * per_request
         latency += share * (wait_s + service_s)
         padding += share * (padded - mean_len)
@@ -203,7 +234,7 @@ def estimate(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functi
         worst_s = max(worst_s, wait_s + service_s)
         if slo_s_per_token is not None:
             # bursts fill batches: the SLO is held for a full batch (B requests, padded to E[max of B])
-            full_s = fn.service_s(cfg.batch_sizes[i], expected_max(mine, cfg.batch_sizes[i]) if padding_aware
+            full_s = f.service_s(cfg.batch_sizes[i], expected_max(mine, cfg.batch_sizes[i]) if padding_aware
                                   else mean_len)
             small = mean_len if not padding_aware else float(np.quantile(mine, slo_quantile))
             worst_over = max(worst_over, wait_s + full_s - slo_s_per_token * small)
@@ -221,45 +252,71 @@ def buffer_bounds(lengths: np.ndarray, buffers: int) -> tuple[float, ...]:
     return (*bounds, math.inf)
 
 
-def tune(lengths: np.ndarray, rate_rps: float, fn: FunctionModel, slo_s: float, buffers: int = 4,
+def tune(lengths: np.ndarray, rate_rps: float, fn: Functions, slo_s: float, buffers: int = 4,
          max_batch: int = 64, trials: int = 300, seed: int = 0, per_token: bool = False,
          padding_aware: bool = True, max_timeout_s: float | None = None) -> BufferConfig:
-    """MBS's optimiser: batch sizes and timeouts per buffer that minimise the estimated cost per
-    request subject to the estimated worst buffer latency <= slo_s, by optuna's TPE sampler (a
-    Bayesian optimiser; seeded, so the result is reproducible). `buffers` = 1 gives BATCH.
+    """MBS's optimiser: per buffer, the batch size and timeout, and with `fn` a mapping of memory
+    size (MB) -> FunctionModel also the memory among its keys (the artifact's three variables,
+    `model/MBS_solver.py` l. 40-111, `BayesOpt`), that minimise the buffer's estimated cost per request subject
+    to its estimated latency <= slo_s, by optuna's TPE sampler (a Bayesian optimiser; seeded, so the
+    result is reproducible), `trials` trials per buffer. The buffers are tuned one by one, as the
+    artifact does (one `BayesOpt` per buffer, l. 1581): the estimated cost is a load-weighted sum
+    of per-buffer terms and the SLO is held per buffer, so this is the joint optimum's search.
+    `buffers` = 1 gives BATCH.
 
     per_token: slo_s is seconds per prompt token (the artifact's latency per KB), held for each
     buffer's short requests (`estimate`); padding_aware=False: BATCH's padding-blind estimate;
     max_timeout_s: the timeouts' upper bound (default slo_s, or the artifact's min(SLO, 0.5 s) when
     per_token)."""
-    import optuna
-
     if not slo_s > 0:
         raise ValueError(f"slo_s must be > 0 seconds, got {slo_s}")
+    lengths = np.asarray(lengths)
     bounds = buffer_bounds(lengths, buffers)
-    k = len(bounds)
+    idx = np.minimum(np.searchsorted(np.asarray(bounds), lengths, side="left"), len(bounds) - 1)
     top_s = max_timeout_s if max_timeout_s is not None else (min(slo_s, 0.5) if per_token else slo_s)
+    memories = () if isinstance(fn, FunctionModel) else tuple(sorted(fn))
+    picks = []
+    for i in range(len(bounds)):
+        mine = lengths[idx == i]
+        if not len(mine):
+            picks.append((1, 0.0, float(memories[0]) if memories else None))
+            continue
+        picks.append(_tune_buffer(mine, rate_rps * len(mine) / len(lengths), fn, memories, slo_s, max_batch,
+                                  top_s, trials, seed + i, per_token, padding_aware))
+    return BufferConfig(bounds, tuple(b for b, _, _ in picks), tuple(t for _, t, _ in picks),
+                        tuple(m for _, _, m in picks if m is not None))
+
+
+def _tune_buffer(lengths: np.ndarray, rate_rps: float, fn: Functions, memories: tuple[int, ...], slo_s: float,
+                 max_batch: int, top_s: float, trials: int, seed: int, per_token: bool,
+                 padding_aware: bool) -> tuple[int, float, float | None]:
+    """One buffer's (batch size, timeout, memory MB or None) by TPE (`tune`)."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    scale = float(np.mean(lengths)) * slo_s if per_token else slo_s
+
+    def config(batch: int, timeout_s: float, memory: float | None) -> BufferConfig:
+        return BufferConfig((math.inf,), (batch,), (timeout_s,), (memory,) if memory is not None else ())
 
     def objective(trial: Any) -> float:
-        cfg = BufferConfig(bounds, tuple(trial.suggest_int(f"batch{i}", 1, max_batch, log=True) for i in range(k)),
-                           tuple(trial.suggest_float(f"timeout{i}", 0.0, top_s) for i in range(k)))
+        cfg = config(trial.suggest_int("batch", 1, max_batch, log=True), trial.suggest_float("timeout", 0.0, top_s),
+                     float(trial.suggest_categorical("memory", memories)) if memories else None)
         est = estimate(cfg, lengths, rate_rps, fn, slo_s_per_token=slo_s if per_token else None,
                        padding_aware=padding_aware)
         if per_token:
             over = max(est["worst_over_slack_s"], 0.0)
-            scale = float(np.mean(lengths)) * slo_s
         else:
             over = max(est["worst_latency_s"] - slo_s, 0.0)
-            scale = slo_s
         return est["cost_per_request_usd"] * (1.0 + 100.0 * over / scale)  # infeasible: penalised
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial({**{f"batch{i}": 1 for i in range(k)}, **{f"timeout{i}": 0.0 for i in range(k)}})
+    for memory in (memories[0], memories[-1]) if memories else (None,):  # no batching: small and large memory
+        study.enqueue_trial({"batch": 1, "timeout": 0.0, **({"memory": memory} if memory is not None else {})})
     study.optimize(objective, n_trials=trials)
     best = study.best_params
-    return BufferConfig(bounds, tuple(int(best[f"batch{i}"]) for i in range(k)),
-                        tuple(float(best[f"timeout{i}"]) for i in range(k)))
+    return int(best["batch"]), float(best["timeout"]), float(best["memory"]) if memories else None
 
 
-__all__ = ["BufferConfig", "FunctionModel", "MBSBatch", "buffer_bounds", "estimate", "expected_max", "tune"]
+__all__ = ["BufferConfig", "FunctionModel", "Functions", "MBSBatch", "buffer_bounds", "buffer_function", "estimate",
+           "expected_max", "tune"]

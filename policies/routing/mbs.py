@@ -6,6 +6,9 @@ holds the buffer's batch size or its timeout has passed; then the next request o
 A new batch goes to an idle function instance that no open batch holds, the one used most recently
 first (the platform reuses warm instances; our reading of AWS Lambda's behaviour, not documented),
 else to the instance with the least outstanding work (the concurrency limit is reached: it queues).
+With `memory_mb` (one per buffer, the artifact's per-buffer memory size) a buffer's batches go only
+to the function instances of that memory (`InstanceSpec.memory_gb` x 1024): one instance group per
+memory size, i.e. one Lambda function per configuration, as the artifact deploys one per buffer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from llmsched.policies.batching.mbs import BUFFER_PARAMS, BufferConfig
 from llmsched.policies.registry import ROUTING, register
+from llmsched.sim.errors import InputError
 from llmsched.sim.policy_api import ClusterView
 
 
@@ -27,8 +31,10 @@ class MBSRouter:
 
     PARAMS = BUFFER_PARAMS
 
-    def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,)) -> None:
-        self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s)
+    def __init__(self, bounds: Any = (math.inf,), batch_sizes: Any = (8,), timeouts_s: Any = (0.1,),
+                 memory_mb: Any = ()) -> None:
+        self.config = BufferConfig.make(bounds, batch_sizes, timeouts_s, memory_mb)
+        self._pools: list[range | list[int]] | None = None  # buffer -> its function instances
         self._open: dict[int, tuple[int, int, float]] = {}  # buffer -> (instance, requests, opened at)
         self._last_used: dict[int, float] = {}  # instance -> when a batch last opened there
         self.batches = 0
@@ -48,11 +54,28 @@ class MBSRouter:
         self.batches += 1
         return j
 
+    def _pool(self, view: ClusterView, buf: int) -> range | list[int]:
+        if self._pools is None:
+            memory = self.config.memory_mb
+            if not memory:
+                self._pools = [range(view.n_instances)] * len(self.config.bounds)
+            else:
+                mb = [round(view.instance(j).spec.memory_gb * 1024) for j in range(view.n_instances)]
+                self._pools = [[j for j in range(view.n_instances) if mb[j] == round(m)] for m in memory]
+                for i, pool in enumerate(self._pools):
+                    if not pool:
+                        raise InputError("config", "cluster.router_params.memory_mb",
+                                         f"buffer {i} asks for {memory[i]:g} MB but no instance group has "
+                                         f"memory_gb = {memory[i] / 1024:g}",
+                                         "add such an instance group or change memory_mb")
+        return self._pools[buf]
+
     def _pick(self, view: ClusterView, buf: int) -> int:
         held = {j for b, (j, count, opened) in self._open.items()
                 if b != buf and count < self.config.batch_sizes[b] and view.now < opened + self.config.timeouts_s[b]}
+        pool = self._pool(view, buf)
         idle = []
-        for j in range(view.n_instances):
+        for j in pool:
             if j in held:
                 continue
             s = view.instance(j)
@@ -60,7 +83,7 @@ class MBSRouter:
                 idle.append(j)
         if idle:
             return max(idle, key=lambda j: (self._last_used.get(j, -math.inf), -j))
-        return min(range(view.n_instances), key=lambda j: (j in held, view.instance(j).outstanding_tokens, j))
+        return min(pool, key=lambda j: (j in held, view.instance(j).outstanding_tokens, j))
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches}
