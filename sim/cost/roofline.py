@@ -139,6 +139,54 @@ class RooflineCost:
             return np.array([self._one(*(float(getattr(shape, f)[0]) for f in _FIELDS))])
         return self.components(shape)["total"]
 
+    def segment_times(self, pt: int, sum_c2: int, pairs0: int, pctx0: int, dt: int, dctx0: int, nreq: int,
+                      n: int) -> np.ndarray | float:
+        """`iteration_times` of the n iterations of one engine segment, whose shape is affine in the
+        iteration index j: prefill_attention_pairs = pairs0 + j * sum_c2, prefill_context_tokens =
+        pctx0 + j * pt, decode_context_tokens = dctx0 + j * dt, the other fields constant (the
+        layout `llmsched.sim.instance` builds). Returns a float for n == 1.
+
+        The same IEEE operations as `components` element for element: the parts that do not depend
+        on j are computed once on Python floats (as `_one` does), the rest on arrays of n."""
+        if n == 1:
+            return self._one(float(pt), float(pairs0), float(pctx0), float(dt), float(dctx0), float(nreq))
+        c, p = self._c, self.params
+        ptf = float(pt)
+        dtf = float(dt)
+        nreqf = float(nreq)
+        tokens = ptf + dtf
+        busy = tokens > 0
+        kvqo = c["kv_s_per_token"] + c["qo_s_per_token"]
+        lin = max(tokens * c["lin_flop_s_per_token"],
+                  (c["lin_weight_s"] if busy else 0.0) + tokens * c["lin_act_s_per_token"])
+        pre: np.ndarray | float
+        if sum_c2 or pt:
+            j = np.arange(n, dtype=np.int64)
+            pairs = (pairs0 + j * sum_c2).astype(np.float64)
+            past = (pctx0 + j * pt).astype(np.float64) - ptf
+            pre = np.maximum(pairs * c["attn_flop_s_per_pair"], past * c["kv_s_per_token"] + ptf * kvqo)
+        else:
+            past_s = float(pctx0) - ptf
+            pre = max(float(pairs0) * c["attn_flop_s_per_pair"], past_s * c["kv_s_per_token"] + ptf * kvqo)
+        pre = pre + (p.attention_overhead_s if pt > 0 else 0.0)
+        dec: np.ndarray | float
+        if dt:
+            dctx = (dctx0 + np.arange(n, dtype=np.int64) * dt).astype(np.float64)
+            dec = np.maximum((dctx + dtf) * c["attn_flop_s_per_pair"], dctx * c["kv_s_per_token"] + dtf * kvqo)
+        else:
+            dctx_s = float(dctx0)
+            dec = max((dctx_s + dtf) * c["attn_flop_s_per_pair"], dctx_s * c["kv_s_per_token"] + dtf * kvqo)
+        dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
+        com = 2.0 * float(self._allreduce(np.array([tokens * c["allreduce_bytes_per_token"]]))[0]) \
+            if self.tp > 1 else 0.0
+        layer = lin + pre + dec + com + (p.layer_overhead_s if busy else 0.0)
+        head = max(nreqf * c["head_flop_s_per_req"], c["head_weight_s"]) if busy else 0.0
+        over = p.iteration_overhead_s + p.request_overhead_s * nreqf if busy else 0.0
+        total = layer * float(self.model.layers) + head + over
+        if isinstance(total, float):  # nothing depends on j (e.g. no tokens at all)
+            return np.full(n, total)
+        return total
+
     def _one(self, pt: float, pairs: float, pctx: float, dt: float, dctx: float, nreq: float) -> float:
         """`components(...)["total"]` for one iteration, operation for operation (IEEE-identical)."""
         c, p = self._c, self.params
