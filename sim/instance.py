@@ -22,6 +22,13 @@ from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     ACCURACY_SCALE,
+    COMPUTED,
+    ENERGY,
+    GENERATED,
+    HELD,
+    LAST_TOKEN,
+    SHARED,
+    TBT_MAX,
     DECODING,
     DONE,
     NJ_PER_J,
@@ -401,29 +408,29 @@ class Instance:
         d = self.seg_decodes
         nd = len(d)
         if nd:
-            comp = r.computed[d]
-            old_held = r.held_blocks[d]
-            comp += k
-            r.computed[d] = comp
-            r.generated[d] += k
+            rows = r.decode_ints[d]
+            rows[:, COMPUTED:GENERATED + 1] += k
             if energy:
-                r.energy_nj[d] += energy
+                rows[:, ENERGY] += energy
             bs = self.block_size
-            new_held = comp - r.shared_tokens[d]
+            new_held = rows[:, COMPUTED] - rows[:, SHARED]
             new_held += bs - 1
             new_held //= bs
-            r.held_blocks[d] = new_held
-            self.pool.allocate(int(new_held.sum()) - int(old_held.sum()))
-            first_gap = ends[a] - r.last_token_s[d]
+            self.pool.allocate(int(np.add.reduce(new_held)) - int(np.add.reduce(rows[:, HELD])))
+            rows[:, HELD] = new_held
+            r.decode_ints[d] = rows
+            times = r.decode_floats[d]
+            first_gap = ends[a] - times[:, LAST_TOKEN]
             if k > 1:
                 inner_max = max(ends[j + 1] - ends[j] for j in range(a, m - 1)) if k <= 16 \
                     else float(np.diff(self.seg_ends[a:m]).max())  # type: ignore[index]
                 gap_max = np.maximum(first_gap, inner_max)
             else:
                 gap_max = first_gap
-            tbt = r.tbt_max_s[d]
+            tbt = times[:, TBT_MAX]
             np.maximum(tbt, gap_max, out=tbt)
-            r.tbt_max_s[d] = tbt
+            times[:, LAST_TOKEN] = ends[m - 1]
+            r.decode_floats[d] = times
             if self._has_tbt_slo:
                 slo = r.tbt_slo_s[d]
                 misses = (first_gap > slo).astype(np.int64)
@@ -431,7 +438,6 @@ class Instance:
                     inner_sorted = np.sort(np.diff(self.seg_ends[a:m]))  # type: ignore[index]
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
-            r.last_token_s[d] = ends[m - 1]
             if self.seg_accuracy >= 0:  # a model variant's tokens
                 r.accuracy_sum[d] += k * self.seg_accuracy
                 r.accuracy_tokens[d] += k
@@ -465,9 +471,12 @@ class Instance:
         d = self.seg_decodes
         if len(d):
             gen = r.generated[d]
-            done = gen >= r.output[d]
-            finished.extend(int(x) for x in d[done])
-            sliced.extend(int(x) for x in d[~done & (gen >= r.yield_at[d])])
+            stop = gen >= r.stop_at[d]  # finished, or its generation slice ended
+            if stop.any():
+                d, gen = d[stop], gen[stop]
+                done = gen >= r.output[d]
+                finished.extend(d[done].tolist())
+                sliced.extend(d[~done & (gen >= r.yield_at[d])].tolist())
         if finished:
             if self.spec.decode_until_batch_ends:  # their slots decode invalid tokens from now on
                 self.ghost_decodes += len(finished)
