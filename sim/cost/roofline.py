@@ -156,36 +156,71 @@ class RooflineCost:
         nreqf = float(nreq)
         tokens = ptf + dtf
         busy = tokens > 0
-        kvqo = c["kv_s_per_token"] + c["qo_s_per_token"]
+        attn, kv = c["attn_flop_s_per_pair"], c["kv_s_per_token"]
+        kvqo = kv + c["qo_s_per_token"]
         lin = max(tokens * c["lin_flop_s_per_token"],
                   (c["lin_weight_s"] if busy else 0.0) + tokens * c["lin_act_s_per_token"])
+        # in-place array operations below are the same element-wise IEEE operations as the
+        # expressions of `components` (x + y == y + x exactly; no operation is re-associated)
         pre: np.ndarray | float
         if sum_c2 or pt:
-            j = np.arange(n, dtype=np.int64)
-            pairs = (pairs0 + j * sum_c2).astype(np.float64)
-            past = (pctx0 + j * pt).astype(np.float64) - ptf
-            pre = np.maximum(pairs * c["attn_flop_s_per_pair"], past * c["kv_s_per_token"] + ptf * kvqo)
+            pairs = np.arange(n, dtype=np.int64)
+            pairs *= sum_c2
+            pairs += pairs0
+            past = np.arange(n, dtype=np.int64)
+            past *= pt
+            past += pctx0
+            pre = pairs.astype(np.float64)
+            pre *= attn
+            pastf = past.astype(np.float64)
+            pastf -= ptf
+            pastf *= kv
+            pastf += ptf * kvqo
+            np.maximum(pre, pastf, out=pre)
+            pre += p.attention_overhead_s if pt > 0 else 0.0
         else:
-            past_s = float(pctx0) - ptf
-            pre = max(float(pairs0) * c["attn_flop_s_per_pair"], past_s * c["kv_s_per_token"] + ptf * kvqo)
-        pre = pre + (p.attention_overhead_s if pt > 0 else 0.0)
+            pre = max(float(pairs0) * attn, (float(pctx0) - ptf) * kv + ptf * kvqo)
+            pre = pre + (p.attention_overhead_s if pt > 0 else 0.0)
         dec: np.ndarray | float
         if dt:
-            dctx = (dctx0 + np.arange(n, dtype=np.int64) * dt).astype(np.float64)
-            dec = np.maximum((dctx + dtf) * c["attn_flop_s_per_pair"], dctx * c["kv_s_per_token"] + dtf * kvqo)
+            ctx = np.arange(n, dtype=np.int64)
+            ctx *= dt
+            ctx += dctx0
+            dctx = ctx.astype(np.float64)
+            dec = dctx + dtf
+            dec *= attn
+            dctx *= kv
+            dctx += dtf * kvqo
+            np.maximum(dec, dctx, out=dec)
+            dec += p.attention_overhead_s if dt > 0 else 0.0
         else:
             dctx_s = float(dctx0)
-            dec = max((dctx_s + dtf) * c["attn_flop_s_per_pair"], dctx_s * c["kv_s_per_token"] + dtf * kvqo)
-        dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
+            dec = max((dctx_s + dtf) * attn, dctx_s * kv + dtf * kvqo)
+            dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
         com = 2.0 * float(self._allreduce(np.array([tokens * c["allreduce_bytes_per_token"]]))[0]) \
             if self.tp > 1 else 0.0
-        layer = lin + pre + dec + com + (p.layer_overhead_s if busy else 0.0)
+        # layer = lin + pre + dec + com + layer_overhead, left to right
+        layer: np.ndarray | float
+        if isinstance(pre, np.ndarray):
+            layer = pre
+            layer += lin
+            layer += dec
+        elif isinstance(dec, np.ndarray):
+            layer = dec
+            layer += lin + pre
+        else:
+            layer = lin + pre + dec
+        layer = layer + com if not isinstance(layer, np.ndarray) else np.add(layer, com, out=layer)
+        lovh = p.layer_overhead_s if busy else 0.0
         head = max(nreqf * c["head_flop_s_per_req"], c["head_weight_s"]) if busy else 0.0
         over = p.iteration_overhead_s + p.request_overhead_s * nreqf if busy else 0.0
-        total = layer * float(self.model.layers) + head + over
-        if isinstance(total, float):  # nothing depends on j (e.g. no tokens at all)
-            return np.full(n, total)
-        return total
+        if not isinstance(layer, np.ndarray):  # nothing depends on j
+            return np.full(n, (layer + lovh) * float(self.model.layers) + head + over)
+        layer += lovh
+        layer *= float(self.model.layers)
+        layer += head
+        layer += over
+        return layer
 
     def _one(self, pt: float, pairs: float, pctx: float, dt: float, dctx: float, nreq: float) -> float:
         """`components(...)["total"]` for one iteration, operation for operation (IEEE-identical)."""
