@@ -17,12 +17,6 @@ ACCURACY_SCALE = 10**9  # accuracy credits are integers: accuracy x ACCURACY_SCA
 NJ_PER_J = 10**9  # energy credits are integer nanojoules
 PUSD_PER_USD = 10**12  # serverless cost credits are integer pico-dollars
 NO_YIELD = np.iinfo(np.int64).max  # `yield_at` of a request that runs without a generation slice
-# columns of RequestTable.decode_ints / decode_floats (computed and generated first: a decode run adds
-# its iteration count to both as one slice)
-COMPUTED, GENERATED, ENERGY, SHARED, HELD = range(5)
-DECODE_INT_COLUMNS = 5
-LAST_TOKEN, TBT_MAX = range(2)
-DECODE_FLOAT_COLUMNS = 2
 
 
 class RequestTable:
@@ -43,15 +37,10 @@ class RequestTable:
         self.instance = np.full(n, -1, dtype=np.int64)
         self.prefill_instance = np.full(n, -1, dtype=np.int64)
         self.prefill_target = i64()  # tokens the current prefill must put in KV (prompt + generated)
-        # the numbers an applied run of decode iterations changes live side by side, as columns of
-        # two row-per-request tables (one gather and one scatter per run); the named arrays below
-        # are views of those columns
-        self.decode_ints = np.zeros((n, DECODE_INT_COLUMNS), dtype=np.int64)
-        self.decode_floats = np.zeros((n, DECODE_FLOAT_COLUMNS))
-        self.computed = self.decode_ints[:, COMPUTED]  # tokens whose KV is in memory
-        self.generated = self.decode_ints[:, GENERATED]
-        self.shared_tokens = self.decode_ints[:, SHARED]  # tokens covered by referenced prefix-tree nodes
-        self.held_blocks = self.decode_ints[:, HELD]  # private KV blocks
+        self.computed = i64()  # tokens whose KV is in memory
+        self.generated = i64()
+        self.shared_tokens = i64()  # tokens covered by referenced prefix-tree nodes
+        self.held_blocks = i64()  # private KV blocks
         self.admit_seq = i64()
         self.kv_ready = np.zeros(n, dtype=bool)  # arrives with its KV (P/D transfer, migration)
         # its images were encoded by an encode pool and the embeddings reached prefill (EPD), at embedded_s
@@ -60,10 +49,9 @@ class RequestTable:
         self.charged = np.zeros(n, dtype=bool)
         self.dispatch_s = nan()
         self.first_token_s = nan()
-        self.last_token_s = self.decode_floats[:, LAST_TOKEN]
-        self.last_token_s[:] = np.nan
+        self.last_token_s = nan()
         self.finish_s = nan()
-        self.tbt_max_s = self.decode_floats[:, TBT_MAX]
+        self.tbt_max_s = np.zeros(n)
         self.tbt_misses = i64()
         self.preemptions = i64()
         self.migrations = i64()
@@ -84,7 +72,7 @@ class RequestTable:
         self.accuracy_sum = i64()
         self.accuracy_tokens = i64()
         # energy of the iterations that computed its tokens, its share by tokens (integer nJ: exact sums)
-        self.energy_nj = self.decode_ints[:, ENERGY]
+        self.energy_nj = i64()
         # serverless cost (invocation fee share + GB-seconds by tokens), integer pico-dollars
         self.cost_pusd = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
