@@ -370,7 +370,6 @@ class Instance:
         """Apply iterations a..m-1 of the current segment (progress, memory, tokens, service)."""
         r = self.reqs
         k = m - a
-        ends = self.seg_end_list
         if self.seg_cost_pusd is not None:
             cost = int(self.seg_cost_pusd[a:m].sum())
             for rid, c in self.seg_chunks:
@@ -399,6 +398,17 @@ class Instance:
                 self.outstanding_tokens -= k * c
                 if energy:
                     energy_nj[rid] += c * energy
+        if len(self.seg_decodes):
+            self._apply_decodes(a, m, energy)
+        self.iterations += k
+        self.last_iteration_end_s = self.seg_end_list[m - 1]
+        self.seg_done = m
+
+    def _apply_decodes(self, a: int, m: int, energy: int) -> None:
+        """The decodes' part of `_apply`: tokens, KV blocks, token gaps, output service."""
+        r = self.reqs
+        k = m - a
+        ends = self.seg_end_list
         d = self.seg_decodes
         nd = len(d)
         if nd:
@@ -449,9 +459,6 @@ class Instance:
                 r.output_service[self.index] += counts * k
                 self.dirty.update(self.seg_clients)
             self.outstanding_tokens -= k * nd
-        self.iterations += k
-        self.last_iteration_end_s = ends[m - 1]
-        self.seg_done = m
 
     # ------------------------------------------------------------------ segment end
     def finish_segment(self) -> None:
@@ -795,18 +802,8 @@ class Instance:
         self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
         plan = self._plan(now)
         cold = self._invoke(plan, now)
-        for rid in plan.admit:
-            self._admit(rid, now)
         if plan.admit:
-            if plan.slice_tokens is not None and plan.slice_tokens < 1:
-                raise ValueError(f"Plan.slice_tokens must be >= 1, got {plan.slice_tokens}")
-            for rid in plan.admit:
-                if plan.slice_tokens is None:
-                    r.yield_at[rid] = NO_YIELD
-                    r.stop_at[rid] = r.output[rid]
-                else:
-                    r.yield_at[rid] = r.generated[rid] + int(plan.slice_tokens)
-                    r.stop_at[rid] = min(r.output[rid], r.yield_at[rid])
+            self._admit_all(plan, now)
         decode_list = self.decoding if plan.decodes is None else plan.decodes
         k = len(decode_list)
         decodes = np.array(decode_list, dtype=np.int64) if k else _NO_DECODES
@@ -869,6 +866,21 @@ class Instance:
             if was_changed:
                 self.log.change_point(self, now)
         return end_list[-1]
+
+    def _admit_all(self, plan: Plan, now: float) -> None:
+        """Admit the plan's requests, each with the plan's generation slice (if any)."""
+        r = self.reqs
+        for rid in plan.admit:
+            self._admit(rid, now)
+        if plan.slice_tokens is not None and plan.slice_tokens < 1:
+            raise ValueError(f"Plan.slice_tokens must be >= 1, got {plan.slice_tokens}")
+        for rid in plan.admit:
+            if plan.slice_tokens is None:
+                r.yield_at[rid] = NO_YIELD
+                r.stop_at[rid] = r.output[rid]
+            else:
+                r.yield_at[rid] = r.generated[rid] + int(plan.slice_tokens)
+                r.stop_at[rid] = min(r.output[rid], r.yield_at[rid])
 
     def _invoke(self, plan: Plan, now: float) -> bool:
         """A plan that admits requests on an idle instance is one invocation (serverless): count it
