@@ -147,7 +147,9 @@ class RooflineCost:
         layout `llmsched.sim.instance` builds). Returns a float for n == 1.
 
         The same IEEE operations as `components` element for element: the parts that do not depend
-        on j are computed once on Python floats (as `_one` does), the rest on arrays of n."""
+        on j are computed once on Python floats (as `_one` does), the rest on arrays of n. The
+        engine prefers this method to `iteration_times` when a cost model has it, so a subclass that
+        changes `components` must change this too (tests/sim/test_hot_path.py checks the pair)."""
         if n == 1:
             return self._one(float(pt), float(pairs0), float(pctx0), float(dt), float(dctx0), float(nreq))
         c, p = self._c, self.params
