@@ -9,6 +9,7 @@ iteration; both modes produce identical numbers. Routing, transfers and the even
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,6 +38,27 @@ from llmsched.sim.state import (
 from llmsched.sim.swap import SwapTier
 
 MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
+_NO_DECODES = np.zeros(0, dtype=np.int64)
+_sum = np.add.reduce
+_NO_DECODES.flags.writeable = False
+
+
+def _affine_shape(sum_c: int, sum_c2: int, pairs0: int, pctx0: int, k: int, ctx0: int, nreq: int,
+                  n: int) -> BatchShape:
+    """The n iterations' shapes of a segment laid out by `Instance._layout` (affine in the
+    iteration index j: each prefill chunk grows its past by its size, each decode its context by 1)."""
+    if n == 1:
+        one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
+        return BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(nreq))
+    j = np.arange(n, dtype=np.int64)
+    return BatchShape(
+        prefill_tokens=np.full(n, sum_c, dtype=np.int64),
+        prefill_attention_pairs=pairs0 + j * sum_c2,
+        prefill_context_tokens=pctx0 + j * sum_c,
+        decode_tokens=np.full(n, k, dtype=np.int64),
+        decode_context_tokens=ctx0 + j * k,
+        num_requests=np.full(n, nreq, dtype=np.int64),
+    )
 
 # Where a request sits on an instance (the instance's list of that name), the state it has there,
 # and which per-client counter counts it: `waiting` is the queue policies admit from; `ready`
@@ -193,10 +215,12 @@ class Instance:
         self.seg_n = 0
         self.seg_done = 0
         self.seg_ends: np.ndarray | None = None
-        self.seg_decodes = np.zeros(0, dtype=np.int64)
+        self.seg_end_list: list[float] = []  # seg_ends as Python floats (scalar reads, bisect)
+        self.seg_decodes = _NO_DECODES
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: list[tuple[int, int]] = []
         self.seg_clients: set[int] = set()
+        self.seg_one_client = -1  # the decodes' client when they all share one (-1: several, or none)
         self.seg_busy_ns = None
         self.seg_cost_pusd: np.ndarray | None = None  # GB-second cost per token of each iteration
         self.seg_padding = 0  # padding tokens per iteration of the segment (pad_batches)
@@ -325,11 +349,11 @@ class Instance:
     # ------------------------------------------------------------------ lazy progress
     def sync(self, t: float, inclusive: bool = False) -> None:
         """Apply every iteration of the current segment that ended before `t` (or at `t` too)."""
-        if self.seg_ends is None:
-            return
-        m = int(np.searchsorted(self.seg_ends, t, side="right" if inclusive else "left"))
+        if self.seg_ends is None or self.seg_done >= self.seg_n - 1:
+            return  # idle, or only the last iteration left (applied by its own wake-up)
+        m = (bisect_right if inclusive else bisect_left)(self.seg_end_list, t)
         if m >= self.seg_n:
-            m = self.seg_n - 1  # the last iteration is applied by its own wake-up
+            m = self.seg_n - 1
         if m > self.seg_done:
             self._apply(self.seg_done, m)
 
@@ -341,71 +365,101 @@ class Instance:
         if new_n >= self.seg_n:
             return None
         self.seg_n = new_n
-        return float(self.seg_ends[new_n - 1])
+        return self.seg_end_list[new_n - 1]
 
     def _apply(self, a: int, m: int) -> None:
         """Apply iterations a..m-1 of the current segment (progress, memory, tokens, service)."""
         r = self.reqs
         k = m - a
-        ends = self.seg_ends
-        assert ends is not None  # only inside a segment
         if self.seg_cost_pusd is not None:
             cost = int(self.seg_cost_pusd[a:m].sum())
             for rid, c in self.seg_chunks:
                 r.cost_pusd[rid] += c * cost
             if len(self.seg_decodes):
                 r.cost_pusd[self.seg_decodes] += cost
-        self.padding_tokens += k * self.seg_padding
+        if self.seg_padding:
+            self.padding_tokens += k * self.seg_padding
         if self.ghost_decodes:
             self.invalid_tokens += k * self.ghost_decodes
             self.ghost_context_tokens += k * self.ghost_decodes
         energy = 0
         if self.seg_energy_nj is not None:
             assert self.seg_busy_ns is not None  # set together
-            energy = int(self.seg_energy_nj[a:m].sum())
-            self.busy_ns += int(self.seg_busy_ns[a:m].sum())
-        for rid, c in self.seg_chunks:
-            r.computed[rid] += k * c
-            self.outstanding_tokens -= k * c
-            r.energy_nj[rid] += c * energy
+            if k == 1:
+                energy = int(self.seg_energy_nj[a])
+                self.busy_ns += int(self.seg_busy_ns[a])
+            else:
+                energy = int(self.seg_energy_nj[a:m].sum())
+                self.busy_ns += int(self.seg_busy_ns[a:m].sum())
+        if self.seg_chunks:
+            computed = r.computed
+            energy_nj = r.energy_nj
+            for rid, c in self.seg_chunks:
+                computed[rid] += k * c
+                self.outstanding_tokens -= k * c
+                if energy:
+                    energy_nj[rid] += c * energy
+        if len(self.seg_decodes):
+            self._apply_decodes(a, m, energy)
+        self.iterations += k
+        self.last_iteration_end_s = self.seg_end_list[m - 1]
+        self.seg_done = m
+
+    def _apply_decodes(self, a: int, m: int, energy: int) -> None:
+        """The decodes' part of `_apply`: tokens, KV blocks, token gaps, output service."""
+        r = self.reqs
+        k = m - a
+        ends = self.seg_end_list
         d = self.seg_decodes
-        if len(d):
+        nd = len(d)
+        if nd:
+            # 1-D gathers and scatters are cheap (~0.2 us); ufunc calls are not (~1 us): few of them
             comp = r.computed[d]
-            shared = r.shared_tokens[d]
-            old_held = r.held_blocks[d]
-            comp = comp + k
+            comp += k
             r.computed[d] = comp
-            r.generated[d] += k
+            gen = r.generated[d]
+            gen += k
+            r.generated[d] = gen
             if energy:
-                r.energy_nj[d] += energy
-            new_held = (comp - shared + (self.block_size - 1)) // self.block_size
+                spent = r.energy_nj[d]
+                spent += energy
+                r.energy_nj[d] = spent
+            bs = self.block_size
+            new_held = comp - r.shared_tokens[d]
+            new_held += bs - 1
+            new_held //= bs
+            self.pool.allocate(int(_sum(new_held)) - int(_sum(r.held_blocks[d])))
             r.held_blocks[d] = new_held
-            self.pool.allocate(int(new_held.sum() - old_held.sum()))
             first_gap = ends[a] - r.last_token_s[d]
-            gap_max = first_gap
             if k > 1:
-                inner = np.diff(ends[a:m])
-                gap_max = np.maximum(first_gap, inner.max())
-            r.tbt_max_s[d] = np.maximum(r.tbt_max_s[d], gap_max)
+                inner_max = max(ends[j + 1] - ends[j] for j in range(a, m - 1)) if k <= 16 \
+                    else float(np.diff(self.seg_ends[a:m]).max())  # type: ignore[index]
+                gap_max = np.maximum(first_gap, inner_max)
+            else:
+                gap_max = first_gap
+            tbt = r.tbt_max_s[d]
+            np.maximum(tbt, gap_max, out=tbt)
+            r.tbt_max_s[d] = tbt
+            r.last_token_s[d] = ends[m - 1]
             if self._has_tbt_slo:
                 slo = r.tbt_slo_s[d]
                 misses = (first_gap > slo).astype(np.int64)
                 if k > 1:
-                    inner_sorted = np.sort(inner)
+                    inner_sorted = np.sort(np.diff(self.seg_ends[a:m]))  # type: ignore[index]
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
-            r.last_token_s[d] = ends[m - 1]
             if self.seg_accuracy >= 0:  # a model variant's tokens
                 r.accuracy_sum[d] += k * self.seg_accuracy
                 r.accuracy_tokens[d] += k
-            counts = self.seg_decode_client_counts
-            assert counts is not None  # set with the segment's decodes
-            r.output_service[self.index] += counts * k
-            self.outstanding_tokens -= k * len(d)
-            self.dirty.update(self.seg_clients)
-        self.iterations += k
-        self.last_iteration_end_s = float(ends[m - 1])
-        self.seg_done = m
+            if self.seg_one_client >= 0:
+                r.output_service[self.index, self.seg_one_client] += nd * k
+                self.dirty.add(self.seg_one_client)
+            else:
+                counts = self.seg_decode_client_counts
+                assert counts is not None  # set with the segment's decodes
+                r.output_service[self.index] += counts * k
+                self.dirty.update(self.seg_clients)
+            self.outstanding_tokens -= k * nd
 
     # ------------------------------------------------------------------ segment end
     def finish_segment(self) -> None:
@@ -424,9 +478,12 @@ class Instance:
         d = self.seg_decodes
         if len(d):
             gen = r.generated[d]
-            done = gen >= r.output[d]
-            finished.extend(int(x) for x in d[done])
-            sliced.extend(int(x) for x in d[~done & (gen >= r.yield_at[d])])
+            stop = gen >= r.stop_at[d]  # finished, or its generation slice ended
+            if stop.any():
+                d, gen = d[stop], gen[stop]
+                done = gen >= r.output[d]
+                finished.extend(d[done].tolist())
+                sliced.extend(d[~done & (gen >= r.yield_at[d])].tolist())
         if finished:
             if self.spec.decode_until_batch_ends:  # their slots decode invalid tokens from now on
                 self.ghost_decodes += len(finished)
@@ -491,6 +548,7 @@ class Instance:
         self._release(rid)
         r.computed[rid] = 0
         r.yield_at[rid] = NO_YIELD
+        r.stop_at[rid] = r.output[rid]
         r.slices[rid] += 1
         self._move(rid, "decoding", None, off_state=PENDING)
         self.outstanding_tokens -= int(r.output[rid] - r.generated[rid])
@@ -727,7 +785,7 @@ class Instance:
         for rid, c in chunks:
             n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
         if len(decodes):
-            n = min(n, int((np.minimum(r.output[decodes], r.yield_at[decodes]) - r.generated[decodes]).min()))
+            n = min(n, int((r.stop_at[decodes] - r.generated[decodes]).min()))
             # each decode needs at most n // block + 1 new blocks in n iterations
             if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
                 n = min(n, self._memory_horizon(decodes))
@@ -745,17 +803,13 @@ class Instance:
         self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
         plan = self._plan(now)
         cold = self._invoke(plan, now)
-        for rid in plan.admit:
-            self._admit(rid, now)
         if plan.admit:
-            if plan.slice_tokens is not None and plan.slice_tokens < 1:
-                raise ValueError(f"Plan.slice_tokens must be >= 1, got {plan.slice_tokens}")
-            admitted = np.asarray(plan.admit, dtype=np.int64)
-            r.yield_at[admitted] = (NO_YIELD if plan.slice_tokens is None
-                                    else r.generated[admitted] + int(plan.slice_tokens))
-        decodes = np.asarray(self.decoding if plan.decodes is None else plan.decodes, dtype=np.int64)
+            self._admit_all(plan, now)
+        decode_list = self.decoding if plan.decodes is None else plan.decodes
+        k = len(decode_list)
+        decodes = np.array(decode_list, dtype=np.int64) if k else _NO_DECODES
         chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0]
-        if not chunks and len(decodes) == 0:
+        if not chunks and k == 0:
             if self.changed:
                 self.log.change_point(self, now)
             self._clear_segment()
@@ -763,35 +817,71 @@ class Instance:
                 return -float(plan.retry_at_s)
             return None
         n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
-        k = len(decodes)
         prefill = sum(c for _, c in chunks)  # real prompt tokens of an iteration (before padding)
-        durations = np.asarray((plan.variant or self.cost).iteration_times(self._shape(chunks, decodes, n)),
-                               dtype=np.float64)
+        cost = plan.variant or self.cost
+        layout = self._layout(chunks, decodes)
+        fast = getattr(cost, "segment_times", None)
+        if fast is not None:
+            times = fast(*layout, n)
+            durations = np.array([times]) if n == 1 else times
+        else:
+            durations = np.asarray(cost.iteration_times(_affine_shape(*layout, n)), dtype=np.float64)
         extra_s = self._extra_s(plan, cold)
         if extra_s:
             durations = durations.copy()
             durations[0] += extra_s
-        ends = np.cumsum(np.concatenate(([now], durations)))[1:]
+        if n == 1:
+            first = float(durations[0])
+            end_list = [now + first]
+            ends = np.array(end_list)
+        else:
+            ends = np.empty(n + 1)
+            ends[0] = now
+            ends[1:] = durations
+            np.cumsum(ends, out=ends)
+            ends = ends[1:]
+            end_list = ends.tolist()
+            first = float(durations[0])
         self._segment_rates(durations, prefill + k)
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends
+        self.seg_end_list = end_list
         self.seg_decodes = decodes
         self.seg_chunks = chunks
         self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
         if k:
-            clients = r.client[decodes]
-            self.seg_decode_client_counts = np.bincount(clients, minlength=r.input_service.shape[1])
-            self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
+            if r.n_clients == 1:
+                self.seg_one_client = 0
+            else:
+                clients = r.client[decodes]
+                self.seg_decode_client_counts = np.bincount(clients, minlength=r.n_clients)
+                self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
+                self.seg_one_client = -1
         # a timeline row at every change point and wherever the iteration's token counts change
         # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
         if self.changed or self._row_shape != (prefill, k):
             was_changed = self.changed
             self._row_shape = (prefill, k)
-            self.log.timeline(self, now, prefill, k, len(chunks), float(durations[0]))
+            self.log.timeline(self, now, prefill, k, len(chunks), first)
             if was_changed:
                 self.log.change_point(self, now)
-        return float(ends[-1])
+        return end_list[-1]
+
+    def _admit_all(self, plan: Plan, now: float) -> None:
+        """Admit the plan's requests, each with the plan's generation slice (if any)."""
+        r = self.reqs
+        for rid in plan.admit:
+            self._admit(rid, now)
+        if plan.slice_tokens is not None and plan.slice_tokens < 1:
+            raise ValueError(f"Plan.slice_tokens must be >= 1, got {plan.slice_tokens}")
+        for rid in plan.admit:
+            if plan.slice_tokens is None:
+                r.yield_at[rid] = NO_YIELD
+                r.stop_at[rid] = r.output[rid]
+            else:
+                r.yield_at[rid] = r.generated[rid] + int(plan.slice_tokens)
+                r.stop_at[rid] = min(r.output[rid], r.yield_at[rid])
 
     def _invoke(self, plan: Plan, now: float) -> bool:
         """A plan that admits requests on an idle instance is one invocation (serverless): count it
@@ -806,35 +896,31 @@ class Instance:
         return self.spec.cold_start_s > 0 and (
             self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
 
-    def _shape(self, chunks: list[tuple[int, int]], decodes: np.ndarray, n: int) -> BatchShape:
-        """The n iterations' shapes (affine in the iteration index j). With `pad_batches` every chunk
-        counts as long as the longest (a padded static batch), and the padding is recorded."""
+    def _layout(self, chunks: list[tuple[int, int]], decodes: np.ndarray) -> tuple[int, int, int, int, int, int, int]:
+        """The segment's iteration shapes, affine in the iteration index j, as integers
+        (prefill tokens, sum of squared chunks, attention pairs and prefill context at j = 0, decode
+        tokens, decode context at j = 0, requests): see `_affine_shape`. With `pad_batches` every
+        chunk counts as long as the longest (a padded static batch), and the padding is recorded."""
         r = self.reqs
         # a static batch's invalid-token slots decode like the real decodes (decode_until_batch_ends)
         k = len(decodes) + self.ghost_decodes
         ctx0 = (int(r.computed[decodes].sum()) if len(decodes) else 0) + self.ghost_context_tokens
         sum_c = sum_c2 = pairs0 = pctx0 = 0
-        cmax = max((c for _, c in chunks), default=0)
-        self.seg_padding = cmax * len(chunks) - sum(c for _, c in chunks) if self.spec.pad_batches else 0
-        for rid, real in chunks:
-            c = cmax if self.spec.pad_batches else real
-            past = int(r.computed[rid])
-            sum_c += c
-            sum_c2 += c * c
-            pairs0 += c * past + c * (c + 1) // 2
-            pctx0 += past + c
-        if n == 1:
-            one = lambda v: np.array([v], dtype=np.int64)  # noqa: E731
-            return BatchShape(one(sum_c), one(pairs0), one(pctx0), one(k), one(ctx0), one(k + len(chunks)))
-        j = np.arange(n, dtype=np.int64)
-        return BatchShape(
-            prefill_tokens=np.full(n, sum_c, dtype=np.int64),
-            prefill_attention_pairs=pairs0 + j * sum_c2,
-            prefill_context_tokens=pctx0 + j * sum_c,
-            decode_tokens=np.full(n, k, dtype=np.int64),
-            decode_context_tokens=ctx0 + j * k,
-            num_requests=np.full(n, k + len(chunks), dtype=np.int64),
-        )
+        if chunks:
+            pad = self.spec.pad_batches
+            cmax = max(c for _, c in chunks)
+            self.seg_padding = cmax * len(chunks) - sum(c for _, c in chunks) if pad else 0
+            computed = r.computed
+            for rid, real in chunks:
+                c = cmax if pad else real
+                past = int(computed[rid])
+                sum_c += c
+                sum_c2 += c * c
+                pairs0 += c * past + c * (c + 1) // 2
+                pctx0 += past + c
+        else:
+            self.seg_padding = 0
+        return sum_c, sum_c2, pairs0, pctx0, k, ctx0, k + len(chunks)
 
     def _extra_s(self, plan: Plan, cold: bool) -> float:
         """Seconds the segment's first iteration spends before the model runs: a model variant's

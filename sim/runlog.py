@@ -1,7 +1,10 @@
 """The run's logs as they are produced: per-client service rows and per-instance timeline rows.
 
-Owns only appending rows at change points (columnar Python lists, converted once at the end).
-It decides nothing; the instance tells it when a change point happened.
+Owns only appending rows at change points. Rows are appended to columnar Python lists (the
+cheapest append), and every `CHUNK_ROWS` rows the lists are moved into NumPy arrays (8 bytes a
+value instead of a Python object each), so memory per logged row stays small on long runs; the
+chunks are joined once at the end. It decides nothing; the instance tells it when a change point
+happened.
 """
 
 from __future__ import annotations
@@ -20,14 +23,64 @@ TIMELINE_COLUMNS = ("time_s", "instance", "batch_requests", "prefill_tokens", "d
                     "run_iterations", "run_end_s")
 
 
+CHUNK_ROWS = 1 << 16  # rows kept as Python lists before they move into NumPy arrays
+
+
+class _Columns:
+    """Named columns: `lists` take the newest rows, `chunks` hold older rows as arrays (each
+    chunk of a column converted with `np.asarray`, so a column's dtype is what it would be as
+    one list: int64 if every value is an int, float64 otherwise)."""
+
+    __slots__ = ("chunks", "lists", "stored")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.lists: dict[str, list] = {c: [] for c in names}
+        self.chunks: dict[str, list[np.ndarray]] = {c: [] for c in names}
+        self.stored = 0  # rows already moved into chunks
+
+    def __len__(self) -> int:
+        return self.stored + len(next(iter(self.lists.values())))
+
+    def flush(self) -> None:
+        n = 0
+        for c, values in self.lists.items():
+            n = len(values)
+            self.chunks[c].append(np.asarray(values))
+            values.clear()  # in place: callers hold the list objects
+        self.stored += n
+
+    def set(self, column: str, row: int, value) -> None:
+        """Overwrite one value of an earlier row (wherever it is stored now)."""
+        if row >= self.stored:
+            self.lists[column][row - self.stored] = value
+            return
+        chunks = self.chunks[column]
+        for i, chunk in enumerate(chunks):
+            if row < len(chunk):
+                if chunk.dtype.kind != "f" and not isinstance(value, int | np.integer):
+                    chunk = chunks[i] = chunk.astype(np.float64)  # as one list with a float in it
+                chunk[row] = value
+                return
+            row -= len(chunk)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for c, values in self.lists.items():
+            parts = [*self.chunks[c], *([np.asarray(values)] if values else [])] or [np.asarray(values)]
+            out[c] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return out
+
+
 class RunLog:
     def __init__(self, n_instances: int, input_weight: float, output_weight: float,
                  record_service: bool = True) -> None:
         self.input_weight = input_weight
         self.output_weight = output_weight
         self.record_service = record_service
-        self.service: dict[str, list[float]] = {c: [] for c in SERVICE_COLUMNS}
-        self.timeline_rows: dict[str, list[float]] = {c: [] for c in TIMELINE_COLUMNS}
+        self._service = _Columns(SERVICE_COLUMNS)
+        self._timeline = _Columns(TIMELINE_COLUMNS)
+        self.service: dict[str, list] = self._service.lists  # the newest rows (see _Columns)
+        self.timeline_rows: dict[str, list] = self._timeline.lists
         self._seq = [0] * n_instances
         # per instance: (row index, the instance's iteration count at the row, the instance) of the
         # row whose run of identical iterations is still open
@@ -59,6 +112,8 @@ class RunLog:
             svc["waiting"].append(int(r.waiting_count[i, c]))
             svc["running"].append(int(r.running_count[i, c]))
         inst.dirty.clear()
+        if len(svc["time_s"]) >= CHUNK_ROWS:
+            self._service.flush()
 
     def _close_row(self, i: int) -> None:
         """Fill in how many iterations the instance's open row ran, and when the last one ended."""
@@ -66,14 +121,21 @@ class RunLog:
         if opened is None:
             return
         row, start_iterations, inst = opened
-        self.timeline_rows["run_iterations"][row] = inst.iterations - start_iterations
-        self.timeline_rows["run_end_s"][row] = inst.last_iteration_end_s
+        tl = self._timeline
+        if row >= tl.stored:  # the common case: the row is still in the lists
+            self.timeline_rows["run_iterations"][row - tl.stored] = inst.iterations - start_iterations
+            self.timeline_rows["run_end_s"][row - tl.stored] = inst.last_iteration_end_s
+        else:
+            tl.set("run_iterations", row, inst.iterations - start_iterations)
+            tl.set("run_end_s", row, inst.last_iteration_end_s)
 
     def timeline(self, inst: Instance, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
         self._close_row(inst.index)
-        self._open_row[inst.index] = (len(tl["time_s"]), inst.iterations, inst)
+        if len(tl["time_s"]) >= CHUNK_ROWS:
+            self._timeline.flush()
+        self._open_row[inst.index] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
         tl["run_iterations"].append(0)
         tl["run_end_s"].append(t)
         tl["time_s"].append(t)
@@ -94,12 +156,12 @@ class RunLog:
         for i in list(self._open_row):
             self._close_row(i)
 
-        svc = pd.DataFrame({c: np.asarray(v) for c, v in self.service.items()})
+        svc = pd.DataFrame(self._service.arrays())
         if len(svc):
             svc = svc.astype({"seq": "int64", "instance": "int64", "client": "int64"})
             svc = svc.sort_values(["time_s", "instance", "seq", "client"], kind="stable")
             svc = svc.reset_index(drop=True)
-        tl = pd.DataFrame({c: np.asarray(v) for c, v in self.timeline_rows.items()})
+        tl = pd.DataFrame(self._timeline.arrays())
         if len(tl):
             tl = tl.sort_values(["time_s", "instance"], kind="stable").reset_index(drop=True)
         return svc, tl

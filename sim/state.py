@@ -58,6 +58,8 @@ class RequestTable:
         # generation slices (Plan.slice_tokens): the request leaves its instance, KV dropped, once
         # `generated` reaches `yield_at`; `slices` counts the slices it ended that way
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
+        # min(output, yield_at): the `generated` count at which a decode must stop (kept with yield_at)
+        self.stop_at = self.output.astype(np.int64, copy=True)
         self.slices = i64()
         # the prefix cache's hits, counted here once: prompt tokens served from the cache and prompt
         # tokens to compute (prompt + generated), each summed over the request's admissions; the
@@ -75,6 +77,7 @@ class RequestTable:
         self.cost_pusd = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request
         n_clients = workload.n_clients
+        self.n_clients = n_clients
         self.input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
         self.cached_input_service = np.zeros((n_instances, n_clients), dtype=np.int64)
         self.output_service = np.zeros((n_instances, n_clients), dtype=np.int64)

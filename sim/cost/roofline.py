@@ -139,6 +139,91 @@ class RooflineCost:
             return np.array([self._one(*(float(getattr(shape, f)[0]) for f in _FIELDS))])
         return self.components(shape)["total"]
 
+    def segment_times(self, pt: int, sum_c2: int, pairs0: int, pctx0: int, dt: int, dctx0: int, nreq: int,
+                      n: int) -> np.ndarray | float:
+        """`iteration_times` of the n iterations of one engine segment, whose shape is affine in the
+        iteration index j: prefill_attention_pairs = pairs0 + j * sum_c2, prefill_context_tokens =
+        pctx0 + j * pt, decode_context_tokens = dctx0 + j * dt, the other fields constant (the
+        layout `llmsched.sim.instance` builds). Returns a float for n == 1.
+
+        The same IEEE operations as `components` element for element: the parts that do not depend
+        on j are computed once on Python floats (as `_one` does), the rest on arrays of n. The
+        engine prefers this method to `iteration_times` when a cost model has it, so a subclass that
+        changes `components` must change this too (tests/sim/test_hot_path.py checks the pair)."""
+        if n == 1:
+            return self._one(float(pt), float(pairs0), float(pctx0), float(dt), float(dctx0), float(nreq))
+        c, p = self._c, self.params
+        ptf = float(pt)
+        dtf = float(dt)
+        nreqf = float(nreq)
+        tokens = ptf + dtf
+        busy = tokens > 0
+        attn, kv = c["attn_flop_s_per_pair"], c["kv_s_per_token"]
+        kvqo = kv + c["qo_s_per_token"]
+        lin = max(tokens * c["lin_flop_s_per_token"],
+                  (c["lin_weight_s"] if busy else 0.0) + tokens * c["lin_act_s_per_token"])
+        # in-place array operations below are the same element-wise IEEE operations as the
+        # expressions of `components` (x + y == y + x exactly; no operation is re-associated)
+        pre: np.ndarray | float
+        if sum_c2 or pt:
+            pairs = np.arange(n, dtype=np.int64)
+            pairs *= sum_c2
+            pairs += pairs0
+            past = np.arange(n, dtype=np.int64)
+            past *= pt
+            past += pctx0
+            pre = pairs.astype(np.float64)
+            pre *= attn
+            pastf = past.astype(np.float64)
+            pastf -= ptf
+            pastf *= kv
+            pastf += ptf * kvqo
+            np.maximum(pre, pastf, out=pre)
+            pre += p.attention_overhead_s if pt > 0 else 0.0
+        else:
+            pre = max(float(pairs0) * attn, (float(pctx0) - ptf) * kv + ptf * kvqo)
+            pre = pre + (p.attention_overhead_s if pt > 0 else 0.0)
+        dec: np.ndarray | float
+        if dt:
+            ctx = np.arange(n, dtype=np.int64)
+            ctx *= dt
+            ctx += dctx0
+            dctx = ctx.astype(np.float64)
+            dec = dctx + dtf
+            dec *= attn
+            dctx *= kv
+            dctx += dtf * kvqo
+            np.maximum(dec, dctx, out=dec)
+            dec += p.attention_overhead_s if dt > 0 else 0.0
+        else:
+            dctx_s = float(dctx0)
+            dec = max((dctx_s + dtf) * attn, dctx_s * kv + dtf * kvqo)
+            dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
+        com = 2.0 * float(self._allreduce(np.array([tokens * c["allreduce_bytes_per_token"]]))[0]) \
+            if self.tp > 1 else 0.0
+        # layer = lin + pre + dec + com + layer_overhead, left to right
+        layer: np.ndarray | float
+        if isinstance(pre, np.ndarray):
+            layer = pre
+            layer += lin
+            layer += dec
+        elif isinstance(dec, np.ndarray):
+            layer = dec
+            layer += lin + pre
+        else:
+            layer = lin + pre + dec
+        layer = layer + com if not isinstance(layer, np.ndarray) else np.add(layer, com, out=layer)
+        lovh = p.layer_overhead_s if busy else 0.0
+        head = max(nreqf * c["head_flop_s_per_req"], c["head_weight_s"]) if busy else 0.0
+        over = p.iteration_overhead_s + p.request_overhead_s * nreqf if busy else 0.0
+        if not isinstance(layer, np.ndarray):  # nothing depends on j
+            return np.full(n, (layer + lovh) * float(self.model.layers) + head + over)
+        layer += lovh
+        layer *= float(self.model.layers)
+        layer += head
+        layer += over
+        return layer
+
     def _one(self, pt: float, pairs: float, pctx: float, dt: float, dctx: float, nreq: float) -> float:
         """`components(...)["total"]` for one iteration, operation for operation (IEEE-identical)."""
         c, p = self._c, self.params
