@@ -35,10 +35,11 @@ from llmsched.theory.placement.spec import SINK, SOURCE
 if TYPE_CHECKING:
     from llmsched.theory.placement.flow import FlowProblem, Placement
 
-FIXED_POINT_ROUNDS = 6  # ours: rounds of the cap fixed point (changes < 1% after 4 on our clusters)
-DAMPING = 0.5  # ours: caps <- old^(1-d) new^d, a geometric step (avoids 2-cycles of the fixed point)
-MAX_LINK_UTILISATION = 0.999  # a saturated FIFO link has an unbounded wait; stop just below
-WAIT_RESIDUAL_ONLY = True  # a pass waits for the message in transmission only (the P-K wait without 1/(1-rho))
+BISECTION_STEPS = 40  # ours: steps of the bisection on the flow scale (resolution 2^-40 of the max flow)
+# A realisable evaluation costs one max flow plus the bisection; measured on 3cluster24 (our plan, 24
+# nodes) the bisection takes about as long as one scipy max flow, so the work budget counts it as two.
+EVAL_COST_MAX_FLOWS = 2
+NODE_RESIDUAL = 0.5  # residual of an iteration in progress / its length (alike iterations: E[t^2]/(2E[t]) = t/2)
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,26 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     times = node_times(p)
     lat = {(u, v): lt for u, v, _c, lt in p.edges}
     nt = {i: times[p.cluster.nodes[i].gpu_type][k - 1] for i, (_s, k) in plc.items()}
+    f_node = dict.fromkeys(plc, 0.0)
+    for (u, v), f in edge_flow.items():
+        if v in f_node:
+            f_node[v] += f
+    # a pass through node i: the residual of the running iteration when i is busy (probability
+    # U_i = f_i / T_i(k); iterations of the chunked typical batch are alike, so the residual is
+    # tau_i / 2), then its own iteration tau_i
+    own = {i: (nt[i].tau_s * (1.0 + NODE_RESIDUAL * min(1.0, f_node[i] / p.node_cap(i, k))), nt[i].per_prompt_token_s)
+           for i, (_s, k) in plc.items()}
 
     def link_times(u, v) -> tuple[float, float]:
         """(per-pass time, per-prompt-token time) of link u -> v at its current load."""
         c = link_cap[(u, v)]
         s = 1.0 / c  # seconds per token of this link's unit
         f = edge_flow.get((u, v), 0.0)
-        rho = min(f / c, MAX_LINK_UTILISATION)
+        rho = f / c
+        if rho >= 1.0:  # a saturated FIFO link: the queue (and the round trip) grows without bound
+            return math.inf, math.inf
         lam = f / m.e_tokens  # requests/s on the link
-        wait = lam * s * s * (m.e_prompt_sq + m.e_output) / 2.0 * (1.0 if WAIT_RESIDUAL_ONLY else 1.0 / (1.0 - rho))
+        wait = lam * s * s * (m.e_prompt_sq + m.e_output) / 2.0 / (1.0 - rho)  # Pollaczek-Khinchine
         return lat[(u, v)] + s + wait, s
 
     # the placement's DAG by start layer; prefix / suffix mean times per pass (R) and per prompt token (Q)
@@ -178,26 +190,22 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     pre: dict[int, tuple[float, float]] = {}
     for i in order:  # time from the source up to the start of i's iteration
         pre[i] = _mix([(edge_flow.get((u, i), 0.0),
-                        _add(lt(u, i), (0.0, 0.0) if u == SOURCE else _add(pre[u], _own(nt[u]))))
+                        _add(lt(u, i), (0.0, 0.0) if u == SOURCE else _add(pre[u], own[u])))
                        for u in ins[i] if u == SOURCE or pre.get(u, inf)[0] < math.inf])
     suf: dict[int, tuple[float, float]] = {}
     for i in reversed(order):  # time from the end of i's iteration to the sink
         suf[i] = _mix([(edge_flow.get((i, v), 0.0),
-                        _add(lt(i, v), (0.0, 0.0) if v == SINK else _add(_own(nt[v]), suf[v])))
+                        _add(lt(i, v), (0.0, 0.0) if v == SINK else _add(own[v], suf[v])))
                        for v in outs[i] if v == SINK or suf.get(v, inf)[0] < math.inf])
     caps = {}
     for i, (_s, k) in plc.items():
-        R, Q = _add(_add(pre[i], _own(nt[i])), suf[i])
+        R, Q = _add(_add(pre[i], own[i]), suf[i])
         if not math.isfinite(R):
             caps[i] = 0.0
             continue
         kv = spec.kv_fraction * nt[i].kv_entries
         caps[i] = kv * m.e_tokens / (k * (m.e_tokens_passes * R + m.e_tokens_prompt * Q))
     return caps
-
-
-def _own(t: _NodeTimes) -> tuple[float, float]:
-    return (t.tau_s, t.per_prompt_token_s)
 
 
 def _add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
@@ -215,16 +223,35 @@ def _mix(opts: list[tuple[float, tuple[float, float]]]) -> tuple[float, float]:
     return (sum(f * t[0] for f, t in opts) / w, sum(f * t[1] for f, t in opts) / w)
 
 
-def fixed_point_caps(p: FlowProblem, plc: Placement, solve, rounds: int = FIXED_POINT_ROUNDS) -> dict[int, float]:
-    """Node caps min(T_i(k), KV cap) at the fixed point of caps -> max flow -> link loads -> caps.
+def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
+    """Node caps of the realisable flow: Helix's max-flow split scaled down to the largest load at
+    which every node's KV cap holds with the waits that load causes.
 
-    solve(caps) returns (value, edge_flow, link_cap) of the placement's max flow with node caps
-    `caps` (None = Helix's T_i(k)). Deterministic (a fixed number of damped rounds)."""
-    helix = {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
-    _v, ef, lc = solve(None)
-    caps = {i: min(helix[i], c) for i, c in kv_caps(p, plc, ef, lc).items()}
-    for _ in range(rounds - 1):
-        _v, ef, lc = solve(caps)
-        new = {i: min(helix[i], c) for i, c in kv_caps(p, plc, ef, lc).items()}
-        caps = {i: max(caps[i], 1e-9) ** (1 - DAMPING) * max(new[i], 1e-9) ** DAMPING for i in caps}
-    return caps
+    solve(None) returns (value, edge_flow, link_cap) of the placement's max flow under Helix's
+    T_i(k). With the flow shares x_e = f_e / F of that split, the load t F (0 <= t <= 1) is
+    realisable iff every used node i has t f_i <= KV cap_i(link loads t f_e). The KV caps fall and
+    the node flows grow with t, so the realisable loads are an interval [0, t*]; bisection finds t*
+    (deterministic, BISECTION_STEPS steps). The caps t* f_i admit exactly the flow t* F."""
+    value, ef, lc = solve(None)
+    if value <= 0:
+        return dict.fromkeys(plc, 0.0)
+    f_node = dict.fromkeys(plc, 0.0)
+    for (u, v), f in ef.items():
+        if v in f_node:
+            f_node[v] += f
+
+    def feasible(t: float) -> bool:
+        caps = kv_caps(p, plc, {e: t * f for e, f in ef.items()}, lc)
+        return all(t * f_node[i] <= caps[i] * (1 + 1e-12) for i in plc if f_node[i] > 0)
+
+    lo, hi = 0.0, 1.0
+    if feasible(1.0):
+        lo = 1.0
+    else:
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            if feasible(mid):
+                lo = mid
+            else:
+                hi = mid
+    return {i: lo * f_node[i] for i in plc}

@@ -34,7 +34,7 @@ from llmsched.theory.placement.heuristic import (
     local_search,
 )
 from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
-from llmsched.theory.placement.realisable import FIXED_POINT_ROUNDS
+from llmsched.theory.placement.realisable import EVAL_COST_MAX_FLOWS
 from llmsched.theory.placement.spec import ModelSpec, PlacementCluster
 
 METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
@@ -173,8 +173,8 @@ def _search(p, start: Placement, seconds: float, seed: int, work: bool, ff: Fast
     """Local search for `seconds` of the limit: as evaluations (work budget, wall clock a capped
     safety net) or as wall-clock time; notes in `capped` when the cap cut it short."""
     stats: dict = {}
-    # a realisable evaluation solves FIXED_POINT_ROUNDS + 1 max flows: the same seconds buy fewer evaluations
-    per_eval = 1 if p.realisable is None else FIXED_POINT_ROUNDS + 1
+    # a realisable evaluation costs EVAL_COST_MAX_FLOWS max flows: the same seconds buy fewer evaluations
+    per_eval = 1 if p.realisable is None else EVAL_COST_MAX_FLOWS
     evals = round(LS_EVALS_PER_S * seconds / per_eval) if work else None
     best, best_v = local_search(p, start, SAFETY_CAP * seconds if work else seconds, seed=seed, max_evals=evals,
                                 ff=ff, stop_at=cb * (1 - 1e-7), stats=stats, **kw)
