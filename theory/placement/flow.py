@@ -189,7 +189,7 @@ class FlowResult:
 def placement_node_caps(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
                         partial: bool = False) -> dict[int, float]:
     """Each placed node's capacity under p's model: T_i(k), or with the realisable model
-    min(T_i(k), bandwidth-delay x KV cap) at the fixed point (`realisable.fixed_point_caps`)."""
+    Helix's max-flow split scaled to the largest load its KV caps hold (`realisable.fixed_point_caps`)."""
     if p.realisable is None or not plc:
         return {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
     from llmsched.theory.placement.realisable import fixed_point_caps

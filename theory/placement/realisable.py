@@ -15,11 +15,19 @@ per-node KV cap that follows from them; flow.py applies the caps, search code ne
 # and the node's token flow is f_i = lambda_i E[P + D], so
 #     f_i <= K_i E[P + D] / (k_i (E[(P + D)(D + 1)] R_i + E[(P + D) P] Q_i)).
 # R_i, Q_i are the flow-weighted means over the paths through i (IWRR splits requests in proportion
-# to the flow). The waits depend on the flow, so the caps are a fixed point: start from Helix's
-# max flow, recompute the caps from its link loads, re-solve, damped, FIXED_POINT_ROUNDS times.
+# to the flow). Per pass a node costs the residual of the iteration in progress when it is busy
+# (probability U_i = f_i / T_i(k); the chunked typical iterations are alike, residual tau_i / 2) plus
+# its own iteration tau_i; a link costs its latency, one token's transfer and the FIFO wait of an
+# M/G/1 queue of one message per request item (Pollaczek-Khinchine, lambda E[S^2] / (2 (1 - rho)));
+# a link at rho >= 1 has no finite round trip. Waits depend on the load, so the model takes Helix's
+# max-flow split, scales it by t in [0, 1] and keeps the largest t at which every node's flow is
+# within its KV cap at the waits of load t (bisection; the feasible t form an interval). This is
+# the large-population limit of a mean-value analysis of the closed loop: the throughput at which
+# the population the KV caches allow (Little) covers the round trip the same throughput causes.
 # Assumptions (stated, not fitted): every node iterates at its typical batch (the operating point
-# behind T_i(k), `profiles.typical_batch`), a pass waits no longer than one iteration at a node,
-# and a link is an M/G/1 FIFO queue (Pollaczek-Khinchine) of one message per request item.
+# behind T_i(k), `profiles.typical_batch`); a pass waits at most the residual of one iteration at a
+# node (no overflow of the batch caps); a link is a FIFO queue with Poisson arrivals; the split of
+# the flow over parallel nodes is Helix's max-flow split (IWRR follows it).
 
 from __future__ import annotations
 
@@ -35,10 +43,11 @@ from llmsched.theory.placement.spec import SINK, SOURCE
 if TYPE_CHECKING:
     from llmsched.theory.placement.flow import FlowProblem, Placement
 
-BISECTION_STEPS = 40  # ours: steps of the bisection on the flow scale (resolution 2^-40 of the max flow)
-# A realisable evaluation costs one max flow plus the bisection; measured on 3cluster24 (our plan, 24
-# nodes) the bisection takes about as long as one scipy max flow, so the work budget counts it as two.
-EVAL_COST_MAX_FLOWS = 2
+BISECTION_STEPS = 24  # ours: steps of the bisection on the flow scale (resolution 2^-24 of the max flow)
+# A realisable evaluation costs one max flow plus the bisection: measured on 3cluster24 (our plan, 24
+# nodes, loaded 2-core machine) 8 ms against 0.4 ms for the max flow alone, with about 2 ms of
+# local-search bookkeeping per evaluation either way, so the work budget counts it as five.
+EVAL_COST_MAX_FLOWS = 5
 NODE_RESIDUAL = 0.5  # residual of an iteration in progress / its length (alike iterations: E[t^2]/(2E[t]) = t/2)
 
 
@@ -131,8 +140,31 @@ def node_times(p: FlowProblem) -> dict[str, list[_NodeTimes]]:
     return _type_tables(p.model.profile_key, tuple(sorted(p.cluster.type_counts().items())))
 
 
+def _topology(p: FlowProblem, plc: Placement, link_cap: dict[tuple, float]) -> tuple[list, dict, dict, dict]:
+    """The placement's DAG: nodes by start layer, each node's usable in- and out-links, their latencies."""
+    L = p.L
+    order = sorted(plc, key=lambda i: plc[i][0])
+    ins: dict[int, list] = {i: [] for i in plc}
+    outs: dict[int, list] = {i: [] for i in plc}
+    lat: dict[tuple, float] = {}
+    for u, v, _c, lt in p.edges:
+        if (u, v) not in link_cap:
+            continue
+        if u == SOURCE and v in plc and plc[v][0] == 0:
+            ins[v].append(u)
+        elif v == SINK and u in plc and plc[u][0] + plc[u][1] == L:
+            outs[u].append(v)
+        elif u in plc and v in plc and plc[u][0] + plc[u][1] == plc[v][0]:
+            outs[u].append(v)
+            ins[v].append(u)
+        else:
+            continue
+        lat[(u, v)] = lt
+    return order, ins, outs, lat
+
+
 def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
-            link_cap: dict[tuple, float]) -> dict[int, float]:
+            link_cap: dict[tuple, float], topology: tuple[list, dict, dict, dict] | None = None) -> dict[int, float]:
     """Per placed node the KV cap K_i E[P+D] / (k_i (E[(P+D)(D+1)] R_i + E[(P+D)P] Q_i)) under the
     link loads `edge_flow` (tokens/s; `link_cap` their capacities). Nodes the flow does not use get
     the round trip of their fastest path (so the cap does not rule out flow they could carry)."""
@@ -140,7 +172,6 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     assert spec is not None
     m = spec.moments
     times = node_times(p)
-    lat = {(u, v): lt for u, v, _c, lt in p.edges}
     nt = {i: times[p.cluster.nodes[i].gpu_type][k - 1] for i, (_s, k) in plc.items()}
     f_node = dict.fromkeys(plc, 0.0)
     for (u, v), f in edge_flow.items():
@@ -165,20 +196,7 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
         return lat[(u, v)] + s + wait, s
 
     # the placement's DAG by start layer; prefix / suffix mean times per pass (R) and per prompt token (Q)
-    L = p.L
-    order = sorted(plc, key=lambda i: plc[i][0])
-    ins: dict[int, list] = {i: [] for i in plc}
-    outs: dict[int, list] = {i: [] for i in plc}
-    for u, v, _c, _lt in p.edges:
-        if (u, v) not in link_cap:
-            continue
-        if u == SOURCE and v in plc and plc[v][0] == 0:
-            ins[v].append(u)
-        elif v == SINK and u in plc and plc[u][0] + plc[u][1] == L:
-            outs[u].append(v)
-        elif u in plc and v in plc and plc[u][0] + plc[u][1] == plc[v][0]:
-            outs[u].append(v)
-            ins[v].append(u)
+    order, ins, outs, lat = topology or _topology(p, plc, link_cap)
     lt_cache = {}
 
     def lt(u, v):
@@ -240,8 +258,10 @@ def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
         if v in f_node:
             f_node[v] += f
 
+    topology = _topology(p, plc, lc)
+
     def feasible(t: float) -> bool:
-        caps = kv_caps(p, plc, {e: t * f for e, f in ef.items()}, lc)
+        caps = kv_caps(p, plc, {e: t * f for e, f in ef.items()}, lc, topology)
         return all(t * f_node[i] <= caps[i] * (1 + 1e-12) for i in plc if f_node[i] > 0)
 
     lo, hi = 0.0, 1.0
