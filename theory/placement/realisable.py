@@ -173,10 +173,7 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     m = spec.moments
     times = node_times(p)
     nt = {i: times[p.cluster.nodes[i].gpu_type][k - 1] for i, (_s, k) in plc.items()}
-    f_node = dict.fromkeys(plc, 0.0)
-    for (u, v), f in edge_flow.items():
-        if v in f_node:
-            f_node[v] += f
+    f_node = _node_flows(plc, edge_flow)
     # a pass through node i: the residual of the running iteration when i is busy (probability
     # U_i = f_i / T_i(k); iterations of the chunked typical batch are alike, so the residual is
     # tau_i / 2), then its own iteration tau_i
@@ -226,6 +223,15 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     return caps
 
 
+def _node_flows(plc: Placement, edge_flow: dict[tuple, float]) -> dict[int, float]:
+    """Each placed node's flow (tokens/s): the sum of its incoming link flows."""
+    f_node = dict.fromkeys(plc, 0.0)
+    for (_u, v), f in edge_flow.items():
+        if v in f_node:
+            f_node[v] += f
+    return f_node
+
+
 def _add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return (a[0] + b[0], a[1] + b[1])
 
@@ -253,10 +259,7 @@ def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
     value, ef, lc = solve(None)
     if value <= 0:
         return dict.fromkeys(plc, 0.0)
-    f_node = dict.fromkeys(plc, 0.0)
-    for (u, v), f in ef.items():
-        if v in f_node:
-            f_node[v] += f
+    f_node = _node_flows(plc, ef)
 
     topology = _topology(p, plc, lc)
 

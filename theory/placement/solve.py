@@ -148,8 +148,8 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
 
         lc = layer_cut_bound(p.caps, model.num_layers, LAYER_CUT_SHARE * time_limit_s, upper=cb)
         lcb = min(cb, lc.bound_tok_s)
-        _say(log, f"[layer-cut] bound {lc.bound_tok_s:.2f} tokens/s ({lc.status}, {lc.seconds:.1f}s, "
-                  f"{lc.rows} x {lc.cols})", quiet)
+        _say(log, f"[layer-cut] bound {lc.bound_tok_s:.2f} tokens/s, best prefix-cut value {lc.best_tok_s:.2f} "
+                  f"({lc.status}, {lc.seconds:.1f}s, {lc.rows} x {lc.cols})", quiet)
     proof = optimality(final, cb, milp_info, lcb)
     if milp_info:
         milp_info.update(proof)
