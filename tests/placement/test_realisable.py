@@ -164,3 +164,21 @@ def test_simulated_link_is_fifo_per_request_message(tmp_path):
     s = 16384 / 12.5e6  # seconds per activation token on the slow link
     assert arrivals[0] == pytest.approx(750 * s + 0.05)
     assert arrivals[1] == pytest.approx(751 * s + 0.05)  # waited for the prompt's transfer
+
+
+def test_checker_rejects_helix_flow_labelled_realisable(tmp_path):
+    """Negative control: Swarm's Helix-model max flow on 3cluster24, relabelled as a realisable plan
+    (caps set to its own node flows, so only the KV check can object), is not realisable: some node's
+    flow exceeds its KV cap at the waits that very flow causes."""
+    out = tmp_path / "helix3c"
+    assert main(["place", "--cluster", "3cluster24", "--method", "swarm", "--out", str(out), "--quiet",
+                 "--no-figure"]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    plan.update(capacity_model="realisable", length_cv=0.0, kv_fraction=1.0)
+    for n in plan["nodes"]:
+        if n["layers"]:
+            n["capacity_tok_s"] = n["flow_tok_s"]
+    (out / "plan.json").write_text(json.dumps(plan))
+    v = check_placement(out)
+    assert not v.ok
+    assert "exceeds its realisable cap" in v.summary, v.summary

@@ -248,19 +248,24 @@ def _mix(opts: list[tuple[float, tuple[float, float]]]) -> tuple[float, float]:
 
 
 def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
-    """Node caps of the realisable flow: Helix's max-flow split scaled down to the largest load at
-    which every node's KV cap holds with the waits that load causes.
+    """Node caps of the realisable flow (`realisable_split`)."""
+    return realisable_split(p, plc, solve)[0]
+
+
+def realisable_split(p: FlowProblem, plc: Placement, solve) -> tuple[dict[int, float], dict[tuple, float]]:
+    """(node caps, link flows) of the realisable flow: Helix's max-flow split scaled down to the
+    largest load at which every node's KV cap holds with the waits that load causes.
 
     solve(None) returns (value, edge_flow, link_cap) of the placement's max flow under Helix's
     T_i(k). With the flow shares x_e = f_e / F of that split, the load t F (0 <= t <= 1) is
     realisable iff every used node i has t f_i <= KV cap_i(link loads t f_e). The KV caps fall and
     the node flows grow with t, so the realisable loads are an interval [0, t*]; bisection finds t*
-    (deterministic, BISECTION_STEPS steps). The caps t* f_i admit exactly the flow t* F."""
+    (deterministic, BISECTION_STEPS steps). The caps t* f_i admit exactly the flow t* F, and the
+    link flows t* f_e are a flow that reaches it (the one the checker verifies)."""
     value, ef, lc = solve(None)
     if value <= 0:
-        return dict.fromkeys(plc, 0.0)
+        return dict.fromkeys(plc, 0.0), {}
     f_node = _node_flows(plc, ef)
-
     topology = _topology(p, plc, lc)
 
     def feasible(t: float) -> bool:
@@ -277,4 +282,4 @@ def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
                 lo = mid
             else:
                 hi = mid
-    return {i: lo * f_node[i] for i in plc}
+    return {i: lo * f_node[i] for i in plc}, {e: lo * f for e, f in ef.items() if f > 0}
