@@ -80,6 +80,7 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
         full_flow = solve_flow(p, res.placement, res.groups, partial_inference).value
         p.edges = helix_prune_edges(p.edges, prune_keep)
     numbers = {"upper_bound_tok_s": res.upper_bound, "coverage_bound_tok_s": res.coverage_bound,
+               "layer_cut_bound_tok_s": res.layer_cut_bound,
                "heuristic_flow_tok_s": res.heuristic_flow, "milp": res.milp, "times_s": res.times_s,
                "time_limit_s": time_limit_s, "seed": seed, "length_cv": length_cv, "kv_fraction": kv_fraction, "budget": budget, "prune_keep": prune_keep,
                "max_flow_full_links_tok_s": full_flow,
@@ -104,7 +105,9 @@ def place(cluster: Any, model: str = "llama-2-70b", method: str = "milp", *, out
         summary["max_flow_full_links_tok_s"] = round(full_flow, 3) if full_flow is not None else None
     from llmsched.theory.placement.solve import optimality
 
-    proof = optimality(res.max_flow, res.coverage_bound, res.milp)
+    proof = optimality(res.max_flow, res.coverage_bound, res.milp, res.layer_cut_bound)
+    if res.layer_cut_bound is not None:
+        summary["layer_cut_bound_tok_s"] = round(res.layer_cut_bound, 3)
     summary["proven_optimal"] = proof["proven_optimal"]
     summary["optimality"] = proof["optimality"]  # which bound proves what
     if res.milp:

@@ -72,7 +72,7 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     value, pos_edges, inflow, outflow = flows
     bound_caps = caps  # placement-free T_i(k): the bounds of (6) hold for every placement
     if plan.get("capacity_model") == "realisable":  # (4) with the placement's bandwidth-delay x KV caps
-        rcaps = _realisable_caps(cluster, model, plan, rng, groups, edges, caps)
+        rcaps = _realisable_caps(cluster, model, plan, rng, groups, edges, caps, pos_edges, inflow)
         if isinstance(rcaps, Verdict):
             return rcaps
         caps = rcaps
@@ -88,30 +88,48 @@ def check_placement(path: Path, rel_tol: float = 1e-6, abs_tol: float = 1e-3) ->
     return _bounds(bound_caps, L, value, cut_cap, plan, len(rng), tol)  # (6)
 
 
-REALISABLE_CAP_RTOL = 1e-3
+REALISABLE_CAP_RTOL = 1e-6  # float slack of the realisable checks (the model itself is exact arithmetic)
+REALISABLE_TIGHT = 1e-3  # the recorded flow must be within this of the largest realisable scale
 
 
 def _realisable_caps(cluster, model, plan: dict, rng: dict[int, tuple[int, int]], groups: dict[int, int],
-                     edges: list, caps: list) -> list | Verdict:
-    """T_i(k) with each placed node's entry replaced by its realisable cap, recomputed from the
-    cluster, the plan's layers and its `length_cv` / `kv_fraction` (`realisable.py`)."""
-    from llmsched.theory.placement.flow import FlowProblem, placement_node_caps
-    from llmsched.theory.placement.realisable import realisable_spec
+                     edges: list, caps: list, pos_edges: list, inflow: dict[int, float]) -> list | Verdict:
+    """T_i(k) with each placed node's entry replaced by its recorded realisable cap, after checking
+    that the recorded flow is realisable (`realisable.py`): each node's cap is its flow in the
+    recorded split and at most T_i(k); each node's flow is within its KV cap recomputed at the link
+    loads the recorded flow itself causes (from the cluster, the layers, `length_cv`,
+    `kv_fraction`); and the flow is maximal along its split: 1 + REALISABLE_TIGHT times it breaks
+    some KV cap, unless it already is Helix's max flow. Any maximum flow's split is accepted."""
+    from llmsched.theory.placement.flow import FlowProblem, solve_flow
+    from llmsched.theory.placement.realisable import kv_caps, realisable_spec
+    from llmsched.theory.placement.spec import SOURCE
 
     spec = realisable_spec(float(plan.get("length_cv", 0.0)), float(plan.get("kv_fraction", 1.0)))
     p = FlowProblem(cluster, model, caps, edges, "realisable", spec)
     plc = {i: (lo, hi - lo) for i, (lo, hi) in rng.items()}
-    ncap = placement_node_caps(p, plc, groups or None, bool(plan.get("partial_inference")))
+    link_cap = {(u, v): c for u, v, c, _ in edges}
+    loads = {(u, v): f for u, v, f in pos_edges}
+    kv = kv_caps(p, plc, loads, link_cap)
     recorded = {int(nd["index"]): nd.get("capacity_tok_s") for nd in plan["nodes"]}
     out = [list(c) for c in caps]
+    slack = lambda x: REALISABLE_CAP_RTOL * abs(x) + 1e-6  # noqa: E731
     for i, (lo, hi) in rng.items():
-        rec = recorded.get(i)
-        # the fixed point depends on which of several maximum flows the solver returns (float ties),
-        # so a recorded cap within REALISABLE_CAP_RTOL of ours, and never above T_i(k), is accepted
-        if rec is None or rec > caps[i][hi - lo - 1] * (1 + 1e-9) or abs(rec - ncap[i]) > REALISABLE_CAP_RTOL * ncap[i]:
-            return _fail(f"node {i}'s recorded capacity is not its realisable cap",
-                         {"node": i, "recorded": rec, "recomputed": ncap[i], "T_i_k": caps[i][hi - lo - 1]})
+        rec, flow, t_ik = recorded.get(i), inflow.get(i, 0.0), caps[i][hi - lo - 1]
+        witness = {"node": i, "recorded": rec, "flow": flow, "kv_cap_at_recorded_loads": kv[i], "T_i_k": t_ik}
+        if rec is None or rec > t_ik + slack(t_ik) or abs(rec - flow) > slack(flow):
+            return _fail(f"node {i}'s recorded capacity is not its realisable cap (its flow in the split, "
+                         "at most T_i(k))", witness)
+        if flow > kv[i] + slack(kv[i]):
+            return _fail(f"node {i}'s flow exceeds its realisable cap (KV cap at the recorded loads)", witness)
         out[i][hi - lo - 1] = rec
+    more = kv_caps(p, plc, {e: (1 + REALISABLE_TIGHT) * f for e, f in loads.items()}, link_cap)
+    if all((1 + REALISABLE_TIGHT) * inflow.get(i, 0.0) <= more[i] for i in rng):
+        helix = solve_flow(FlowProblem(cluster, model, caps, edges), plc, groups or None,
+                           bool(plan.get("partial_inference")))
+        value = sum(f for u, _v, f in pos_edges if u == SOURCE)
+        if value < helix.value * (1 - REALISABLE_TIGHT):
+            return _fail("the recorded flow is not the realisable cap: a larger load along its split still fits "
+                         "every KV cap", {"value": value, "helix_max_flow": helix.value})
     return out
 
 

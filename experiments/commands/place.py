@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "after it (Helix's option: s_v <= e_u < e_v); used by the MILP and every evaluation")
     p.add_argument("--capacity-model", default="helix", choices=("helix", "pipelined", "realisable"),
                    help="T_i(k): Helix's typical batch (default; the MILP objective Helix reports); pipelined "
-                        "(ours) adds the wait at each busy node to the round trip; realisable (ours) keeps "
-                        "Helix's T_i(k) and caps each node by its KV cache over the requests in flight that a "
-                        "pipeline's round trip needs, for --length-cv and --kv-fraction (docs/placement.md)")
+                        "(ours) adds the wait at each busy node to the round trip; realisable (ours) scales Helix's "
+                        "max flow down to the load whose requests in flight (round trip with FIFO link queues) "
+                        "fit every KV cache, for --length-cv and --kv-fraction (docs/placement.md)")
     p.add_argument("--simulate", type=float, default=0.0, metavar="SECONDS",
                    help="also simulate the plan for SECONDS (first half discarded) and compare with the "
                         "max flow; writes simulation.json (default 0 = off; 1200 is enough on single24)")

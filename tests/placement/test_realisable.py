@@ -111,3 +111,74 @@ def test_checker_rejects_helix_capacity_in_a_realisable_plan(realisable_plan, tm
     v = check_placement(d)
     assert not v.ok
     assert "realisable cap" in v.summary
+
+
+def _chain(tmp_path, slow_Bps: float, latency_s: float = 0.05):
+    """7 A100s in a chain; node 2 -> node 3 is a slow geo link (slow_Bps, latency_s)."""
+    from llmsched.theory.placement.io import read_toml_cluster
+
+    f = tmp_path / "chain.toml"
+    f.write_text(f'name = "chain"\n[[nodes]]\ngpu = "A100"\ncount = 7\nvram_bytes = 40e9\n'
+                 f'[links]\nbandwidth_Bps = 1e9\nlatency_s = 0.001\n'
+                 f'[[links.override]]\nsrc = 2\ndst = 3\nbandwidth_Bps = {slow_Bps}\nlatency_s = {latency_s}\n')
+    plc = {0: (0, 12), 1: (12, 12), 2: (24, 12), 3: (36, 11), 4: (47, 11), 5: (58, 11), 6: (69, 11)}
+    return read_toml_cluster(f), plc
+
+
+def test_a_fifo_link_is_never_planned_at_full_load(tmp_path):
+    """Helix's max flow loads the slow link to its bandwidth; a FIFO link at utilisation 1 has an
+    unbounded queue, so the realisable flow stays strictly below it, and the scale it picks is the
+    largest at which every node's KV cap holds with the Pollaczek-Khinchine waits of that load."""
+    from llmsched.theory.placement.realisable import kv_caps
+
+    c, plc = _chain(tmp_path, 12.5e6)
+    ph, pr = make_problem(c, M), make_problem(c, M, capacity_model="realisable")
+    helix = solve_flow(ph, plc)
+    assert helix.value == pytest.approx(12.5e6 / 16384)  # the slow link binds: bandwidth / activation bytes
+    real = solve_flow(pr, plc)
+    assert 0 < real.value < 0.97 * helix.value
+    lc = {(u, v): cap for u, v, cap, _lt in pr.edges}
+    t = real.value / helix.value
+    loads = {e: t * f for e, f in helix.edge_flow.items()}
+    caps = kv_caps(pr, plc, loads, lc)
+    assert all(t * helix.node_flow[i] <= caps[i] * (1 + 1e-9) for i in plc)  # feasible at t
+    more = {e: 1.001 * f for e, f in loads.items()}
+    caps_more = kv_caps(pr, plc, more, lc)
+    assert any(1.001 * t * helix.node_flow[i] > caps_more[i] for i in plc)  # and not beyond it
+
+
+def test_simulated_link_is_fifo_per_request_message(tmp_path):
+    """The plan simulator sends one message per request item over a link, back to back (FIFO), as
+    Helix's prototype does (one ZeroMQ socket per next hop, `output_sockets[next_server_id]->send`
+    per request in `llm_sys/comm/src/compute_worker.h`, sender_thread): a decode queued behind a
+    750-token prompt on the 12.5 MB/s link arrives after the prompt's whole transfer."""
+    c, plc = _chain(tmp_path, 12.5e6)
+    p = make_problem(c, M)
+    run = _PlanRun(p, plc, 10.0, 0.0, 750, 240, 1.0, 0.0, 0, 4, "typical", None)
+    run.send(0.0, 2, 3, [(0, 750, True)])
+    run.send(0.0, 2, 3, [(1, 1, False)])
+    arrivals = {}
+    while run.events:
+        (t,), (_kind, (_v, items)) = run.events.pop()
+        arrivals[items[0][0]] = t
+    s = 16384 / 12.5e6  # seconds per activation token on the slow link
+    assert arrivals[0] == pytest.approx(750 * s + 0.05)
+    assert arrivals[1] == pytest.approx(751 * s + 0.05)  # waited for the prompt's transfer
+
+
+def test_checker_rejects_helix_flow_labelled_realisable(tmp_path):
+    """Negative control: Swarm's Helix-model max flow on 3cluster24, relabelled as a realisable plan
+    (caps set to its own node flows, so only the KV check can object), is not realisable: some node's
+    flow exceeds its KV cap at the waits that very flow causes."""
+    out = tmp_path / "helix3c"
+    assert main(["place", "--cluster", "3cluster24", "--method", "swarm", "--out", str(out), "--quiet",
+                 "--no-figure"]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    plan.update(capacity_model="realisable", length_cv=0.0, kv_fraction=1.0)
+    for n in plan["nodes"]:
+        if n["layers"]:
+            n["capacity_tok_s"] = n["flow_tok_s"]
+    (out / "plan.json").write_text(json.dumps(plan))
+    v = check_placement(out)
+    assert not v.ok
+    assert "exceeds its realisable cap" in v.summary, v.summary

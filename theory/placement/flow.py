@@ -189,10 +189,16 @@ class FlowResult:
 def placement_node_caps(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
                         partial: bool = False) -> dict[int, float]:
     """Each placed node's capacity under p's model: T_i(k), or with the realisable model
-    min(T_i(k), bandwidth-delay x KV cap) at the fixed point (`realisable.fixed_point_caps`)."""
+    Helix's max-flow split scaled to the largest load its KV caps hold (`realisable.realisable_split`)."""
     if p.realisable is None or not plc:
         return {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
-    from llmsched.theory.placement.realisable import fixed_point_caps
+    return _realisable(p, plc, groups, partial)[0]
+
+
+def _realisable(p: FlowProblem, plc: Placement, groups: dict[int, int] | None,
+                partial: bool) -> tuple[dict[int, float], dict[tuple, float]]:
+    """(node caps, link flows) of the realisable model's flow (`realisable.realisable_split`)."""
+    from llmsched.theory.placement.realisable import realisable_split
 
     def solve(caps):
         g = flow_graph(p, plc, groups, partial, caps)
@@ -206,13 +212,13 @@ def placement_node_caps(p: FlowProblem, plc: Placement, groups: dict[int, int] |
                 ef[(u, v)] = fd[a][b]
         return _v, ef, lc
 
-    return fixed_point_caps(p, plc, solve)
+    return realisable_split(p, plc, solve)
 
 
 def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = None,
                partial: bool = False) -> FlowResult:
     """Max flow (networkx preflow-push) and a minimum s-t cut of the placement's graph."""
-    ncap = placement_node_caps(p, plc, groups, partial) if p.realisable is not None else None
+    ncap, split = _realisable(p, plc, groups, partial) if p.realisable is not None and plc else (None, None)
     g = flow_graph(p, plc, groups, partial, ncap)
     value, fd = nx.maximum_flow(g, SOURCE, SINK)
     cut_value, (S, T) = nx.minimum_cut(g, SOURCE, SINK)
@@ -229,6 +235,9 @@ def solve_flow(p: FlowProblem, plc: Placement, groups: dict[int, int] | None = N
                 edge_flow[(u, v)] = f
     for i in plc:
         node_flow.setdefault(i, 0.0)
+    if split is not None:  # report the realisable split itself (any max flow under ncap has its value)
+        edge_flow = dict(split)
+        node_flow = {i: sum(f for (_u, v), f in split.items() if v == i) for i in plc}
     used = ncap if ncap is not None else {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
     return FlowResult(float(value), edge_flow, node_flow, float(cut_value), cut_edges, used)
 

@@ -15,11 +15,19 @@ per-node KV cap that follows from them; flow.py applies the caps, search code ne
 # and the node's token flow is f_i = lambda_i E[P + D], so
 #     f_i <= K_i E[P + D] / (k_i (E[(P + D)(D + 1)] R_i + E[(P + D) P] Q_i)).
 # R_i, Q_i are the flow-weighted means over the paths through i (IWRR splits requests in proportion
-# to the flow). The waits depend on the flow, so the caps are a fixed point: start from Helix's
-# max flow, recompute the caps from its link loads, re-solve, damped, FIXED_POINT_ROUNDS times.
+# to the flow). Per pass a node costs the residual of the iteration in progress when it is busy
+# (probability U_i = f_i / T_i(k); the chunked typical iterations are alike, residual tau_i / 2) plus
+# its own iteration tau_i; a link costs its latency, one token's transfer and the FIFO wait of an
+# M/G/1 queue of one message per request item (Pollaczek-Khinchine, lambda E[S^2] / (2 (1 - rho)));
+# a link at rho >= 1 has no finite round trip. Waits depend on the load, so the model takes Helix's
+# max-flow split, scales it by t in [0, 1] and keeps the largest t at which every node's flow is
+# within its KV cap at the waits of load t (bisection; the feasible t form an interval). This is
+# the large-population limit of a mean-value analysis of the closed loop: the throughput at which
+# the population the KV caches allow (Little) covers the round trip the same throughput causes.
 # Assumptions (stated, not fitted): every node iterates at its typical batch (the operating point
-# behind T_i(k), `profiles.typical_batch`), a pass waits no longer than one iteration at a node,
-# and a link is an M/G/1 FIFO queue (Pollaczek-Khinchine) of one message per request item.
+# behind T_i(k), `profiles.typical_batch`); a pass waits at most the residual of one iteration at a
+# node (no overflow of the batch caps); a link is a FIFO queue with Poisson arrivals; the split of
+# the flow over parallel nodes is Helix's max-flow split (IWRR follows it).
 
 from __future__ import annotations
 
@@ -35,10 +43,12 @@ from llmsched.theory.placement.spec import SINK, SOURCE
 if TYPE_CHECKING:
     from llmsched.theory.placement.flow import FlowProblem, Placement
 
-FIXED_POINT_ROUNDS = 6  # ours: rounds of the cap fixed point (changes < 1% after 4 on our clusters)
-DAMPING = 0.5  # ours: caps <- old^(1-d) new^d, a geometric step (avoids 2-cycles of the fixed point)
-MAX_LINK_UTILISATION = 0.999  # a saturated FIFO link has an unbounded wait; stop just below
-WAIT_RESIDUAL_ONLY = True  # a pass waits for the message in transmission only (the P-K wait without 1/(1-rho))
+BISECTION_STEPS = 24  # ours: steps of the bisection on the flow scale (resolution 2^-24 of the max flow)
+# A realisable evaluation costs one max flow plus the bisection: measured on 3cluster24 (our plan, 24
+# nodes, loaded 2-core machine) 8 ms against 0.4 ms for the max flow alone, with about 2 ms of
+# local-search bookkeeping per evaluation either way, so the work budget counts it as five.
+EVAL_COST_MAX_FLOWS = 5
+NODE_RESIDUAL = 0.5  # residual of an iteration in progress / its length (alike iterations: E[t^2]/(2E[t]) = t/2)
 
 
 @dataclass(frozen=True)
@@ -130,34 +140,14 @@ def node_times(p: FlowProblem) -> dict[str, list[_NodeTimes]]:
     return _type_tables(p.model.profile_key, tuple(sorted(p.cluster.type_counts().items())))
 
 
-def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
-            link_cap: dict[tuple, float]) -> dict[int, float]:
-    """Per placed node the KV cap K_i E[P+D] / (k_i (E[(P+D)(D+1)] R_i + E[(P+D)P] Q_i)) under the
-    link loads `edge_flow` (tokens/s; `link_cap` their capacities). Nodes the flow does not use get
-    the round trip of their fastest path (so the cap does not rule out flow they could carry)."""
-    spec = p.realisable
-    assert spec is not None
-    m = spec.moments
-    times = node_times(p)
-    lat = {(u, v): lt for u, v, _c, lt in p.edges}
-    nt = {i: times[p.cluster.nodes[i].gpu_type][k - 1] for i, (_s, k) in plc.items()}
-
-    def link_times(u, v) -> tuple[float, float]:
-        """(per-pass time, per-prompt-token time) of link u -> v at its current load."""
-        c = link_cap[(u, v)]
-        s = 1.0 / c  # seconds per token of this link's unit
-        f = edge_flow.get((u, v), 0.0)
-        rho = min(f / c, MAX_LINK_UTILISATION)
-        lam = f / m.e_tokens  # requests/s on the link
-        wait = lam * s * s * (m.e_prompt_sq + m.e_output) / 2.0 * (1.0 if WAIT_RESIDUAL_ONLY else 1.0 / (1.0 - rho))
-        return lat[(u, v)] + s + wait, s
-
-    # the placement's DAG by start layer; prefix / suffix mean times per pass (R) and per prompt token (Q)
+def _topology(p: FlowProblem, plc: Placement, link_cap: dict[tuple, float]) -> tuple[list, dict, dict, dict]:
+    """The placement's DAG: nodes by start layer, each node's usable in- and out-links, their latencies."""
     L = p.L
     order = sorted(plc, key=lambda i: plc[i][0])
     ins: dict[int, list] = {i: [] for i in plc}
     outs: dict[int, list] = {i: [] for i in plc}
-    for u, v, _c, _lt in p.edges:
+    lat: dict[tuple, float] = {}
+    for u, v, _c, lt in p.edges:
         if (u, v) not in link_cap:
             continue
         if u == SOURCE and v in plc and plc[v][0] == 0:
@@ -167,6 +157,43 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
         elif u in plc and v in plc and plc[u][0] + plc[u][1] == plc[v][0]:
             outs[u].append(v)
             ins[v].append(u)
+        else:
+            continue
+        lat[(u, v)] = lt
+    return order, ins, outs, lat
+
+
+def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
+            link_cap: dict[tuple, float], topology: tuple[list, dict, dict, dict] | None = None) -> dict[int, float]:
+    """Per placed node the KV cap K_i E[P+D] / (k_i (E[(P+D)(D+1)] R_i + E[(P+D)P] Q_i)) under the
+    link loads `edge_flow` (tokens/s; `link_cap` their capacities). Nodes the flow does not use get
+    the round trip of their fastest path (so the cap does not rule out flow they could carry)."""
+    spec = p.realisable
+    assert spec is not None
+    m = spec.moments
+    times = node_times(p)
+    nt = {i: times[p.cluster.nodes[i].gpu_type][k - 1] for i, (_s, k) in plc.items()}
+    f_node = _node_flows(plc, edge_flow)
+    # a pass through node i: the residual of the running iteration when i is busy (probability
+    # U_i = f_i / T_i(k); iterations of the chunked typical batch are alike, so the residual is
+    # tau_i / 2), then its own iteration tau_i
+    own = {i: (nt[i].tau_s * (1.0 + NODE_RESIDUAL * min(1.0, f_node[i] / p.node_cap(i, k))), nt[i].per_prompt_token_s)
+           for i, (_s, k) in plc.items()}
+
+    def link_times(u, v) -> tuple[float, float]:
+        """(per-pass time, per-prompt-token time) of link u -> v at its current load."""
+        c = link_cap[(u, v)]
+        s = 1.0 / c  # seconds per token of this link's unit
+        f = edge_flow.get((u, v), 0.0)
+        rho = f / c
+        if rho >= 1.0:  # a saturated FIFO link: the queue (and the round trip) grows without bound
+            return math.inf, math.inf
+        lam = f / m.e_tokens  # requests/s on the link
+        wait = lam * s * s * (m.e_prompt_sq + m.e_output) / 2.0 / (1.0 - rho)  # Pollaczek-Khinchine
+        return lat[(u, v)] + s + wait, s
+
+    # the placement's DAG by start layer; prefix / suffix mean times per pass (R) and per prompt token (Q)
+    order, ins, outs, lat = topology or _topology(p, plc, link_cap)
     lt_cache = {}
 
     def lt(u, v):
@@ -178,16 +205,16 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     pre: dict[int, tuple[float, float]] = {}
     for i in order:  # time from the source up to the start of i's iteration
         pre[i] = _mix([(edge_flow.get((u, i), 0.0),
-                        _add(lt(u, i), (0.0, 0.0) if u == SOURCE else _add(pre[u], _own(nt[u]))))
+                        _add(lt(u, i), (0.0, 0.0) if u == SOURCE else _add(pre[u], own[u])))
                        for u in ins[i] if u == SOURCE or pre.get(u, inf)[0] < math.inf])
     suf: dict[int, tuple[float, float]] = {}
     for i in reversed(order):  # time from the end of i's iteration to the sink
         suf[i] = _mix([(edge_flow.get((i, v), 0.0),
-                        _add(lt(i, v), (0.0, 0.0) if v == SINK else _add(_own(nt[v]), suf[v])))
+                        _add(lt(i, v), (0.0, 0.0) if v == SINK else _add(own[v], suf[v])))
                        for v in outs[i] if v == SINK or suf.get(v, inf)[0] < math.inf])
     caps = {}
     for i, (_s, k) in plc.items():
-        R, Q = _add(_add(pre[i], _own(nt[i])), suf[i])
+        R, Q = _add(_add(pre[i], own[i]), suf[i])
         if not math.isfinite(R):
             caps[i] = 0.0
             continue
@@ -196,8 +223,13 @@ def kv_caps(p: FlowProblem, plc: Placement, edge_flow: dict[tuple, float],
     return caps
 
 
-def _own(t: _NodeTimes) -> tuple[float, float]:
-    return (t.tau_s, t.per_prompt_token_s)
+def _node_flows(plc: Placement, edge_flow: dict[tuple, float]) -> dict[int, float]:
+    """Each placed node's flow (tokens/s): the sum of its incoming link flows."""
+    f_node = dict.fromkeys(plc, 0.0)
+    for (_u, v), f in edge_flow.items():
+        if v in f_node:
+            f_node[v] += f
+    return f_node
 
 
 def _add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
@@ -215,16 +247,39 @@ def _mix(opts: list[tuple[float, tuple[float, float]]]) -> tuple[float, float]:
     return (sum(f * t[0] for f, t in opts) / w, sum(f * t[1] for f, t in opts) / w)
 
 
-def fixed_point_caps(p: FlowProblem, plc: Placement, solve, rounds: int = FIXED_POINT_ROUNDS) -> dict[int, float]:
-    """Node caps min(T_i(k), KV cap) at the fixed point of caps -> max flow -> link loads -> caps.
+def fixed_point_caps(p: FlowProblem, plc: Placement, solve) -> dict[int, float]:
+    """Node caps of the realisable flow (`realisable_split`)."""
+    return realisable_split(p, plc, solve)[0]
 
-    solve(caps) returns (value, edge_flow, link_cap) of the placement's max flow with node caps
-    `caps` (None = Helix's T_i(k)). Deterministic (a fixed number of damped rounds)."""
-    helix = {i: p.node_cap(i, k) for i, (_s, k) in plc.items()}
-    _v, ef, lc = solve(None)
-    caps = {i: min(helix[i], c) for i, c in kv_caps(p, plc, ef, lc).items()}
-    for _ in range(rounds - 1):
-        _v, ef, lc = solve(caps)
-        new = {i: min(helix[i], c) for i, c in kv_caps(p, plc, ef, lc).items()}
-        caps = {i: max(caps[i], 1e-9) ** (1 - DAMPING) * max(new[i], 1e-9) ** DAMPING for i in caps}
-    return caps
+
+def realisable_split(p: FlowProblem, plc: Placement, solve) -> tuple[dict[int, float], dict[tuple, float]]:
+    """(node caps, link flows) of the realisable flow: Helix's max-flow split scaled down to the
+    largest load at which every node's KV cap holds with the waits that load causes.
+
+    solve(None) returns (value, edge_flow, link_cap) of the placement's max flow under Helix's
+    T_i(k). With the flow shares x_e = f_e / F of that split, the load t F (0 <= t <= 1) is
+    realisable iff every used node i has t f_i <= KV cap_i(link loads t f_e). The KV caps fall and
+    the node flows grow with t, so the realisable loads are an interval [0, t*]; bisection finds t*
+    (deterministic, BISECTION_STEPS steps). The caps t* f_i admit exactly the flow t* F, and the
+    link flows t* f_e are a flow that reaches it (the one the checker verifies)."""
+    value, ef, lc = solve(None)
+    if value <= 0:
+        return dict.fromkeys(plc, 0.0), {}
+    f_node = _node_flows(plc, ef)
+    topology = _topology(p, plc, lc)
+
+    def feasible(t: float) -> bool:
+        caps = kv_caps(p, plc, {e: t * f for e, f in ef.items()}, lc, topology)
+        return all(t * f_node[i] <= caps[i] * (1 + 1e-12) for i in plc if f_node[i] > 0)
+
+    lo, hi = 0.0, 1.0
+    if feasible(1.0):
+        lo = 1.0
+    else:
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            if feasible(mid):
+                lo = mid
+            else:
+                hi = mid
+    return {i: lo * f_node[i] for i in plc}, {e: lo * f for e, f in ef.items() if f > 0}

@@ -34,7 +34,7 @@ from llmsched.theory.placement.heuristic import (
     local_search,
 )
 from llmsched.theory.placement.profiles import coverage_bound, infinite_network_bound
-from llmsched.theory.placement.realisable import FIXED_POINT_ROUNDS
+from llmsched.theory.placement.realisable import EVAL_COST_MAX_FLOWS
 from llmsched.theory.placement.spec import ModelSpec, PlacementCluster
 
 METHODS = ("milp", "heuristic", "swarm", "petals", "sp", "sp+", "homogeneous")
@@ -56,6 +56,9 @@ BUDGETS = ("work", "time")
 LS_EVALS_PER_S = 150.0
 MILP_NODES_PER_S = 0.5
 SAFETY_CAP = 3.0
+# the layer-cut bound runs after the search (it cannot change the plan) for this share of the limit,
+# on top of it: cluster10 is solved to optimality in about 45 s, cluster42 tightens for minutes
+LAYER_CUT_SHARE = 0.1
 
 
 @dataclass
@@ -72,6 +75,7 @@ class PlaceResult:
     log: list[str] = field(default_factory=list)
     budget: str = "work"  # "work" (load-independent) or "time" (wall clock)
     deterministic: bool = False  # work budget and no wall-clock safety cap hit
+    layer_cut_bound: float | None = None  # the layer-cut MILP's proven bound (`layer_cut.py`), method milp
 
 
 def _say(log: list[str], msg: str, quiet: bool) -> None:
@@ -138,7 +142,15 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
             best, best_v = _search(p, best, remaining, seed + 1, work, ff, cb, capped, "polish", log, quiet,
                                    temperature=1e-3)
     final = solve_flow(p, best, partial=partial_inference).value
-    proof = optimality(final, cb, milp_info)
+    lcb = None
+    if method == "milp" and not optimal(final):  # after the search: it cannot change the plan
+        from llmsched.theory.placement.layer_cut import layer_cut_bound
+
+        lc = layer_cut_bound(p.caps, model.num_layers, LAYER_CUT_SHARE * time_limit_s, upper=cb)
+        lcb = min(cb, lc.bound_tok_s)
+        _say(log, f"[layer-cut] bound {lc.bound_tok_s:.2f} tokens/s, best prefix-cut value {lc.best_tok_s:.2f} "
+                  f"({lc.status}, {lc.seconds:.1f}s, {lc.rows} x {lc.cols})", quiet)
+    proof = optimality(final, cb, milp_info, lcb)
     if milp_info:
         milp_info.update(proof)
     _say(log, f"[{method}] final max flow {final:.2f} tokens/s in {time.monotonic() - t0:.1f}s; "
@@ -149,7 +161,7 @@ def place(cluster: PlacementCluster, model: ModelSpec, method: str, time_limit_s
             f"the wall-clock safety cap cut {', '.join(capped)} short: this plan depends on machine load"), quiet)
     return PlaceResult(method, best, final, ub, cb, heuristic_flow=heur_v, milp=milp_info,
                        times_s={"heuristic": t_heur, "total": time.monotonic() - t0}, log=log,
-                       budget=budget, deterministic=work and not capped)
+                       budget=budget, deterministic=work and not capped, layer_cut_bound=lcb)
 
 
 def _seeds(p, ff: FastFlow, ub: float, log: list[str], quiet: bool) -> tuple[float, str, Placement]:
@@ -173,8 +185,8 @@ def _search(p, start: Placement, seconds: float, seed: int, work: bool, ff: Fast
     """Local search for `seconds` of the limit: as evaluations (work budget, wall clock a capped
     safety net) or as wall-clock time; notes in `capped` when the cap cut it short."""
     stats: dict = {}
-    # a realisable evaluation solves FIXED_POINT_ROUNDS + 1 max flows: the same seconds buy fewer evaluations
-    per_eval = 1 if p.realisable is None else FIXED_POINT_ROUNDS + 1
+    # a realisable evaluation costs EVAL_COST_MAX_FLOWS max flows: the same seconds buy fewer evaluations
+    per_eval = 1 if p.realisable is None else EVAL_COST_MAX_FLOWS
     evals = round(LS_EVALS_PER_S * seconds / per_eval) if work else None
     best, best_v = local_search(p, start, SAFETY_CAP * seconds if work else seconds, seed=seed, max_evals=evals,
                                 ff=ff, stop_at=cb * (1 - 1e-7), stats=stats, **kw)
@@ -229,7 +241,8 @@ def _milp_phase(p, warm: Placement, heur_v: float, pk: int | None, t_milp: float
     return best, info
 
 
-def optimality(final: float, coverage_bound: float, milp: dict | None = None) -> dict:
+def optimality(final: float, coverage_bound: float, milp: dict | None = None,
+               layer_cut_bound: float | None = None) -> dict:
     """Say which bound proves what about a plan's max flow `final` (tokens/s).
 
     Proven optimal only by an upper bound valid for every placement: the coverage bound (network-
@@ -242,6 +255,10 @@ def optimality(final: float, coverage_bound: float, milp: dict | None = None) ->
         return {"proven_optimal": True, "proof": "coverage bound",
                 "optimality": f"proven optimal: the coverage bound {coverage_bound:.2f} tokens/s caps every "
                               "placement and this plan reaches it"}
+    if layer_cut_bound is not None and final >= layer_cut_bound * (1 - tol):
+        return {"proven_optimal": True, "proof": "layer-cut bound",
+                "optimality": f"proven optimal: the layer-cut bound {layer_cut_bound:.2f} tokens/s caps every "
+                              "placement and this plan reaches it"}
     milp = milp or {}
     sb, scope = milp.get("solver_bound"), milp.get("solver_bound_scope", "")
     solver = milp.get("solver", "the MILP solver")
@@ -250,7 +267,8 @@ def optimality(final: float, coverage_bound: float, milp: dict | None = None) ->
         return {"proven_optimal": True, "proof": f"{solver} bound",
                 "optimality": f"proven optimal: {solver}'s bound {sb:.2f} tokens/s on the unpruned MILP "
                               f"(status {status}) and this plan reaches it"}
-    best = min([coverage_bound] + ([sb] if sb is not None and scope == "full problem" else []))
+    best = min([coverage_bound] + ([sb] if sb is not None and scope == "full problem" else [])
+               + ([layer_cut_bound] if layer_cut_bound is not None else []))
     where = "" if not milp else (f"; {solver} status {status}, its bound {sb:.2f} tokens/s on the {scope}"
                                  if sb is not None else f"; {solver} status {status}, no bound")
     return {"proven_optimal": False, "proof": None,
