@@ -9,7 +9,8 @@ roofline cost model) for `--duration-s` seconds of arrivals. The run continues u
 request finishes, so the waiting queue grows for the whole arrival window and then drains.
 
 Policies: `vtc`, `dlpm` (round-robin over one instance) and `d2lpm` (the D²LPM router with DLPM
-batching per worker, as `experiments/reproductions/d2lpm.py` runs it). Reports the CPU time of
+batching per worker, as `experiments/reproductions/d2lpm.py` runs it); also `preble-mpq` (Preble's
+local fcfs-mpq queue, default parameters), outside the issue's family. Reports the CPU time of
 the simulation alone (`time.process_time` around `simulate`, the workload built before) and the
 CPU per request; the acceptance of issue 13 is CPU per request flat within 1.5x across 60, 120,
 240 and 480 s. Not a test: results go to docs/performance.md by hand with the command.
@@ -35,7 +36,8 @@ MODEL, GPU = "llama-2-7b", "a10g"  # issue 13's overloaded setting
 SYSTEM_TOKENS = 2048  # issue 13: "three 2,048-token system prompts", one per client here
 CLIENT_SHARES = (0.5, 0.3, 0.2)  # our choice: one heavy client
 USER_MIN, USER_MAX, OUT_MIN, OUT_MAX = 64, 512, 64, 512  # our choice
-SYSTEMS = {"vtc": ("round-robin", "vtc"), "dlpm": ("round-robin", "dlpm"), "d2lpm": ("d2lpm", "dlpm")}
+SYSTEMS = {"vtc": ("round-robin", "vtc"), "dlpm": ("round-robin", "dlpm"), "d2lpm": ("d2lpm", "dlpm"),
+           "preble-mpq": ("round-robin", "preble-mpq")}  # Preble's local queue (not in the issue's family)
 
 
 def _lengths():
