@@ -19,7 +19,7 @@ from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.cost.encode import EncodeCost, encode_time_s, tiles_of
 from llmsched.sim.energy import busy_power_w
 from llmsched.sim.kvcache import KVPool, PrefixTree
-from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan
+from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan, RequeueHook
 from llmsched.sim.runlog import RunLog
 from llmsched.sim.state import (
     ACCURACY_SCALE,
@@ -193,6 +193,7 @@ class Instance:
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
         self._leave_hook = policy if isinstance(policy, LeaveHook) else None
+        self._requeue_hook = policy if isinstance(policy, RequeueHook) else None
         # (active, idle) power of the instance's GPUs, W; busy time of applied iterations, integer ns
         self.active_power_w, self.idle_power_w = power_w
         self.busy_ns = 0
@@ -637,6 +638,8 @@ class Instance:
         r.preemptions[rid] += 1
         self.outstanding_tokens += int(r.prefill_target[rid]) - old_remaining
         self._move(rid, src, "waiting", at_head=True)
+        if self._requeue_hook is not None:
+            self._requeue_hook.on_requeue(rid, self.view)
 
     def take_waiting(self, rid: int) -> None:
         """Take a waiting request off this instance (it is about to arrive elsewhere)."""

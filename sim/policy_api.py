@@ -127,6 +127,14 @@ class LeaveHook(Protocol):
     def on_leave_queue(self, rid: int, view: InstanceView) -> None: ...
 
 
+@runtime_checkable
+class RequeueHook(Protocol):
+    """Called when a preempted request goes back to the head of the waiting queue (its KV dropped,
+    to be recomputed), with the view after it went back."""
+
+    def on_requeue(self, rid: int, view: InstanceView) -> None: ...
+
+
 class InstanceStats(Protocol):
     """What a router reads of one instance of its pool (synced to the current time)."""
 

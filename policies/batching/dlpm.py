@@ -64,6 +64,9 @@ class DLPM:
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
         self.queue.on_leave_queue(rid, view)
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_requeue(rid, view)
+
     def plan(self, view: InstanceView) -> Plan:
         a = self.admitter
         b = a.start(view)

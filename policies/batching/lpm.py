@@ -108,6 +108,9 @@ class _Incremental(_Ordered):
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
         self.queue.on_leave_queue(rid, view)
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_requeue(rid, view)
+
 
 @register(BATCHING, "lpm")
 class LPM(_Incremental):

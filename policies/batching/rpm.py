@@ -51,6 +51,9 @@ class RPM:
         self.queues.on_leave_queue(rid, view)
         self.admitted.setdefault(view.client(rid), deque()).append(view.now)
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queues.on_requeue(rid, view)
+
     def plan(self, view: InstanceView) -> Plan:
         b = self.admitter.start(view)
         now = view.now

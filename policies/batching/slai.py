@@ -132,6 +132,9 @@ class SLAI:
     def on_leave_queue(self, rid: int, view: InstanceView) -> None:
         self.queue.on_leave_queue(rid, view)
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_requeue(rid, view)
+
     # -- the rule ------------------------------------------------------------------------------
     def plan(self, view: InstanceView) -> Plan:
         now = view.now

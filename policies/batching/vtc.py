@@ -99,6 +99,9 @@ class VirtualTokenCounter:
         else:
             clients.add(view.client(rid))
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queues.on_requeue(rid, view)
+
     # -- the plan ------------------------------------------------------------------------------
     def plan(self, view: InstanceView) -> Plan:
         self._plans += 1

@@ -12,11 +12,12 @@ Owns policy-side bookkeeping only, fed by the engine's hooks (`ArrivalHook.on_ar
 * `SubtreeQueues`: `ClientQueues` plus SGLang's DFS-weight order (`lpm.dfs_weight_order`).
 * `SortedQueue`: the waiting queue under a static per-request key (SLAI's shortest prompt first).
 
-The engine changes the queue twice without a hook: a preempted request goes back to the head, a
-migration takes one away. `sync(view)` detects both (the queue's length and its head, see
+A preempted request goes back to the head of the queue through `RequeueHook.on_requeue`; it gets
+a number below every other. The engine changes the queue once without a hook: a migration takes
+a request away. `sync(view)` detects that (the queue's length and its head, see
 `ClientQueues.sync`) and rebuilds from `view.waiting`, so the structures never drift from the
 engine's queue. Queue order is a sequence number per request: appended arrivals get increasing
-numbers, a rebuild numbers the queue as it stands.
+numbers, requeued ones decreasing numbers, a rebuild numbers the queue as it stands.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class ClientQueues:
         self.counts: dict[int, int] = {}  # client -> waiting requests (clients with some only)
         self.groups: dict[Any, SeqList] = {}  # group key -> its requests in queue order
         self._next = 0
+        self._first = 0  # below every number given so far (requeued requests count down from it)
         self.rebuilds = 0
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -96,12 +98,22 @@ class ClientQueues:
             self._remove(rid)
         self.sync(view)
 
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        """A preempted request went back to the head of the queue."""
+        w = view.waiting
+        if rid in self.seq or len(w) != len(self.seq) + 1 or w[0] != rid:
+            self.rebuild(view)  # the queue changed some other way too
+            return
+        self._first -= 1
+        self._add(rid, view, seq=self._first)
+
     def sync(self, view: InstanceView, arriving: int | None = None) -> bool:
         """Rebuild from `view.waiting` if the queue changed without a hook; True if rebuilt.
 
-        Sound because hook-less changes are only (a) preempted requests inserted at the head and
-        (b) requests taken away: (a) leaves a request we do not know at the head until it is
-        admitted (through the leave hook) or taken, and (b) without (a) shortens the queue."""
+        Sound because hook-less changes are only (a) preempted requests inserted at the head (by a
+        policy without the requeue hook) and (b) requests taken away: (a) leaves a request we do
+        not know at the head until it is admitted (through the leave hook) or taken, and (b)
+        without (a) shortens the queue."""
         w = view.waiting
         n = len(self.seq) + (arriving is not None)
         if len(w) == n and (not w or w[0] in self.seq or w[0] == arriving):
@@ -161,9 +173,11 @@ class ClientQueues:
         self.counts.clear()
         self.groups.clear()
 
-    def _add(self, rid: int, view: InstanceView) -> None:
-        self.seq[rid] = self._next
-        self._next += 1
+    def _add(self, rid: int, view: InstanceView, seq: int | None = None) -> None:
+        if seq is None:
+            seq = self._next
+            self._next += 1
+        self.seq[rid] = seq
         c = self.client_of[rid] = view.client(rid)
         self.counts[c] = self.counts.get(c, 0) + 1
         self._file(rid, self._key(rid, view))
@@ -451,8 +465,8 @@ class SortedQueue(ClientQueues):
         self._heap: list[tuple[Any, int, int]] = []
         self._taken: list[tuple[Any, int, int]] = []
 
-    def _add(self, rid: int, view: InstanceView) -> None:
-        super()._add(rid, view)
+    def _add(self, rid: int, view: InstanceView, seq: int | None = None) -> None:
+        super()._add(rid, view, seq)
         heapq.heappush(self._heap, (self._sort_key(view, rid), self.seq[rid], rid))
 
     def _clear(self) -> None:

@@ -451,3 +451,28 @@ def test_queues_rebuild_on_hookless_changes_and_only_then():
     view.waiting.remove(2)  # a migration takes one away, with no hook
     assert q.sync(view) and list(q.of_client(0)) == [4]  # type: ignore[arg-type]
     assert not q.sync(view)  # type: ignore[arg-type]
+
+
+def test_a_requeued_request_goes_first_without_a_rebuild():
+    """`on_requeue` (the engine's preemption hook) files the request ahead of every other, so the
+    queues need no rebuild; a requeue that does not match the engine's queue still rebuilds."""
+    from llmsched.policies.batching.waiting_queues import ClientQueues
+
+    view = _QueueView([])
+    q = ClientQueues()
+    for rid in (1, 2, 3, 4, 5):
+        view.waiting.append(rid)
+        q.on_arrival(rid, view)  # type: ignore[arg-type]
+    for rid in (1, 3):
+        view.waiting.remove(rid)
+        q.on_leave_queue(rid, view)  # type: ignore[arg-type]
+    view.waiting.insert(0, 1)
+    q.on_requeue(1, view)  # type: ignore[arg-type]
+    view.waiting.insert(0, 3)  # preempted after 1: now ahead of it, as the engine's queue has it
+    q.on_requeue(3, view)  # type: ignore[arg-type]
+    assert q.rebuilds == 0 and not q.sync(view)  # type: ignore[arg-type]
+    assert list(q.of_client(1)) == [3, 1, 5] and list(q.of_client(0)) == [2, 4]
+    view.waiting.append(7)  # negative control: the queue changed in a way the hook does not say
+    view.waiting.insert(0, 9)
+    q.on_requeue(9, view)  # type: ignore[arg-type]
+    assert q.rebuilds == 1 and list(q.of_client(1)) == [9, 3, 1, 5, 7]
