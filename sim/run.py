@@ -180,9 +180,9 @@ def _power_w(spec: InstanceSpec) -> tuple[float, float]:
 
 
 def _energy_summary(instances: Sequence[Instance], summary: dict[str, Any], energy_nj: np.ndarray) -> dict[str, float]:
-    """Energy of the run, J: the active part (every iteration at its instance's active power, the
-    sum of the requests' `energy_j`) and the idle part (each instance at idle power for the rest of
-    the makespan)."""
+    """Energy of the run, J: the active part (every iteration at its instance's busy power,
+    `llmsched.sim.energy.busy_power_w`; the sum of the requests' `energy_j`) and the idle part (each
+    instance at idle power for the rest of the makespan)."""
     span_s = float(summary["makespan_s"])
     active = float(energy_nj.sum()) / 1e9
     idle = sum(inst.idle_power_w * max(span_s - inst.busy_ns / 1e9, 0.0) for inst in instances)
