@@ -631,7 +631,8 @@ class BucketQueues(PrefixQueues):
     plan prices each (node, kind) once and re-buckets only the requests that were filed anew or
     whose (node, kind) changed price since the last plan. A waiting request's prefill target
     (`view.remaining_prefill`) does not change while it waits. Buckets are heaps of (queue number,
-    rid) with lazy deletion."""
+    rid) with lazy deletion; a request that moves to another bucket and back has two equal entries
+    in its heap, so `head` drops the second (equal entries pop one after the other)."""
 
     def __init__(self, bucket: Callable[[int, int], int], n_buckets: int) -> None:
         super().__init__()
@@ -673,7 +674,7 @@ class BucketQueues(PrefixQueues):
             h = self._heaps[b]
             heapq.heappush(h, (self.seq[rid], rid))
             if len(h) > 2 * self._sizes[b] + 64:
-                h[:] = [e for e in h if self._live(b, e)]
+                h[:] = list({e for e in h if self._live(b, e)})
                 heapq.heapify(h)
         dirty.clear()
 
@@ -687,8 +688,8 @@ class BucketQueues(PrefixQueues):
         taken: list[tuple[int, int]] = []
         while h and len(out) < n:
             e = heapq.heappop(h)
-            if self._live(bucket, e):
-                taken.append(e)
+            if self._live(bucket, e) and (not taken or taken[-1] != e):  # a request that left the
+                taken.append(e)  # bucket and came back has a second, equal entry: popped next, dropped
                 out.append(e[1])
         for e in taken:
             heapq.heappush(h, e)

@@ -476,3 +476,44 @@ def test_a_requeued_request_goes_first_without_a_rebuild():
     view.waiting.insert(0, 9)
     q.on_requeue(9, view)  # type: ignore[arg-type]
     assert q.rebuilds == 1 and list(q.of_client(1)) == [9, 3, 1, 5, 7]
+
+
+class _BucketView(_QueueView):
+    """What `BucketQueues` reads; every request shares one prompt whose cached prefix is `cached`."""
+
+    hash_block_tokens = 16
+
+    def __init__(self, waiting: list[int]) -> None:
+        super().__init__(waiting)
+        self.prefilling: list[int] = []
+        self.cached = 0
+
+    def cacheable_hashes(self, rid: int) -> Any:
+        import numpy as np
+
+        return np.arange(10, dtype=np.int64)
+
+    def remaining_prefill(self, rid: int) -> int:
+        return 160
+
+    def cached_prefix_tokens(self, rid: int) -> int:
+        return self.cached
+
+
+def test_a_request_back_in_its_old_bucket_is_offered_once():
+    """Regression (README main command, preble-e2e quick: a request admitted twice): when a prefix
+    group's cached length goes up and back down, its requests move to another hit-ratio bucket and
+    back, leaving two equal entries in the first bucket's heap; `head` must offer each request once."""
+    from llmsched.policies.batching.preble_mpq import N_GROUPS, hit_group
+    from llmsched.policies.batching.waiting_queues import BucketQueues
+
+    view = _BucketView([])
+    q = BucketQueues(hit_group, N_GROUPS)
+    for rid in (1, 2):
+        view.waiting.append(rid)
+        q.on_arrival(rid, view)  # type: ignore[arg-type]
+    for cached, bucket in ((0, 0), (80, 4), (0, 0)):  # 0 -> group 0; 80 of 160 -> ceil(5) - 1 = 4
+        view.cached = cached
+        q.refresh(view)  # type: ignore[arg-type]
+        assert q.size(bucket) == 2
+    assert q.head(0, 10) == [1, 2] and q.head(0, 10) == [1, 2] and q.head(4, 10) == []
