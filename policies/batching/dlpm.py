@@ -16,7 +16,7 @@ from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
 from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD
-from llmsched.policies.batching.waiting_queues import PrefixQueues
+from llmsched.policies.batching.waiting_queues import PrefixQueues, QueueHooks
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, number, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -24,7 +24,7 @@ from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
 
 
 @register(BATCHING, "dlpm")
-class DLPM:
+class DLPM(QueueHooks):
     """DLPM: longest-prefix-match order, admitting only clients whose deficit is positive.
 
     quantum: Q_u in service units (w_p per uncached prompt token, w_q per output token); inf
@@ -60,12 +60,6 @@ class DLPM:
         if self.queue.count(u) > 1:
             return
         self.granted[u] = self.service(view, u) + self.quantum
-
-    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_leave_queue(rid, view)
-
-    def on_requeue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_requeue(rid, view)
 
     def plan(self, view: InstanceView) -> Plan:
         a = self.admitter

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
-from llmsched.policies.batching.waiting_queues import PrefixQueues, SubtreeQueues
+from llmsched.policies.batching.waiting_queues import PrefixQueues, QueueHooks, SubtreeQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
@@ -89,7 +89,7 @@ class _Ordered:
         return b.plan()
 
 
-class _Incremental(_Ordered):
+class _Incremental(QueueHooks, _Ordered):
     """`_Ordered` with the order kept incrementally by a `waiting_queues` structure."""
 
     def __init__(self, admission: str = DEFAULT_ADMISSION, instance_spec: Any = None) -> None:
@@ -101,15 +101,6 @@ class _Incremental(_Ordered):
 
     def ordered(self, view: InstanceView) -> Iterator[int]:
         raise NotImplementedError
-
-    def on_arrival(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_arrival(rid, view)
-
-    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_leave_queue(rid, view)
-
-    def on_requeue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_requeue(rid, view)
 
 
 @register(BATCHING, "lpm")

@@ -14,7 +14,7 @@ import heapq
 import math
 from collections.abc import Iterable
 
-from llmsched.policies.batching.waiting_queues import SortedQueue
+from llmsched.policies.batching.waiting_queues import QueueHooks, SortedQueue
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, flag, integer, number
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
@@ -29,7 +29,7 @@ MEMORY_LIMIT = 0.96
 
 
 @register(BATCHING, "slai")
-class SLAI:
+class SLAI(QueueHooks):
     """SLAI: time-critical decodes by last schedulable time, paused prefills, new prefills
     shortest-prompt-first (paid tier first if `user_priority`), then non-critical decodes.
 
@@ -125,15 +125,6 @@ class SLAI:
 
     def _new_prefill_order(self, view: InstanceView) -> Iterable[int]:
         return view.waiting if self.fcfs else self.queue.ordered(view)
-
-    def on_arrival(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_arrival(rid, view)
-
-    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_leave_queue(rid, view)
-
-    def on_requeue(self, rid: int, view: InstanceView) -> None:
-        self.queue.on_requeue(rid, view)
 
     # -- the rule ------------------------------------------------------------------------------
     def plan(self, view: InstanceView) -> Plan:

@@ -31,6 +31,22 @@ from llmsched.sim.policy_api import InstanceView
 from llmsched.sim.radix import ROOT, BlockHashes, RadixTree
 
 
+class QueueHooks:
+    """The engine's waiting-queue hooks (arrival, leave, requeue) forwarded to the policy's
+    `queue` structure; a policy that also acts on a hook overrides it and forwards itself."""
+
+    queue: Any  # a ClientQueues (or subclass) the policy sets in __init__
+
+    def on_arrival(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_arrival(rid, view)
+
+    def on_leave_queue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_leave_queue(rid, view)
+
+    def on_requeue(self, rid: int, view: InstanceView) -> None:
+        self.queue.on_requeue(rid, view)
+
+
 class SeqList:
     """Requests of one group in queue order: (seq, rid) entries, removal by lazy deletion (an
     entry is live while `owner.where[rid] is self` and its seq is the request's current one)."""
