@@ -48,10 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length-cv", type=float, default=0.0,
                    help="--simulate: lognormal request lengths with this coefficient of variation around "
                         "Helix's means 750/240 (default 0: every request has the mean lengths)")
-    p.add_argument("--batch-limit", default="typical", choices=("typical", "profile"),
-                   help="--simulate: each node runs at most the batch behind T_i(k) per iteration, with "
-                        "chunked prefill (default: the operating point the max flow assumes), or greedy "
-                        "batching up to the profile's maximum batch, whole prompts")
+    p.add_argument("--batch-limit", default="typical", choices=("typical", "typical-split", "profile"),
+                   help="--simulate: each node's iteration is one token budget the size of the batch "
+                        "behind T_i(k), decodes first, prompt chunks in the rest (default: the operating "
+                        "point the max flow assumes); typical-split: separate prompt and decode caps at "
+                        "that batch (ablation); profile: greedy batching up to the profile's maximum "
+                        "batch, whole prompts (Helix's simulator)")
     p.add_argument("--kv-fraction", type=float, default=1.0,
                    help="--simulate: admit a request while every node on its path stays within this share "
                         "of its KV cache (default 1.0, saturation, as Helix's simulator)")

@@ -9,8 +9,11 @@ Independent of the main engine (sim/); uses the Helix per-layer profiles and IWR
 # each prompt picks its next node as it leaves a node. Each request makes one prompt pass and then
 # `output` decode passes (1 token each) along the same path (KV locality). Per node and iteration,
 # k * (P(prompt tokens) + D(decode tokens)) seconds with the per-layer profiles interpolated; what a
-# node batches is the runtime discipline: "typical" = at most the batch behind T_i(k), prompts
-# chunked; "profile" = greedy, up to Helix's per-GPU maximum batch, whole prompts. Links are FIFO:
+# node batches is the runtime discipline: "typical" = one token budget per iteration, the size of
+# the batch behind T_i(k), decodes first and prompt chunks in the rest (Sarathi-Serve's stall-free
+# batching); "typical-split" = separate caps at its prompt and its decode tokens (the rule before
+# issue 19's diagnosis, kept for the ablation); "profile" = greedy, up to Helix's per-GPU maximum
+# batch, whole prompts (Helix's simulator, simulator/scheduler/execution_policy.py). Links are FIFO:
 # one message per request item (tokens x activation bytes; token-id bytes from the coordinator),
 # arriving latency + bytes / bandwidth after it starts. Reports prompt, decode and total token
 # throughput at the sink over the measurement window; our model, not Helix's simulator.
@@ -33,7 +36,7 @@ from llmsched.theory.placement.profiles import (
 from llmsched.theory.placement.routing import HOP_ROUTERS, ROUTERS, FlowRouter, HopRouter
 from llmsched.theory.placement.spec import SINK, SOURCE
 
-BATCH_LIMITS = ("profile", "typical")
+BATCH_LIMITS = ("profile", "typical", "typical-split")
 # "pipelined": messages on a link are transmitted back to back and each arrives `latency` after its
 # last byte leaves (latency overlaps the next transfer). "held": Helix's simulator, where a link
 # carries one request at a time and stays allocated for latency + bytes / bandwidth
@@ -84,9 +87,18 @@ def simulate_plan(p: FlowProblem, plc: Placement, duration_s: float = 120.0, war
     T_i(k) is a throughput at a typical batch, not a hard service rate (docs/placement.md).
 
     batch_limit: "profile" caps a node's iteration at the per-GPU maximum batch of Helix's tables
-    (`prompt_max_tokens`, `decode_max_tokens`); "typical" caps it at the typical batch behind
-    T_i(k) (`profiles.typical_batch`), i.e. runs every node at the operating point the max flow
-    assumes, so the run measures what routing, links and pipelining deliver of the plan.
+    (`prompt_max_tokens`, `decode_max_tokens`), whole prompts, as Helix's own simulator does.
+    "typical" gives every iteration one token budget, the size of the typical batch behind T_i(k)
+    (`profiles.typical_batch`: its prompt plus its decode tokens): every queued decode first (up to
+    the budget and the profile's decode maximum), then prompt chunks fill what is left (up to the
+    profile's prompt maximum), as Sarathi-Serve's stall-free batching and vLLM's chunked-prefill
+    scheduler fill a token budget. It runs every node at the iteration size the max flow assumes,
+    so the run measures what routing, links and pipelining deliver of the plan. "typical-split"
+    caps prompt and decode tokens separately at the typical batch's two parts; a node whose mix is
+    for a while more decode-heavy than the typical batch then leaves prompt slots empty while
+    decodes wait (docs/placement.md, "cluster42 at CV 0.5"), so it is kept for that ablation only.
+    Helix's prototype batches as "profile" does; the token budget is our choice (Helix's T_i(k)
+    fixes a typical batch size, not a runtime rule).
     groups: the separate-pipelines group map (`sp`, `sp+`), routed within groups as the flow is.
     progress: show a bar over simulated seconds on stderr.
     router: "maxflow" (Helix: IWRR over the max flow, a whole path chosen at admission, admission
@@ -147,11 +159,17 @@ class _PlanRun:
         self.pmax = {i: gp[i].prompt_max_tokens[k[i] - 1] for i in nodes}  # also the admission limit
         self.dmax = {i: gp[i].decode_max_tokens[k[i] - 1] for i in nodes}
         self.pcap = dict(self.pmax)
-        if batch_limit == "typical":
+        # "typical": tokens per iteration (decodes and prompt chunks together); None = separate caps
+        self.token_budget: dict[int, int] | None = None
+        if batch_limit in ("typical", "typical-split"):
             table = typical_batch_table(p.model, p.cluster.type_counts(), p.capacity_model)
             typ = {i: table[p.cluster.nodes[i].gpu_type][k[i] - 1] for i in nodes}
-            self.pcap = {i: min(self.pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
-            self.dmax = {i: min(self.dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
+            typ_prompt = {i: min(self.pmax[i], max(1, typ[i].prompt_tokens)) for i in nodes}
+            typ_decode = {i: min(self.dmax[i], max(1, typ[i].decode_tokens)) for i in nodes}
+            if batch_limit == "typical":
+                self.token_budget = {i: typ_prompt[i] + typ_decode[i] for i in nodes}
+            else:
+                self.pcap, self.dmax = typ_prompt, typ_decode
         self.link = {(u, v): (c, lat) for u, v, c, lat in p.edges}  # c in tokens/s of this link's unit
 
         self.queue: dict[int, list] = {i: [] for i in nodes}
@@ -166,7 +184,7 @@ class _PlanRun:
         self.req_left: dict[int, int] = {}
         self.req_need: dict[int, float] = {}
         self.admitted = [0, 0, 0]  # requests, prompt tokens, output tokens
-        self.chunked = batch_limit == "typical"
+        self.chunked = batch_limit != "profile"
         self.prompt_progress: dict[tuple[int, int], int] = {}  # (node, request) -> prompt tokens done there
         self.stats = {"prompt": 0.0, "decode": 0.0, "done": 0, "unservable": 0}
         self.next_rid = 0
@@ -269,6 +287,8 @@ class _PlanRun:
     def take_batch(self, i: int) -> tuple[list, int, int]:
         """Node i's next iteration from its queue, in order: (batch, prompt tokens, decode tokens);
         what does not fit (or a prompt's unfinished chunk) stays queued."""
+        if self.token_budget is not None:
+            return self._take_budget(i, self.token_budget[i])
         batch, ptok, dtok, rest = [], 0, 0, []
         pcap, dmax = self.pcap[i], self.dmax[i]
         for it in self.queue[i]:
@@ -298,6 +318,37 @@ class _PlanRun:
                 rest.append(it)
         self.queue[i] = rest
         return batch, ptok, dtok
+
+    def _take_budget(self, i: int, budget: int) -> tuple[list, int, int]:
+        """One token budget: queued decodes first in queue order (at most the budget and the
+        profile's decode maximum), then prompt chunks in queue order in what is left (at most the
+        profile's prompt maximum); a prompt leaves the node once its last chunk ran."""
+        queue = self.queue[i]
+        decode_limit = min(budget, self.dmax[i])
+        dtok = 0
+        taken = [False] * len(queue)
+        for n, it in enumerate(queue):
+            if dtok == decode_limit:
+                break
+            if not it[2]:
+                taken[n] = True
+                dtok += 1
+        prompt_room = min(budget - dtok, self.pcap[i])
+        ptok = 0
+        for n, it in enumerate(queue):
+            if ptok == prompt_room:
+                break
+            if it[2]:
+                done_tok = self.prompt_progress.get((i, it[0]), 0)
+                take = min(it[1] - done_tok, prompt_room - ptok)
+                ptok += take
+                if done_tok + take == it[1]:
+                    self.prompt_progress.pop((i, it[0]), None)
+                    taken[n] = True
+                else:
+                    self.prompt_progress[(i, it[0])] = done_tok + take
+        self.queue[i] = [it for n, it in enumerate(queue) if not taken[n]]
+        return [it for n, it in enumerate(queue) if taken[n]], ptok, dtok
 
     def start_iter(self, now: float, i: int) -> None:
         if self.busy[i] or not self.queue[i]:
