@@ -13,7 +13,11 @@ end of the 2n run,
   - it holds ids in [n, 2n): only request ids reach that range (3 clients, at most 4 instances), and
   - it is bigger than at the end of the n run (per-client or per-instance state does not grow with
     the number of requests; a bounded cache of recent requests does not either).
-The failure names the policy, the attribute path, both sizes and a few leaked request ids.
+A radix tree (`llmsched.sim.radix`) is measured by its dead nodes instead: its node ids are ints
+that are not request ids, and they are never reused, so a tree that only prunes keeps per-request
+slots; growing dead nodes count as a leak too. The failure names the policy, the attribute path,
+both sizes and a few leaked request ids. State kept on purpose, or bounded, is named in `ALLOWED`
+with its reason; a policy whose run here leaves requests unserved is named in `DOES_NOT_DRAIN`.
 
 `test_walker_catches_a_leaking_policy` is the negative control: an unregistered policy that keeps a
 dict rid -> prompt tokens is caught, with its path and witnesses.
@@ -52,7 +56,7 @@ FOLLOW_MODULES = ("llmsched.policies.", "llmsched.sim.radix", "llmsched.sim.pref
 
 DEAD_NODES = "<dead nodes>"
 #: policies whose run leaves requests unserved at the end here; their leaks are looked for among the
-#: requests that did leave. Found by this test; not part of this test's subject (see the docstring)
+#: requests that did leave. Found by this test (stalls, not leaks: not this test's subject)
 DOES_NOT_DRAIN = {
     "rpm": "a rate limiter's wake-up: 22 of 400 requests of client 0 are never admitted",
     "fastertransformer": "one request (of 400) is never admitted",
