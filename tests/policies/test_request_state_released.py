@@ -50,9 +50,11 @@ MAX_DEPTH = 10
 #: hooks that run lazily (at the next arrival or plan) does not grow with n
 GROWTH, SLACK = 1.5, 16
 HASH_BASE = 10**12  # prefix block hashes far above every request id
-#: objects of these modules are policy state and are walked into; everything else that is not a
-#: container (the engine, instances, views, request tables, cost models, specs, generators) is not
-FOLLOW_MODULES = ("llmsched.policies.", "llmsched.sim.radix", "llmsched.sim.prefix_index", __name__)
+#: objects of these modules are policy state (their trees, spot and re-parallelization controllers)
+#: and are walked into; everything else that is not a container (the engine, instances, views,
+#: request tables, cost models, specs, generators) is not
+FOLLOW_MODULES = ("llmsched.policies.", "llmsched.sim.radix", "llmsched.sim.prefix_index", "llmsched.sim.spot",
+                  "llmsched.sim.reparallel", __name__)
 
 DEAD_NODES = "<dead nodes>"
 #: policies whose run leaves requests unserved at the end here; their leaks are looked for among the
@@ -345,6 +347,31 @@ class _LeakyFCFS:
             if not b.admit(rid):
                 break
         return b.plan()
+
+
+class _LeakyRoundRobin:
+    """Round-robin that remembers where it sent every request, in a list of (rid, instance) pairs
+    inside a per-instance dict (the leak, one level down), and counts per instance (no leak)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, list[tuple[int, int]]] = {}
+        self.count: dict[int, int] = {}
+        self._next = 0
+
+    def route(self, rid: int, view: Any) -> int:
+        j = self._next % view.n_instances
+        self._next += 1
+        self.sent.setdefault(j, []).append((rid, j))
+        self.count[j] = self.count.get(j, 0) + 1
+        return j
+
+
+def test_walker_catches_a_leaking_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = find_leaks(registry.ROUTING, "round-robin", cluster("sarathi", "round-robin"), monkeypatch,
+                       substitute=_LeakyRoundRobin)
+    assert [f.path for f in found] == [".sent[*]"], found
+    assert found[0].size_2n == 2 * N_REQUESTS and found[0].size_n == N_REQUESTS
+    assert all(N_REQUESTS <= w < 2 * N_REQUESTS for w in found[0].witnesses) and found[0].witnesses
 
 
 def test_walker_catches_a_leaking_policy(monkeypatch: pytest.MonkeyPatch) -> None:
