@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from llmsched.sim.policy_api import InstanceView
 from llmsched.sim.radix import ROOT, BlockHashes, RadixTree
@@ -334,6 +334,17 @@ class _PathCounts(RadixTree):
             self.prune(path[-1], lambda n: self.count[n] > 0)
 
 
+_Tree = TypeVar("_Tree", bound=RadixTree)
+
+
+def _fresh_if_empty(tree: _Tree) -> _Tree:
+    """The tree, or a new empty one of its class when no node is alive: node ids are never reused
+    (`llmsched.sim.radix`), so a tree that only ever prunes keeps a few list slots per node it
+    ever had; a tree with no live node holds no state worth keeping (ids only key, never order).
+    Called after a removal."""
+    return type(tree)() if tree.nodes_alive == 0 else tree
+
+
 class PrefixQueues(ClientQueues):
     """`ClientQueues` plus the longest-prefix-match order, without matching every waiting request
     against the cache at every plan.
@@ -374,8 +385,11 @@ class PrefixQueues(ClientQueues):
         if not self._pending_rids:
             return
         live = set(view.prefilling)
-        for rid in [r for r in self._pending_rids if r not in live]:
+        done = [r for r in self._pending_rids if r not in live]
+        for rid in done:
             self._pending.remove_path(self._pending_rids.pop(rid))
+        if done:
+            self._pending = _fresh_if_empty(self._pending)
 
     # -- the order -----------------------------------------------------------------------------
     def lpm(self, view: InstanceView, skip: set[int] | None = None) -> Merge:
@@ -422,6 +436,7 @@ class PrefixQueues(ClientQueues):
             t.count[n] -= 1
         if nodes:
             t.prune(nodes[-1], lambda n: t.count[n] > 0)
+            self._tree = _fresh_if_empty(t)
 
     def _insert(self, rid: int, view: InstanceView) -> None:
         hashes = view.cacheable_hashes(rid)
@@ -584,6 +599,10 @@ class SubtreeQueues(ClientQueues):
         live = [n for n in nodes if t.weight[n] > 0]
         if nodes:
             t.prune(nodes[-1], lambda n: t.weight[n] > 0)
+            if t.nodes_alive == 0:  # every heap entry is stale: start a new tree (`_fresh_if_empty`)
+                self._t = _SubtreeTree()
+                self._root_kids = []
+                self._taken = []
         self._rekey(live)
 
     def _rekey(self, nodes: list[int]) -> None:
