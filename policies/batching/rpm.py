@@ -9,6 +9,7 @@ work-conserving either way), and `rpm_filter` reproduces the artifact's dropping
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 
 import numpy as np
@@ -79,11 +80,20 @@ class RPM:
                 if nxt is not None:
                     heads[c] = nxt
                     heapq.heappush(fifo, (self.queues.seq[nxt], c))
-        if held:  # the decision depends on the clock
+        if held:  # the decision depends on the clock: wake when a held client's oldest admission expires
             b.replan_each_iteration = True
-            wake = [self.admitted[c][0] + self.window_s for c in self.admitted if self.admitted[c]]
+            wake = [self._expiry(self._recent(c, now)[0]) for c in queues
+                    if len(self._recent(c, now)) + taken.get(c, 0) >= self.limit and self._recent(c, now)]
             b.retry_at_s = min(wake) if wake else None
         return b.plan()
+
+    def _expiry(self, admitted_at: float) -> float:
+        """The first clock value at which `_recent` drops an admission made at `admitted_at`
+        (`admitted_at + window_s`, moved up by an ulp where rounding would keep it one more plan)."""
+        t = admitted_at + self.window_s
+        while t - self.window_s < admitted_at:
+            t = math.nextafter(t, math.inf)
+        return t
 
 
 def rpm_filter(arrival_s: np.ndarray, client: np.ndarray, limit: int,

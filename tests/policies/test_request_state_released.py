@@ -62,8 +62,6 @@ DEAD_NODES = "<dead nodes>"
 #: policies whose run leaves requests unserved at the end here; their leaks are looked for among the
 #: requests that did leave. Found by this test (stalls, not leaks: not this test's subject)
 DOES_NOT_DRAIN = {
-    "rpm": "its last plan asks to be woken at a time already past (retry_at_s from a client's stale "
-           "admission times), so the requests it held stay queued: 22 of 200, 171 of 400",
     "fastertransformer": "one request of 200 (and of 400) is never admitted",
 }
 #: state kept per request for the whole run on purpose: (policy, attribute path) -> why
