@@ -38,8 +38,11 @@ class VLLM:
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view, self.token_budget)
+        # a prefill round whose prompt is not done yet (its cached prefix was evicted before the
+        # round ran) finishes in the next prefill round
+        continued = sum(b.chunk(rid) for rid in view.prefilling)
         _admit_in_order(b, view, whole=True)
-        if b.admitted:
+        if b.admitted or continued:
             return b.plan()
         b = PlanBuilder(view, self.token_budget)
         b.decode_all()
@@ -63,6 +66,8 @@ class FasterTransformer:
         if view.decoding:
             b.decode_all()
         else:
+            for rid in view.prefilling:  # a prefill round whose prompt is not done yet (its cached
+                b.chunk(rid)  # prefix was evicted before the round ran) finishes first
             _admit_in_order(b, view, whole=True)
         return b.plan()
 

@@ -61,16 +61,11 @@ FOLLOW_MODULES = ("llmsched.policies.", "llmsched.sim.radix", "llmsched.sim.pref
 DEAD_NODES = "<dead nodes>"
 #: policies whose run leaves requests unserved at the end here; their leaks are looked for among the
 #: requests that did leave. Found by this test (stalls, not leaks: not this test's subject)
-DOES_NOT_DRAIN = {
-    "fastertransformer": "one request of 200 (and of 400) is never admitted",
-}
+DOES_NOT_DRAIN: dict[str, str] = {}  # RPM and FasterTransformer were here; both fixed (their stalls)
 #: state kept per request for the whole run on purpose: (policy, attribute path) -> why
 ALLOWED: dict[tuple[str, str], str] = {
     ("slai", "._lst"): "bounded cache: last schedulable times, pruned to the decoding requests once it holds "
                        "more than 4 x decoding + 64 entries (so at most that many per instance)",
-    ("rpm", ".queues.where[*]._items"): "lazy deletion (waiting_queues.SeqList): compacted once its dead entries "
-                                        "outnumber the live ones and 32; shows here only because rpm's queue does "
-                                        "not drain (DOES_NOT_DRAIN)",
     # not fixed (issue 13 item 4, docs/performance.md): the routers' prefix-cache beliefs
     # (`llmsched.sim.prefix_index.PrefixIndex`) never reuse the node ids of evicted prefix blocks
     ("d2lpm", ".index<dead nodes>"): "evicted prefix blocks of the router's global tree (eviction feed): a few "
