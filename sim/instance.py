@@ -211,6 +211,10 @@ class Instance:
         self.ghost_decodes = 0
         self.ghost_context_tokens = 0
         self.seg_busy_ns: np.ndarray | None = None
+        self._scales: dict[int, tuple[float, float]] = {}  # tokens -> _rate_scales
+        self._k_ends = np.empty(0)  # kernels.roofline_segment's output buffers (_kernel_buffers)
+        self._k_rates = np.zeros((3, 0), dtype=np.int64)
+        self._k_rows: tuple[np.ndarray, ...] = ()
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
@@ -519,7 +523,7 @@ class Instance:
         if self.seg_n > self.seg_done:
             self._apply(self.seg_done, self.seg_n)
         r = self.reqs
-        t = float(self.seg_ends[self.seg_n - 1])
+        t = self.seg_end_list[self.seg_n - 1]
         finished: list[int] = []
         sliced: list[int] = []
         for rid, _ in self.seg_chunks:
@@ -887,14 +891,15 @@ class Instance:
         consts = cost.roofline_consts() if kernels.JIT and isinstance(cost, RooflineCost) else None
         if consts is not None:  # the compiled path: ends and rates in one call
             assert isinstance(cost, RooflineCost)  # consts come only from one
-            ends, first, cost_pusd, energy_nj, busy_ns = kernels.roofline_segment(
+            ends, rates, rows = self._kernel_buffers(n)  # the segment reads only its first n entries
+            first = kernels.roofline_segment(
                 consts, cost.comm_s(float(layout[0] + layout[4])), now, self._extra_s(plan, cold), *layout, n,
-                *self._rate_scales(prefill + k))
-            end_list = ends.tolist()
-            self.seg_cost_pusd = cost_pusd if self.usd_per_s > 0 else None
+                *self._rate_scales(prefill + k), ends, rates)
+            end_list = ends[:n].tolist()
+            self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
             if self.active_power_w > 0:
-                self.seg_energy_nj = energy_nj
-                self.seg_busy_ns = busy_ns
+                self.seg_energy_nj = rows[1]
+                self.seg_busy_ns = rows[2]
             self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
             return end_list[-1]
         fast = getattr(cost, "segment_times", None)
@@ -922,6 +927,16 @@ class Instance:
         self._segment_rates(durations, prefill + k)
         self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
         return end_list[-1]
+
+    def _kernel_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """This instance's buffers for `kernels.roofline_segment` (iteration ends; cost, energy and
+        busy-time rates and their rows), at least n long; one segment uses them at a time."""
+        if self._k_ends.shape[0] < n:
+            cap = min(max(n, 2 * self._k_ends.shape[0], 64), MAX_SEGMENT_ITERATIONS)
+            self._k_ends = np.empty(cap)
+            self._k_rates = np.zeros((3, cap), dtype=np.int64)
+            self._k_rows = (self._k_rates[0], self._k_rates[1], self._k_rates[2])
+        return self._k_ends, self._k_rates, self._k_rows
 
     def _lay_out(self, plan: Plan, now: float, n: int, ends: np.ndarray, end_list: list[float],
                  decodes: np.ndarray, chunks: list[tuple[int, int]], prefill: int, k: int, first: float) -> None:
@@ -1027,7 +1042,14 @@ class Instance:
         return extra
 
     def _rate_scales(self, tokens: int) -> tuple[float, float]:
-        """The factors `_segment_rates` multiplies durations by, for cost and energy (-1.0: none)."""
+        """The factors `_segment_rates` multiplies durations by, for cost and energy (-1.0: none),
+        remembered per token count."""
+        scales = self._scales.get(tokens)
+        if scales is None:
+            scales = self._scales[tokens] = self._compute_rate_scales(tokens)
+        return scales
+
+    def _compute_rate_scales(self, tokens: int) -> tuple[float, float]:
         cost = self.usd_per_s * PUSD_PER_USD / tokens if self.usd_per_s > 0 else -1.0
         energy = -1.0
         if self.active_power_w > 0:

@@ -83,14 +83,16 @@ def decode_stats(d, computed, shared, generated, stop_at, block_size):
 
 @njit(cache=True, fastmath=False)
 def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0, nreq, n,
-                     cost_scale, energy_scale):
+                     cost_scale, energy_scale, ends, rates):
     """One segment's iteration ends under the roofline model (see `RooflineCost.segment_times`
     for the shape; C = `RooflineCost.roofline_consts()`, com = the iteration's all-reduce
     seconds), with `extra_s` added to the first iteration, starting at `now`.
 
-    Returns (ends, first iteration's duration, cost per token (integer pico-dollars; empty
-    when cost_scale < 0), energy per token (integer nJ) and busy ns (both empty when
-    energy_scale < 0)), as `Instance._segment_rates` computes them."""
+    Writes the iteration ends into `ends[:n]` and, as `Instance._segment_rates` computes them,
+    the cost per token (integer pico-dollars) into `rates[0, :n]` unless cost_scale < 0, and the
+    energy per token (integer nJ) and busy ns into `rates[1, :n]` and `rates[2, :n]` unless
+    energy_scale < 0 (buffers the caller keeps: returning new arrays costs more than the loop).
+    Returns the first iteration's duration."""
     ptf = float(pt)
     dtf = float(dt)
     nreqf = float(nreq)
@@ -108,12 +110,8 @@ def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0,
     layers = C[LAYERS]
     ptkvqo = ptf * kvqo
     dtkvqo = dtf * kvqo
-    ends = np.empty(n)
     with_cost = cost_scale >= 0.0
     with_energy = energy_scale >= 0.0
-    cost = np.empty(n if with_cost else 0, dtype=np.int64)
-    energy = np.empty(n if with_energy else 0, dtype=np.int64)
-    busy_ns = np.empty(n if with_energy else 0, dtype=np.int64)
     end = now
     first = 0.0
     for j in range(n):
@@ -129,11 +127,11 @@ def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0,
         end = end + dur
         ends[j] = end
         if with_cost:
-            cost[j] = np.int64(np.rint(dur * cost_scale))
+            rates[0, j] = np.int64(np.rint(dur * cost_scale))
         if with_energy:
-            energy[j] = np.int64(np.rint(dur * energy_scale))
-            busy_ns[j] = np.int64(np.rint(dur * 1e9))
-    return ends, first, cost, energy, busy_ns
+            rates[1, j] = np.int64(np.rint(dur * energy_scale))
+            rates[2, j] = np.int64(np.rint(dur * 1e9))
+    return first
 
 
 @njit(cache=True, fastmath=False)

@@ -80,10 +80,10 @@ def test_a_one_ulp_change_in_a_kernel_is_caught(monkeypatch):
     original = kernels.roofline_segment
 
     def off_by_one_ulp(*args):
-        ends, first, cost_pusd, energy, busy = original(*args)
-        ends = ends.copy()
-        ends[-1] = np.nextafter(ends[-1], np.inf)
-        return ends, first, cost_pusd, energy, busy
+        first = original(*args)
+        ends, n = args[-2], args[11]
+        ends[n - 1] = np.nextafter(ends[n - 1], np.inf)
+        return first
 
     monkeypatch.setattr(kernels, "roofline_segment", off_by_one_ulp)
     with pytest.raises(AssertionError):
@@ -120,11 +120,13 @@ def test_roofline_loop_equals_segment_times(spec, pt, extra_c2, past0, dctx0, n,
     consts = cost.roofline_consts()
     assert consts is not None
     for f in {kernels.roofline_segment.py_func, kernels.roofline_segment}:
-        ends, first, _, energy, busy = f(consts, cost.comm_s(float(pt + dt)), now, extra_s, *layout, n, -1.0, 2.5e9)
-        assert ends.tobytes() == want.tobytes()
+        ends, rates = np.zeros(n + 3), np.zeros((3, n + 3), dtype=np.int64)
+        first = f(consts, cost.comm_s(float(pt + dt)), now, extra_s, *layout, n, -1.0, 2.5e9, ends, rates)
+        assert ends[:n].tobytes() == want.tobytes()
         assert first == durations[0]
-        assert energy.tolist() == np.rint(durations * 2.5e9).astype(np.int64).tolist()
-        assert busy.tolist() == np.rint(durations * 1e9).astype(np.int64).tolist()
+        assert rates[0].tolist() == [0] * (n + 3)  # no cost rate asked for
+        assert rates[1, :n].tolist() == np.rint(durations * 2.5e9).astype(np.int64).tolist()
+        assert rates[2, :n].tolist() == np.rint(durations * 1e9).astype(np.int64).tolist()
 
 
 def test_roofline_consts_refuse_a_subclass_that_changes_the_model():
