@@ -90,21 +90,24 @@ class ServiceFacts:
 class InstanceView(RequestFacts, ServiceFacts):
     """The read-only window a batching policy gets on its instance (see `llmsched.sim.policy_api`)."""
 
-    __slots__ = ("_inst", "now")
+    # the instance's queues (the same list objects for its lifetime) and its fixed numbers, read
+    # directly rather than through properties: policies read them at every plan
+    __slots__ = ("_inst", "decoding", "instance", "max_batch_requests", "now", "prefilling", "role",
+                 "token_budget", "waiting")
     _reqs = property(lambda self: self._inst.reqs)
 
     def __init__(self, inst: Instance) -> None:
         self._inst = inst
         self.now = 0.0
+        self.instance = inst.index
+        self.token_budget = inst.spec.token_budget
+        self.max_batch_requests = inst.spec.max_batch_requests
+        self.role = inst.spec.role
+        self.waiting = inst.waiting
+        self.prefilling = inst.prefilling
+        self.decoding = inst.decoding
 
-    instance = property(lambda self: self._inst.index)
-    token_budget = property(lambda self: self._inst.spec.token_budget)
-    max_batch_requests = property(lambda self: self._inst.spec.max_batch_requests)
     admission_open = property(lambda self: self._inst.admission_open())
-    waiting = property(lambda self: self._inst.waiting)
-    prefilling = property(lambda self: self._inst.prefilling)
-    decoding = property(lambda self: self._inst.decoding)
-    role = property(lambda self: self._inst.spec.role)
 
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
@@ -169,7 +172,6 @@ class Instance:
         self.hash_block_tokens = hb
         self.tree = PrefixTree(hb // spec.block_size, spec.prefix_eviction) if use_tree else None
         self.pool = KVPool(total_blocks, spec.block_size, self.tree)
-        self.view = InstanceView(self)
         self.waiting: list[int] = []
         self.ready: list[int] = []  # arrived with KV (transfer/migration), awaiting memory
         self.swap = swap  # host KV tier for swap-style preemption (None: recompute only)
@@ -180,6 +182,7 @@ class Instance:
         self.swapped: list[int] = []  # preempted decodes whose KV is in host memory, oldest first
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
+        self.view = InstanceView(self)  # after the queues: it keeps references to them
         self.iterations = 0
         self.last_iteration_end_s = 0.0  # end of the last applied iteration (timeline run ends)
         self._row_shape: tuple[int, int] | None = None  # (prefill, decode) tokens of the last timeline row
@@ -818,7 +821,8 @@ class Instance:
         if self.swapped:
             self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
         while True:
-            self._admit_ready()  # again after a preemption: freed memory may admit them now
+            if self.ready:
+                self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
             self._planning = True
             plan = self.policy.plan(self.view)
