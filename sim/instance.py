@@ -274,6 +274,8 @@ class Instance:
         if len(rids) == 0:
             return 0
         idx = np.asarray(rids, dtype=np.int64)
+        if kernels.JIT:
+            return kernels.decode_stats(idx, r.computed, r.shared_tokens, r.generated, r.stop_at, self.block_size)[0]
         return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
 
     def admissible(self, rids: Sequence[int]) -> bool:

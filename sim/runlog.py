@@ -1,10 +1,9 @@
 """The run's logs as they are produced: per-client service rows and per-instance timeline rows.
 
-Owns only appending rows at change points. Rows are appended as tuples to one Python list (the
-cheapest append; `_Rows`), the two timeline columns that are filled in later to columnar lists
-(`_Columns`), and every `CHUNK_ROWS` rows they are moved into NumPy arrays (8 bytes a value
-instead of a Python object each), so memory per logged row stays small on long runs; the chunks
-are joined once at the end. It decides nothing; the instance tells it when a change point
+Owns only appending rows at change points. Rows are appended to columnar Python lists (the
+cheapest append), and every `CHUNK_ROWS` rows the lists are moved into NumPy arrays (8 bytes a
+value instead of a Python object each), so memory per logged row stays small on long runs; the
+chunks are joined once at the end. It decides nothing; the instance tells it when a change point
 happened.
 """
 
@@ -72,48 +71,19 @@ class _Columns:
         return out
 
 
-class _Rows:
-    """Rows of named columns appended as tuples (`rows`), moved into per-column array chunks as
-    `_Columns` does (so a column's dtype is what it would be as one list)."""
-
-    __slots__ = ("chunks", "names", "rows", "stored")
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-        self.rows: list[tuple] = []
-        self.chunks: dict[str, list[np.ndarray]] = {c: [] for c in names}
-        self.stored = 0
-
-    def flush(self) -> None:
-        if self.rows:
-            for c, values in zip(self.names, zip(*self.rows, strict=True), strict=True):
-                self.chunks[c].append(np.asarray(values))
-        self.stored += len(self.rows)
-        self.rows.clear()
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        columns = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(self.names)
-        out = {}
-        for c, values in zip(self.names, columns, strict=True):
-            parts = [*self.chunks[c], *([np.asarray(values)] if values else [])] or [np.asarray([])]
-            out[c] = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return out
-
-
-TIMELINE_LATE = 2  # the last two timeline columns (run_iterations, run_end_s) are filled in later
-
-
 class RunLog:
     def __init__(self, n_instances: int, input_weight: float, output_weight: float,
                  record_service: bool = True) -> None:
         self.input_weight = input_weight
         self.output_weight = output_weight
         self.record_service = record_service
-        self._service = _Rows(SERVICE_COLUMNS)
-        self._timeline_rows = _Rows(TIMELINE_COLUMNS[:-TIMELINE_LATE])
-        self._timeline = _Columns(TIMELINE_COLUMNS[-TIMELINE_LATE:])  # rows stored in step with _timeline_rows
-        self.service: list[tuple] = self._service.rows  # the newest rows
+        self._service = _Columns(SERVICE_COLUMNS)
+        self._timeline = _Columns(TIMELINE_COLUMNS)
+        self.service: dict[str, list] = self._service.lists  # the newest rows (see _Columns)
         self.timeline_rows: dict[str, list] = self._timeline.lists
+        # each column's bound `append`, in column order (the lists are cleared in place, never replaced)
+        self._svc_append = tuple(self.service[c].append for c in SERVICE_COLUMNS)
+        self._tl_append = tuple(self.timeline_rows[c].append for c in TIMELINE_COLUMNS)
         self._seq = [0] * n_instances
         # per instance: (row index, the instance's iteration count at the row, the instance) of the
         # row whose run of identical iterations is still open
@@ -130,15 +100,22 @@ class RunLog:
         i = inst.index
         seq = self._seq[i]
         self._seq[i] = seq + 1
-        svc = self.service
+        a_time, a_seq, a_inst, a_client, a_in, a_cached, a_out, a_svc, a_wait, a_run = self._svc_append
         for c in sorted(inst.dirty):
             inp = int(r.input_service[i, c])
             out = int(r.output_service[i, c])
-            svc.append((t, seq, i, c, inp, int(r.cached_input_service[i, c]), out,
-                        self.input_weight * inp + self.output_weight * out, int(r.waiting_count[i, c]),
-                        int(r.running_count[i, c])))
+            a_time(t)
+            a_seq(seq)
+            a_inst(i)
+            a_client(c)
+            a_in(inp)
+            a_cached(int(r.cached_input_service[i, c]))
+            a_out(out)
+            a_svc(self.input_weight * inp + self.output_weight * out)
+            a_wait(int(r.waiting_count[i, c]))
+            a_run(int(r.running_count[i, c]))
         inst.dirty.clear()
-        if len(svc) >= CHUNK_ROWS:
+        if len(self.service["time_s"]) >= CHUNK_ROWS:
             self._service.flush()
 
     def _close_row(self, i: int) -> None:
@@ -158,18 +135,24 @@ class RunLog:
     def timeline(self, inst: Instance, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
-        rows = self._timeline_rows.rows
         self._close_row(inst.index)
-        if len(rows) >= CHUNK_ROWS:
+        if len(tl["time_s"]) >= CHUNK_ROWS:
             self._timeline.flush()
-            self._timeline_rows.flush()
-        self._open_row[inst.index] = (self._timeline.stored + len(rows), inst.iterations, inst)
-        tl["run_iterations"].append(0)
-        tl["run_end_s"].append(t)
+        self._open_row[inst.index] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
+        a_time, a_inst, a_batch, a_pre, a_dec, a_used, a_total, a_wait, a_run, a_iter, a_runs, a_end = self._tl_append
         pool = inst.pool
-        rows.append((t, inst.index, decode_tokens + n_chunks, prefill_tokens, decode_tokens, pool.used_blocks,
-                     pool.total_blocks, len(inst.waiting) + len(inst.ready),
-                     len(inst.prefilling) + len(inst.decoding), iteration_s))
+        a_runs(0)
+        a_end(t)
+        a_time(t)
+        a_inst(inst.index)
+        a_batch(decode_tokens + n_chunks)
+        a_pre(prefill_tokens)
+        a_dec(decode_tokens)
+        a_used(pool.used_blocks)
+        a_total(pool.total_blocks)
+        a_wait(len(inst.waiting) + len(inst.ready))
+        a_run(len(inst.prefilling) + len(inst.decoding))
+        a_iter(iteration_s)
         inst.changed = False
 
     def frames(self):
@@ -183,7 +166,7 @@ class RunLog:
             svc = svc.astype({"seq": "int64", "instance": "int64", "client": "int64"})
             svc = svc.sort_values(["time_s", "instance", "seq", "client"], kind="stable")
             svc = svc.reset_index(drop=True)
-        tl = pd.DataFrame({**self._timeline_rows.arrays(), **self._timeline.arrays()})
+        tl = pd.DataFrame(self._timeline.arrays())
         if len(tl):
             tl = tl.sort_values(["time_s", "instance"], kind="stable").reset_index(drop=True)
         return svc, tl
