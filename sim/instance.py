@@ -195,6 +195,11 @@ class Instance:
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
+        # the request columns the kernels take, in their argument order (the arrays are never replaced)
+        self._k_apply = (reqs.computed, reqs.generated, reqs.energy_nj, reqs.shared_tokens, reqs.held_blocks,
+                         reqs.last_token_s, reqs.tbt_max_s, reqs.tbt_slo_s, reqs.tbt_misses, self._has_tbt_slo,
+                         reqs.stop_at, self.block_size)
+        self._k_stats = (reqs.computed, reqs.shared_tokens, reqs.generated, reqs.stop_at, self.block_size)
         self._need_now: int | None = None  # cached decode block needs during one planning step
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
@@ -275,7 +280,7 @@ class Instance:
             return 0
         idx = np.asarray(rids, dtype=np.int64)
         if kernels.JIT:
-            return kernels.decode_stats(idx, r.computed, r.shared_tokens, r.generated, r.stop_at, self.block_size)[0]
+            return kernels.decode_stats(idx, *self._k_stats)[0]
         return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
 
     def admissible(self, rids: Sequence[int]) -> bool:
@@ -434,9 +439,7 @@ class Instance:
             assert self.seg_busy_ns is not None  # set together
             energy_per, busy = self.seg_energy_nj, self.seg_busy_ns
         energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
-            d, a, m, self.seg_ends, energy_per, busy, r.computed, r.generated, r.energy_nj, r.shared_tokens,
-            r.held_blocks, r.last_token_s, r.tbt_max_s, r.tbt_slo_s, r.tbt_misses, self._has_tbt_slo, r.stop_at,
-            self.block_size)
+            d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
         self.busy_ns += busy_ns
         if self.seg_chunks:
             computed = r.computed
@@ -832,9 +835,7 @@ class Instance:
             decodes = self.decoding if plan.decodes is None else plan.decodes
             if kernels.JIT:  # one kernel call: the blocks needed, and what the layout reads later
                 arr = np.array(decodes, dtype=np.int64) if len(decodes) else _NO_DECODES
-                r = self.reqs
-                need, ctx0, left = kernels.decode_stats(arr, r.computed, r.shared_tokens, r.generated, r.stop_at,
-                                                        self.block_size)
+                need, ctx0, left = kernels.decode_stats(arr, *self._k_stats)
                 self._decode_stats = (arr, ctx0, left)
             elif len(decodes) == len(self.decoding) and self._need_now is not None:
                 need = self._need_now  # the plan decodes everything (the common case)
