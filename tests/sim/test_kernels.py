@@ -17,7 +17,7 @@ from llmsched.policies import registry
 from llmsched.sim import kernels
 from llmsched.sim.cost import build
 from llmsched.sim.run import simulate
-from llmsched.testing import assert_same_run, clusters, workloads
+from llmsched.testing import assert_same_run, clusters, cost_models, workloads
 
 compiled = pytest.mark.skipif(not kernels.JIT, reason="numba is not installed (or LLMSCHED_NO_JIT=1)")
 NEEDS_SETUP = {"spotserve"}  # as in test_fast_forward.py
@@ -37,8 +37,8 @@ def jit(on: bool):
 @st.composite
 def scenarios(draw):
     """Any registered batching policy and router, a roofline cost model (the compiled segment
-    path), and the instance options the kernels read: TBT SLOs, GB-second prices, padded and
-    static batches, step mode."""
+    path) or a test cost model (the NumPy segment path, compiled apply), and the instance options
+    the kernels read: TBT SLOs, GB-second prices, padded and static batches, step mode."""
     w = draw(workloads(max_requests=20))
     if draw(st.booleans()):
         w = dataclasses.replace(w, tbt_slo_s=np.full(len(w.arrival_s), draw(st.sampled_from([0.01, 0.03, 0.2]))))
@@ -50,8 +50,11 @@ def scenarios(draw):
     if extra:
         cluster = dataclasses.replace(
             cluster, instances=tuple(dataclasses.replace(s, **extra) for s in cluster.instances))
-    model, gpu, tp = draw(st.sampled_from(ROOFLINES))
-    return w, cluster, build("roofline", model, gpu, tp), draw(st.integers(0, 3)), draw(st.sampled_from(["fast", "step"]))
+    if draw(st.integers(0, 3)):
+        cost = build("roofline", *draw(st.sampled_from(ROOFLINES)))
+    else:
+        cost = draw(cost_models())
+    return w, cluster, cost, draw(st.integers(0, 3)), draw(st.sampled_from(["fast", "step"]))
 
 
 def _run(scenario, on: bool):
