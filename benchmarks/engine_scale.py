@@ -1,8 +1,8 @@
 """Engine speed and scale: the Azure conv 2023 trace and a 1M-request ShareGPT workload.
 
 Measures wall time, CPU time, peak RSS and simulated requests per wall second of `llmsched.sim.run.run`,
-in a fresh process per run (so peak memory is per run), and prints one JSON line per run plus the
-median over repeats. Not a test: results go to docs/performance.md by hand with the command.
+in a fresh process per run (so peak memory is per run), and prints one JSON line per run (with
+`compiled`: whether the Numba kernels ran, see `llmsched.sim.kernels`) plus the median over repeats. Not a test: results go to docs/performance.md by hand with the command.
 
     python -m benchmarks.engine_scale azure            # the acceptance command's workload
     python -m benchmarks.engine_scale sharegpt --requests 1000000 --instances 16 --repeat 1
@@ -21,6 +21,7 @@ CHILD = r"""
 import json, resource, sys, time
 from llmsched.sim.config import RunConfig
 from llmsched.sim.run import run
+from llmsched.sim import kernels
 cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
 t0, c0 = time.perf_counter(), time.process_time()
 res = run(cfg)
@@ -30,7 +31,7 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusag
                   "requests": s["num_requests"], "finished": s["num_finished"],
                   "sim_requests_per_wall_s": s["num_requests"] / wall, "ttft_p50_s": s["ttft_s"]["p50"],
                   "requests_per_s": s["requests_per_s"], "service_rows": len(res.service),
-                  "timeline_rows": len(res.timeline)}))
+                  "timeline_rows": len(res.timeline), "compiled": kernels.JIT}))
 """
 
 

@@ -249,7 +249,7 @@ class Engine(Mobility):
 
     def _wake(self, inst: Instance, t: float) -> None:
         inst.version += 1
-        self._push(t, WAKE, inst.index, EV_WAKE, (inst.index, inst.version))
+        self._events.push((t, WAKE, inst.index), (EV_WAKE, (inst.index, inst.version)))  # _push inlined
 
     def _poke(self, inst: Instance) -> None:
         """Something changed at `inst`: re-plan after the iteration in flight (or now if idle)."""

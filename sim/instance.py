@@ -14,9 +14,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from llmsched.sim import kernels
 from llmsched.sim.config import InstanceSpec
 from llmsched.sim.cost.base import BatchShape, CostModel
 from llmsched.sim.cost.encode import EncodeCost, encode_time_s, tiles_of
+from llmsched.sim.cost.roofline import RooflineCost
 from llmsched.sim.energy import busy_power_w
 from llmsched.sim.kvcache import KVPool, PrefixTree
 from llmsched.sim.policy_api import ArrivalHook, BatchPolicy, LeaveHook, Plan, RequeueHook
@@ -41,6 +43,7 @@ MAX_SEGMENT_ITERATIONS = 8192  # bounds the arrays of one fast-forward segment
 _NO_DECODES = np.zeros(0, dtype=np.int64)
 _sum = np.add.reduce
 _NO_DECODES.flags.writeable = False
+_NO_INTS = _NO_DECODES  # an empty int64 array for a kernel argument that is absent
 
 
 def _affine_shape(sum_c: int, sum_c2: int, pairs0: int, pctx0: int, k: int, ctx0: int, nreq: int,
@@ -87,21 +90,24 @@ class ServiceFacts:
 class InstanceView(RequestFacts, ServiceFacts):
     """The read-only window a batching policy gets on its instance (see `llmsched.sim.policy_api`)."""
 
-    __slots__ = ("_inst", "now")
+    # the instance's queues (the same list objects for its lifetime) and its fixed numbers, read
+    # directly rather than through properties: policies read them at every plan
+    __slots__ = ("_inst", "decoding", "instance", "max_batch_requests", "now", "prefilling", "role",
+                 "token_budget", "waiting")
     _reqs = property(lambda self: self._inst.reqs)
 
     def __init__(self, inst: Instance) -> None:
         self._inst = inst
         self.now = 0.0
+        self.instance = inst.index
+        self.token_budget = inst.spec.token_budget
+        self.max_batch_requests = inst.spec.max_batch_requests
+        self.role = inst.spec.role
+        self.waiting = inst.waiting
+        self.prefilling = inst.prefilling
+        self.decoding = inst.decoding
 
-    instance = property(lambda self: self._inst.index)
-    token_budget = property(lambda self: self._inst.spec.token_budget)
-    max_batch_requests = property(lambda self: self._inst.spec.max_batch_requests)
     admission_open = property(lambda self: self._inst.admission_open())
-    waiting = property(lambda self: self._inst.waiting)
-    prefilling = property(lambda self: self._inst.prefilling)
-    decoding = property(lambda self: self._inst.decoding)
-    role = property(lambda self: self._inst.spec.role)
 
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
@@ -166,7 +172,6 @@ class Instance:
         self.hash_block_tokens = hb
         self.tree = PrefixTree(hb // spec.block_size, spec.prefix_eviction) if use_tree else None
         self.pool = KVPool(total_blocks, spec.block_size, self.tree)
-        self.view = InstanceView(self)
         self.waiting: list[int] = []
         self.ready: list[int] = []  # arrived with KV (transfer/migration), awaiting memory
         self.swap = swap  # host KV tier for swap-style preemption (None: recompute only)
@@ -177,6 +182,7 @@ class Instance:
         self.swapped: list[int] = []  # preempted decodes whose KV is in host memory, oldest first
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
+        self.view = InstanceView(self)  # after the queues: it keeps references to them
         self.iterations = 0
         self.last_iteration_end_s = 0.0  # end of the last applied iteration (timeline run ends)
         self._row_shape: tuple[int, int] | None = None  # (prefill, decode) tokens of the last timeline row
@@ -189,6 +195,11 @@ class Instance:
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
+        # the request columns the kernels take, in their argument order (the arrays are never replaced)
+        self._k_apply = (reqs.computed, reqs.generated, reqs.energy_nj, reqs.shared_tokens, reqs.held_blocks,
+                         reqs.last_token_s, reqs.tbt_max_s, reqs.tbt_slo_s, reqs.tbt_misses, self._has_tbt_slo,
+                         reqs.stop_at, self.block_size)
+        self._k_stats = (reqs.computed, reqs.shared_tokens, reqs.generated, reqs.stop_at, self.block_size)
         self._need_now: int | None = None  # cached decode block needs during one planning step
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
@@ -208,6 +219,10 @@ class Instance:
         self.ghost_decodes = 0
         self.ghost_context_tokens = 0
         self.seg_busy_ns: np.ndarray | None = None
+        self._scales: dict[int, tuple[float, float]] = {}  # tokens -> _rate_scales
+        self._k_ends = np.empty(0)  # kernels.roofline_segment's output buffers (_kernel_buffers)
+        self._k_rates = np.zeros((3, 0), dtype=np.int64)
+        self._k_rows: tuple[np.ndarray, ...] = ()
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
@@ -227,6 +242,7 @@ class Instance:
         self.seg_padding = 0  # padding tokens per iteration of the segment (pad_batches)
         self.seg_energy_nj: np.ndarray | None = None  # energy per token of each iteration (nJ)
         self.seg_accuracy = -1  # accuracy of the segment's model variant x ACCURACY_SCALE (-1: no variant)
+        self.seg_stops = -1  # decodes at their stop after the last apply (compiled path; -1: not counted)
 
     @property
     def busy(self) -> bool:
@@ -263,6 +279,8 @@ class Instance:
         if len(rids) == 0:
             return 0
         idx = np.asarray(rids, dtype=np.int64)
+        if kernels.JIT:
+            return kernels.decode_stats(idx, *self._k_stats)[0]
         return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
 
     def admissible(self, rids: Sequence[int]) -> bool:
@@ -383,6 +401,9 @@ class Instance:
         if self.ghost_decodes:
             self.invalid_tokens += k * self.ghost_decodes
             self.ghost_context_tokens += k * self.ghost_decodes
+        if kernels.JIT:
+            self._apply_compiled(a, m)
+            return
         energy = 0
         if self.seg_energy_nj is not None:
             assert self.seg_busy_ns is not None  # set together
@@ -402,6 +423,46 @@ class Instance:
                     energy_nj[rid] += c * energy
         if len(self.seg_decodes):
             self._apply_decodes(a, m, energy)
+        self.iterations += k
+        self.last_iteration_end_s = self.seg_end_list[m - 1]
+        self.seg_done = m
+
+    def _apply_compiled(self, a: int, m: int) -> None:
+        """`_apply` from its energy part on, with `kernels.apply_segment` doing the array work
+        (the same operations as `_apply_decodes`); also counts the decodes at their stop."""
+        r = self.reqs
+        k = m - a
+        d = self.seg_decodes
+        nd = len(d)
+        energy_per, busy = _NO_INTS, _NO_INTS
+        if self.seg_energy_nj is not None:
+            assert self.seg_busy_ns is not None  # set together
+            energy_per, busy = self.seg_energy_nj, self.seg_busy_ns
+        energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
+            d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
+        self.busy_ns += busy_ns
+        if self.seg_chunks:
+            computed = r.computed
+            energy_nj = r.energy_nj
+            for rid, c in self.seg_chunks:
+                computed[rid] += k * c
+                self.outstanding_tokens -= k * c
+                if energy:
+                    energy_nj[rid] += c * energy
+        if nd:
+            self.pool.allocate(alloc)
+            if self.seg_accuracy >= 0:  # a model variant's tokens
+                r.accuracy_sum[d] += k * self.seg_accuracy
+                r.accuracy_tokens[d] += k
+            if self.seg_one_client >= 0:
+                r.output_service[self.index, self.seg_one_client] += nd * k
+                self.dirty.add(self.seg_one_client)
+            else:
+                counts = self.seg_decode_client_counts
+                assert counts is not None  # set with the segment's decodes
+                r.output_service[self.index] += counts * k
+                self.dirty.update(self.seg_clients)
+            self.outstanding_tokens -= k * nd
         self.iterations += k
         self.last_iteration_end_s = self.seg_end_list[m - 1]
         self.seg_done = m
@@ -470,14 +531,14 @@ class Instance:
         if self.seg_n > self.seg_done:
             self._apply(self.seg_done, self.seg_n)
         r = self.reqs
-        t = float(self.seg_ends[self.seg_n - 1])
+        t = self.seg_end_list[self.seg_n - 1]
         finished: list[int] = []
         sliced: list[int] = []
         for rid, _ in self.seg_chunks:
             if r.computed[rid] >= r.prefill_target[rid]:
                 self._prefill_done(rid, t, finished, sliced)
         d = self.seg_decodes
-        if len(d):
+        if len(d) and self.seg_stops != 0:  # compiled path: counted by the last apply
             gen = r.generated[d]
             stop = gen >= r.stop_at[d]  # finished, or its generation slice ended
             if stop.any():
@@ -765,13 +826,18 @@ class Instance:
         if self.swapped:
             self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
         while True:
-            self._admit_ready()  # again after a preemption: freed memory may admit them now
+            if self.ready:
+                self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
             self._planning = True
             plan = self.policy.plan(self.view)
             self._planning = False
             decodes = self.decoding if plan.decodes is None else plan.decodes
-            if len(decodes) == len(self.decoding) and self._need_now is not None:
+            if kernels.JIT:  # one kernel call: the blocks needed, and what the layout reads later
+                arr = np.array(decodes, dtype=np.int64) if len(decodes) else _NO_DECODES
+                need, ctx0, left = kernels.decode_stats(arr, *self._k_stats)
+                self._decode_stats = (arr, ctx0, left)
+            elif len(decodes) == len(self.decoding) and self._need_now is not None:
                 need = self._need_now  # the plan decodes everything (the common case)
             else:
                 need = self._decode_block_needs_now(decodes)
@@ -780,7 +846,7 @@ class Instance:
                 return plan
             self._preempt_for_memory(self._victim())
 
-    def _segment_length(self, chunks: list[tuple[int, int]], decodes: np.ndarray) -> int:
+    def _segment_length(self, chunks: list[tuple[int, int]], decodes: np.ndarray, left: int | None = None) -> int:
         """How many iterations of this batch can run before any decision can change (>= 1): no
         chunk finishes its prompt, no decode its output or its generation slice, memory suffices, admission stays closed."""
         r = self.reqs
@@ -788,7 +854,8 @@ class Instance:
         for rid, c in chunks:
             n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
         if len(decodes):
-            n = min(n, int((r.stop_at[decodes] - r.generated[decodes]).min()))
+            # `left`: the same minimum, computed by kernels.decode_stats
+            n = min(n, int((r.stop_at[decodes] - r.generated[decodes]).min()) if left is None else left)
             # each decode needs at most n // block + 1 new blocks in n iterations
             if self.pool.available_blocks < len(decodes) * (n // self.block_size + 1):
                 n = min(n, self._memory_horizon(decodes))
@@ -802,7 +869,6 @@ class Instance:
 
         Returns -retry_time when the policy asked to be woken at a later time while idle.
         """
-        r = self.reqs
         self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
         plan = self._plan(now)
         cold = self._invoke(plan, now)
@@ -810,7 +876,12 @@ class Instance:
             self._admit_all(plan, now)
         decode_list = self.decoding if plan.decodes is None else plan.decodes
         k = len(decode_list)
-        decodes = np.array(decode_list, dtype=np.int64) if k else _NO_DECODES
+        stats = None
+        if kernels.JIT:
+            stats = self._decode_stats
+            decodes = stats[0]
+        else:
+            decodes = np.array(decode_list, dtype=np.int64) if k else _NO_DECODES
         chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0]
         if not chunks and k == 0:
             if self.changed:
@@ -819,10 +890,25 @@ class Instance:
             if plan.retry_at_s is not None and plan.retry_at_s > now:
                 return -float(plan.retry_at_s)
             return None
-        n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(chunks, decodes)
+        n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(
+            chunks, decodes, None if stats is None else stats[2])
         prefill = sum(c for _, c in chunks)  # real prompt tokens of an iteration (before padding)
         cost = plan.variant or self.cost
-        layout = self._layout(chunks, decodes)
+        layout = self._layout(chunks, decodes, None if stats is None else stats[1])
+        consts = cost.roofline_consts() if kernels.JIT and isinstance(cost, RooflineCost) else None
+        if consts is not None:  # the compiled path: ends and rates in one call
+            assert isinstance(cost, RooflineCost)  # consts come only from one
+            ends, rates, rows = self._kernel_buffers(n)  # the segment reads only its first n entries
+            first = kernels.roofline_segment(
+                consts, cost.comm_s(float(layout[0] + layout[4])), now, self._extra_s(plan, cold), *layout, n,
+                *self._rate_scales(prefill + k), ends, rates)
+            end_list = ends[:n].tolist()
+            self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
+            if self.active_power_w > 0:
+                self.seg_energy_nj = rows[1]
+                self.seg_busy_ns = rows[2]
+            self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
+            return end_list[-1]
         fast = getattr(cost, "segment_times", None)
         if fast is not None:
             times = fast(*layout, n)
@@ -846,6 +932,23 @@ class Instance:
             end_list = ends.tolist()
             first = float(durations[0])
         self._segment_rates(durations, prefill + k)
+        self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
+        return end_list[-1]
+
+    def _kernel_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """This instance's buffers for `kernels.roofline_segment` (iteration ends; cost, energy and
+        busy-time rates and their rows), at least n long; one segment uses them at a time."""
+        if self._k_ends.shape[0] < n:
+            cap = min(max(n, 2 * self._k_ends.shape[0], 64), MAX_SEGMENT_ITERATIONS)
+            self._k_ends = np.empty(cap)
+            self._k_rates = np.zeros((3, cap), dtype=np.int64)
+            self._k_rows = (self._k_rates[0], self._k_rates[1], self._k_rates[2])
+        return self._k_ends, self._k_rates, self._k_rows
+
+    def _lay_out(self, plan: Plan, now: float, n: int, ends: np.ndarray, end_list: list[float],
+                 decodes: np.ndarray, chunks: list[tuple[int, int]], prefill: int, k: int, first: float) -> None:
+        """Record the segment laid out by `start_segment` and log its timeline row."""
+        r = self.reqs
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends
@@ -869,7 +972,6 @@ class Instance:
             self.log.timeline(self, now, prefill, k, len(chunks), first)
             if was_changed:
                 self.log.change_point(self, now)
-        return end_list[-1]
 
     def _admit_all(self, plan: Plan, now: float) -> None:
         """Admit the plan's requests, each with the plan's generation slice (if any)."""
@@ -899,7 +1001,8 @@ class Instance:
         return self.spec.cold_start_s > 0 and (
             self.iterations == 0 or now - self.last_iteration_end_s > self.spec.keep_alive_s)
 
-    def _layout(self, chunks: list[tuple[int, int]], decodes: np.ndarray) -> tuple[int, int, int, int, int, int, int]:
+    def _layout(self, chunks: list[tuple[int, int]], decodes: np.ndarray,
+                ctx: int | None = None) -> tuple[int, int, int, int, int, int, int]:
         """The segment's iteration shapes, affine in the iteration index j, as integers
         (prefill tokens, sum of squared chunks, attention pairs and prefill context at j = 0, decode
         tokens, decode context at j = 0, requests): see `_affine_shape`. With `pad_batches` every
@@ -907,7 +1010,9 @@ class Instance:
         r = self.reqs
         # a static batch's invalid-token slots decode like the real decodes (decode_until_batch_ends)
         k = len(decodes) + self.ghost_decodes
-        ctx0 = (int(r.computed[decodes].sum()) if len(decodes) else 0) + self.ghost_context_tokens
+        if ctx is None:  # else the decodes' computed tokens, summed by kernels.decode_stats
+            ctx = int(r.computed[decodes].sum()) if len(decodes) else 0
+        ctx0 = ctx + self.ghost_context_tokens
         sum_c = sum_c2 = pairs0 = pctx0 = 0
         if chunks:
             pad = self.spec.pad_batches
@@ -942,6 +1047,21 @@ class Instance:
             extra += self.spec.cold_start_s
             self.cold_starts += 1
         return extra
+
+    def _rate_scales(self, tokens: int) -> tuple[float, float]:
+        """The factors `_segment_rates` multiplies durations by, for cost and energy (-1.0: none),
+        remembered per token count."""
+        scales = self._scales.get(tokens)
+        if scales is None:
+            scales = self._scales[tokens] = self._compute_rate_scales(tokens)
+        return scales
+
+    def _compute_rate_scales(self, tokens: int) -> tuple[float, float]:
+        cost = self.usd_per_s * PUSD_PER_USD / tokens if self.usd_per_s > 0 else -1.0
+        energy = -1.0
+        if self.active_power_w > 0:
+            energy = busy_power_w(self.spec.gpu, self.active_power_w, tokens) * NJ_PER_J / tokens
+        return cost, energy
 
     def _segment_rates(self, durations: np.ndarray, tokens: int) -> None:
         """Per token of each iteration: GB-second cost (integer pico-dollars) and energy (integer

@@ -140,12 +140,16 @@ class KVPool:
 
     @property
     def free_blocks(self) -> int:
-        return self.total_blocks - self.used_blocks
+        tree = self.tree  # used_blocks inlined (the engine reads this once per iteration segment)
+        return self.total_blocks - (self.private_blocks + (tree.blocks if tree else 0))
 
     @property
     def available_blocks(self) -> int:
         """Free plus evictable (unreferenced cached) blocks."""
-        return self.free_blocks + (self.tree.evictable_blocks if self.tree else 0)
+        tree = self.tree
+        if not tree:
+            return self.total_blocks - self.private_blocks
+        return self.total_blocks - (self.private_blocks + tree.blocks) + tree.evictable_blocks
 
     def allocate(self, n: int) -> None:
         """Take `n` private blocks, evicting cached prefixes (LRU) if needed."""

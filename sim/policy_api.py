@@ -289,7 +289,7 @@ class PlanBuilder:
             return n
         n = min(len(rids), self.budget_left, self.slots_left)
         if n > 0:
-            take = list(rids[:n])
+            take = rids[:n] if isinstance(rids, list) else list(rids[:n])  # a list slice is a new list
             self._decodes.extend(take)
             self._in_batch.update(take)
             self.budget_left -= n

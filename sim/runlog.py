@@ -81,6 +81,9 @@ class RunLog:
         self._timeline = _Columns(TIMELINE_COLUMNS)
         self.service: dict[str, list] = self._service.lists  # the newest rows (see _Columns)
         self.timeline_rows: dict[str, list] = self._timeline.lists
+        # each column's bound `append`, in column order (the lists are cleared in place, never replaced)
+        self._svc_append = tuple(self.service[c].append for c in SERVICE_COLUMNS)
+        self._tl_append = tuple(self.timeline_rows[c].append for c in TIMELINE_COLUMNS)
         self._seq = [0] * n_instances
         # per instance: (row index, the instance's iteration count at the row, the instance) of the
         # row whose run of identical iterations is still open
@@ -97,22 +100,22 @@ class RunLog:
         i = inst.index
         seq = self._seq[i]
         self._seq[i] = seq + 1
-        svc = self.service
+        a_time, a_seq, a_inst, a_client, a_in, a_cached, a_out, a_svc, a_wait, a_run = self._svc_append
         for c in sorted(inst.dirty):
             inp = int(r.input_service[i, c])
             out = int(r.output_service[i, c])
-            svc["time_s"].append(t)
-            svc["seq"].append(seq)
-            svc["instance"].append(i)
-            svc["client"].append(c)
-            svc["input_tokens"].append(inp)
-            svc["cached_input_tokens"].append(int(r.cached_input_service[i, c]))
-            svc["output_tokens"].append(out)
-            svc["service"].append(self.input_weight * inp + self.output_weight * out)
-            svc["waiting"].append(int(r.waiting_count[i, c]))
-            svc["running"].append(int(r.running_count[i, c]))
+            a_time(t)
+            a_seq(seq)
+            a_inst(i)
+            a_client(c)
+            a_in(inp)
+            a_cached(int(r.cached_input_service[i, c]))
+            a_out(out)
+            a_svc(self.input_weight * inp + self.output_weight * out)
+            a_wait(int(r.waiting_count[i, c]))
+            a_run(int(r.running_count[i, c]))
         inst.dirty.clear()
-        if len(svc["time_s"]) >= CHUNK_ROWS:
+        if len(self.service["time_s"]) >= CHUNK_ROWS:
             self._service.flush()
 
     def _close_row(self, i: int) -> None:
@@ -136,18 +139,20 @@ class RunLog:
         if len(tl["time_s"]) >= CHUNK_ROWS:
             self._timeline.flush()
         self._open_row[inst.index] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
-        tl["run_iterations"].append(0)
-        tl["run_end_s"].append(t)
-        tl["time_s"].append(t)
-        tl["instance"].append(inst.index)
-        tl["batch_requests"].append(decode_tokens + n_chunks)
-        tl["prefill_tokens"].append(prefill_tokens)
-        tl["decode_tokens"].append(decode_tokens)
-        tl["kv_blocks_used"].append(inst.pool.used_blocks)
-        tl["kv_blocks_total"].append(inst.pool.total_blocks)
-        tl["waiting"].append(len(inst.waiting) + len(inst.ready))
-        tl["running"].append(inst.running_count)
-        tl["iteration_s"].append(iteration_s)
+        a_time, a_inst, a_batch, a_pre, a_dec, a_used, a_total, a_wait, a_run, a_iter, a_runs, a_end = self._tl_append
+        pool = inst.pool
+        a_runs(0)
+        a_end(t)
+        a_time(t)
+        a_inst(inst.index)
+        a_batch(decode_tokens + n_chunks)
+        a_pre(prefill_tokens)
+        a_dec(decode_tokens)
+        a_used(pool.used_blocks)
+        a_total(pool.total_blocks)
+        a_wait(len(inst.waiting) + len(inst.ready))
+        a_run(len(inst.prefilling) + len(inst.decoding))
+        a_iter(iteration_s)
         inst.changed = False
 
     def frames(self):

@@ -74,6 +74,7 @@ class RooflineCost:
     # derived in __post_init__ from the fields above (not arguments, not compared, not shown)
     _c: dict[str, float] = field(init=False, repr=False, compare=False)
     _allreduce: comm.CollectiveTime = field(init=False, repr=False, compare=False)
+    _kernel_consts: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         m, g, tp, p = self.model, self.gpu, self.tp, self.params
@@ -93,6 +94,7 @@ class RooflineCost:
         object.__setattr__(self, "_c", c)
         object.__setattr__(self, "_allreduce", comm.all_reduce(g, tp, measured=self.measured_comm,
                                                                    eff_link=p.eff_link))
+        object.__setattr__(self, "_kernel_consts", self._consts())
 
     @staticmethod
     def create(model: str, gpu: str, tp: int = 1, params: RooflineParams | None = None,
@@ -223,6 +225,31 @@ class RooflineCost:
         layer += head
         layer += over
         return layer
+
+    def roofline_consts(self) -> np.ndarray | None:
+        """The constants of `llmsched.sim.kernels.roofline_segment` (see `_consts`), kept read-only."""
+        return self._kernel_consts
+
+    def _consts(self) -> np.ndarray | None:
+        """The constants `llmsched.sim.kernels.roofline_segment` computes a segment from, in its
+        order (the same Python floats `segment_times` uses, `kv + qo` summed as there); None for a
+        subclass that redefines `components` or `segment_times` (the kernel would not follow it)."""
+        cls = type(self)
+        if cls.components is not RooflineCost.components or cls.segment_times is not RooflineCost.segment_times:
+            return None
+        c, p = self._c, self.params
+        out = np.array([c["lin_flop_s_per_token"], c["lin_weight_s"], c["lin_act_s_per_token"],
+                         c["attn_flop_s_per_pair"], c["kv_s_per_token"], c["kv_s_per_token"] + c["qo_s_per_token"],
+                         p.attention_overhead_s, p.layer_overhead_s, c["head_flop_s_per_req"], c["head_weight_s"],
+                         p.iteration_overhead_s, p.request_overhead_s, float(self.model.layers)], dtype=np.float64)
+        out.flags.writeable = False
+        return out
+
+    def comm_s(self, tokens: float) -> float:
+        """Seconds of one iteration's all-reduces with `tokens` tokens (0.0 at TP 1), as `segment_times`."""
+        if self.tp <= 1:
+            return 0.0
+        return 2.0 * float(self._allreduce(np.array([tokens * self._c["allreduce_bytes_per_token"]]))[0])
 
     def _one(self, pt: float, pairs: float, pctx: float, dt: float, dctx: float, nreq: float) -> float:
         """`components(...)["total"]` for one iteration, operation for operation (IEEE-identical)."""

@@ -1,0 +1,188 @@
+"""Compiled kernels of the engine's hot path, and the one switch that selects them.
+
+Owns `JIT` (whether the kernels below are compiled) and three kernels, each doing one
+segment's worth of array work in a single call:
+
+* `decode_stats`: the plan's decodes -> KV blocks they need next iteration, their total context,
+  and how many tokens the closest one has left before it must stop (`Instance._plan`,
+  `_layout`, `_segment_length`);
+* `roofline_segment`: `RooflineCost.segment_times` of a whole segment, the first iteration's
+  extra seconds, the running sum of iteration ends, and the per-iteration cost/energy/busy-time
+  rates (`Instance.start_segment`, `_segment_rates`);
+* `apply_segment`: applying iterations a..m-1 to the decodes (tokens, KV blocks, token gaps,
+  TBT misses), the segment's energy and busy time over a..m-1, and how many decodes reached
+  their stop (`Instance._apply`, `_apply_decodes`, `finish_segment`).
+
+They are compiled with Numba (`@njit(cache=True, fastmath=False)`: no FMA contraction, no
+reassociation) when it is importable (`pip install llmsched[fast]`), and not used at all when it
+is not or when the environment sets `LLMSCHED_NO_JIT=1`: the engine then runs its NumPy path
+(the code these kernels replace, kept in `llmsched.sim.instance` and `RooflineCost`). Every
+kernel is a plain loop doing the same IEEE operations, in the same order, as that NumPy path
+(sums are of integers; the running sum of iteration ends is sequential as `np.cumsum` is; maxima
+propagate NaN as `np.maximum` does), so both paths give bit-identical runs
+(tests/sim/test_kernels.py). The loops are also plain Python: `py_func` of each kernel runs
+uncompiled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+JIT = False
+if os.environ.get("LLMSCHED_NO_JIT", "") not in ("1", "true", "yes"):
+    try:
+        from numba import njit
+
+        JIT = True
+    except ImportError:  # the optional extra `fast` is not installed: the NumPy path runs
+        pass
+
+if not JIT:
+    def njit(*_args, **_kwargs):  # type: ignore[no-redef]
+        """Stand-in decorator without Numba: the function stays plain Python (never called by
+        the engine then; tests run it as `py_func`)."""
+        def wrap(f):
+            f.py_func = f
+            return f
+        return wrap
+
+# Roofline constants, in `roofline_consts` order (see RooflineCost.__post_init__ and params)
+LIN_FLOP, LIN_WEIGHT, LIN_ACT, ATTN, KV, KVQO, ATTN_OVH, LAYER_OVH, HEAD_FLOP, HEAD_WEIGHT, ITER_OVH, \
+    REQ_OVH, LAYERS = range(13)
+
+
+@njit(cache=True, fastmath=False)
+def _npmax(x: float, y: float) -> float:
+    """np.maximum of two floats (NaN if either is NaN)."""
+    if x >= y or x != x:
+        return x
+    return y
+
+
+@njit(cache=True, fastmath=False)
+def decode_stats(d, computed, shared, generated, stop_at, block_size):
+    """(blocks the decodes `d` need for their next iteration, sum of their computed tokens,
+    min(stop_at - generated) over them, or -1 when `d` is empty)."""
+    need = 0
+    ctx = 0
+    rem = -1
+    for i in range(d.shape[0]):
+        rid = d[i]
+        c = computed[rid]
+        if (c - shared[rid]) % block_size == 0:
+            need += 1
+        ctx += c
+        left = stop_at[rid] - generated[rid]
+        if i == 0 or left < rem:
+            rem = left
+    return need, ctx, rem
+
+
+@njit(cache=True, fastmath=False)
+def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0, nreq, n,
+                     cost_scale, energy_scale, ends, rates):
+    """One segment's iteration ends under the roofline model (see `RooflineCost.segment_times`
+    for the shape; C = `RooflineCost.roofline_consts()`, com = the iteration's all-reduce
+    seconds), with `extra_s` added to the first iteration, starting at `now`.
+
+    Writes the iteration ends into `ends[:n]` and, as `Instance._segment_rates` computes them,
+    the cost per token (integer pico-dollars) into `rates[0, :n]` unless cost_scale < 0, and the
+    energy per token (integer nJ) and busy ns into `rates[1, :n]` and `rates[2, :n]` unless
+    energy_scale < 0 (buffers the caller keeps: returning new arrays costs more than the loop).
+    Returns the first iteration's duration."""
+    ptf = float(pt)
+    dtf = float(dt)
+    nreqf = float(nreq)
+    tokens = ptf + dtf
+    busy = tokens > 0
+    attn = C[ATTN]
+    kv = C[KV]
+    kvqo = C[KVQO]
+    lin = max(tokens * C[LIN_FLOP], (C[LIN_WEIGHT] if busy else 0.0) + tokens * C[LIN_ACT])
+    pre_ovh = C[ATTN_OVH] if pt > 0 else 0.0
+    dec_ovh = C[ATTN_OVH] if dt > 0 else 0.0
+    lovh = C[LAYER_OVH] if busy else 0.0
+    head = max(nreqf * C[HEAD_FLOP], C[HEAD_WEIGHT]) if busy else 0.0
+    over = C[ITER_OVH] + C[REQ_OVH] * nreqf if busy else 0.0
+    layers = C[LAYERS]
+    ptkvqo = ptf * kvqo
+    dtkvqo = dtf * kvqo
+    with_cost = cost_scale >= 0.0
+    with_energy = energy_scale >= 0.0
+    end = now
+    first = 0.0
+    for j in range(n):
+        pre = _npmax(float(pairs0 + j * sum_c2) * attn, (float(pctx0 + j * pt) - ptf) * kv + ptkvqo) + pre_ovh
+        dctx = float(dctx0 + j * dt)
+        dec = _npmax((dctx + dtf) * attn, dctx * kv + dtkvqo) + dec_ovh
+        layer = lin + pre + dec + com + lovh
+        dur = layer * layers + head + over
+        if j == 0:
+            if extra_s != 0.0:
+                dur = dur + extra_s
+            first = dur
+        end = end + dur
+        ends[j] = end
+        if with_cost:
+            rates[0, j] = np.int64(np.rint(dur * cost_scale))
+        if with_energy:
+            rates[1, j] = np.int64(np.rint(dur * energy_scale))
+            rates[2, j] = np.int64(np.rint(dur * 1e9))
+    return first
+
+
+@njit(cache=True, fastmath=False)
+def apply_segment(d, a, m, ends, seg_energy, seg_busy, computed, generated, energy_nj, shared, held,
+                  last_token, tbt_max, tbt_slo, tbt_misses, has_slo, stop_at, block_size):
+    """Apply iterations a..m-1 (ending at `ends[a..m-1]`) to the decodes `d`: k = m - a tokens
+    each, KV blocks held (ceil((computed - shared) / block)), the largest token gap, TBT misses
+    (gaps above the request's SLO) when `has_slo`, the segment's energy per token over a..m-1.
+
+    Returns (energy per token over a..m-1 (0 if `seg_energy` is empty), busy ns over a..m-1,
+    blocks to allocate (new minus old held), decodes that reached `stop_at`)."""
+    k = m - a
+    energy = 0
+    busy = 0
+    if seg_energy.shape[0]:
+        for j in range(a, m):
+            energy += seg_energy[j]
+            busy += seg_busy[j]
+    inner_max = -math.inf
+    if k > 1:
+        inner_max = ends[a + 1] - ends[a]
+        for j in range(a + 1, m - 1):
+            g = ends[j + 1] - ends[j]
+            if g > inner_max:
+                inner_max = g
+    first_end = ends[a]
+    last_end = ends[m - 1]
+    alloc = 0
+    stops = 0
+    for i in range(d.shape[0]):
+        rid = d[i]
+        c = computed[rid] + k
+        computed[rid] = c
+        gen = generated[rid] + k
+        generated[rid] = gen
+        if energy:
+            energy_nj[rid] += energy
+        new_held = (c - shared[rid] + (block_size - 1)) // block_size
+        alloc += new_held - held[rid]
+        held[rid] = new_held
+        first_gap = first_end - last_token[rid]
+        gap = _npmax(first_gap, inner_max) if k > 1 else first_gap
+        tbt_max[rid] = _npmax(tbt_max[rid], gap)
+        last_token[rid] = last_end
+        if has_slo:
+            slo = tbt_slo[rid]
+            misses = 1 if first_gap > slo else 0
+            for j in range(a, m - 1):
+                if ends[j + 1] - ends[j] > slo:
+                    misses += 1
+            tbt_misses[rid] += misses
+        if gen >= stop_at[rid]:
+            stops += 1
+    return energy, busy, alloc, stops
