@@ -58,7 +58,7 @@ class RPM:
     def plan(self, view: InstanceView) -> Plan:
         b = self.admitter.start(view)
         now = view.now
-        held = False
+        held: set[int] = set()  # clients at their limit: the plan depends on the clock
         self.queues.sync(view)
         if view.admission_open and len(self.queues):
             # FIFO over the clients' queues merged by queue order; a client at its limit is held
@@ -71,7 +71,7 @@ class RPM:
             while fifo:
                 _, c = heapq.heappop(fifo)
                 if len(self._recent(c, now)) + taken.get(c, 0) >= self.limit:
-                    held = True
+                    held.add(c)
                     continue
                 if not self.admitter.admit(b, view, heads[c]):
                     break
@@ -80,10 +80,9 @@ class RPM:
                 if nxt is not None:
                     heads[c] = nxt
                     heapq.heappush(fifo, (self.queues.seq[nxt], c))
-        if held:  # the decision depends on the clock: wake when a held client's oldest admission expires
+        if held:  # wake when a held client's oldest admission in the window expires
             b.replan_each_iteration = True
-            wake = [self._expiry(self._recent(c, now)[0]) for c in queues
-                    if len(self._recent(c, now)) + taken.get(c, 0) >= self.limit and self._recent(c, now)]
+            wake = [self._expiry(self._recent(c, now)[0]) for c in held if self._recent(c, now)]
             b.retry_at_s = min(wake) if wake else None
         return b.plan()
 

@@ -212,18 +212,19 @@ def _ref_rpm_on_leave_queue(self, rid: int, view: InstanceView) -> None:
 def _ref_rpm_plan(self, view: InstanceView) -> Plan:
     b = self.admitter.start(view)
     now = view.now
-    held = False
+    held: set[int] = set()
     if view.admission_open:
         for rid in view.waiting:
             q = self._recent(view.client(rid), now)
             if len(q) + sum(1 for r in b.admitted if view.client(r) == view.client(rid)) >= self.limit:
-                held = True
+                held.add(view.client(rid))
                 continue
             if not self.admitter.admit(b, view, rid):
                 break
-    if held:
+    if held:  # the wake rule of the fixed RPM (a held client's oldest admission expiring); this
+        # reference checks the admission order, not the wake
         b.replan_each_iteration = True
-        wake = [self.admitted[c][0] + self.window_s for c in self.admitted if self.admitted[c]]
+        wake = [self._expiry(self._recent(c, now)[0]) for c in held if self._recent(c, now)]
         b.retry_at_s = min(wake) if wake else None
     return b.plan()
 
