@@ -414,13 +414,7 @@ class Instance:
                 energy = int(self.seg_energy_nj[a:m].sum())
                 self.busy_ns += int(self.seg_busy_ns[a:m].sum())
         if self.seg_chunks:
-            computed = r.computed
-            energy_nj = r.energy_nj
-            for rid, c in self.seg_chunks:
-                computed[rid] += k * c
-                self.outstanding_tokens -= k * c
-                if energy:
-                    energy_nj[rid] += c * energy
+            self._credit_chunks(k, energy)
         if len(self.seg_decodes):
             self._apply_decodes(a, m, energy)
         self.iterations += k
@@ -430,7 +424,6 @@ class Instance:
     def _apply_compiled(self, a: int, m: int) -> None:
         """`_apply` from its energy part on, with `kernels.apply_segment` doing the array work
         (the same operations as `_apply_decodes`); also counts the decodes at their stop."""
-        r = self.reqs
         k = m - a
         d = self.seg_decodes
         nd = len(d)
@@ -442,27 +435,10 @@ class Instance:
             d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
         self.busy_ns += busy_ns
         if self.seg_chunks:
-            computed = r.computed
-            energy_nj = r.energy_nj
-            for rid, c in self.seg_chunks:
-                computed[rid] += k * c
-                self.outstanding_tokens -= k * c
-                if energy:
-                    energy_nj[rid] += c * energy
+            self._credit_chunks(k, energy)
         if nd:
             self.pool.allocate(alloc)
-            if self.seg_accuracy >= 0:  # a model variant's tokens
-                r.accuracy_sum[d] += k * self.seg_accuracy
-                r.accuracy_tokens[d] += k
-            if self.seg_one_client >= 0:
-                r.output_service[self.index, self.seg_one_client] += nd * k
-                self.dirty.add(self.seg_one_client)
-            else:
-                counts = self.seg_decode_client_counts
-                assert counts is not None  # set with the segment's decodes
-                r.output_service[self.index] += counts * k
-                self.dirty.update(self.seg_clients)
-            self.outstanding_tokens -= k * nd
+            self._credit_decodes(d, k, nd)
         self.iterations += k
         self.last_iteration_end_s = self.seg_end_list[m - 1]
         self.seg_done = m
@@ -510,18 +486,36 @@ class Instance:
                     inner_sorted = np.sort(np.diff(self.seg_ends[a:m]))  # type: ignore[index]
                     misses += len(inner_sorted) - np.searchsorted(inner_sorted, slo, side="right")
                 r.tbt_misses[d] += misses
-            if self.seg_accuracy >= 0:  # a model variant's tokens
-                r.accuracy_sum[d] += k * self.seg_accuracy
-                r.accuracy_tokens[d] += k
-            if self.seg_one_client >= 0:
-                r.output_service[self.index, self.seg_one_client] += nd * k
-                self.dirty.add(self.seg_one_client)
-            else:
-                counts = self.seg_decode_client_counts
-                assert counts is not None  # set with the segment's decodes
-                r.output_service[self.index] += counts * k
-                self.dirty.update(self.seg_clients)
-            self.outstanding_tokens -= k * nd
+            self._credit_decodes(d, k, nd)
+
+    def _credit_chunks(self, k: int, energy: int) -> None:
+        """After k iterations: the segment's prefill chunks computed, with their energy (nJ per
+        token); both apply paths use it."""
+        r = self.reqs
+        computed = r.computed
+        energy_nj = r.energy_nj
+        for rid, c in self.seg_chunks:
+            computed[rid] += k * c
+            self.outstanding_tokens -= k * c
+            if energy:
+                energy_nj[rid] += c * energy
+
+    def _credit_decodes(self, d: np.ndarray, k: int, nd: int) -> None:
+        """After k iterations of the segment's nd decodes `d`: their accuracy (model variants), the
+        clients' output service, and the tokens no longer outstanding. Both apply paths end here."""
+        r = self.reqs
+        if self.seg_accuracy >= 0:  # a model variant's tokens
+            r.accuracy_sum[d] += k * self.seg_accuracy
+            r.accuracy_tokens[d] += k
+        if self.seg_one_client >= 0:
+            r.output_service[self.index, self.seg_one_client] += nd * k
+            self.dirty.add(self.seg_one_client)
+        else:
+            counts = self.seg_decode_client_counts
+            assert counts is not None  # set with the segment's decodes
+            r.output_service[self.index] += counts * k
+            self.dirty.update(self.seg_clients)
+        self.outstanding_tokens -= k * nd
 
     # ------------------------------------------------------------------ segment end
     def finish_segment(self) -> None:
