@@ -133,25 +133,37 @@ VIDUR_DRIVER = ("import sys, time; from vidur.config import SimulationConfig; fr
                 "print('VIDUR_LOOP_S', time.perf_counter() - t, flush=True)")
 
 
-def vidur_args(trace_csv: str, replicas: int, out_dir: str) -> list[str]:
+def vidur_args(trace_csv: str, replicas: int, out_dir: str, predictor: str = "random_forrest") -> list[str]:
     return ["--replica_config_device", "a100", "--replica_config_model_name", "meta-llama/Llama-2-7b-hf",
             "--cluster_config_num_replicas", str(replicas), "--replica_config_tensor_parallel_size", "1",
             "--replica_config_num_pipeline_stages", "1", "--request_generator_config_type", "trace_replay",
             "--trace_request_generator_config_trace_file", trace_csv,
             "--replica_scheduler_config_type", "sarathi", "--sarathi_scheduler_config_chunk_size", str(CHUNK),
             "--sarathi_scheduler_config_batch_size_cap", str(BATCH_CAP),
-            *PREDICTOR_ARGS, "--metrics_config_output_dir", out_dir, "--no-metrics_config_store_plots"]
+            *PREDICTOR_ARGS[predictor], "--metrics_config_output_dir", out_dir, "--no-metrics_config_store_plots"]
 
 
 # Vidur's random-forest execution-time predictor with a one-point hyperparameter grid and 2-fold CV
 # (Vidur's default grid is 3x3x3 points x 10 folds: over an hour of training on a shared 2-core machine).
 # The linear-regression predictor trains in seconds but predicts 5.6 ms for a one-token decode
 # iteration where the profile's operators sum to 9.3 ms, so its TBT is ~30% below the profile's.
-PREDICTOR_ARGS = ["--execution_time_predictor_config_type", "random_forrest",
-                  "--random_forrest_execution_time_predictor_config_num_estimators", "100",
-                  "--random_forrest_execution_time_predictor_config_max_depth", "32",
-                  "--random_forrest_execution_time_predictor_config_min_samples_split", "2",
-                  "--random_forrest_execution_time_predictor_config_k_fold_cv_splits", "2"]
+# `--vidur-predictor linear_regression` is for sittings without the ~23 CPU-minutes the forest needs;
+# its latencies are then Vidur's linear fit, not the profile, so only the speed columns compare.
+PREDICTOR_ARGS = {
+    "random_forrest": ["--execution_time_predictor_config_type", "random_forrest",
+                       "--random_forrest_execution_time_predictor_config_num_estimators", "100",
+                       "--random_forrest_execution_time_predictor_config_max_depth", "32",
+                       "--random_forrest_execution_time_predictor_config_min_samples_split", "2",
+                       "--random_forrest_execution_time_predictor_config_k_fold_cv_splits", "2"],
+    "linear_regression": ["--execution_time_predictor_config_type", "linear_regression"],
+}
+PREDICTOR_TEXT = {
+    "random_forrest": "its random-forest execution-time predictor (one-point grid: 100 trees, depth 32, 2-fold CV; "
+                      "trained once, then cached)",
+    "linear_regression": "its **linear-regression** execution-time predictor (Vidur's default grid for it; not the "
+                         "random forest, so Vidur's latencies follow its linear fit, which predicts ~30% short "
+                         "decode iterations, and the latency comparison below is not like for like)",
+}
 
 
 def timed(cmd: list[str], cwd: str | None, env: dict | None, timeout_s: float) -> tuple[float, float, str]:
@@ -178,6 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--replicas", default="1,4")
     ap.add_argument("--vidur-max", type=int, default=100000, help="largest size Vidur is run at")
+    ap.add_argument("--vidur-predictor", choices=sorted(PREDICTOR_ARGS), default="random_forrest",
+                    help="Vidur's execution-time predictor (Vidur's spelling)")
     ap.add_argument("--vidur-timeout-s", type=float, default=1800)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="/tmp/vidur_side_by_side")
@@ -213,7 +227,7 @@ def main(argv=None) -> int:
             if n <= a.vidur_max:
                 vout = work / f"vidur_n{n}_r{reps}"
                 try:
-                    vw, vrss, text = timed([a.vidur_python, "-c", VIDUR_DRIVER, *vidur_args(str(trace), reps, str(vout))],
+                    vw, vrss, text = timed([a.vidur_python, "-c", VIDUR_DRIVER, *vidur_args(str(trace), reps, str(vout), a.vidur_predictor)],
                                            a.vidur_src, env, a.vidur_timeout_s)
                     loop = float(re.search(r"VIDUR_LOOP_S ([\d.eE+-]+)", text).group(1))
                     metrics = sorted(vout.rglob("request_metrics.csv"))[-1]
@@ -237,13 +251,16 @@ def main(argv=None) -> int:
 def render(rows: list[dict], a) -> str:
     cmd = (f"python -m benchmarks.vidur_side_by_side --vidur-src {a.vidur_src} --vidur-python {a.vidur_python} "
            f"--sizes {a.sizes} --replicas {a.replicas} --vidur-max {a.vidur_max}")
+    predictor = getattr(a, "vidur_predictor", "random_forrest")
+    if predictor != "random_forrest":
+        cmd += f" --vidur-predictor {predictor}"
     L = ["# Vidur side by side", "",
          "Generated by `benchmarks/vidur_side_by_side.py` (one run, one machine):", "", f"    {cmd}", "",
          f"Workload: ShareGPT lengths (clipped to {MAX_TOKENS} tokens as Vidur's trace replay does), Poisson "
          f"arrivals at {QPS_PER_REPLICA:g} requests/s per replica, Llama-2-7B on A100 (TP1), Sarathi chunked prefill "
          f"with chunk {CHUNK}, batch cap {BATCH_CAP}, round-robin over replicas; both simulators replay the same "
-         "trace file. Vidur @ microsoft/vidur 7d47513 with its random-forest execution-time predictor (one-point "
-         "grid: 100 trees, depth 32, 2-fold CV; trained once, then cached) and the stand-in attention profile; llmsched with `VidurProfileCost` (the same mlp.csv and attention model). "
+         "trace file. Vidur @ microsoft/vidur 7d47513 with " + PREDICTOR_TEXT[predictor] + " and the stand-in "
+         "attention profile; llmsched with `VidurProfileCost` (the same mlp.csv and attention model). "
          "Loop = the simulation loop only (Vidur: `Simulator.run()`; llmsched: `llmsched.sim.run.simulate`); whole = the "
          "process, including Vidur's predictor training/caching and output writing. Peak = max RSS of the process.", "",
          "| requests | replicas | Vidur loop (s) | llmsched loop (s) | loop speed-up | Vidur whole (s) | llmsched whole (s) "
