@@ -17,6 +17,12 @@ from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 WHOLE_PROMPT_BUDGET = 8192
 
 
+def _finish_started_prefills(b: PlanBuilder, view: InstanceView) -> int:
+    """Schedule what is left of prompts already admitted (a whole-prompt round whose cached prefix
+    was evicted before it ran leaves some); returns the tokens scheduled."""
+    return sum(b.chunk(rid) for rid in view.prefilling)
+
+
 def _admit_in_order(b: PlanBuilder, view: InstanceView, whole: bool = False) -> None:
     """Admit waiting requests in queue order until the head does not fit (no skipping)."""
     for rid in list(view.waiting):
@@ -38,9 +44,7 @@ class VLLM:
 
     def plan(self, view: InstanceView) -> Plan:
         b = PlanBuilder(view, self.token_budget)
-        # a prefill round whose prompt is not done yet (its cached prefix was evicted before the
-        # round ran) finishes in the next prefill round
-        continued = sum(b.chunk(rid) for rid in view.prefilling)
+        continued = _finish_started_prefills(b, view)
         _admit_in_order(b, view, whole=True)
         if b.admitted or continued:
             return b.plan()
@@ -66,8 +70,7 @@ class FasterTransformer:
         if view.decoding:
             b.decode_all()
         else:
-            for rid in view.prefilling:  # a prefill round whose prompt is not done yet (its cached
-                b.chunk(rid)  # prefix was evicted before the round ran) finishes first
+            _finish_started_prefills(b, view)
             _admit_in_order(b, view, whole=True)
         return b.plan()
 

@@ -82,7 +82,7 @@ class RPM:
                     heapq.heappush(fifo, (self.queues.seq[nxt], c))
         if held:  # wake when a held client's oldest admission in the window expires
             b.replan_each_iteration = True
-            wake = [self._expiry(self._recent(c, now)[0]) for c in held if self._recent(c, now)]
+            wake = [self._expiry(recent[0]) for c in held if (recent := self._recent(c, now))]
             b.retry_at_s = min(wake) if wake else None
         return b.plan()
 

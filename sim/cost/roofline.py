@@ -201,8 +201,7 @@ class RooflineCost:
             dctx_s = float(dctx0)
             dec = max((dctx_s + dtf) * attn, dctx_s * kv + dtf * kvqo)
             dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
-        com = 2.0 * float(self._allreduce(np.array([tokens * c["allreduce_bytes_per_token"]]))[0]) \
-            if self.tp > 1 else 0.0
+        com = self.comm_s(tokens)
         # layer = lin + pre + dec + com + layer_overhead, left to right
         layer: np.ndarray | float
         if isinstance(pre, np.ndarray):
@@ -265,8 +264,7 @@ class RooflineCost:
         dec = max((dctx + dt) * c["attn_flop_s_per_pair"],
                   dctx * c["kv_s_per_token"] + dt * (c["kv_s_per_token"] + c["qo_s_per_token"]))
         dec = dec + (p.attention_overhead_s if dt > 0 else 0.0)
-        com = 2.0 * float(self._allreduce(np.array([tokens * c["allreduce_bytes_per_token"]]))[0]) \
-            if self.tp > 1 else 0.0
+        com = self.comm_s(tokens)
         layer = lin + pre + dec + com + (p.layer_overhead_s if busy else 0.0)
         head = max(nreq * c["head_flop_s_per_req"], c["head_weight_s"]) if busy else 0.0
         over = p.iteration_overhead_s + p.request_overhead_s * nreq if busy else 0.0
