@@ -16,6 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from llmsched.sim.instance import Instance
 
+# RunLog.change_point and .timeline unpack their bound appenders in these orders: keep them in step
 SERVICE_COLUMNS = ("time_s", "seq", "instance", "client", "input_tokens", "cached_input_tokens",
                    "output_tokens", "service", "waiting", "running")
 TIMELINE_COLUMNS = ("time_s", "instance", "batch_requests", "prefill_tokens", "decode_tokens",
