@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from heapq import heappop
 from typing import Any, cast
 
 import numpy as np
@@ -231,6 +232,8 @@ class Engine(Mobility):
         self.request_bytes_per_token = request_bytes_per_token
         self._uploading = 0  # requests on an instance's uplink
         self._uplink_free_s = [0.0] * len(instances)  # each uplink carries one prompt at a time (FIFO)
+        self._any_uplink = any(inst.spec.uplink_latency_s != 0 or inst.spec.uplink_bandwidth_Bps != math.inf
+                               for inst in instances)
         self._arrivals_left = True  # whether root arrivals remain (ticks stop once none do and all is idle)
         self._handlers: dict[str, Callable[[Any], None]] = {  # one handler per event kind
             EV_WAKE: self._on_wake_event, EV_TRANSFER: self._on_transfer, EV_RELEASE: self._on_release,
@@ -263,39 +266,56 @@ class Engine(Mobility):
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         reqs = self.reqs
-        roots = self._roots
-        arrivals = reqs.arrival_s[roots]
+        roots = self._roots.tolist()  # Python numbers: the loop compares and indexes them per event
+        arrivals = reqs.arrival_s[self._roots].tolist()
         n = len(roots)
         i = 0
-        events = self._events
+        heap = self._events.heap  # the loop peeks and pops the event queue's heap itself (hot path)
+        handlers = self._handlers
+        max_time = self.max_sim_time_s
         if self._tick_s > 0 and n:
-            self._push(float(arrivals[0]) + self._tick_s, TICK, -1, EV_TICK, None)
+            self._push(arrivals[0] + self._tick_s, TICK, -1, EV_TICK, None)
         while True:
-            if i < n and (not events or (arrivals[i], ARRIVE, int(roots[i])) < events.peek_key()):
-                t = float(arrivals[i])
-                if t > self.max_sim_time_s:
+            if i < n and (not heap or (arrivals[i], ARRIVE, roots[i]) < heap[0][0]):
+                t = arrivals[i]
+                if t > max_time:
                     break
                 self.now = t
                 self._late = False
-                self._arrive(int(roots[i]))
+                self._arrive(roots[i])
                 i += 1
                 continue
-            if not events:
+            if not heap:
                 break
-            (t, prio, _), (kind, payload) = events.pop()
-            if t > self.max_sim_time_s:
+            (t, prio, _), _seq, (kind, payload) = heappop(heap)
+            if t > max_time:
                 break
             self.now = t
             self._late = prio == LATE
             self._arrivals_left = i < n
-            self._handlers[kind](payload)
+            handlers[kind](payload)
 
     # ------------------------------------------------------------------ event handlers, one per kind
     def _on_wake_event(self, payload: tuple[int, int]) -> None:
+        """An instance's wake-up: its segment ends (unless a later wake superseded this one), and
+        it plans and lays out the next."""
         idx, version = payload
         inst = self.instances[idx]
-        if version == inst.version:
-            self._on_wake(inst)
+        if version != inst.version:
+            return
+        t = self.now
+        inst.finish_segment()
+        if inst.pending_migrations:
+            self._do_migrations(inst, t)
+        if self.ready_at:
+            hold = self.ready_at.get(idx, 0.0)
+            if t < hold:  # still starting up (loading weights): it serves from `hold` on
+                self._wake(inst, hold)
+                return
+        end = inst.start_segment(t)
+        if end is None:
+            return
+        self._wake(inst, -end if end < 0 else end)
 
     def _on_transfer(self, payload: tuple[int, int]) -> None:
         rid, dst = payload
@@ -442,12 +462,12 @@ class Engine(Mobility):
         if not (0 <= j < view.n_instances):
             raise RuntimeError(f"router returned instance {j}, outside 0..{view.n_instances - 1}")
         inst = self.instances[view.pool[j]]
-        upload = self._book_upload_s(rid, inst)
+        upload = self._book_upload_s(rid, inst) if self._any_uplink else 0.0
         if upload > 0:  # the prompt crosses the instance's uplink first
             self._uploading += 1
             self._push(self.now + upload, LATE, rid, EV_UPLOADED, (rid, inst.index))
         else:
-            self.sync(inst)
+            inst.sync(self.now, self._late)
             inst.arrive(rid, self.now)
             self._poke(inst)
         if self.progress is not None:
@@ -456,23 +476,6 @@ class Engine(Mobility):
             self._deciding = False
             if self._route_queue:
                 self._decide_next()
-
-    def _on_wake(self, inst: Instance) -> None:
-        t = self.now
-        inst.finish_segment()
-        if inst.pending_migrations:
-            self._do_migrations(inst, t)
-        hold = self.ready_at.get(inst.index, 0.0)
-        if t < hold:  # still starting up (loading weights): it serves from `hold` on
-            self._wake(inst, hold)
-            return
-        end = inst.start_segment(t)
-        if end is None:
-            return
-        if end < 0:
-            self._wake(inst, -end)
-        else:
-            self._wake(inst, end)
 
     def _reject(self, rid: int) -> None:
         """A request that can never fit is rejected, and so are the tasks it would release."""

@@ -19,26 +19,24 @@ T = TypeVar("T")
 class PriorityQueue(Generic[T]):
     """A min-heap of (sort key, item) with FIFO order among equal keys."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_seq", "heap")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[tuple[Any, ...], int, T]] = []
+        # (sort key, sequence number, item) entries; the engine's event loop peeks and pops it
+        # directly (heapq.heappop), which is `pop` without the method call
+        self.heap: list[tuple[tuple[Any, ...], int, T]] = []
         self._seq = count()
 
     def push(self, sort_key: tuple[Any, ...], item: T) -> None:
-        heapq.heappush(self._heap, (sort_key, next(self._seq), item))
+        heapq.heappush(self.heap, (sort_key, next(self._seq), item))
 
     def pop(self) -> tuple[tuple[Any, ...], T]:
         """The entry with the smallest key (the earliest pushed among equals)."""
-        sort_key, _, item = heapq.heappop(self._heap)
+        sort_key, _, item = heapq.heappop(self.heap)
         return sort_key, item
 
-    def peek_key(self) -> tuple[Any, ...]:
-        """The smallest key, without removing its entry (IndexError when empty)."""
-        return self._heap[0][0]
-
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def __bool__(self) -> bool:
-        return bool(self._heap)
+        return bool(self.heap)

@@ -9,8 +9,10 @@ iteration; both modes produce identical numbers. Routing, transfers and the even
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -44,6 +46,7 @@ _NO_DECODES = np.zeros(0, dtype=np.int64)
 _sum = np.add.reduce
 _NO_DECODES.flags.writeable = False
 _NO_INTS = _NO_DECODES  # an empty int64 array for a kernel argument that is absent
+_NO_CLIENTS: frozenset[int] = frozenset()
 
 
 def _affine_shape(sum_c: int, sum_c2: int, pairs0: int, pctx0: int, k: int, ctx0: int, nreq: int,
@@ -111,9 +114,9 @@ class InstanceView(RequestFacts, ServiceFacts):
 
     def remaining_prefill(self, rid: int) -> int:
         r = self._inst.reqs
-        if r.state[rid] == WAITING:
-            return int(r.prompt[rid] + r.generated[rid])
-        return max(int(r.prefill_target[rid] - r.computed[rid]), 0)
+        if r.state.item(rid) == WAITING:  # .item: Python ints, no NumPy scalars (hot path)
+            return r.prompt.item(rid) + r.generated.item(rid)
+        return max(r.prefill_target.item(rid) - r.computed.item(rid), 0)
 
     def cached_prefix_tokens(self, rid: int) -> int:
         return self._inst.cached_tokens_if_admitted(rid)[0]
@@ -220,7 +223,7 @@ class Instance:
         self.ghost_context_tokens = 0
         self.seg_busy_ns: np.ndarray | None = None
         self._scales: dict[int, tuple[float, float]] = {}  # tokens -> _rate_scales
-        self._k_ends = np.empty(0)  # kernels.roofline_segment's output buffers (_kernel_buffers)
+        self._k_ends = np.empty(0)  # kernels.roofline_segment's output buffers (_grow_kernel_buffers)
         self._k_rates = np.zeros((3, 0), dtype=np.int64)
         self._k_rows: tuple[np.ndarray, ...] = ()
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
@@ -234,8 +237,8 @@ class Instance:
         self.seg_end_list: list[float] = []  # seg_ends as Python floats (scalar reads, bisect)
         self.seg_decodes = _NO_DECODES
         self.seg_decode_client_counts: np.ndarray | None = None
-        self.seg_chunks: list[tuple[int, int]] = []
-        self.seg_clients: set[int] = set()
+        self.seg_chunks: Sequence[tuple[int, int]] = ()
+        self.seg_clients: AbstractSet[int] = _NO_CLIENTS
         self.seg_one_client = -1  # the decodes' client when they all share one (-1: several, or none)
         self.seg_busy_ns = None
         self.seg_cost_pusd: np.ndarray | None = None  # GB-second cost per token of each iteration
@@ -401,8 +404,24 @@ class Instance:
         if self.ghost_decodes:
             self.invalid_tokens += k * self.ghost_decodes
             self.ghost_context_tokens += k * self.ghost_decodes
-        if kernels.JIT:
-            self._apply_compiled(a, m)
+        if kernels.JIT:  # `kernels.apply_segment` does the array work (the operations of _apply_decodes)
+            d = self.seg_decodes
+            energy_per: np.ndarray = _NO_INTS
+            busy: np.ndarray | None = _NO_INTS
+            if self.seg_energy_nj is not None:
+                energy_per, busy = self.seg_energy_nj, self.seg_busy_ns  # set together
+            energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
+                d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
+            self.busy_ns += busy_ns
+            if self.seg_chunks:
+                self._credit_chunks(k, energy)
+            nd = len(d)
+            if nd:
+                self.pool.allocate(alloc)
+                self._credit_decodes(d, k, nd)
+            self.iterations += k
+            self.last_iteration_end_s = self.seg_end_list[m - 1]
+            self.seg_done = m
             return
         energy = 0
         if self.seg_energy_nj is not None:
@@ -417,28 +436,6 @@ class Instance:
             self._credit_chunks(k, energy)
         if len(self.seg_decodes):
             self._apply_decodes(a, m, energy)
-        self.iterations += k
-        self.last_iteration_end_s = self.seg_end_list[m - 1]
-        self.seg_done = m
-
-    def _apply_compiled(self, a: int, m: int) -> None:
-        """`_apply` from its energy part on, with `kernels.apply_segment` doing the array work
-        (the same operations as `_apply_decodes`); also counts the decodes at their stop."""
-        k = m - a
-        d = self.seg_decodes
-        nd = len(d)
-        energy_per, busy = _NO_INTS, _NO_INTS
-        if self.seg_energy_nj is not None:
-            assert self.seg_busy_ns is not None  # set together
-            energy_per, busy = self.seg_energy_nj, self.seg_busy_ns
-        energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
-            d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
-        self.busy_ns += busy_ns
-        if self.seg_chunks:
-            self._credit_chunks(k, energy)
-        if nd:
-            self.pool.allocate(alloc)
-            self._credit_decodes(d, k, nd)
         self.iterations += k
         self.last_iteration_end_s = self.seg_end_list[m - 1]
         self.seg_done = m
@@ -529,7 +526,7 @@ class Instance:
         finished: list[int] = []
         sliced: list[int] = []
         for rid, _ in self.seg_chunks:
-            if r.computed[rid] >= r.prefill_target[rid]:
+            if r.computed.item(rid) >= r.prefill_target.item(rid):
                 self._prefill_done(rid, t, finished, sliced)
         d = self.seg_decodes
         if len(d) and self.seg_stops != 0:  # compiled path: counted by the last apply
@@ -567,7 +564,7 @@ class Instance:
         if self.seg_accuracy >= 0:  # a model variant's token
             r.accuracy_sum[rid] += self.seg_accuracy
             r.accuracy_tokens[rid] += 1
-        if np.isnan(r.first_token_s[rid]):
+        if math.isnan(r.first_token_s.item(rid)):
             r.first_token_s[rid] = t
         else:  # token produced by a recompute after preemption / a resumed request
             gap = t - r.last_token_s[rid]
@@ -805,7 +802,7 @@ class Instance:
             r.charged[rid] = True
             r.input_service[self.index, c] += int(r.prompt[rid])
             r.cached_input_service[self.index, c] += min(cached, int(r.prompt[rid]))
-        if np.isnan(r.dispatch_s[rid]):
+        if math.isnan(r.dispatch_s.item(rid)):
             r.dispatch_s[rid] = now
         r.prefill_instance[rid] = self.index
         self.admit_counter += 1
@@ -819,12 +816,14 @@ class Instance:
         self.view.now = now
         if self.swapped:
             self._swap_in_ready()  # not after a preemption below: vLLM swaps in only in steps without one
+        policy_plan = self.policy.plan
+        view = self.view
         while True:
             if self.ready:
                 self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
             self._planning = True
-            plan = self.policy.plan(self.view)
+            plan = policy_plan(view)
             self._planning = False
             decodes = self.decoding if plan.decodes is None else plan.decodes
             if kernels.JIT:  # one kernel call: the blocks needed, and what the layout reads later
@@ -846,7 +845,7 @@ class Instance:
         r = self.reqs
         n = MAX_SEGMENT_ITERATIONS
         for rid, c in chunks:
-            n = min(n, max(int(r.prefill_target[rid] - r.computed[rid]) // c, 1))
+            n = min(n, max((r.prefill_target.item(rid) - r.computed.item(rid)) // c, 1))
         if len(decodes):
             # `left`: the same minimum, computed by kernels.decode_stats
             n = min(n, int((r.stop_at[decodes] - r.generated[decodes]).min()) if left is None else left)
@@ -863,10 +862,13 @@ class Instance:
 
         Returns -retry_time when the policy asked to be woken at a later time while idle.
         """
-        self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
+        if self.ghost_decodes:
+            self._end_batch_if_empty()  # e.g. after a preemption or migration emptied the instance
         plan = self._plan(now)
-        cold = self._invoke(plan, now)
+        cold = False
         if plan.admit:
+            if not self.prefilling and not self.decoding:
+                cold = self._invoke(plan, now)
             self._admit_all(plan, now)
         decode_list = self.decoding if plan.decodes is None else plan.decodes
         k = len(decode_list)
@@ -886,23 +888,58 @@ class Instance:
             return None
         n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(
             chunks, decodes, None if stats is None else stats[2])
-        prefill = sum(c for _, c in chunks)  # real prompt tokens of an iteration (before padding)
+        prefill = sum([c for _, c in chunks]) if chunks else 0  # real prompt tokens of an iteration (before padding)
         cost = plan.variant or self.cost
         layout = self._layout(chunks, decodes, None if stats is None else stats[1])
         consts = cost.roofline_consts() if kernels.JIT and isinstance(cost, RooflineCost) else None
         if consts is not None:  # the compiled path: ends and rates in one call
             assert isinstance(cost, RooflineCost)  # consts come only from one
-            ends, rates, rows = self._kernel_buffers(n)  # the segment reads only its first n entries
+            if self._k_ends.shape[0] < n:
+                self._grow_kernel_buffers(n)
+            ends, rates, rows = self._k_ends, self._k_rates, self._k_rows  # the segment reads their first n entries
+            extra_s = self._extra_s(plan, cold) if (
+                cold or plan.variant is not None or self.swap is not None or self.encode is not None) else 0.0
+            scales = self._scales.get(prefill + k) or self._rate_scales(prefill + k)
             first = kernels.roofline_segment(
-                consts, cost.comm_s(float(layout[0] + layout[4])), now, self._extra_s(plan, cold), *layout, n,
-                *self._rate_scales(prefill + k), ends, rates)
+                consts, cost.comm_s(float(layout[0] + layout[4])) if cost.tp > 1 else 0.0, now, extra_s,
+                *layout, n, *scales, ends, rates)
             end_list = ends[:n].tolist()
             self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
             if self.active_power_w > 0:
                 self.seg_energy_nj = rows[1]
                 self.seg_busy_ns = rows[2]
-            self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
-            return end_list[-1]
+        else:
+            ends, end_list, first = self._segment_ends(plan, cost, layout, n, now, cold, prefill + k)
+        # record the segment
+        self.seg_n = n
+        self.seg_done = 0
+        self.seg_ends = ends
+        self.seg_end_list = end_list
+        self.seg_decodes = decodes
+        self.seg_chunks = chunks
+        self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
+        if k:
+            r = self.reqs
+            if r.n_clients == 1:
+                self.seg_one_client = 0
+            else:
+                self.seg_decode_client_counts = np.bincount(r.client[decodes], minlength=r.n_clients)
+                self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
+                self.seg_one_client = -1
+        # a timeline row at every change point and wherever the iteration's token counts change
+        # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
+        if self.changed or self._row_shape != (prefill, k):
+            was_changed = self.changed
+            self._row_shape = (prefill, k)
+            self.log.timeline(self, now, prefill, k, len(chunks), first)
+            if was_changed:
+                self.log.change_point(self, now)
+        return end_list[-1]
+
+    def _segment_ends(self, plan: Plan, cost: CostModel, layout: tuple[int, int, int, int, int, int, int], n: int, now: float, cold: bool,
+                      tokens: int) -> tuple[np.ndarray, list[float], float]:
+        """The NumPy path of `start_segment` (any cost model, or no Numba): the segment's iteration
+        ends as an array and a list, and its first iteration's duration; sets the cost and energy rates."""
         fast = getattr(cost, "segment_times", None)
         if fast is not None:
             times = fast(*layout, n)
@@ -925,47 +962,16 @@ class Instance:
             ends = ends[1:]
             end_list = ends.tolist()
             first = float(durations[0])
-        self._segment_rates(durations, prefill + k)
-        self._lay_out(plan, now, n, ends, end_list, decodes, chunks, prefill, k, first)
-        return end_list[-1]
+        self._segment_rates(durations, tokens)
+        return ends, end_list, first
 
-    def _kernel_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-        """This instance's buffers for `kernels.roofline_segment` (iteration ends; cost, energy and
-        busy-time rates and their rows), at least n long; one segment uses them at a time."""
-        if self._k_ends.shape[0] < n:
-            cap = min(max(n, 2 * self._k_ends.shape[0], 64), MAX_SEGMENT_ITERATIONS)
-            self._k_ends = np.empty(cap)
-            self._k_rates = np.zeros((3, cap), dtype=np.int64)
-            self._k_rows = (self._k_rates[0], self._k_rates[1], self._k_rates[2])
-        return self._k_ends, self._k_rates, self._k_rows
-
-    def _lay_out(self, plan: Plan, now: float, n: int, ends: np.ndarray, end_list: list[float],
-                 decodes: np.ndarray, chunks: list[tuple[int, int]], prefill: int, k: int, first: float) -> None:
-        """Record the segment laid out by `start_segment` and log its timeline row."""
-        r = self.reqs
-        self.seg_n = n
-        self.seg_done = 0
-        self.seg_ends = ends
-        self.seg_end_list = end_list
-        self.seg_decodes = decodes
-        self.seg_chunks = chunks
-        self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
-        if k:
-            if r.n_clients == 1:
-                self.seg_one_client = 0
-            else:
-                clients = r.client[decodes]
-                self.seg_decode_client_counts = np.bincount(clients, minlength=r.n_clients)
-                self.seg_clients = set(np.flatnonzero(self.seg_decode_client_counts).tolist())
-                self.seg_one_client = -1
-        # a timeline row at every change point and wherever the iteration's token counts change
-        # (e.g. a prompt's last, partial chunk), so each row starts a run of identical iterations
-        if self.changed or self._row_shape != (prefill, k):
-            was_changed = self.changed
-            self._row_shape = (prefill, k)
-            self.log.timeline(self, now, prefill, k, len(chunks), first)
-            if was_changed:
-                self.log.change_point(self, now)
+    def _grow_kernel_buffers(self, n: int) -> None:
+        """Make this instance's buffers for `kernels.roofline_segment` (iteration ends; cost, energy
+        and busy-time rates and their rows) at least n long; one segment uses them at a time."""
+        cap = min(max(n, 2 * self._k_ends.shape[0], 64), MAX_SEGMENT_ITERATIONS)
+        self._k_ends = np.empty(cap)
+        self._k_rates = np.zeros((3, cap), dtype=np.int64)
+        self._k_rows = (self._k_rates[0], self._k_rates[1], self._k_rates[2])
 
     def _admit_all(self, plan: Plan, now: float) -> None:
         """Admit the plan's requests, each with the plan's generation slice (if any)."""
@@ -1015,7 +1021,7 @@ class Instance:
             computed = r.computed
             for rid, real in chunks:
                 c = cmax if pad else real
-                past = int(computed[rid])
+                past = computed.item(rid)
                 sum_c += c
                 sum_c2 += c * c
                 pairs0 += c * past + c * (c + 1) // 2

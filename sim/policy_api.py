@@ -31,7 +31,7 @@ from llmsched.sim.cost.base import CostModel
 from llmsched.sim.variants import ModelVariant
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """One iteration's decisions.
 
@@ -242,6 +242,20 @@ class PlanBuilder:
             if not b.admit(rid): break
         return b.plan()
     """
+
+    __slots__ = (
+        "_admit",
+        "_chunks",
+        "_decodes",
+        "_in_batch",
+        "budget_left",
+        "replan_each_iteration",
+        "retry_at_s",
+        "slice_tokens",
+        "slots_left",
+        "variant",
+        "view",
+    )
 
     def __init__(self, view: InstanceView, token_budget: int | None = None) -> None:
         self.view = view

@@ -102,20 +102,22 @@ class RunLog:
         seq = self._seq[i]
         self._seq[i] = seq + 1
         a_time, a_seq, a_inst, a_client, a_in, a_cached, a_out, a_svc, a_wait, a_run = self._svc_append
-        for c in sorted(inst.dirty):
-            inp = int(r.input_service[i, c])
-            out = int(r.output_service[i, c])
+        dirty = inst.dirty
+        for c in (dirty if len(dirty) == 1 else sorted(dirty)):
+            at = (i, c)
+            inp = r.input_service.item(at)  # .item: a Python int, without a NumPy scalar in between
+            out = r.output_service.item(at)
             a_time(t)
             a_seq(seq)
             a_inst(i)
             a_client(c)
             a_in(inp)
-            a_cached(int(r.cached_input_service[i, c]))
+            a_cached(r.cached_input_service.item(at))
             a_out(out)
             a_svc(self.input_weight * inp + self.output_weight * out)
-            a_wait(int(r.waiting_count[i, c]))
-            a_run(int(r.running_count[i, c]))
-        inst.dirty.clear()
+            a_wait(r.waiting_count.item(at))
+            a_run(r.running_count.item(at))
+        dirty.clear()
         if len(self.service["time_s"]) >= CHUNK_ROWS:
             self._service.flush()
 
@@ -136,10 +138,18 @@ class RunLog:
     def timeline(self, inst: Instance, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
-        self._close_row(inst.index)
+        i = inst.index
+        opened = self._open_row.get(i)
+        if opened is not None:
+            row = opened[0] - self._timeline.stored
+            if row >= 0:  # _close_row's common case inline: the open row is still in the lists
+                tl["run_iterations"][row] = inst.iterations - opened[1]
+                tl["run_end_s"][row] = inst.last_iteration_end_s
+            else:
+                self._close_row(i)
         if len(tl["time_s"]) >= CHUNK_ROWS:
             self._timeline.flush()
-        self._open_row[inst.index] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
+        self._open_row[i] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
         a_time, a_inst, a_batch, a_pre, a_dec, a_used, a_total, a_wait, a_run, a_iter, a_runs, a_end = self._tl_append
         pool = inst.pool
         a_runs(0)

@@ -25,6 +25,8 @@ def _finish_started_prefills(b: PlanBuilder, view: InstanceView) -> int:
 
 def _admit_in_order(b: PlanBuilder, view: InstanceView, whole: bool = False) -> None:
     """Admit waiting requests in queue order until the head does not fit (no skipping)."""
+    if not view.waiting:
+        return
     for rid in list(view.waiting):
         if not b.admit(rid, whole=whole):
             break
