@@ -26,17 +26,31 @@ def prompt_blocks(view: ClusterView, rid: int) -> np.ndarray:
 class PrefixIndex(RadixTree):
     """The radix tree with, per node, tenant -> the time it was last inserted or touched by that
     tenant. A tenant holds a prefix of length k iff it holds all k nodes of the path (gaps left by
-    evictions cut its match short). Nodes no tenant holds are pruned."""
+    evictions cut its match short). Nodes no tenant holds are pruned.
 
-    __slots__ = ("_holders", "tenant_nodes")
+    `reuse_node_ids=True` (the routers that keep no node ids of their own: D²LPM, the SGLang router,
+    the weighted scorer) gives pruned nodes' ids to new nodes, so the tree's lists stay as large as
+    the prefixes believed cached, not every prefix ever routed. Preble keeps per-node statistics
+    and LRU orders by node id, so its tree never reuses ids."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    __slots__ = ("_born", "_holders", "_nborn", "tenant_nodes")
+
+    def __init__(self, reuse_node_ids: bool = False) -> None:
+        super().__init__(reuse_node_ids)
         self._holders: list[dict[int, float]] = []
+        self._born: list[int] = []  # creation order of the node now under each id (eviction ties)
+        self._nborn = 0
         self.tenant_nodes: dict[int, set[int]] = {}
 
     def _new_node(self, node: int) -> None:  # noqa: ARG002 - RadixTree's hook; the payload is appended in node order
         self._holders.append({})
+        self._born.append(self._nborn)
+        self._nborn += 1
+
+    def _reuse_node(self, node: int) -> None:
+        self._holders[node] = {}
+        self._born[node] = self._nborn
+        self._nborn += 1
 
     # ------------------------------------------------------------------ queries
     def path(self, hashes: BlockHashes) -> list[int]:
@@ -125,7 +139,8 @@ class PrefixIndex(RadixTree):
         excess = len(nodes) - max_blocks
         if excess <= 0:
             return 0
-        order = sorted(nodes, key=lambda n: (self._holders[n][tenant], -self._depth[n], n))
+        # ties by creation order (= node id in a tree that never reuses ids)
+        order = sorted(nodes, key=lambda n: (self._holders[n][tenant], -self._depth[n], self._born[n]))
         for node in order[:excess]:
             del self._holders[node][tenant]
             nodes.discard(node)

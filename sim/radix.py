@@ -1,8 +1,11 @@
 """The one prefix tree: a radix tree over prompt block hashes, and its named eviction strategies.
 
 A node is one hash block, keyed by (parent node, block hash); the root is the virtual node -1.
-Node ids are dense integers, never reused, so users keep their per-node payload in lists indexed
-by node id (struct of arrays): the engine's prefix cache (`llmsched.sim.kvcache.PrefixTree`:
+Node ids are dense integers, so users keep their per-node payload in lists indexed by node id
+(struct of arrays). By default an id is never reused, so a caller may keep ids of removed nodes
+(they stay dead); a tree built with `reuse_node_ids=True` gives a removed node's id to the next
+new node instead (its payload reset by the `_reuse_node` hook), so its lists grow with the nodes
+alive at once, not with every node ever made, and its callers must not keep node ids across updates: the engine's prefix cache (`llmsched.sim.kvcache.PrefixTree`:
 reference counts, access stamps, hit counts), the routers' view of who caches what
 (`llmsched.sim.prefix_index.PrefixIndex`: tenant -> time) and SGLang's DFS-weight queue order
 (`llmsched.policies.batching.lpm`: waiting requests per subtree). Subclasses extend `_new_node`
@@ -27,9 +30,11 @@ BlockHashes: TypeAlias = Sequence[int] | np.ndarray
 class RadixTree:
     """Nodes keyed by (parent, block hash); structure only, payload in subclasses or callers."""
 
-    __slots__ = ("_child", "_depth", "_key", "_nchild", "_parent", "nodes_alive")
+    __slots__ = ("_child", "_depth", "_free", "_key", "_nchild", "_parent", "_reuse_ids", "nodes_alive")
 
-    def __init__(self) -> None:
+    def __init__(self, reuse_node_ids: bool = False) -> None:
+        self._reuse_ids = reuse_node_ids
+        self._free: list[int] = []  # removed node ids, reused last-in first (reuse_node_ids only)
         self._child: dict[tuple[int, int], int] = {}
         self._parent: list[int] = []
         self._key: list[tuple[int, int] | None] = []  # None once removed
@@ -81,20 +86,36 @@ class RadixTree:
     def add(self, parent: int, block_hash: int) -> int:
         """Create the child of `parent` for `block_hash` (which must be absent); returns its id."""
         key = (parent, int(block_hash))
-        node = len(self._parent)
-        self._parent.append(parent)
-        self._key.append(key)
-        self._nchild.append(0)
-        self._depth.append(1 if parent == ROOT else self._depth[parent] + 1)
+        depth = 1 if parent == ROOT else self._depth[parent] + 1
+        reused = bool(self._free)
+        if reused:
+            node = self._free.pop()
+            self._parent[node] = parent
+            self._key[node] = key
+            self._nchild[node] = 0
+            self._depth[node] = depth
+        else:
+            node = len(self._parent)
+            self._parent.append(parent)
+            self._key.append(key)
+            self._nchild.append(0)
+            self._depth.append(depth)
         self._child[key] = node
         if parent != ROOT:
             self._nchild[parent] += 1
         self.nodes_alive += 1
-        self._new_node(node)
+        if reused:
+            self._reuse_node(node)
+        else:
+            self._new_node(node)
         return node
 
     def _new_node(self, node: int) -> None:
         """Hook: subclasses append the new node's payload here."""
+
+    def _reuse_node(self, node: int) -> None:
+        """Hook (`reuse_node_ids` trees): subclasses reset the payload of a reused node id here."""
+        raise NotImplementedError(f"{type(self).__name__} reuses node ids but does not reset their payload")
 
     def remove_leaf(self, node: int) -> int:
         """Remove a leaf; returns its parent (ROOT for a top-level node)."""
@@ -103,6 +124,8 @@ class RadixTree:
         del self._child[key]
         self._key[node] = None
         self.nodes_alive -= 1
+        if self._reuse_ids:
+            self._free.append(node)
         parent = self._parent[node]
         if parent != ROOT:
             self._nchild[parent] -= 1

@@ -42,7 +42,7 @@ class D2LPM:
         self.quantum = float(quantum)
         self.w_p = float(input_weight)
         self.w_q = float(output_weight)
-        self.index = PrefixIndex()
+        self.index = PrefixIndex(reuse_node_ids=True)
         self.feed = EvictionFeed(eviction_delay_s)
         self.granted: dict[tuple[int, int], float] = {}
         self.pending: dict[tuple[int, int], list[tuple[int, float]]] = {}  # dispatched, not yet charged

@@ -66,7 +66,7 @@ class SGLangRouter:
         self.rel_threshold = float(p["balance_rel_threshold"])
         self.tick_interval_s = float(p["eviction_interval_s"])
         self.max_tree_tokens = int(p["max_tree_size"])
-        self.tree = PrefixIndex()
+        self.tree = PrefixIndex(reuse_node_ids=True)
         self._hb = 0
         self.decisions = {"balance": 0, "cache": 0, "smallest-tree": 0}
 

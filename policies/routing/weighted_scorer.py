@@ -29,7 +29,7 @@ class WeightedScorer:
                  prefix_source: str = "router") -> None:
         self.w = (float(prefix_weight), float(queue_weight), float(kv_weight))
         self.prefix_source = prefix_source
-        self.index = PrefixIndex()
+        self.index = PrefixIndex(reuse_node_ids=True)
 
     def scores(self, rid: int, view: ClusterView) -> list[float]:
         n = view.n_instances

@@ -66,12 +66,6 @@ DOES_NOT_DRAIN: dict[str, str] = {}  # RPM and FasterTransformer were here; both
 ALLOWED: dict[tuple[str, str], str] = {
     ("slai", "._lst"): "bounded cache: last schedulable times, pruned to the decoding requests once it holds "
                        "more than 4 x decoding + 64 entries (so at most that many per instance)",
-    # not fixed (issue 13 item 4, docs/performance.md): the routers' prefix-cache beliefs
-    # (`llmsched.sim.prefix_index.PrefixIndex`) never reuse the node ids of evicted prefix blocks
-    ("d2lpm", ".index<dead nodes>"): "evicted prefix blocks of the router's global tree (eviction feed): a few "
-                                     "list slots each, node ids never reused; per evicted block, not per request",
-    ("sglang-router", ".tree<dead nodes>"): "prefix blocks trimmed by the router's LRU size cap: a few list slots "
-                                            "each, node ids never reused; per trimmed block, not per request",
     ("preble", ".window"): "the same window, one record per request (see .window[*])",
     ("preble", ".window[*]"): "Preble's load window H (180 s by default): the records of the requests routed in "
                               "the last window_s, its load estimate's input; bounded by arrival rate x window_s",
