@@ -248,6 +248,7 @@ class PlanBuilder:
         "_chunks",
         "_decodes",
         "_in_batch",
+        "_in_batch_pending",
         "budget_left",
         "replan_each_iteration",
         "retry_at_s",
@@ -265,14 +266,24 @@ class PlanBuilder:
         self._chunks: dict[int, int] = {}
         self._decodes: list[int] = []
         self._in_batch: set[int] = set()
+        # decodes taken in bulk by `decode_all` and not yet in `_in_batch` (added when a later call
+        # asks who is in the batch: most plans never do, and the set would cost one add per decode)
+        self._in_batch_pending: list[int] | None = None
         self.replan_each_iteration = False
         self.retry_at_s: float | None = None
         self.slice_tokens: int | None = None  # generation slice of this plan's admissions (Plan)
         self.variant: ModelVariant | None = None  # the model variant this iteration runs (Plan)
 
     # -- decodes ---------------------------------------------------------------------------
+    def _batch(self) -> set[int]:
+        """The requests in the plan so far (`_in_batch` with the pending bulk decodes added)."""
+        if self._in_batch_pending is not None:
+            self._in_batch.update(self._in_batch_pending)
+            self._in_batch_pending = None
+        return self._in_batch
+
     def decode(self, rid: int) -> bool:
-        if self.budget_left < 1 or self.slots_left < 1 or rid in self._in_batch:
+        if self.budget_left < 1 or self.slots_left < 1 or rid in self._batch():
             return False
         self._decodes.append(rid)
         self._in_batch.add(rid)
@@ -294,7 +305,7 @@ class PlanBuilder:
     def decode_all(self, rids: Sequence[int] | None = None) -> int:
         """Add decodes in order until the budget or the request cap runs out; returns how many."""
         rids = self.view.decoding if rids is None else rids
-        if self._in_batch:
+        if self._in_batch or self._in_batch_pending is not None:
             n = 0
             for rid in rids:
                 if not self.decode(rid):
@@ -305,7 +316,7 @@ class PlanBuilder:
         if n > 0:
             take = rids[:n] if isinstance(rids, list) else list(rids[:n])  # a list slice is a new list
             self._decodes.extend(take)
-            self._in_batch.update(take)
+            self._in_batch_pending = take
             self.budget_left -= n
             self.slots_left -= n
         return max(n, 0)
@@ -316,7 +327,8 @@ class PlanBuilder:
 
         whole=True: only schedule if the entire remaining prompt fits (no chunking).
         """
-        if rid in self._in_batch or self.slots_left < 1:
+        pending = self._in_batch_pending  # one scan of the bulk decodes, cheaper than making their set
+        if rid in self._in_batch or (pending is not None and rid in pending) or self.slots_left < 1:
             return 0
         remaining = self.view.remaining_prefill(rid)
         if whole and remaining > self.budget_left:
