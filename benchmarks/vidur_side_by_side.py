@@ -117,13 +117,13 @@ class VidurProfileCost:
                 pre = (0.005 + h4 * (3.3e-8 * c_sq + 1.35e-8 * c_kv)) * 1e-3
             dec = (0.008 + 0.0013 * dtf + 1.1e-5 * float(dctx0)) * 1e-3 if dtf > 0 else 0.0
             return emb + layers * (lin + pre + dec)
-        j = np.arange(n, dtype=np.int64)
+        # the int64 values of `_affine_shape` (pctx0 + j * pt, ...), each from one arange
         pre_a: np.ndarray | float = 0.0
         if ptf > 0:
-            c_kv_a = (pctx0 + j * pt).astype(np.float64)
+            c_kv_a = _ramp(pctx0, pt, n)
             c_kv_a -= ptf
             c_kv_a *= ptf  # pt * past (x * y == y * x exactly)
-            c_sq_a = (pairs0 + j * sum_c2).astype(np.float64)
+            c_sq_a = _ramp(pairs0, sum_c2, n)
             c_sq_a -= c_kv_a
             c_sq_a *= 2.0
             c_sq_a -= ptf
@@ -136,17 +136,27 @@ class VidurProfileCost:
             pre_a = c_sq_a
         dec_a: np.ndarray | float = 0.0
         if dtf > 0:
-            dec_a = (dctx0 + j * dt).astype(np.float64)
+            dec_a = _ramp(dctx0, dt, n)
             dec_a *= 1.1e-5
             dec_a += 0.008 + 0.0013 * dtf
             dec_a *= 1e-3
         out = lin + pre_a
-        out = out + dec_a
-        if not isinstance(out, np.ndarray):  # nothing depends on j
-            return np.full(n, emb + layers * out)
+        if isinstance(out, np.ndarray):
+            out += dec_a
+        else:
+            out = out + dec_a
+            if not isinstance(out, np.ndarray):  # nothing depends on j
+                return np.full(n, emb + layers * out)
         out *= layers
         out += emb
         return out
+
+
+def _ramp(start: int, step: int, n: int) -> np.ndarray:
+    """float64 of the int64 values start + j * step, j = 0..n-1 (as `_affine_shape` computes them)."""
+    if step == 0:
+        return np.full(n, float(start))
+    return np.arange(start, start + n * step, step, dtype=np.int64).astype(np.float64)
 
 
 def _curve_points(curve) -> tuple:
