@@ -75,10 +75,12 @@ class VidurProfileCost:
     # the two curves as Python floats for `segment_times` (see `_curve_points`)
     _lin_pts: tuple = field(init=False, repr=False)
     _emb_pts: tuple = field(init=False, repr=False)
+    _curves_at: dict = field(init=False, repr=False)  # tokens -> (linear, emb): a segment reads them once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_lin_pts", _curve_points(self.linear))
         object.__setattr__(self, "_emb_pts", _curve_points(self.emb))
+        object.__setattr__(self, "_curves_at", {})
 
     def iteration_times(self, s) -> np.ndarray:
         pt = s.prefill_tokens.astype(np.float64)
@@ -101,12 +103,15 @@ class VidurProfileCost:
         constant). A float for n == 1 (Python floats only), else an array of n. The same IEEE
         operations in the same order as `iteration_times`, so the floats are identical
         (tests/sim/test_vidur_profile_segment_times.py); the token count is constant over a segment,
-        so the two curves are read once, on floats (`_curve_at`), for either path."""
+        so the two curves are read once, on floats (`_curve_at`), for either path, and remembered per token count."""
         ptf = float(pt)
         dtf = float(dt)
         T = ptf + dtf
-        lin = _curve_at(self._lin_pts, T) if T > 0 else 0.0
-        emb = _curve_at(self._emb_pts, T) if T > 0 else 0.0
+        at = self._curves_at.get(T)
+        if at is None:
+            at = self._curves_at[T] = ((_curve_at(self._lin_pts, T), _curve_at(self._emb_pts, T)) if T > 0
+                                       else (0.0, 0.0))
+        lin, emb = at
         h4 = self.heads / 4.0
         layers = float(self.layers)
         if n == 1:
