@@ -1,13 +1,16 @@
 """The Vidur side by side's cost model: `VidurProfileCost.segment_times` (the engine's per-segment
 path) gives bit for bit what `iteration_times` gives on the segment's affine `BatchShape`, on its
-scalar path (n == 1, Python floats and a bisect-based interpolation) and its array path (n > 1)."""
+scalar path (n == 1, Python floats and a bisect-based interpolation), its per-iteration float path
+(short segments) and its array path."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import vidur_side_by_side
 from benchmarks.vidur_side_by_side import _curve_at, _curve_points, vidur_profile_cost
 from llmsched.sim.instance import _affine_shape
 
@@ -64,6 +67,16 @@ def test_curve_at_equals_curve(x):
     for curve, pts in ((COST.linear, COST._lin_pts), (COST.emb, COST._emb_pts)):
         want = curve(np.array([x]))
         assert np.array([_curve_at(pts, x)]).tobytes() == want.tobytes(), x
+
+
+@pytest.mark.parametrize("small", [(0, 0), (40, 40)], ids=["arrays-only", "floats-only"])
+def test_both_segment_paths(monkeypatch, small):
+    """Every n from 2 to 40 on the array path alone and on the per-iteration float path alone."""
+    monkeypatch.setattr(vidur_side_by_side, "SMALL_SEGMENT", small)
+    for chunks, k, ctx_each in (([(512, 0)], 0, 0), ([], 37, 1500), ([(300, 2000), (17, 5)], 90, 700),
+                                ([(4000, 3000)], 2000, 4000)):
+        for n in range(2, 41):
+            _check(_layout(chunks, k, ctx_each), n)
 
 
 def test_right_end_interpolation_is_caught():
