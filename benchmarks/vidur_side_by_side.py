@@ -19,7 +19,8 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,12 @@ def make_trace(n: int, replicas: int, seed: int) -> pd.DataFrame:
 
 # ---- llmsched side -------------------------------------------------------------------------------
 
+# Segments up to this many iterations take `VidurProfileCost.segment_times`' per-iteration float path,
+# which beats its ~10-17 NumPy calls below these lengths (measured with timeit on the 2-core machine:
+# decode-only / with a prefill chunk). Either path gives the same floats.
+SMALL_SEGMENT = (16, 32)
+
+
 @dataclass(frozen=True, eq=False)
 class VidurProfileCost:
     """Iteration time from the profiles Vidur is given for Llama-2-7B on A100 (TP1):
@@ -71,6 +78,15 @@ class VidurProfileCost:
     layers: int
     heads: int
     name: str = "vidur-profiles"
+    # the two curves as Python floats for `segment_times` (see `_curve_points`)
+    _lin_pts: tuple = field(init=False, repr=False)
+    _emb_pts: tuple = field(init=False, repr=False)
+    _curves_at: dict = field(init=False, repr=False)  # tokens -> (linear, emb): a segment reads them once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lin_pts", _curve_points(self.linear))
+        object.__setattr__(self, "_emb_pts", _curve_points(self.emb))
+        object.__setattr__(self, "_curves_at", {})
 
     def iteration_times(self, s) -> np.ndarray:
         pt = s.prefill_tokens.astype(np.float64)
@@ -84,6 +100,120 @@ class VidurProfileCost:
         lin = np.where(T > 0, self.linear(T), 0.0)
         emb = np.where(T > 0, self.emb(T), 0.0)
         return emb + float(self.layers) * (lin + pre + dec)
+
+    def segment_times(self, pt: int, sum_c2: int, pairs0: int, pctx0: int, dt: int, dctx0: int,
+                      nreq: int, n: int) -> np.ndarray | float:  # noqa: ARG002 - no per-request term here
+        """`iteration_times` of the n iterations of one engine segment whose shape is affine in the
+        iteration index j (the layout `llmsched.sim.instance._affine_shape` builds: prefill pairs
+        pairs0 + j * sum_c2, prefill context pctx0 + j * pt, decode context dctx0 + j * dt, the rest
+        constant). A float for n == 1 (Python floats only), else an array of n. The same IEEE
+        operations in the same order as `iteration_times`, so the floats are identical
+        (tests/sim/test_vidur_profile_segment_times.py); the token count is constant over a segment,
+        so the two curves are read once, on floats (`_curve_at`), for either path, and remembered per token count."""
+        ptf = float(pt)
+        dtf = float(dt)
+        T = ptf + dtf
+        at = self._curves_at.get(T)
+        if at is None:
+            at = self._curves_at[T] = ((_curve_at(self._lin_pts, T), _curve_at(self._emb_pts, T)) if T > 0
+                                       else (0.0, 0.0))
+        lin, emb = at
+        h4 = self.heads / 4.0
+        layers = float(self.layers)
+        if n == 1:
+            pre = 0.0
+            if ptf > 0:
+                c_kv = ptf * (float(pctx0) - ptf)
+                c_sq = 2.0 * (float(pairs0) - c_kv) - ptf
+                pre = (0.005 + h4 * (3.3e-8 * c_sq + 1.35e-8 * c_kv)) * 1e-3
+            dec = (0.008 + 0.0013 * dtf + 1.1e-5 * float(dctx0)) * 1e-3 if dtf > 0 else 0.0
+            return emb + layers * (lin + pre + dec)
+        if n <= SMALL_SEGMENT[ptf > 0]:  # the n == 1 expressions for each j: fewer calls than the array path
+            dconst = 0.008 + 0.0013 * dtf
+            out_l = []
+            for j in range(n):
+                pre = 0.0
+                if ptf > 0:
+                    c_kv = ptf * (float(pctx0 + j * pt) - ptf)
+                    c_sq = 2.0 * (float(pairs0 + j * sum_c2) - c_kv) - ptf
+                    pre = (0.005 + h4 * (3.3e-8 * c_sq + 1.35e-8 * c_kv)) * 1e-3
+                dec = (dconst + 1.1e-5 * float(dctx0 + j * dt)) * 1e-3 if dtf > 0 else 0.0
+                out_l.append(emb + layers * (lin + pre + dec))
+            return np.array(out_l)
+        # the int64 values of `_affine_shape` (pctx0 + j * pt, ...), each from one arange
+        pre_a: np.ndarray | float = 0.0
+        if ptf > 0:
+            c_kv_a = _ramp(pctx0, pt, n)
+            c_kv_a -= ptf
+            c_kv_a *= ptf  # pt * past (x * y == y * x exactly)
+            c_sq_a = _ramp(pairs0, sum_c2, n)
+            c_sq_a -= c_kv_a
+            c_sq_a *= 2.0
+            c_sq_a -= ptf
+            c_sq_a *= 3.3e-8
+            c_kv_a *= 1.35e-8
+            c_sq_a += c_kv_a
+            c_sq_a *= h4
+            c_sq_a += 0.005
+            c_sq_a *= 1e-3
+            pre_a = c_sq_a
+        dec_a: np.ndarray | float = 0.0
+        if dtf > 0:
+            dec_a = _ramp(dctx0, dt, n)
+            dec_a *= 1.1e-5
+            dec_a += 0.008 + 0.0013 * dtf
+            dec_a *= 1e-3
+        out = lin + pre_a
+        if isinstance(out, np.ndarray):
+            out += dec_a
+        else:
+            out = out + dec_a
+            if not isinstance(out, np.ndarray):  # nothing depends on j
+                return np.full(n, emb + layers * out)
+        out *= layers
+        out += emb
+        return out
+
+
+def _ramp(start: int, step: int, n: int) -> np.ndarray:
+    """float64 of the int64 values start + j * step, j = 0..n-1 (as `_affine_shape` computes them)."""
+    if step == 0:
+        return np.full(n, float(start))
+    return np.arange(start, start + n * step, step, dtype=np.int64).astype(np.float64)
+
+
+def _curve_points(curve) -> tuple:
+    """(xs, ys, slopes, x_last, y_last, rate) of a `llmsched.sim.cost.profiled.Curve` as Python floats:
+    slopes[i] = (ys[i+1] - ys[i]) / (xs[i+1] - xs[i]), the expression np.interp uses between two
+    points, and rate = y_last / x_last, the Curve's extension beyond its last point."""
+    xs = [float(x) for x in curve.xs]
+    ys = [float(y) for y in curve.ys]
+    slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
+    return xs, ys, slopes, xs[-1], ys[-1], ys[-1] / xs[-1]
+
+
+def _curve_at(pts: tuple, x: float) -> float:
+    """`Curve.__call__` at one float x, bit for bit: np.interp (numpy's compiled_base.c arr_interp:
+    the first y below the first point, the last y above the last, y at a point exactly, else
+    slope * (x - x_j) + y_j, retried from the right end if that is NaN) plus
+    max(x - x_last, 0) * rate."""
+    xs, ys, slopes, x_last, y_last, rate = pts
+    if x > x_last:
+        v = y_last
+    elif x < xs[0]:
+        v = ys[0]
+    else:
+        i = bisect_right(xs, x) - 1  # xs[i] <= x < xs[i + 1], or i is the last index (x == x_last)
+        if i == len(xs) - 1 or x == xs[i]:
+            v = ys[i]
+        else:
+            slope = slopes[i]
+            v = slope * (x - xs[i]) + ys[i]
+            if v != v:
+                v = slope * (x - xs[i + 1]) + ys[i + 1]
+                if v != v and ys[i] == ys[i + 1]:
+                    v = ys[i]
+    return v + max(x - x_last, 0.0) * rate
 
 
 def vidur_profile_cost() -> VidurProfileCost:
