@@ -938,8 +938,9 @@ class Instance:
 
     def _segment_ends(self, plan: Plan, cost: CostModel, layout: tuple[int, int, int, int, int, int, int], n: int, now: float, cold: bool,
                       tokens: int) -> tuple[np.ndarray, list[float], float]:
-        """The NumPy path of `start_segment` (any cost model, or no Numba): the segment's iteration
-        ends as an array and a list, and its first iteration's duration; sets the cost and energy rates."""
+        """`start_segment` for a cost model other than the roofline (and for every model without
+        Numba): the segment's iteration ends as an array and a list, and its first iteration's
+        duration; sets the cost and energy rates (`kernels.segment_ends` when compiled, NumPy else)."""
         fast = getattr(cost, "segment_times", None)
         if fast is not None:
             times = fast(*layout, n)
@@ -947,6 +948,17 @@ class Instance:
         else:
             durations = np.asarray(cost.iteration_times(_affine_shape(*layout, n)), dtype=np.float64)
         extra_s = self._extra_s(plan, cold)
+        if kernels.JIT:  # the running sum and the rates in one call, into the instance's buffers
+            if self._k_ends.shape[0] < n:
+                self._grow_kernel_buffers(n)
+            ends, rows = self._k_ends, self._k_rows
+            first = kernels.segment_ends(np.ascontiguousarray(durations, dtype=np.float64), now, extra_s,
+                                         *(self._scales.get(tokens) or self._rate_scales(tokens)), ends, self._k_rates)
+            self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
+            if self.active_power_w > 0:
+                self.seg_energy_nj = rows[1]
+                self.seg_busy_ns = rows[2]
+            return ends, ends[:n].tolist(), first
         if extra_s:
             durations = durations.copy()
             durations[0] += extra_s

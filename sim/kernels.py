@@ -1,6 +1,6 @@
 """Compiled kernels of the engine's hot path, and the one switch that selects them.
 
-Owns `JIT` (whether the kernels below are compiled) and three kernels, each doing one
+Owns `JIT` (whether the kernels below are compiled) and four kernels, each doing one
 segment's worth of array work in a single call:
 
 * `decode_stats`: the plan's decodes -> KV blocks they need next iteration, their total context,
@@ -9,6 +9,8 @@ segment's worth of array work in a single call:
 * `roofline_segment`: `RooflineCost.segment_times` of a whole segment, the first iteration's
   extra seconds, the running sum of iteration ends, and the per-iteration cost/energy/busy-time
   rates (`Instance.start_segment`, `_segment_rates`);
+* `segment_ends`: the same tail for any other cost model, from its iteration durations
+  (`Instance._segment_ends`, `_segment_rates`);
 * `apply_segment`: applying iterations a..m-1 to the decodes (tokens, KV blocks, token gaps,
   TBT misses), the segment's energy and busy time over a..m-1, and how many decodes reached
   their stop (`Instance._apply`, `_apply_decodes`, `finish_segment`).
@@ -120,6 +122,31 @@ def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0,
         dec = _npmax((dctx + dtf) * attn, dctx * kv + dtkvqo) + dec_ovh
         layer = lin + pre + dec + com + lovh
         dur = layer * layers + head + over
+        if j == 0:
+            if extra_s != 0.0:
+                dur = dur + extra_s
+            first = dur
+        end = end + dur
+        ends[j] = end
+        if with_cost:
+            rates[0, j] = np.int64(np.rint(dur * cost_scale))
+        if with_energy:
+            rates[1, j] = np.int64(np.rint(dur * energy_scale))
+            rates[2, j] = np.int64(np.rint(dur * 1e9))
+    return first
+
+
+@njit(cache=True, fastmath=False)
+def segment_ends(durations, now, extra_s, cost_scale, energy_scale, ends, rates):
+    """`roofline_segment` after its durations, for a cost model's own `durations` (n of them):
+    `extra_s` added to the first, the running sum of ends from `now` into `ends[:n]`, and the
+    cost, energy and busy-time rates into `rates[:, :n]` (as there). Returns the first duration."""
+    with_cost = cost_scale >= 0.0
+    with_energy = energy_scale >= 0.0
+    end = now
+    first = 0.0
+    for j in range(durations.shape[0]):
+        dur = durations[j]
         if j == 0:
             if extra_s != 0.0:
                 dur = dur + extra_s

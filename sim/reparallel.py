@@ -36,7 +36,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from llmsched.sim import cost as costs
 from llmsched.sim.cost.base import BatchShape
@@ -255,6 +254,9 @@ def map_devices(model: str, old_cfg: ParallelConfig | None, old_assign: dict[int
                 if g in old_assign and old_assign[g][0] in slot:
                     r, rank, stage = old_assign[g]
                     bonus[i, col[(slot[r], rank, stage)]] = 1e-6 * shard_bytes(model, new_cfg.tp, new_cfg.pp)
+        # imported here: scipy.optimize costs ~0.5 s to import, and most runs never reconfigure
+        from scipy.optimize import linear_sum_assignment
+
         rows, cols = linear_sum_assignment(reuse + bonus, maximize=True)
         assign = {gpus[i]: positions[j] for i, j in zip(rows, cols)}
     else:

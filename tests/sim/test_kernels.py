@@ -132,6 +132,34 @@ def test_roofline_loop_equals_segment_times(spec, pt, extra_c2, past0, dctx0, n,
         assert rates[2, :n].tolist() == np.rint(durations * 1e9).astype(np.int64).tolist()
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(1e-6, 2.0), min_size=1, max_size=40), st.sampled_from([0.0, 0.25]),
+       st.floats(0.0, 1e4), st.sampled_from([-1.0, 3.7e3]), st.sampled_from([-1.0, 2.5e9]))
+def test_segment_ends_loop_equals_the_numpy_path(durations, extra_s, now, cost_scale, energy_scale):
+    """`segment_ends` (as plain Python and compiled) against the NumPy path of
+    `Instance._segment_ends`/`_segment_rates`: extra seconds, `np.cumsum` and `np.rint` rates, bit
+    for bit; a one-ulp change to one duration is caught (negative control)."""
+    given_s = np.asarray(durations, dtype=np.float64)
+    want = given_s.copy()
+    if extra_s:
+        want[0] += extra_s
+    n = len(want)
+    want_ends = np.cumsum(np.concatenate([[now], want]))[1:]
+    for f in {kernels.segment_ends.py_func, kernels.segment_ends}:
+        ends, rates = np.zeros(n + 2), np.zeros((3, n + 2), dtype=np.int64)
+        first = f(given_s, now, extra_s, cost_scale, energy_scale, ends, rates)
+        assert first == want[0]
+        assert ends[:n].tobytes() == want_ends.tobytes()
+        cost_rows = np.rint(want * cost_scale).astype(np.int64).tolist() if cost_scale >= 0 else [0] * n
+        assert rates[0, :n].tolist() == cost_rows
+        if energy_scale >= 0:
+            assert rates[1, :n].tolist() == np.rint(want * energy_scale).astype(np.int64).tolist()
+            assert rates[2, :n].tolist() == np.rint(want * 1e9).astype(np.int64).tolist()
+        moved = want_ends.copy()
+        moved[-1] = np.nextafter(moved[-1], np.inf)
+        assert ends[:n].tobytes() != moved.tobytes()
+
+
 def test_roofline_consts_refuse_a_subclass_that_changes_the_model():
     from llmsched.sim.cost.roofline import RooflineCost
 
