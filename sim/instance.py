@@ -546,7 +546,8 @@ class Instance:
         self._clear_segment()
         for rid in sliced:
             self._end_slice(rid, t)
-        self._end_batch_if_empty()
+        if self.ghost_decodes:
+            self._end_batch_if_empty()
 
     def _end_batch_if_empty(self) -> None:
         """A static batch ends when none of its requests runs here any more: its invalid-token
@@ -878,7 +879,7 @@ class Instance:
             decodes = stats[0]
         else:
             decodes = np.array(decode_list, dtype=np.int64) if k else _NO_DECODES
-        chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0]
+        chunks = [(int(rid), int(c)) for rid, c in plan.chunks.items() if c > 0] if plan.chunks else []
         if not chunks and k == 0:
             if self.changed:
                 self.log.change_point(self, now)
