@@ -65,6 +65,24 @@ def _npmax(x: float, y: float) -> float:
 
 
 @njit(cache=True, fastmath=False)
+def _record(j, dur, extra_s, end, ends, rates, cost_scale, energy_scale):
+    """Iteration j of a segment lasting `dur` (plus `extra_s` if it is the first): its end after
+    `end` into `ends[j]`, and its cost per token (integer pico-dollars, unless cost_scale < 0),
+    energy per token (integer nJ) and busy ns (unless energy_scale < 0) into `rates[:, j]`, as
+    `Instance._segment_rates` computes them. Returns (its end, its duration)."""
+    if j == 0 and extra_s != 0.0:
+        dur = dur + extra_s
+    end = end + dur
+    ends[j] = end
+    if cost_scale >= 0.0:
+        rates[0, j] = np.int64(np.rint(dur * cost_scale))
+    if energy_scale >= 0.0:
+        rates[1, j] = np.int64(np.rint(dur * energy_scale))
+        rates[2, j] = np.int64(np.rint(dur * 1e9))
+    return end, dur
+
+
+@njit(cache=True, fastmath=False)
 def decode_stats(d, computed, shared, generated, stop_at, block_size):
     """(blocks the decodes `d` need for their next iteration, sum of their computed tokens,
     min(stop_at - generated) over them, or -1 when `d` is empty)."""
@@ -112,8 +130,6 @@ def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0,
     layers = C[LAYERS]
     ptkvqo = ptf * kvqo
     dtkvqo = dtf * kvqo
-    with_cost = cost_scale >= 0.0
-    with_energy = energy_scale >= 0.0
     end = now
     first = 0.0
     for j in range(n):
@@ -121,18 +137,9 @@ def roofline_segment(C, com, now, extra_s, pt, sum_c2, pairs0, pctx0, dt, dctx0,
         dctx = float(dctx0 + j * dt)
         dec = _npmax((dctx + dtf) * attn, dctx * kv + dtkvqo) + dec_ovh
         layer = lin + pre + dec + com + lovh
-        dur = layer * layers + head + over
+        end, dur = _record(j, layer * layers + head + over, extra_s, end, ends, rates, cost_scale, energy_scale)
         if j == 0:
-            if extra_s != 0.0:
-                dur = dur + extra_s
             first = dur
-        end = end + dur
-        ends[j] = end
-        if with_cost:
-            rates[0, j] = np.int64(np.rint(dur * cost_scale))
-        if with_energy:
-            rates[1, j] = np.int64(np.rint(dur * energy_scale))
-            rates[2, j] = np.int64(np.rint(dur * 1e9))
     return first
 
 
@@ -141,23 +148,12 @@ def segment_ends(durations, now, extra_s, cost_scale, energy_scale, ends, rates)
     """`roofline_segment` after its durations, for a cost model's own `durations` (n of them):
     `extra_s` added to the first, the running sum of ends from `now` into `ends[:n]`, and the
     cost, energy and busy-time rates into `rates[:, :n]` (as there). Returns the first duration."""
-    with_cost = cost_scale >= 0.0
-    with_energy = energy_scale >= 0.0
     end = now
     first = 0.0
     for j in range(durations.shape[0]):
-        dur = durations[j]
+        end, dur = _record(j, durations[j], extra_s, end, ends, rates, cost_scale, energy_scale)
         if j == 0:
-            if extra_s != 0.0:
-                dur = dur + extra_s
             first = dur
-        end = end + dur
-        ends[j] = end
-        if with_cost:
-            rates[0, j] = np.int64(np.rint(dur * cost_scale))
-        if with_energy:
-            rates[1, j] = np.int64(np.rint(dur * energy_scale))
-            rates[2, j] = np.int64(np.rint(dur * 1e9))
     return first
 
 
