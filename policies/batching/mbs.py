@@ -12,7 +12,8 @@ plain serverless serving (one invocation per request).
 Here: `BufferConfig` (bounds, batch sizes, timeouts, validated), the function-side batching policy
 `mbs-batch` (a function instance runs the batch the front end assigned to it: when it holds the
 buffer's batch size, or when its oldest request has waited the buffer's timeout), the estimator
-(`estimate`) and the optimiser (`tune`, optuna's TPE sampler). The front end is the `mbs` router
+(`estimate`) and the optimiser (`tune`, optuna's TPE sampler), and BATCH's exhaustive search
+over a grid (`tune_exhaustive`, Ali et al. SC'20 §IV). The front end is the `mbs` router
 (`llmsched.policies.routing.mbs`).
 
 Unknown paper details and our choices (docs/policies.md): buffer boundaries are equal-mass
