@@ -237,7 +237,8 @@ BATCH_PAPER_TIMEOUTS_S = tuple(round(0.01 * k, 2) for k in range(1, 50))
 BATCH_PAPER_MAX_BATCH = 20
 STATIC_BUFFERS = (8, 16, 20)  # §4.1: "static scheduling policies [with] a fixed number of buffers (i.e., 8, 16, and 20)"
 MBS_BUFFER_CHOICES = (4, 8, 16, 20)  # MBS picks its buffer count per hour by its estimator (the artifact: 4-20)
-PAPER_SYSTEMS = ("batch-paper", *(f"buffers-{k}" for k in sorted({*MBS_BUFFER_CHOICES, *STATIC_BUFFERS})))
+PAPER_SYSTEMS = ("batch-paper", "batch-paper-attained",
+                 *(f"buffers-{k}" for k in sorted({*MBS_BUFFER_CHOICES, *STATIC_BUFFERS})))
 #: Fig. 8 read-offs (docs/setups/mbs.md): SLO (s per KB) -> metric -> BATCH / MBS. SLO 300: 8(d) $302 / $37.6,
 #: 8(b) 370% / 12.4%, 8(a) ~123k / ~53k; SLO 500: 8(h) $198 / $34.8 (text: "7x"), 8(f) 75% / 5.3%,
 #: 8(e) ~120k / ~39.5k. The abstract's "37x" and "3x" are the padding at 300 ms and invocations at 500 ms.
@@ -304,24 +305,33 @@ def paper_hour(system: str, h: int, slo: float, hour_s: float, trials: int, seed
     """One hour of the paper-shaped run for one system, configured by its optimiser for that hour's
     mix and mean rate (MBS re-optimises as the mix changes, Fig. 7(d); BATCH's optimiser likewise),
     at the nominal SLO (no tightening), then simulated. Systems: `buffers-<k>` (MBS's per-buffer
-    optimiser with k buffers: Buff 8/16/20, and MBS's candidates) and `batch-paper`."""
+    optimiser with k buffers: Buff 8/16/20, and MBS's candidates), `batch-paper` and the ablation
+    `batch-paper-attained` (its SLO tightened until the simulated attainment reaches the target)."""
     from llmsched.policies.batching.mbs import estimate, tune, tune_exhaustive
 
     w = _hour_workload(hour_s, seed, slo, h)
     rate = w.n / hour_s
     fns = function_models()
-    if system == "batch-paper":
+    scale = 1.0
+    if system.startswith("batch-paper"):
         batch_fns = {m: fns[m] for m in BATCH_PAPER_MEMORY_MB}
-        cfg = tune_exhaustive(w.prompt_tokens, rate, batch_fns, slo, range(1, BATCH_PAPER_MAX_BATCH + 1),
-                              BATCH_PAPER_TIMEOUTS_S, per_token=True, padding_aware=False)
-        est = estimate(cfg, w.prompt_tokens, rate, fns, slo_s_per_token=slo, padding_aware=False)
+        # batch-paper-attained (ablation): the same search with the SLO tightened, as in `one_run`,
+        # until the simulated attainment reaches the target: BATCH meeting the SLO, as §4.3.1 reports it does
+        for scale in SLO_SCALES if system == "batch-paper-attained" else (1.0,):
+            cfg = tune_exhaustive(w.prompt_tokens, rate, batch_fns, slo * scale, range(1, BATCH_PAPER_MAX_BATCH + 1),
+                                  BATCH_PAPER_TIMEOUTS_S, per_token=True, padding_aware=False)
+            s = _simulate(w, cfg, seed)
+            if s["slo_attainment"] >= TARGET_ATTAINMENT:
+                break
+        est = estimate(cfg, w.prompt_tokens, rate, fns, slo_s_per_token=slo * scale, padding_aware=False)
     else:
         k = int(system.rsplit("-", 1)[1])
         cfg = tune(w.prompt_tokens, rate, fns, slo, buffers=k, max_batch=MAX_BATCH, trials=trials, seed=seed + h,
                    per_token=True, max_timeout_s=min(slo, 0.5))
         est = estimate(cfg, w.prompt_tokens, rate, fns, slo_s_per_token=slo)
-    s = _simulate(w, cfg, seed)
-    return {"system": system, "slo_s_per_kb": slo, "hour": h, "mix": PAPER_HOURS[h], "num_requests": s["num_requests"],
+        s = _simulate(w, cfg, seed)
+    return {"system": system, "slo_s_per_kb": slo, "slo_scale": scale, "hour": h, "mix": PAPER_HOURS[h],
+            "num_requests": s["num_requests"],
             "kb": int(w.prompt_tokens.sum()), "cost_usd": s["cost_usd"], "padding_kb": s["padding_tokens"],
             "invocations": s["invocations"], "slo_attainment": s["slo_attainment"], "cold_starts": s["cold_starts"],
             "estimated_cost_usd": est["cost_per_request_usd"] * s["num_requests"],
@@ -353,7 +363,8 @@ def _paper_comparisons(hours: pd.DataFrame, quick: bool) -> tuple[pd.DataFrame, 
     tot["padding_pct"] = 100 * tot["padding_kb"] / tot["kb"]
     tot = tot.drop(columns="met")
     comps = []
-    label = {"batch-paper": "BATCH", "mbs": "MBS", **{f"buffers-{k}": f"Buff {k}" for k in STATIC_BUFFERS}}
+    label = {"batch-paper": "BATCH", "mbs": "MBS", **{f"buffers-{k}": f"Buff {k}" for k in STATIC_BUFFERS},
+             "batch-paper-attained": "BATCH meeting the SLO (ablation)"}
     run = "40-s 'hours' (quick)" if quick else "240 min"
     for slo, g in tot.groupby("slo_s_per_kb"):
         t = g.set_index("system")
@@ -372,6 +383,17 @@ def _paper_comparisons(hours: pd.DataFrame, quick: bool) -> tuple[pd.DataFrame, 
                      f"SLO, no tightening): {att}; MBS buffers per hour {chosen}; padding % BATCH "
                      f"{t.loc['batch-paper', 'padding_pct']:.1f}, MBS {t.loc['mbs', 'padding_pct']:.1f} "
                      f"(paper {'370 / 12.4' if slo == 0.3 else '75 / 5.3'})"))
+        if "batch-paper-attained" in t.index:
+            a = t.loc["batch-paper-attained"]
+            scales = both[(both["system"] == "batch-paper-attained") & (both["slo_s_per_kb"] == slo)]["slo_scale"]
+            comps.append(Comparison(
+                f"paper setup, SLO {slo * 1000:g} ms/KB, ablation: BATCH meeting the SLO (its grid, SLO tightened) "
+                "/ MBS total cost", "", float(a["cost_usd"] / t.loc["mbs", "cost_usd"]), "x", relation="info",
+                note=f"the paper reports every system meeting the SLO (§4.3.1); BATCH's search with its SLO x "
+                     f"{list(scales.round(2))} per hour until the simulated attainment reaches {TARGET_ATTAINMENT}: "
+                     f"attainment {a['slo_attainment']:.3f}, padding {a['padding_pct']:.1f}% "
+                     f"({a['padding_kb'] / t.loc['mbs', 'padding_kb']:.2f}x MBS's), invocations "
+                     f"{a['invocations'] / t.loc['mbs', 'invocations']:.2f}x MBS's"))
         # what the Speech Accent hour could carry (arithmetic on published facts; its sizes are not replayed)
         h = both[both["slo_s_per_kb"] == slo]
         rep = h[h["mix"] != PAPER_HOURS[2]]
@@ -400,7 +422,8 @@ def plot_paper(hours: pd.DataFrame, out_dir) -> list:
     both = pd.concat([hours, _mbs_choice(hours)], ignore_index=True)
     first = both[both["slo_s_per_kb"] == both["slo_s_per_kb"].min()]
     fig, axes = style.figure(width="text", height_in=2.3, ncols=3)
-    names = {"batch-paper": "BATCH", "mbs": "MBS", **{f"buffers-{k}": f"Buff {k}" for k in STATIC_BUFFERS}}
+    names = {"batch-paper": "BATCH", "batch-paper-attained": "BATCH, SLO met", "mbs": "MBS",
+             **{f"buffers-{k}": f"Buff {k}" for k in STATIC_BUFFERS}}
     for system, name in names.items():
         c = first[first["system"] == system].sort_values("hour")
         for ax, y in zip(axes, (c["cost_usd"], 100 * c["padding_kb"] / c["kb"], c["invocations"])):
