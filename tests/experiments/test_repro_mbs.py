@@ -47,13 +47,14 @@ def _hours(batch_cost: float) -> pd.DataFrame:
     cheapest), the statics 1.2, BATCH `batch_cost`; padding 10 KB (MBS) and 100 KB (BATCH)."""
     rows = []
     for h in range(4):
-        for system, cost, est, pad, inv in (("batch-paper", batch_cost, 0.5, 100, 25), ("buffers-4", 1.0, 0.9, 10, 50),
+        for system, cost, est, pad, inv in (("batch-paper", batch_cost, 0.5, 100, 25),
+                                            ("batch-paper-attained", 2.0, 1.5, 20, 100), ("buffers-4", 1.0, 0.9, 10, 50),
                                             ("buffers-8", 1.2, 1.0, 5, 60), ("buffers-16", 1.2, 1.1, 2, 70),
                                             ("buffers-20", 1.2, 1.2, 1, 80)):
             rows.append({"system": system, "slo_s_per_kb": 0.3, "hour": h, "mix": mbs.PAPER_HOURS[h],
                          "num_requests": 100, "kb": 5000, "cost_usd": cost, "padding_kb": pad, "invocations": inv,
                          "slo_attainment": 0.9 if system == "batch-paper" else 1.0, "estimated_cost_usd": est,
-                         "estimate_meets_slo": True})
+                         "estimate_meets_slo": True, "slo_scale": 0.35 if system == "batch-paper-attained" else 1.0})
     return pd.DataFrame(rows)
 
 
@@ -66,6 +67,8 @@ def test_totals_ratios_and_the_speech_accent_arithmetic():
     by = {c.metric.split("total ")[-1].split(" ")[0]: c for c in comps if "total" in c.metric}
     assert by["cost"].ours == pytest.approx(4.0) and by["cost"].headline
     assert by["padding"].ours == pytest.approx(10.0) and by["invocations"].ours == pytest.approx(0.5)
+    met = next(c for c in comps if "BATCH meeting the SLO" in c.metric)
+    assert met.ours == pytest.approx(2.0) and "0.35" in met.note and not met.headline
     sa = next(c for c in comps if "Speech Accent" in c.metric)
     # replayed hours: BATCH 12, MBS 3 over 15,000 KB; SA hour: 100 requests x 475.26 KB at MBS's per-KB bill
     m_sa = 3.0 / 15000 * 100 * mbs.SA_MEAN_KB
