@@ -242,8 +242,8 @@ PAPER_SYSTEMS = ("batch-paper", "batch-paper-attained",
 #: Fig. 8 read-offs (docs/setups/mbs.md): SLO (s per KB) -> metric -> BATCH / MBS. SLO 300: 8(d) $302 / $37.6,
 #: 8(b) 370% / 12.4%, 8(a) ~123k / ~53k; SLO 500: 8(h) $198 / $34.8 (text: "7x"), 8(f) 75% / 5.3%,
 #: 8(e) ~120k / ~39.5k. The abstract's "37x" and "3x" are the padding at 300 ms and invocations at 500 ms.
-PAPER_FIG8 = {0.3: {"cost": 302 / 37.6, "padding": 370 / 12.4, "invocations": 123 / 53},
-              0.5: {"cost": 198 / 34.8, "padding": 75 / 5.3, "invocations": 120 / 39.5}}
+PAPER_FIG8 = dict(zip(PAPER_SLOS_S_PER_KB, ({"cost": 302 / 37.6, "padding": 370 / 12.4, "invocations": 123 / 53},
+                                            {"cost": 198 / 34.8, "padding": 75 / 5.3, "invocations": 120 / 39.5})))
 
 
 def _paper_grid(quick: bool) -> tuple[float, tuple[float, ...], int]:
