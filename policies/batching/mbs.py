@@ -12,7 +12,8 @@ plain serverless serving (one invocation per request).
 Here: `BufferConfig` (bounds, batch sizes, timeouts, validated), the function-side batching policy
 `mbs-batch` (a function instance runs the batch the front end assigned to it: when it holds the
 buffer's batch size, or when its oldest request has waited the buffer's timeout), the estimator
-(`estimate`) and the optimiser (`tune`, optuna's TPE sampler). The front end is the `mbs` router
+(`estimate`) and the optimiser (`tune`, optuna's TPE sampler), and BATCH's exhaustive search
+over a grid (`tune_exhaustive`, Ali et al. SC'20 §IV). The front end is the `mbs` router
 (`llmsched.policies.routing.mbs`).
 
 Unknown paper details and our choices (docs/policies.md): buffer boundaries are equal-mass
@@ -294,7 +295,7 @@ def _tune_buffer(lengths: np.ndarray, rate_rps: float, fn: Functions, memories: 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    scale = float(np.mean(lengths)) * slo_s if per_token else slo_s
+    scale = _slo_scale(lengths, slo_s, per_token)
 
     def config(batch: int, timeout_s: float, memory: float | None) -> BufferConfig:
         return BufferConfig((math.inf,), (batch,), (timeout_s,), (memory,) if memory is not None else ())
@@ -302,13 +303,7 @@ def _tune_buffer(lengths: np.ndarray, rate_rps: float, fn: Functions, memories: 
     def objective(trial: Any) -> float:
         cfg = config(trial.suggest_int("batch", 1, max_batch, log=True), trial.suggest_float("timeout", 0.0, top_s),
                      float(trial.suggest_categorical("memory", memories)) if memories else None)
-        est = estimate(cfg, lengths, rate_rps, fn, slo_s_per_token=slo_s if per_token else None,
-                       padding_aware=padding_aware)
-        if per_token:
-            over = max(est["worst_over_slack_s"], 0.0)
-        else:
-            over = max(est["worst_latency_s"] - slo_s, 0.0)
-        return est["cost_per_request_usd"] * (1.0 + 100.0 * over / scale)  # infeasible: penalised
+        return _penalised_cost(cfg, lengths, rate_rps, fn, slo_s, per_token, padding_aware, scale)
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     for memory in (memories[0], memories[-1]) if memories else (None,):  # no batching: small and large memory
@@ -318,5 +313,46 @@ def _tune_buffer(lengths: np.ndarray, rate_rps: float, fn: Functions, memories: 
     return int(best["batch"]), float(best["timeout"]), float(best["memory"]) if memories else None
 
 
+def _slo_scale(lengths: np.ndarray, slo_s: float, per_token: bool) -> float:
+    """The seconds an SLO miss is measured against in the penalty (`_penalised_cost`)."""
+    return float(np.mean(lengths)) * slo_s if per_token else slo_s
+
+
+def _penalised_cost(cfg: BufferConfig, lengths: np.ndarray, rate_rps: float, fn: Functions, slo_s: float,
+                    per_token: bool, padding_aware: bool, scale: float) -> float:
+    """The optimisers' objective: the estimated cost per request, raised in proportion to the
+    estimated SLO miss (feasible configurations: the cost itself)."""
+    est = estimate(cfg, lengths, rate_rps, fn, slo_s_per_token=slo_s if per_token else None,
+                   padding_aware=padding_aware)
+    over = max(est["worst_over_slack_s"] if per_token else est["worst_latency_s"] - slo_s, 0.0)
+    return est["cost_per_request_usd"] * (1.0 + 100.0 * over / scale)  # infeasible: penalised
+
+
+def tune_exhaustive(lengths: np.ndarray, rate_rps: float, fn: Mapping[int, FunctionModel], slo_s: float,
+                    batch_sizes: Sequence[int], timeouts_s: Sequence[float], per_token: bool = False,
+                    padding_aware: bool = True) -> BufferConfig:
+    """BATCH's optimiser (Ali et al. SC'20, §IV: the cost-under-SLO problem "solved via exhaustive
+    search"): one buffer; every (memory, batch size, timeout) of the grid given (memory: the keys
+    of `fn`) is estimated (`estimate`), and the cheapest whose estimate meets the SLO is kept (none:
+    the least penalised, as in `tune`). Ties go to the first in grid order (memory, batch, timeout
+    ascending). per_token / padding_aware as in `tune`."""
+    if not slo_s > 0:
+        raise ValueError(f"slo_s must be > 0 seconds, got {slo_s}")
+    if not len(fn) or not len(batch_sizes) or not len(timeouts_s):
+        raise ValueError("tune_exhaustive needs at least one memory size, batch size and timeout")
+    lengths = np.asarray(lengths)
+    scale = _slo_scale(lengths, slo_s, per_token)
+    best: tuple[float, BufferConfig] | None = None
+    for memory in sorted(fn):
+        for batch in batch_sizes:
+            for timeout_s in timeouts_s:
+                cfg = BufferConfig.make((math.inf,), (int(batch),), (float(timeout_s),), (float(memory),))
+                value = _penalised_cost(cfg, lengths, rate_rps, fn, slo_s, per_token, padding_aware, scale)
+                if best is None or value < best[0]:
+                    best = (value, cfg)
+    assert best is not None
+    return best[1]
+
+
 __all__ = ["BufferConfig", "FunctionModel", "Functions", "MBSBatch", "buffer_bounds", "buffer_function", "estimate",
-           "expected_max", "tune"]
+           "expected_max", "tune", "tune_exhaustive"]

@@ -37,6 +37,10 @@ class MBSRouter:
         self._pools: list[range | list[int]] | None = None  # buffer -> its function instances
         self._open: dict[int, tuple[int, int, float]] = {}  # buffer -> (instance, requests, opened at)
         self._last_used: dict[int, float] = {}  # instance -> when a batch last opened there
+        # per buffer: its pool's used instances, most recently used first (ties: lower index
+        # first), and how many of the pool's instances (in index order) have never been used
+        self._mru: list[list[int]] = []
+        self._fresh: list[int] = []
         self.batches = 0
 
     def route(self, rid: int, view: ClusterView) -> int:
@@ -50,9 +54,32 @@ class MBSRouter:
                 return j
         j = self._pick(view, buf)
         self._open[buf] = (j, 1, view.now)
-        self._last_used[j] = view.now
+        self._mark_used(j, view.now)
         self.batches += 1
         return j
+
+    def _mark_used(self, j: int, now: float) -> None:
+        """Record that a batch opened at `j` now: `j` moves to the front of the MRU order of every
+        pool holding it (behind instances used at the same instant with a lower index)."""
+        assert self._pools is not None
+        for b, pool in enumerate(self._pools):
+            order = self._mru[b]
+            if j in self._last_used:
+                if j not in order:
+                    continue
+                order.remove(j)
+            elif j not in pool:
+                continue
+            else:
+                nxt = self._fresh[b]
+                while nxt < len(pool) and pool[nxt] in self._last_used:
+                    nxt += 1
+                self._fresh[b] = nxt
+            k = 0
+            while k < len(order) and self._last_used[order[k]] == now and order[k] < j:
+                k += 1
+            order.insert(k, j)
+        self._last_used[j] = now
 
     def _pool(self, view: ClusterView, buf: int) -> range | list[int]:
         if self._pools is None:
@@ -68,21 +95,29 @@ class MBSRouter:
                                          f"buffer {i} asks for {memory[i]:g} MB but no instance group has "
                                          f"memory_gb = {memory[i] / 1024:g}",
                                          "add such an instance group or change memory_mb")
+            self._mru = [[] for _ in self._pools]
+            self._fresh = [0] * len(self._pools)
         return self._pools[buf]
 
     def _pick(self, view: ClusterView, buf: int) -> int:
+        """An idle instance of the buffer's pool that no other buffer's open batch holds, the most
+        recently used first (then the lowest index); else the least loaded. Reads the pool in that
+        order and stops at the first idle one."""
         held = {j for b, (j, count, opened) in self._open.items()
                 if b != buf and count < self.config.batch_sizes[b] and view.now < opened + self.config.timeouts_s[b]}
         pool = self._pool(view, buf)
-        idle = []
-        for j in pool:
+        for j in self._mru[buf]:
             if j in held:
                 continue
             s = view.instance(j)
             if s.waiting_count == 0 and s.running_count == 0:
-                idle.append(j)
-        if idle:
-            return max(idle, key=lambda j: (self._last_used.get(j, -math.inf), -j))
+                return j
+        for k in range(self._fresh[buf], len(pool)):
+            j = pool[k]
+            if j not in self._last_used and j not in held:
+                s = view.instance(j)
+                if s.waiting_count == 0 and s.running_count == 0:
+                    return j
         return min(pool, key=lambda j: (j in held, view.instance(j).outstanding_tokens, j))
 
     def stats(self) -> dict[str, int]:

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmsched.policies.batching.mbs import BufferConfig, FunctionModel, estimate, expected_max, tune
+from llmsched.policies.batching.mbs import (
+    BufferConfig,
+    FunctionModel,
+    estimate,
+    expected_max,
+    tune,
+    tune_exhaustive,
+)
 from llmsched.sim.config import ClusterSpec, InstanceSpec
 from llmsched.sim.cost.simple import LinearCost
 from llmsched.sim.run import simulate
@@ -283,6 +290,76 @@ def test_tuning_picks_the_cheapest_memory_that_meets_the_slo():
         BufferConfig.make((10, math.inf), (1, 1), (0.0, 0.0), (1024,))  # one memory for two buffers
     with pytest.raises(ValueError, match="memory"):
         estimate(BufferConfig.make((math.inf,), (1,), (0.0,), (2048,)), lengths, 1.0, fns[1024])
+
+
+def test_exhaustive_search_is_the_grid_optimum():
+    """BATCH's optimiser (SC'20: exhaustive search): the three memory sizes above. A loose SLO takes
+    1 GB, a tight one 2 GB (as the TPE search does); over a grid of batch sizes and timeouts the pick
+    is the cheapest configuration whose estimate meets the SLO, checked against every grid point;
+    none feasible: the least penalised, i.e. the fastest (2 GB, one request, no wait). Bad grid: ValueError."""
+    fns = {1024: FunctionModel(0.0, 0.19, 1e-7, 1e-5, 1.0), 2048: FunctionModel(0.0, 0.1, 1e-7, 1e-5, 2.0),
+           4096: FunctionModel(0.0, 0.1, 1e-7, 1e-5, 4.0)}
+    lengths = np.array([10] * 50 + [30] * 50)
+    loose = tune_exhaustive(lengths, 1.0, fns, 10.0, [1], [0.0])
+    tight = tune_exhaustive(lengths, 1.0, fns, 3.5, [1], [0.0])
+    assert loose.memory_mb == (1024.0,) and tight.memory_mb == (2048.0,)
+    sizes, waits = range(1, 6), (0.0, 0.5, 1.0, 2.0)
+    for aware in (True, False):
+        best = tune_exhaustive(lengths, 2.0, fns, 6.0, sizes, waits, padding_aware=aware)
+        grid = [BufferConfig.make((math.inf,), (b,), (t,), (m,)) for m in fns for b in sizes for t in waits]
+        feasible = [c for c in grid if estimate(c, lengths, 2.0, fns, padding_aware=aware)["worst_latency_s"] <= 6.0]
+        assert feasible and best in feasible
+        cost = {c: estimate(c, lengths, 2.0, fns, padding_aware=aware)["cost_per_request_usd"] for c in feasible}
+        assert cost[best] == min(cost.values())
+    none = tune_exhaustive(lengths, 1.0, fns, 0.01, sizes, waits)
+    assert (none.memory_mb, none.batch_sizes, none.timeouts_s) == ((2048.0,), (1,), (0.0,))
+    with pytest.raises(ValueError, match="at least one"):
+        tune_exhaustive(lengths, 1.0, fns, 1.0, [], [0.0])
+
+
+def test_router_pick_equals_the_full_scan(monkeypatch):
+    """The router reads its pool in most-recently-used order and stops at the first idle instance;
+    a full scan of the pool (max over idle instances of (last used, -index), else the least loaded)
+    routes every request to the same instance, through warm reuse, two memory groups, other
+    buffers' held instances and a pool saturated at times (5 instances per group). Negative control:
+    the least recently used idle instance routes differently."""
+    from llmsched.policies.routing.mbs import MBSRouter
+
+    rng = np.random.default_rng(3)
+    n = 400
+    w = workload(np.cumsum(rng.exponential(0.6, n)).tolist(), rng.integers(1, 60, n).tolist(), [1] * n)
+    params = (("batch_sizes", (2, 3, 1)), ("bounds", (15, 40, math.inf)), ("memory_mb", (1024, 2048, 1024)),
+              ("timeouts_s", (0.5, 0.2, 0.0)))
+    one = _fn(count=5, memory_gb=1.0, batching_params=params, keep_alive_s=3.0).instances[0]
+    cluster = ClusterSpec(instances=(one, dataclasses.replace(one, memory_gb=2.0)), router="mbs",
+                          router_params=params)
+    fast = simulate(w, cluster, cost_models=lambda _spec: COST)
+
+    def full_scan(self, view, buf):
+        held = {j for b, (j, count, opened) in self._open.items()
+                if b != buf and count < self.config.batch_sizes[b] and view.now < opened + self.config.timeouts_s[b]}
+        pool = self._pool(view, buf)
+        idle = [j for j in pool if j not in held and view.instance(j).waiting_count == 0
+                and view.instance(j).running_count == 0]
+        if idle:
+            return max(idle, key=lambda j: (self._last_used.get(j, -math.inf), -j))
+        return min(pool, key=lambda j: (j in held, view.instance(j).outstanding_tokens, j))
+
+    monkeypatch.setattr(MBSRouter, "_pick", full_scan)
+    ref = simulate(w, cluster, cost_models=lambda _spec: COST)
+    assert fast.requests["instance"].tolist() == ref.requests["instance"].tolist()
+    assert fast.summary["cost_usd"] == ref.summary["cost_usd"]
+    assert len(set(fast.requests["instance"])) == 10  # every instance of both groups was used
+    assert (fast.requests["queueing_delay_s"] > 2.0).any()  # queueing: the pool was saturated at times
+
+    def least_recent(self, view, buf):  # negative control: the coldest idle instance instead
+        pool = self._pool(view, buf)
+        idle = [j for j in pool if view.instance(j).waiting_count == 0 and view.instance(j).running_count == 0]
+        return min(idle or pool, key=lambda j: (self._last_used.get(j, -math.inf), j))
+
+    monkeypatch.setattr(MBSRouter, "_pick", least_recent)
+    other = simulate(w, cluster, cost_models=lambda _spec: COST)
+    assert other.requests["instance"].tolist() != fast.requests["instance"].tolist()
 
 
 def test_padded_batch_cost_one_or_many_iterations_and_bad_input():
