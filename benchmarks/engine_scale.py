@@ -31,7 +31,7 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusag
                   "requests": s["num_requests"], "finished": s["num_finished"],
                   "sim_requests_per_wall_s": s["num_requests"] / wall, "ttft_p50_s": s["ttft_s"]["p50"],
                   "requests_per_s": s["requests_per_s"], "service_rows": len(res.service),
-                  "timeline_rows": len(res.timeline), "compiled": kernels.JIT}))
+                  "timeline_rows": len(res.timeline), "compiled": kernels.loaded()}))
 """
 
 

@@ -198,6 +198,7 @@ class Instance:
         self.pending_migrations: list[tuple[int, int, float | None, int]] = []
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
+        self._jit = kernels.use_for(len(reqs.prompt))  # the compiled kernels, or the NumPy path
         # the request columns the kernels take, in their argument order (the arrays are never replaced)
         self._k_apply = (reqs.computed, reqs.generated, reqs.energy_nj, reqs.shared_tokens, reqs.held_blocks,
                          reqs.last_token_s, reqs.tbt_max_s, reqs.tbt_slo_s, reqs.tbt_misses, self._has_tbt_slo,
@@ -282,7 +283,7 @@ class Instance:
         if len(rids) == 0:
             return 0
         idx = np.asarray(rids, dtype=np.int64)
-        if kernels.JIT:
+        if self._jit:
             return kernels.decode_stats(idx, *self._k_stats)[0]
         return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
 
@@ -404,7 +405,7 @@ class Instance:
         if self.ghost_decodes:
             self.invalid_tokens += k * self.ghost_decodes
             self.ghost_context_tokens += k * self.ghost_decodes
-        if kernels.JIT:  # `kernels.apply_segment` does the array work (the operations of _apply_decodes)
+        if self._jit:  # `kernels.apply_segment` does the array work (the operations of _apply_decodes)
             d = self.seg_decodes
             energy_per: np.ndarray = _NO_INTS
             busy: np.ndarray | None = _NO_INTS
@@ -827,7 +828,7 @@ class Instance:
             plan = policy_plan(view)
             self._planning = False
             decodes = self.decoding if plan.decodes is None else plan.decodes
-            if kernels.JIT:  # one kernel call: the blocks needed, and what the layout reads later
+            if self._jit:  # one kernel call: the blocks needed, and what the layout reads later
                 arr = np.array(decodes, dtype=np.int64) if len(decodes) else _NO_DECODES
                 need, ctx0, left = kernels.decode_stats(arr, *self._k_stats)
                 self._decode_stats = (arr, ctx0, left)
@@ -874,7 +875,7 @@ class Instance:
         decode_list = self.decoding if plan.decodes is None else plan.decodes
         k = len(decode_list)
         stats = None
-        if kernels.JIT:
+        if self._jit:
             stats = self._decode_stats
             decodes = stats[0]
         else:
@@ -892,7 +893,7 @@ class Instance:
         prefill = sum([c for _, c in chunks]) if chunks else 0  # real prompt tokens of an iteration (before padding)
         cost = plan.variant or self.cost
         layout = self._layout(chunks, decodes, None if stats is None else stats[1])
-        consts = cost.roofline_consts() if kernels.JIT and isinstance(cost, RooflineCost) else None
+        consts = cost.roofline_consts() if self._jit and isinstance(cost, RooflineCost) else None
         if consts is not None:  # the compiled path: ends and rates in one call
             assert isinstance(cost, RooflineCost)  # consts come only from one
             if self._k_ends.shape[0] < n:
@@ -949,7 +950,7 @@ class Instance:
         else:
             durations = np.asarray(cost.iteration_times(_affine_shape(*layout, n)), dtype=np.float64)
         extra_s = self._extra_s(plan, cold)
-        if kernels.JIT:  # the running sum and the rates in one call, into the instance's buffers
+        if self._jit:  # the running sum and the rates in one call, into the instance's buffers
             if self._k_ends.shape[0] < n:
                 self._grow_kernel_buffers(n)
             ends, rows = self._k_ends, self._k_rows

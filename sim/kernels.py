@@ -17,7 +17,10 @@ segment's worth of array work in a single call:
 
 They are compiled with Numba (`@njit(cache=True, fastmath=False)`: no FMA contraction, no
 reassociation) when it is importable (`pip install llmsched[fast]`), and not used at all when it
-is not or when the environment sets `LLMSCHED_NO_JIT=1`: the engine then runs its NumPy path
+is not or when the environment sets `LLMSCHED_NO_JIT=1`. Loading them costs each process about
+0.3-0.5 s of CPU at their first call (Numba's start-up and its cache), so a run takes them only
+when it has at least `MIN_REQUESTS` requests or they are loaded already (`use_for`). Otherwise
+the engine runs its NumPy path
 (the code these kernels replace, kept in `llmsched.sim.instance` and `RooflineCost`). Every
 kernel is a plain loop doing the same IEEE operations, in the same order, as that NumPy path
 (sums are of integers; the running sum of iteration ends is sequential as `np.cumsum` is; maxima
@@ -50,6 +53,30 @@ if not JIT:
             f.py_func = f
             return f
         return wrap
+
+#: the smallest run (requests) that takes the kernels while they are not loaded in this process yet:
+#: about where the ~0.45 s of loading them pays back. Measured on ShareGPT, 4 A100s, Sarathi, a fresh
+#: process per run: `run()` CPU 0.66 s compiled vs 0.47 s NumPy at 2,000 requests, 0.88 vs 1.02 s at
+#: 4,000 (docs/performance.md, "Small runs"). Our choice from that measurement; the results are
+#: the same bit for bit either way.
+MIN_REQUESTS = 3000
+_loaded = False  # whether a run in this process has taken the kernels (so they are loaded)
+
+
+def use_for(n_requests: int) -> bool:
+    """Whether a run of `n_requests` requests takes the kernels: compiled, and the run is large
+    enough to pay for loading them or they are loaded already."""
+    global _loaded
+    if JIT and (_loaded or n_requests >= MIN_REQUESTS):
+        _loaded = True
+        return True
+    return False
+
+
+def loaded() -> bool:
+    """Whether a run in this process has taken the kernels."""
+    return _loaded
+
 
 # Roofline constants, in `roofline_consts` order (see RooflineCost.__post_init__ and params)
 LIN_FLOP, LIN_WEIGHT, LIN_ACT, ATTN, KV, KVQO, ATTN_OVH, LAYER_OVH, HEAD_FLOP, HEAD_WEIGHT, ITER_OVH, \

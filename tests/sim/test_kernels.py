@@ -170,3 +170,18 @@ def test_roofline_consts_refuse_a_subclass_that_changes_the_model():
     base = build("roofline", "llama-2-7b", "a100-80gb", 1)
     assert base.roofline_consts() is not None
     assert Slower(base.model, base.gpu, base.tp, base.params).roofline_consts() is None
+
+
+def test_small_runs_take_the_numpy_path_until_the_kernels_are_loaded(monkeypatch):
+    """`use_for`: never without Numba; below MIN_REQUESTS only once a run has loaded them."""
+    monkeypatch.setattr(kernels, "MIN_REQUESTS", 100)
+    monkeypatch.setattr(kernels, "_loaded", False)
+    monkeypatch.setattr(kernels, "JIT", True)
+    assert not kernels.use_for(99)
+    assert not kernels.loaded()
+    assert kernels.use_for(100)
+    assert kernels.loaded()
+    assert kernels.use_for(1)  # loaded now: any run takes them
+    monkeypatch.setattr(kernels, "JIT", False)
+    assert not kernels.use_for(10**6)
+
