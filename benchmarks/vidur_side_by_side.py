@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import time
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,14 +77,9 @@ class VidurProfileCost:
     layers: int
     heads: int
     name: str = "vidur-profiles"
-    # the two curves as Python floats for `segment_times` (see `_curve_points`)
-    _lin_pts: tuple = field(init=False, repr=False)
-    _emb_pts: tuple = field(init=False, repr=False)
     _curves_at: dict = field(init=False, repr=False)  # tokens -> (linear, emb): a segment reads them once
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_lin_pts", _curve_points(self.linear))
-        object.__setattr__(self, "_emb_pts", _curve_points(self.emb))
         object.__setattr__(self, "_curves_at", {})
 
     def iteration_times(self, s) -> np.ndarray:
@@ -109,13 +103,14 @@ class VidurProfileCost:
         constant). A float for n == 1 (Python floats only), else an array of n. The same IEEE
         operations in the same order as `iteration_times`, so the floats are identical
         (tests/sim/test_vidur_profile_segment_times.py); the token count is constant over a segment,
-        so the two curves are read once, on floats (`_curve_at`), for either path, and remembered per token count."""
+        so the two curves are read once (`Curve.__call__`) for either path, and remembered per token count."""
         ptf = float(pt)
         dtf = float(dt)
         T = ptf + dtf
         at = self._curves_at.get(T)
         if at is None:
-            at = self._curves_at[T] = ((_curve_at(self._lin_pts, T), _curve_at(self._emb_pts, T)) if T > 0
+            x = np.array([T])
+            at = self._curves_at[T] = ((float(self.linear(x)[0]), float(self.emb(x)[0])) if T > 0  # type: ignore[operator]
                                        else (0.0, 0.0))
         lin, emb = at
         h4 = self.heads / 4.0
@@ -180,40 +175,6 @@ def _ramp(start: int, step: int, n: int) -> np.ndarray:
     if step == 0:
         return np.full(n, float(start))
     return np.arange(start, start + n * step, step, dtype=np.int64).astype(np.float64)
-
-
-def _curve_points(curve) -> tuple:
-    """(xs, ys, slopes, x_last, y_last, rate) of a `llmsched.sim.cost.profiled.Curve` as Python floats:
-    slopes[i] = (ys[i+1] - ys[i]) / (xs[i+1] - xs[i]), the expression np.interp uses between two
-    points, and rate = y_last / x_last, the Curve's extension beyond its last point."""
-    xs = [float(x) for x in curve.xs]
-    ys = [float(y) for y in curve.ys]
-    slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
-    return xs, ys, slopes, xs[-1], ys[-1], ys[-1] / xs[-1]
-
-
-def _curve_at(pts: tuple, x: float) -> float:
-    """`Curve.__call__` at one float x, bit for bit: np.interp (numpy's compiled_base.c arr_interp:
-    the first y below the first point, the last y above the last, y at a point exactly, else
-    slope * (x - x_j) + y_j, retried from the right end if that is NaN) plus
-    max(x - x_last, 0) * rate."""
-    xs, ys, slopes, x_last, y_last, rate = pts
-    if x > x_last:
-        v = y_last
-    elif x < xs[0]:
-        v = ys[0]
-    else:
-        i = bisect_right(xs, x) - 1  # xs[i] <= x < xs[i + 1], or i is the last index (x == x_last)
-        if i == len(xs) - 1 or x == xs[i]:
-            v = ys[i]
-        else:
-            slope = slopes[i]
-            v = slope * (x - xs[i]) + ys[i]
-            if v != v:
-                v = slope * (x - xs[i + 1]) + ys[i + 1]
-                if v != v and ys[i] == ys[i + 1]:
-                    v = ys[i]
-    return v + max(x - x_last, 0.0) * rate
 
 
 def vidur_profile_cost() -> VidurProfileCost:

@@ -906,10 +906,7 @@ class Instance:
                 consts, cost.comm_s(float(layout[0] + layout[4])) if cost.tp > 1 else 0.0, now, extra_s,
                 *layout, n, *scales, ends, rates)
             end_list = ends[:n].tolist()
-            self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
-            if self.active_power_w > 0:
-                self.seg_energy_nj = rows[1]
-                self.seg_busy_ns = rows[2]
+            self._take_kernel_rates(rows)
         else:
             ends, end_list, first = self._segment_ends(plan, cost, layout, n, now, cold, prefill + k)
         # record the segment
@@ -955,11 +952,8 @@ class Instance:
                 self._grow_kernel_buffers(n)
             ends, rows = self._k_ends, self._k_rows
             first = kernels.segment_ends(np.ascontiguousarray(durations, dtype=np.float64), now, extra_s,
-                                         *(self._scales.get(tokens) or self._rate_scales(tokens)), ends, self._k_rates)
-            self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
-            if self.active_power_w > 0:
-                self.seg_energy_nj = rows[1]
-                self.seg_busy_ns = rows[2]
+                                         *self._rate_scales(tokens), ends, self._k_rates)
+            self._take_kernel_rates(rows)
             return ends, ends[:n].tolist(), first
         if extra_s:
             durations = durations.copy()
@@ -978,6 +972,14 @@ class Instance:
             first = float(durations[0])
         self._segment_rates(durations, tokens)
         return ends, end_list, first
+
+    def _take_kernel_rates(self, rows: tuple[np.ndarray, ...]) -> None:
+        """The segment's cost, energy and busy-time rates are the rows a kernel wrote (unless the
+        instance has no price, or no power)."""
+        self.seg_cost_pusd = rows[0] if self.usd_per_s > 0 else None
+        if self.active_power_w > 0:
+            self.seg_energy_nj = rows[1]
+            self.seg_busy_ns = rows[2]
 
     def _grow_kernel_buffers(self, n: int) -> None:
         """Make this instance's buffers for `kernels.roofline_segment` (iteration ends; cost, energy

@@ -139,14 +139,7 @@ class RunLog:
                  iteration_s: float) -> None:
         tl = self.timeline_rows
         i = inst.index
-        opened = self._open_row.get(i)
-        if opened is not None:
-            row = opened[0] - self._timeline.stored
-            if row >= 0:  # _close_row's common case inline: the open row is still in the lists
-                tl["run_iterations"][row] = inst.iterations - opened[1]
-                tl["run_end_s"][row] = inst.last_iteration_end_s
-            else:
-                self._close_row(i)
+        self._close_row(i)
         if len(tl["time_s"]) >= CHUNK_ROWS:
             self._timeline.flush()
         self._open_row[i] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)

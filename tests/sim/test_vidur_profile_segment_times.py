@@ -1,6 +1,6 @@
 """The Vidur side by side's cost model: `VidurProfileCost.segment_times` (the engine's per-segment
 path) gives bit for bit what `iteration_times` gives on the segment's affine `BatchShape`, on its
-scalar path (n == 1, Python floats and a bisect-based interpolation), its per-iteration float path
+scalar path (n == 1, Python floats), its per-iteration float path
 (short segments) and its array path."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import vidur_side_by_side
-from benchmarks.vidur_side_by_side import _curve_at, _curve_points, vidur_profile_cost
+from benchmarks.vidur_side_by_side import vidur_profile_cost
 from llmsched.sim.instance import _affine_shape
 
 COST = vidur_profile_cost()
@@ -57,18 +57,6 @@ def test_segment_times_on_the_measured_points(x, split, past, ctx_each, n):
     _check(_layout([(pt, past)] if pt else [], k, ctx_each), n)
 
 
-@settings(max_examples=300, deadline=None)
-@given(x=st.one_of(st.floats(0.0, 10000.0), st.sampled_from(POINTS),
-                   st.sampled_from(POINTS).map(lambda p: float(np.nextafter(p, np.inf))),
-                   st.sampled_from(POINTS).map(lambda p: float(np.nextafter(p, -np.inf)))))
-def test_curve_at_equals_curve(x):
-    """The scalar interpolation equals `Curve.__call__` (np.interp + the extension beyond the last
-    point) at any float, below the first point, on and next to points, and past the last."""
-    for curve, pts in ((COST.linear, COST._lin_pts), (COST.emb, COST._emb_pts)):
-        want = curve(np.array([x]))
-        assert np.array([_curve_at(pts, x)]).tobytes() == want.tobytes(), x
-
-
 @pytest.mark.parametrize("small", [(0, 0), (40, 40)], ids=["arrays-only", "floats-only"])
 def test_both_segment_paths(monkeypatch, small):
     """Every n from 2 to 40 on the array path alone and on the per-iteration float path alone."""
@@ -77,15 +65,3 @@ def test_both_segment_paths(monkeypatch, small):
                                 ([(4000, 3000)], 2000, 4000)):
         for n in range(2, 41):
             _check(_layout(chunks, k, ctx_each), n)
-
-
-def test_right_end_interpolation_is_caught():
-    """Negative control: interpolating from the right point of an interval (slope * (x - x_{j+1}) +
-    y_{j+1}, algebraically the same) differs in the last bits somewhere, and the comparison sees it."""
-    xs, ys, slopes, x_last, _y_last, rate = _curve_points(COST.linear)
-    differs = 0
-    for i in range(len(xs) - 1):
-        for x in np.linspace(xs[i], xs[i + 1], 7)[1:-1]:
-            right = slopes[i] * (x - xs[i + 1]) + ys[i + 1] + max(x - x_last, 0.0) * rate
-            differs += right != _curve_at(COST._lin_pts, float(x))
-    assert differs > 0
