@@ -227,6 +227,7 @@ class Instance:
         self._k_ends = np.empty(0)  # kernels.roofline_segment's output buffers (_grow_kernel_buffers)
         self._k_rates = np.zeros((3, 0), dtype=np.int64)
         self._k_rows: tuple[np.ndarray, ...] = ()
+        self._k_stopped = np.empty(64, dtype=np.int64)  # kernels.apply_segment's decodes at their stop
         self.variant_name: str | None = None  # the model variant last run (Plan.variant), for actuation
         self._clear_segment()
 
@@ -235,7 +236,7 @@ class Instance:
         self.seg_n = 0
         self.seg_done = 0
         self.seg_ends: np.ndarray | None = None
-        self.seg_end_list: list[float] = []  # seg_ends as Python floats (scalar reads, bisect)
+        self.seg_end_list: list[float] | None = None  # seg_ends as Python floats, made on first use (_end_list)
         self.seg_decodes = _NO_DECODES
         self.seg_decode_client_counts: np.ndarray | None = None
         self.seg_chunks: Sequence[tuple[int, int]] = ()
@@ -318,11 +319,14 @@ class Instance:
         `off_state` is the state of a request leaving the instance (None: unchanged); `at_head`
         puts it first in `dst` (a preempted request requeued)."""
         r = self.reqs
-        c = int(r.client[rid])
+        c = r.client.item(rid)
+        at = (self.index, c)
         if src is not None:
             getattr(self, src).remove(rid)
-            if src in COUNTED_AS:
-                getattr(r, COUNTED_AS[src])[self.index, c] -= 1
+            counter = COUNTED_AS.get(src)
+            if counter is not None:
+                counts = getattr(r, counter)
+                counts[at] = counts.item(at) - 1
         if dst is not None:
             queue = getattr(self, dst)
             if at_head:
@@ -330,8 +334,10 @@ class Instance:
             else:
                 queue.append(rid)
             r.state[rid] = STATE_AT[dst]
-            if dst in COUNTED_AS:
-                getattr(r, COUNTED_AS[dst])[self.index, c] += 1
+            counter = COUNTED_AS.get(dst)
+            if counter is not None:
+                counts = getattr(r, counter)
+                counts[at] = counts.item(at) + 1
         elif off_state is not None:
             r.state[rid] = off_state
         self.dirty.add(c)
@@ -339,7 +345,7 @@ class Instance:
 
     def place_of(self, rid: int) -> str:
         """The place (a key of `STATE_AT`) a request on this instance is in."""
-        state = int(self.reqs.state[rid])
+        state = self.reqs.state.item(rid)
         if state == PREFILLING:
             return "prefilling"
         if state == DECODING:
@@ -361,9 +367,10 @@ class Instance:
                 r.held_blocks[rid] = min(held, exact)
             self.outstanding_tokens += int(r.output[rid] - r.generated[rid])
         else:
-            r.prefill_target[rid] = r.prompt[rid] + r.generated[rid]
+            target = r.prompt.item(rid) + r.generated.item(rid)
+            r.prefill_target[rid] = target
             self._move(rid, None, "waiting")
-            self.outstanding_tokens += int(r.prefill_target[rid] + r.output[rid] - r.generated[rid])
+            self.outstanding_tokens += target + r.output.item(rid) - r.generated.item(rid)
             if self._arrival_hook is not None:
                 self.view.now = now
                 self._arrival_hook.on_arrival(rid, self.view)
@@ -374,7 +381,7 @@ class Instance:
         """Apply every iteration of the current segment that ended before `t` (or at `t` too)."""
         if self.seg_ends is None or self.seg_done >= self.seg_n - 1:
             return  # idle, or only the last iteration left (applied by its own wake-up)
-        m = (bisect_right if inclusive else bisect_left)(self.seg_end_list, t)
+        m = (bisect_right if inclusive else bisect_left)(self._end_list(), t)
         if m >= self.seg_n:
             m = self.seg_n - 1
         if m > self.seg_done:
@@ -388,7 +395,15 @@ class Instance:
         if new_n >= self.seg_n:
             return None
         self.seg_n = new_n
-        return self.seg_end_list[new_n - 1]
+        return self.seg_ends.item(new_n - 1)
+
+    def _end_list(self) -> list[float]:
+        """The segment's iteration ends as Python floats (for bisect and scalar loops), made once
+        per segment when first asked for: most segments never need them."""
+        if self.seg_end_list is None:
+            assert self.seg_ends is not None  # only asked for during a segment
+            self.seg_end_list = self.seg_ends[:self.seg_n].tolist()
+        return self.seg_end_list
 
     def _apply(self, a: int, m: int) -> None:
         """Apply iterations a..m-1 of the current segment (progress, memory, tokens, service)."""
@@ -411,8 +426,10 @@ class Instance:
             busy: np.ndarray | None = _NO_INTS
             if self.seg_energy_nj is not None:
                 energy_per, busy = self.seg_energy_nj, self.seg_busy_ns  # set together
+            if self._k_stopped.shape[0] < len(d):
+                self._k_stopped = np.empty(max(len(d), 2 * self._k_stopped.shape[0]), dtype=np.int64)
             energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
-                d, a, m, self.seg_ends, energy_per, busy, *self._k_apply)
+                d, a, m, self.seg_ends, energy_per, busy, *self._k_apply, self._k_stopped)
             self.busy_ns += busy_ns
             if self.seg_chunks:
                 self._credit_chunks(k, energy)
@@ -421,7 +438,7 @@ class Instance:
                 self.pool.allocate(alloc)
                 self._credit_decodes(d, k, nd)
             self.iterations += k
-            self.last_iteration_end_s = self.seg_end_list[m - 1]
+            self.last_iteration_end_s = self.seg_ends.item(m - 1)
             self.seg_done = m
             return
         energy = 0
@@ -438,14 +455,14 @@ class Instance:
         if len(self.seg_decodes):
             self._apply_decodes(a, m, energy)
         self.iterations += k
-        self.last_iteration_end_s = self.seg_end_list[m - 1]
+        self.last_iteration_end_s = self.seg_ends.item(m - 1)
         self.seg_done = m
 
     def _apply_decodes(self, a: int, m: int, energy: int) -> None:
         """The decodes' part of `_apply`: tokens, KV blocks, token gaps, output service."""
         r = self.reqs
         k = m - a
-        ends = self.seg_end_list
+        ends = self._end_list()
         d = self.seg_decodes
         nd = len(d)
         if nd:
@@ -523,21 +540,14 @@ class Instance:
         if self.seg_n > self.seg_done:
             self._apply(self.seg_done, self.seg_n)
         r = self.reqs
-        t = self.seg_end_list[self.seg_n - 1]
+        t = self.seg_ends.item(self.seg_n - 1)
         finished: list[int] = []
         sliced: list[int] = []
         for rid, _ in self.seg_chunks:
             if r.computed.item(rid) >= r.prefill_target.item(rid):
                 self._prefill_done(rid, t, finished, sliced)
-        d = self.seg_decodes
-        if len(d) and self.seg_stops != 0:  # compiled path: counted by the last apply
-            gen = r.generated[d]
-            stop = gen >= r.stop_at[d]  # finished, or its generation slice ended
-            if stop.any():
-                d, gen = d[stop], gen[stop]
-                done = gen >= r.output[d]
-                finished.extend(d[done].tolist())
-                sliced.extend(d[~done & (gen >= r.yield_at[d])].tolist())
+        if self.seg_stops != 0:
+            self._stopped_decodes(finished, sliced)
         if finished:
             if self.spec.decode_until_batch_ends:  # their slots decode invalid tokens from now on
                 self.ghost_decodes += len(finished)
@@ -559,10 +569,12 @@ class Instance:
 
     def _prefill_done(self, rid: int, t: float, finished: list[int], sliced: list[int]) -> None:
         r = self.reqs
-        c = int(r.client[rid])
-        r.generated[rid] += 1
+        c = r.client.item(rid)
+        generated = r.generated.item(rid) + 1
+        r.generated[rid] = generated
         self.outstanding_tokens -= 1
-        r.output_service[self.index, c] += 1
+        at = (self.index, c)
+        r.output_service[at] = r.output_service.item(at) + 1
         if self.seg_accuracy >= 0:  # a model variant's token
             r.accuracy_sum[rid] += self.seg_accuracy
             r.accuracy_tokens[rid] += 1
@@ -583,7 +595,7 @@ class Instance:
                 self.pool.release(int(r.held_blocks[rid]) - new_held)
                 r.held_blocks[rid] = new_held
                 r.shared_tokens[rid] = shared
-        if r.generated[rid] >= r.output[rid]:
+        if generated >= r.output.item(rid):
             finished.append(rid)  # leaves from "prefilling" in _finish
         elif self.spec.role == "prefill" and self.on_prefilled is not None:
             self._release(rid)
@@ -592,8 +604,32 @@ class Instance:
             self.on_prefilled(rid, self.index, t)
         else:
             self._move(rid, "prefilling", "decoding")
-            if r.generated[rid] >= r.yield_at[rid]:
+            if generated >= r.yield_at.item(rid):
                 sliced.append(rid)  # a one-token slice ends with its prefill
+
+    def _stopped_decodes(self, finished: list[int], sliced: list[int]) -> None:
+        """Add the segment's decodes now at their stop to `finished` (all tokens generated) or
+        `sliced` (their generation slice ended), in the order of the segment's decodes."""
+        r = self.reqs
+        if self.seg_stops > 0:  # compiled path: listed by the last apply, in the order of d
+            generated, output, yield_at = r.generated, r.output, r.yield_at
+            for rid in self._k_stopped[:self.seg_stops].tolist():
+                gen = generated.item(rid)
+                if gen >= output.item(rid):
+                    finished.append(rid)
+                elif gen >= yield_at.item(rid):
+                    sliced.append(rid)
+            return
+        d = self.seg_decodes  # NumPy path (seg_stops == -1: not counted)
+        if not len(d):
+            return
+        gen = r.generated[d]
+        stop = gen >= r.stop_at[d]  # finished, or its generation slice ended
+        if stop.any():
+            d, gen = d[stop], gen[stop]
+            done = gen >= r.output[d]
+            finished.extend(d[done].tolist())
+            sliced.extend(d[~done & (gen >= r.yield_at[d])].tolist())
 
     def _end_slice(self, rid: int, t: float) -> None:
         """The request's generation slice is over (`Plan.slice_tokens`): it leaves this instance
@@ -615,9 +651,9 @@ class Instance:
 
     def _release(self, rid: int) -> None:
         r = self.reqs
-        self.pool.release(int(r.held_blocks[rid]))
+        self.pool.release(r.held_blocks.item(rid))
         r.held_blocks[rid] = 0
-        path = r.paths.pop(rid, None)
+        path = r.paths.pop(rid, None) if r.paths else None
         if path:
             assert self.tree is not None  # a request holds a cached path only with a prefix tree
             self.tree.release(path)
@@ -784,26 +820,28 @@ class Instance:
 
     def _admit(self, rid: int, now: float) -> None:
         r = self.reqs
-        c = int(r.client[rid])
-        cached, path = self.cached_tokens_if_admitted(rid)
+        c = r.client.item(rid)
+        cached, path = self.cached_tokens_if_admitted(rid) if self.tree is not None else (0, None)
         if path:
             assert self.tree is not None  # a cached path exists only with a prefix tree
             self.tree.acquire(path)
             r.paths[rid] = path
-        target = int(r.prompt[rid] + r.generated[rid])
+        prompt = r.prompt.item(rid)
+        target = prompt + r.generated.item(rid)
         r.prefill_target[rid] = target
         r.shared_tokens[rid] = cached
         r.computed[rid] = cached
         held = self._blocks_for(target - cached)
         self.pool.allocate(held)
         r.held_blocks[rid] = held
-        r.cached_tokens[rid] += cached
-        r.admitted_prompt_tokens[rid] += target
+        r.cached_tokens[rid] = r.cached_tokens.item(rid) + cached
+        r.admitted_prompt_tokens[rid] = r.admitted_prompt_tokens.item(rid) + target
         self.outstanding_tokens -= cached
-        if not r.charged[rid]:
+        if not r.charged.item(rid):
             r.charged[rid] = True
-            r.input_service[self.index, c] += int(r.prompt[rid])
-            r.cached_input_service[self.index, c] += min(cached, int(r.prompt[rid]))
+            at = (self.index, c)
+            r.input_service[at] = r.input_service.item(at) + prompt
+            r.cached_input_service[at] = r.cached_input_service.item(at) + min(cached, prompt)
         if math.isnan(r.dispatch_s.item(rid)):
             r.dispatch_s[rid] = now
         r.prefill_instance[rid] = self.index
@@ -905,15 +943,14 @@ class Instance:
             first = kernels.roofline_segment(
                 consts, cost.comm_s(float(layout[0] + layout[4])) if cost.tp > 1 else 0.0, now, extra_s,
                 *layout, n, *scales, ends, rates)
-            end_list = ends[:n].tolist()
             self._take_kernel_rates(rows)
         else:
-            ends, end_list, first = self._segment_ends(plan, cost, layout, n, now, cold, prefill + k)
+            ends, first = self._segment_ends(plan, cost, layout, n, now, cold, prefill + k)
         # record the segment
         self.seg_n = n
         self.seg_done = 0
         self.seg_ends = ends
-        self.seg_end_list = end_list
+        self.seg_end_list = None
         self.seg_decodes = decodes
         self.seg_chunks = chunks
         self.seg_accuracy = -1 if plan.variant is None else round(plan.variant.accuracy * ACCURACY_SCALE)
@@ -933,12 +970,12 @@ class Instance:
             self.log.timeline(self, now, prefill, k, len(chunks), first)
             if was_changed:
                 self.log.change_point(self, now)
-        return end_list[-1]
+        return ends.item(n - 1)
 
     def _segment_ends(self, plan: Plan, cost: CostModel, layout: tuple[int, int, int, int, int, int, int], n: int, now: float, cold: bool,
-                      tokens: int) -> tuple[np.ndarray, list[float], float]:
+                      tokens: int) -> tuple[np.ndarray, float]:
         """`start_segment` for a cost model other than the roofline (and for every model without
-        Numba): the segment's iteration ends as an array and a list, and its first iteration's
+        Numba): the segment's iteration ends (an array, at least n long), and its first iteration's
         duration; sets the cost and energy rates (`kernels.segment_ends` when compiled, NumPy else)."""
         fast = getattr(cost, "segment_times", None)
         if fast is not None:
@@ -954,24 +991,22 @@ class Instance:
             first = kernels.segment_ends(np.ascontiguousarray(durations, dtype=np.float64), now, extra_s,
                                          *self._rate_scales(tokens), ends, self._k_rates)
             self._take_kernel_rates(rows)
-            return ends, ends[:n].tolist(), first
+            return ends, first
         if extra_s:
             durations = durations.copy()
             durations[0] += extra_s
         if n == 1:
             first = float(durations[0])
-            end_list = [now + first]
-            ends = np.array(end_list)
+            ends = np.array([now + first])
         else:
             ends = np.empty(n + 1)
             ends[0] = now
             ends[1:] = durations
             np.cumsum(ends, out=ends)
             ends = ends[1:]
-            end_list = ends.tolist()
             first = float(durations[0])
         self._segment_rates(durations, tokens)
-        return ends, end_list, first
+        return ends, first
 
     def _take_kernel_rates(self, rows: tuple[np.ndarray, ...]) -> None:
         """The segment's cost, energy and busy-time rates are the rows a kernel wrote (unless the

@@ -186,13 +186,14 @@ def segment_ends(durations, now, extra_s, cost_scale, energy_scale, ends, rates)
 
 @njit(cache=True, fastmath=False)
 def apply_segment(d, a, m, ends, seg_energy, seg_busy, computed, generated, energy_nj, shared, held,
-                  last_token, tbt_max, tbt_slo, tbt_misses, has_slo, stop_at, block_size):
+                  last_token, tbt_max, tbt_slo, tbt_misses, has_slo, stop_at, block_size, stopped):
     """Apply iterations a..m-1 (ending at `ends[a..m-1]`) to the decodes `d`: k = m - a tokens
     each, KV blocks held (ceil((computed - shared) / block)), the largest token gap, TBT misses
     (gaps above the request's SLO) when `has_slo`, the segment's energy per token over a..m-1.
 
     Returns (energy per token over a..m-1 (0 if `seg_energy` is empty), busy ns over a..m-1,
-    blocks to allocate (new minus old held), decodes that reached `stop_at`)."""
+    blocks to allocate (new minus old held), decodes that reached `stop_at`); those decodes, in
+    the order of `d`, are the first entries of `stopped` (at least as long as `d`)."""
     k = m - a
     energy = 0
     busy = 0
@@ -234,5 +235,6 @@ def apply_segment(d, a, m, ends, seg_energy, seg_busy, computed, generated, ener
                     misses += 1
             tbt_misses[rid] += misses
         if gen >= stop_at[rid]:
+            stopped[stops] = rid
             stops += 1
     return energy, busy, alloc, stops
