@@ -43,7 +43,7 @@ from llmsched.sim.errors import InputError
 DEFAULT_POINT = "llmsched.experiments.sweep:simulate_point"
 # Keys of a point function's result that describe the run, not its outcome: kept in the point file
 # but never in the summary table (wall time differs between backends; see module docstring).
-NON_RESULT_KEYS = ("config", "wall_s", "llmsched_version")
+NON_RESULT_KEYS = ("config", "wall_s", "loop_s", "llmsched_version")
 _TOP_KEYS = ("sweep", "base", "grid")
 DASK_CONNECT_TIMEOUT = "20s"  # how long `--dask ADDRESS` waits for the scheduler (our choice)
 _SWEEP_KEYS = ("name", "point", "metrics")

@@ -282,7 +282,7 @@ def requests_frame(reqs: RequestTable) -> pd.DataFrame:
 
 #: Keys `llmsched.sim.run.simulate` adds to `summarize`'s (scalar ones; `config`, `policy_params`
 #: and `router` hold nested records).
-RUN_SUMMARY_KEYS = ("wall_s", "seed", "mode", "workload")
+RUN_SUMMARY_KEYS = ("wall_s", "loop_s", "seed", "mode", "workload")
 
 
 def summary_metric_names() -> list[str]:

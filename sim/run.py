@@ -316,7 +316,9 @@ def simulate(
         encoders=encoders, encode_router=encode_router,
         request_bytes_per_token=cluster.request_bytes_per_token,
     )
+    loop_start = time.perf_counter()
     engine.run()
+    loop_s = time.perf_counter() - loop_start
     if bar is not None:
         bar.n = workload.n
         bar.close()
@@ -337,6 +339,7 @@ def simulate(
         summary["swap_out_tokens"] = sum(s.swapped_out_tokens for s in tiers)
         summary["swap_in_tokens"] = sum(s.swapped_in_tokens for s in tiers)
     summary["wall_s"] = time.perf_counter() - t0
+    summary["loop_s"] = loop_s  # the event loop alone (Engine.run), without setup and result tables
     summary["seed"] = seed
     summary["mode"] = mode
     summary["workload"] = workload.name

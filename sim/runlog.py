@@ -1,14 +1,14 @@
 """The run's logs as they are produced: per-client service rows and per-instance timeline rows.
 
-Owns only appending rows at change points. Rows are appended to columnar Python lists (the
-cheapest append), and every `CHUNK_ROWS` rows the lists are moved into NumPy arrays (8 bytes a
-value instead of a Python object each), so memory per logged row stays small on long runs; the
-chunks are joined once at the end. It decides nothing; the instance tells it when a change point
-happened.
+Owns only appending rows at change points. Each column is a typed `array.array` (int64 or
+float64, fixed per column): an append stores 8 bytes, with no Python object kept per value, and
+the columns become NumPy arrays at the end without a conversion pass. It decides nothing; the
+instance tells it when a change point happened.
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,74 +16,46 @@ import numpy as np
 if TYPE_CHECKING:
     from llmsched.sim.instance import Instance
 
-# RunLog.change_point and .timeline unpack their bound appenders in these orders: keep them in step
+# RunLog.change_point and .timeline unpack their bound appenders in these orders: keep them in step.
+# Each column's type: "q" int64 (counts, tokens, indices), "d" float64 (times, weighted service).
 SERVICE_COLUMNS = ("time_s", "seq", "instance", "client", "input_tokens", "cached_input_tokens",
                    "output_tokens", "service", "waiting", "running")
 TIMELINE_COLUMNS = ("time_s", "instance", "batch_requests", "prefill_tokens", "decode_tokens",
                     "kv_blocks_used", "kv_blocks_total", "waiting", "running", "iteration_s",
                     "run_iterations", "run_end_s")
-
-
-CHUNK_ROWS = 1 << 16  # rows kept as Python lists before they move into NumPy arrays
+FLOAT_COLUMNS = frozenset({"time_s", "service", "iteration_s", "run_end_s"})
 
 
 class _Columns:
-    """Named columns: `lists` take the newest rows, `chunks` hold older rows as arrays (each
-    chunk of a column converted with `np.asarray`, so a column's dtype is what it would be as
-    one list: int64 if every value is an int, float64 otherwise)."""
+    """Named typed columns (float64 for `FLOAT_COLUMNS`, int64 otherwise). An int column refuses a
+    float (TypeError) rather than truncating it."""
 
-    __slots__ = ("chunks", "lists", "stored")
+    __slots__ = ("columns",)
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        self.lists: dict[str, list] = {c: [] for c in names}
-        self.chunks: dict[str, list[np.ndarray]] = {c: [] for c in names}
-        self.stored = 0  # rows already moved into chunks
+        self.columns: dict[str, array] = {c: array("d" if c in FLOAT_COLUMNS else "q") for c in names}
 
     def __len__(self) -> int:
-        return self.stored + len(next(iter(self.lists.values())))
-
-    def flush(self) -> None:
-        n = 0
-        for c, values in self.lists.items():
-            n = len(values)
-            self.chunks[c].append(np.asarray(values))
-            values.clear()  # in place: callers hold the list objects
-        self.stored += n
-
-    def set(self, column: str, row: int, value) -> None:
-        """Overwrite one value of an earlier row (wherever it is stored now)."""
-        if row >= self.stored:
-            self.lists[column][row - self.stored] = value
-            return
-        chunks = self.chunks[column]
-        for i, chunk in enumerate(chunks):
-            if row < len(chunk):
-                if chunk.dtype.kind != "f" and not isinstance(value, int | np.integer):
-                    chunk = chunks[i] = chunk.astype(np.float64)  # as one list with a float in it
-                chunk[row] = value
-                return
-            row -= len(chunk)
+        return len(next(iter(self.columns.values())))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {}
-        for c, values in self.lists.items():
-            parts = [*self.chunks[c], *([np.asarray(values)] if values else [])] or [np.asarray(values)]
-            out[c] = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return out
+        """Copies of the columns as NumPy arrays (the log can go on after); an empty column is
+        float64, as an empty list was before the columns were typed."""
+        return {c: np.frombuffer(values, dtype=np.float64 if values.typecode == "d" else np.int64).copy()
+                if len(values) else np.zeros(0) for c, values in self.columns.items()}
 
 
 class RunLog:
     def __init__(self, n_instances: int, input_weight: float, output_weight: float,
                  record_service: bool = True) -> None:
-        self.input_weight = input_weight
-        self.output_weight = output_weight
+        self.input_weight = float(input_weight)  # the service column is float64 whatever the weights' type
+        self.output_weight = float(output_weight)
         self.record_service = record_service
         self._service = _Columns(SERVICE_COLUMNS)
         self._timeline = _Columns(TIMELINE_COLUMNS)
-        self.service: dict[str, list] = self._service.lists  # the newest rows (see _Columns)
-        self.timeline_rows: dict[str, list] = self._timeline.lists
-        # each column's bound `append`, in column order (the lists are cleared in place, never replaced)
-        self._svc_append = tuple(self.service[c].append for c in SERVICE_COLUMNS)
+        self.timeline_rows = self._timeline.columns
+        # each column's bound `append`, in column order (the columns are never replaced)
+        self._svc_append = tuple(self._service.columns[c].append for c in SERVICE_COLUMNS)
         self._tl_append = tuple(self.timeline_rows[c].append for c in TIMELINE_COLUMNS)
         self._seq = [0] * n_instances
         # per instance: (row index, the instance's iteration count at the row, the instance) of the
@@ -118,8 +90,6 @@ class RunLog:
             a_wait(r.waiting_count.item(at))
             a_run(r.running_count.item(at))
         dirty.clear()
-        if len(self.service["time_s"]) >= CHUNK_ROWS:
-            self._service.flush()
 
     def _close_row(self, i: int) -> None:
         """Fill in how many iterations the instance's open row ran, and when the last one ended."""
@@ -127,22 +97,15 @@ class RunLog:
         if opened is None:
             return
         row, start_iterations, inst = opened
-        tl = self._timeline
-        if row >= tl.stored:  # the common case: the row is still in the lists
-            self.timeline_rows["run_iterations"][row - tl.stored] = inst.iterations - start_iterations
-            self.timeline_rows["run_end_s"][row - tl.stored] = inst.last_iteration_end_s
-        else:
-            tl.set("run_iterations", row, inst.iterations - start_iterations)
-            tl.set("run_end_s", row, inst.last_iteration_end_s)
+        self.timeline_rows["run_iterations"][row] = inst.iterations - start_iterations
+        self.timeline_rows["run_end_s"][row] = inst.last_iteration_end_s
 
     def timeline(self, inst: Instance, t: float, prefill_tokens: int, decode_tokens: int, n_chunks: int,
                  iteration_s: float) -> None:
         tl = self.timeline_rows
         i = inst.index
         self._close_row(i)
-        if len(tl["time_s"]) >= CHUNK_ROWS:
-            self._timeline.flush()
-        self._open_row[i] = (self._timeline.stored + len(tl["time_s"]), inst.iterations, inst)
+        self._open_row[i] = (len(tl["time_s"]), inst.iterations, inst)
         a_time, a_inst, a_batch, a_pre, a_dec, a_used, a_total, a_wait, a_run, a_iter, a_runs, a_end = self._tl_append
         pool = inst.pool
         a_runs(0)

@@ -1,4 +1,4 @@
-"""The typed hot path: the roofline's segment layout and the chunked run log against their references."""
+"""The typed hot path: the roofline's segment layout and the typed run log against their references."""
 
 from __future__ import annotations
 
@@ -28,30 +28,43 @@ def test_segment_times_equal_the_vector_path(cost, chunks, k, ctx_each, n):
     assert np.nextafter(got, np.inf).tobytes() != want.tobytes()
 
 
-def test_chunked_columns_equal_one_list(monkeypatch):
-    """Rows moved into array chunks come back as one list would: values, dtypes, late overwrites."""
-    monkeypatch.setattr(runlog, "CHUNK_ROWS", 3)
-    cols = runlog._Columns(("a", "b"))
-    ref: dict[str, list] = {"a": [], "b": []}
-    for i in range(10):
-        for c, v in (("a", i), ("b", i * 0.5 if i == 7 else i)):
-            cols.lists[c].append(v)
-            ref[c].append(v)
-        if len(cols.lists["a"]) >= runlog.CHUNK_ROWS:
-            cols.flush()
-    cols.set("a", 1, 42)
-    ref["a"][1] = 42
-    cols.set("a", 2, 2.5)  # a float into an int chunk upcasts, as a list would
-    ref["a"][2] = 2.5
+def test_typed_columns_keep_their_types():
+    """Int columns take ints and refuse floats (no silent truncation); float columns hold floats;
+    a late overwrite lands; arrays() gives int64/float64 copies, float64 when empty."""
+    import pytest
+
+    cols = runlog._Columns(("seq", "time_s"))
+    for i in range(5):
+        cols.columns["seq"].append(i)
+        cols.columns["time_s"].append(i)  # an int into a float column is stored as a float
+    cols.columns["seq"][1] = 42
+    with pytest.raises(TypeError):  # negative control: a float into an int column fails loudly
+        cols.columns["seq"].append(2.5)
     got = cols.arrays()
-    for c in ("a", "b"):
-        want = np.asarray(ref[c])
-        assert got[c].dtype == want.dtype and np.array_equal(got[c], want)
-    assert len(cols) == 10
+    assert got["seq"].dtype == np.int64 and got["seq"].tolist() == [0, 42, 2, 3, 4]
+    assert got["time_s"].dtype == np.float64 and got["time_s"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    cols.columns["seq"].append(5)  # the copies do not pin the columns' buffers
+    assert len(cols) == 6 and got["seq"].tolist() == [0, 42, 2, 3, 4]
+    assert runlog._Columns(("seq",)).arrays()["seq"].dtype == np.float64
 
 
-def test_chunked_log_leaves_a_run_unchanged(monkeypatch):
-    """A run whose log moves rows into chunks every few rows records the same tables."""
+class _ListColumns:
+    """The log's columns as plain lists converted with np.asarray at the end (dtype from the values:
+    int64 if every value is an int, float64 otherwise): the reference for the typed columns."""
+
+    def __init__(self, names):
+        self.columns = {c: [] for c in names}
+
+    def __len__(self):
+        return len(next(iter(self.columns.values())))
+
+    def arrays(self):
+        return {c: np.asarray(v) for c, v in self.columns.items()}
+
+
+def test_typed_log_equals_list_log(monkeypatch):
+    """A run logged into typed columns records the same tables, values and dtypes, as one logged
+    into lists, with several clients and instances (service and timeline rows interleaved)."""
     from llmsched.sim.config import ClusterSpec, InstanceSpec
     from llmsched.sim.run import simulate
     from tests.sim.helpers import assert_same_run, workload
@@ -62,8 +75,8 @@ def test_chunked_log_leaves_a_run_unchanged(monkeypatch):
                  clients=rng.integers(0, 3, n))
     cluster = ClusterSpec(instances=(InstanceSpec(model="llama-2-7b", gpu="a100-80gb", batching="sarathi", count=2,
                                                   kv_capacity_tokens=4096),), router="round-robin")
-    whole = simulate(w, cluster)
-    monkeypatch.setattr(runlog, "CHUNK_ROWS", 7)
-    chunked = simulate(w, cluster)
-    assert_same_run(whole, chunked)
-    assert len(whole.service) > 7 and len(whole.timeline) > 7
+    typed = simulate(w, cluster)
+    monkeypatch.setattr(runlog, "_Columns", _ListColumns)
+    listed = simulate(w, cluster)
+    assert_same_run(typed, listed)
+    assert len(typed.service) > 7 and len(typed.timeline) > 7
