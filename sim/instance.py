@@ -381,7 +381,8 @@ class Instance:
         """Apply every iteration of the current segment that ended before `t` (or at `t` too)."""
         if self.seg_ends is None or self.seg_done >= self.seg_n - 1:
             return  # idle, or only the last iteration left (applied by its own wake-up)
-        m = (bisect_right if inclusive else bisect_left)(self._end_list(), t)
+        # bisect over the array itself (a few scalar reads), not a list of all its ends
+        m = (bisect_right if inclusive else bisect_left)(self.seg_ends, t, 0, self.seg_n)
         if m >= self.seg_n:
             m = self.seg_n - 1
         if m > self.seg_done:
@@ -398,8 +399,8 @@ class Instance:
         return self.seg_ends.item(new_n - 1)
 
     def _end_list(self) -> list[float]:
-        """The segment's iteration ends as Python floats (for bisect and scalar loops), made once
-        per segment when first asked for: most segments never need them."""
+        """The segment's iteration ends as Python floats (for the NumPy apply's scalar loops), made
+        once per segment when first asked for."""
         if self.seg_end_list is None:
             assert self.seg_ends is not None  # only asked for during a segment
             self.seg_end_list = self.seg_ends[:self.seg_n].tolist()
@@ -409,6 +410,8 @@ class Instance:
         """Apply iterations a..m-1 of the current segment (progress, memory, tokens, service)."""
         r = self.reqs
         k = m - a
+        ends = self.seg_ends
+        assert ends is not None  # applied only during a segment
         if self.seg_cost_pusd is not None:
             cost = int(self.seg_cost_pusd[a:m].sum())
             for rid, c in self.seg_chunks:
@@ -429,7 +432,7 @@ class Instance:
             if self._k_stopped.shape[0] < len(d):
                 self._k_stopped = np.empty(max(len(d), 2 * self._k_stopped.shape[0]), dtype=np.int64)
             energy, busy_ns, alloc, self.seg_stops = kernels.apply_segment(
-                d, a, m, self.seg_ends, energy_per, busy, *self._k_apply, self._k_stopped)
+                d, a, m, ends, energy_per, busy, *self._k_apply, self._k_stopped)
             self.busy_ns += busy_ns
             if self.seg_chunks:
                 self._credit_chunks(k, energy)
@@ -438,7 +441,7 @@ class Instance:
                 self.pool.allocate(alloc)
                 self._credit_decodes(d, k, nd)
             self.iterations += k
-            self.last_iteration_end_s = self.seg_ends.item(m - 1)
+            self.last_iteration_end_s = ends.item(m - 1)
             self.seg_done = m
             return
         energy = 0
@@ -455,7 +458,7 @@ class Instance:
         if len(self.seg_decodes):
             self._apply_decodes(a, m, energy)
         self.iterations += k
-        self.last_iteration_end_s = self.seg_ends.item(m - 1)
+        self.last_iteration_end_s = ends.item(m - 1)
         self.seg_done = m
 
     def _apply_decodes(self, a: int, m: int, energy: int) -> None:
@@ -614,10 +617,10 @@ class Instance:
         if self.seg_stops > 0:  # compiled path: listed by the last apply, in the order of d
             generated, output, yield_at = r.generated, r.output, r.yield_at
             for rid in self._k_stopped[:self.seg_stops].tolist():
-                gen = generated.item(rid)
-                if gen >= output.item(rid):
+                tokens = generated.item(rid)
+                if tokens >= output.item(rid):
                     finished.append(rid)
-                elif gen >= yield_at.item(rid):
+                elif tokens >= yield_at.item(rid):
                     sliced.append(rid)
             return
         d = self.seg_decodes  # NumPy path (seg_stops == -1: not counted)

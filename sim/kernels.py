@@ -19,7 +19,8 @@ They are compiled with Numba (`@njit(cache=True, fastmath=False)`: no FMA contra
 reassociation) when it is importable (`pip install llmsched[fast]`), and not used at all when it
 is not or when the environment sets `LLMSCHED_NO_JIT=1`. Loading them costs each process about
 0.3-0.5 s of CPU at their first call (Numba's start-up and its cache), so a run takes them only
-when it has at least `MIN_REQUESTS` requests or they are loaded already (`use_for`). Otherwise
+when it has at least `MIN_REQUESTS` requests or they are loaded already (`use_for`, which then
+loads them during the run's setup, before the event loop). Otherwise
 the engine runs its NumPy path
 (the code these kernels replace, kept in `llmsched.sim.instance` and `RooflineCost`). Every
 kernel is a plain loop doing the same IEEE operations, in the same order, as that NumPy path
@@ -65,12 +66,22 @@ _loaded = False  # whether a run in this process has taken the kernels (so they 
 
 def use_for(n_requests: int) -> bool:
     """Whether a run of `n_requests` requests takes the kernels: compiled, and the run is large
-    enough to pay for loading them or they are loaded already."""
+    enough to pay for loading them or they are loaded already. The first run that takes them
+    loads them here, during its setup, so the one-time cost is not the first segment's."""
     global _loaded
     if JIT and (_loaded or n_requests >= MIN_REQUESTS):
+        if not _loaded:
+            _start_up()
         _loaded = True
         return True
     return False
+
+
+def _start_up() -> None:
+    """Pay Numba's one-time start-up (its code generator, ~0.5 s) with one call on tiny arrays;
+    the kernels' other signatures then load from the cache in milliseconds each."""
+    ints = np.zeros(1, dtype=np.int64)
+    decode_stats(ints, ints, ints, ints, ints, 1)
 
 
 def loaded() -> bool:
