@@ -205,6 +205,8 @@ class Instance:
                          reqs.stop_at, self.block_size)
         self._k_stats = (reqs.computed, reqs.shared_tokens, reqs.generated, reqs.stop_at, self.block_size)
         self._need_now: int | None = None  # cached decode block needs during one planning step
+        # the same step's kernels.decode_stats of all decodes (array, need, context, tokens left), if taken
+        self._decoding_stats: tuple[np.ndarray, int, int, int] | None = None
         self._planning = False
         self._arrival_hook = policy if isinstance(policy, ArrivalHook) else None
         self._leave_hook = policy if isinstance(policy, LeaveHook) else None
@@ -285,7 +287,10 @@ class Instance:
             return 0
         idx = np.asarray(rids, dtype=np.int64)
         if self._jit:
-            return kernels.decode_stats(idx, *self._k_stats)[0]
+            need, ctx0, left = kernels.decode_stats(idx, *self._k_stats)
+            if rids is self.decoding and self._planning:  # _plan reuses them if the plan decodes all
+                self._decoding_stats = (idx, need, ctx0, left)
+            return need
         return int(np.count_nonzero((r.computed[idx] - r.shared_tokens[idx]) % self.block_size == 0))
 
     def admissible(self, rids: Sequence[int]) -> bool:
@@ -865,14 +870,20 @@ class Instance:
             if self.ready:
                 self._admit_ready()  # again after a preemption: freed memory may admit them now
             self._need_now = None
+            self._decoding_stats = None
             self._planning = True
             plan = policy_plan(view)
             self._planning = False
             decodes = self.decoding if plan.decodes is None else plan.decodes
             if self._jit:  # one kernel call: the blocks needed, and what the layout reads later
-                arr = np.array(decodes, dtype=np.int64) if len(decodes) else _NO_DECODES
-                need, ctx0, left = kernels.decode_stats(arr, *self._k_stats)
+                taken = self._decoding_stats  # by admissible during the plan, for all decodes
+                if taken is not None and (decodes is self.decoding or decodes == self.decoding):
+                    arr, need, ctx0, left = taken
+                else:
+                    arr = np.array(decodes, dtype=np.int64) if len(decodes) else _NO_DECODES
+                    need, ctx0, left = kernels.decode_stats(arr, *self._k_stats)
                 self._decode_stats = (arr, ctx0, left)
+                self._decoding_stats = None
             elif len(decodes) == len(self.decoding) and self._need_now is not None:
                 need = self._need_now  # the plan decodes everything (the common case)
             else:
