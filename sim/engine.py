@@ -362,7 +362,7 @@ class Engine(Mobility):
 
     def _arrive(self, rid: int) -> None:
         reqs = self.reqs
-        tokens = int(reqs.prompt[rid] + reqs.output[rid])
+        tokens = reqs.prompt.item(rid) + reqs.output.item(rid)  # .item: Python ints (hot path)
         if tokens > self._max_context:
             self.rejected_context += 1
             self._reject(rid)
@@ -435,7 +435,7 @@ class Engine(Mobility):
         reqs = self.reqs
         view = self.entry_view
         view.now = self.now
-        pin = int(reqs.workload.pin_instance[rid])
+        pin = reqs.workload.pin_instance.item(rid)
         if pin < 0 and self._decision is not None:
             self._route_queue.append(rid)
             if not self._deciding:
