@@ -275,7 +275,7 @@ class Instance:
         if self.tree is None:
             return 0, []
         path = self.tree.match(self._prefix_blocks(rid))
-        target = int(r.prompt[rid] + r.generated[rid])
+        target = r.prompt.item(rid) + r.generated.item(rid)
         while path and len(path) * self.hash_block_tokens >= target:
             path.pop()  # at least one token must be computed to produce the next token
         return len(path) * self.hash_block_tokens, path
@@ -304,15 +304,19 @@ class Instance:
                 self._need_now = self._decode_block_needs_now(self.decoding)
             need = self._need_now
         need += self.spec.watermark_blocks
+        tree = self.tree
+        if tree is None:  # nothing cached: each request needs the blocks of its whole prompt
+            for rid in rids:
+                need += self._blocks_for(r.prompt.item(rid) + r.generated.item(rid))
+            return need <= self.pool.available_blocks
         pinned: set[int] = set()
         for rid in rids:
             cached, path = self.cached_tokens_if_admitted(rid)
-            target = int(r.prompt[rid] + r.generated[rid])
+            target = r.prompt.item(rid) + r.generated.item(rid)
             need += self._blocks_for(target - cached)
             pinned.update(path)
         avail = self.pool.available_blocks
-        if self.tree is not None and pinned:
-            tree = self.tree
+        if pinned:
             avail -= sum(1 for node in pinned if not tree.is_referenced(node)) * tree.blocks_per_node
         return need <= avail
 
