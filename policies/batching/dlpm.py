@@ -12,6 +12,7 @@ Choices where the paper is silent are listed in docs/theory/fairness.md.
 from __future__ import annotations
 
 import math
+from itertools import islice
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
@@ -43,7 +44,7 @@ class DLPM(QueueHooks):
         self.w_q = float(output_weight)
         self.admitter = Admitter(admission, instance_spec)
         self.granted: dict[int, float] = {}  # quanta granted (+ service forgiven at activation)
-        self.queue = PrefixQueues()  # the waiting requests in LPM order, per client
+        self.queue = PrefixQueues(self.admitter.reservation_size())  # the waiting requests in LPM order, per client
 
     def service(self, view: InstanceView, client: int) -> float:
         uncached = view.input_service(client) - view.cached_input_service(client)
@@ -81,8 +82,8 @@ class DLPM(QueueHooks):
                     order.drop(u)
                     continue
                 if not a.admit(b, view, rid):
-                    behind = queue.lpm(view, admitted | {rid})
-                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), behind, strict=False)])
+                    if not a.none_fits(queue.smallest()):  # else the guard would find no fit
+                        a.guard(b, view, islice(queue.lpm(view, admitted | {rid}), GUARD_LOOKAHEAD))
                     return b.plan()
                 order.pop()
                 admitted.add(rid)

@@ -10,6 +10,7 @@ for queues longer than 128 (a cost cut, not part of the policy) nor its in-batch
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
@@ -84,9 +85,14 @@ class _Ordered:
             order = self.ordered(view)
             for rid in order:
                 if not a.admit(b, view, rid):
-                    a.guard(b, view, [r for _, r in zip(range(GUARD_LOOKAHEAD), order, strict=False)])
+                    if not a.none_fits(self.smallest_reservation()):  # else the guard would find no fit
+                        a.guard(b, view, islice(order, GUARD_LOOKAHEAD))
                     break
         return b.plan()
+
+    def smallest_reservation(self) -> int | None:
+        """The least reservation among the waiting requests, where a queue keeps it."""
+        return None
 
 
 class _Incremental(QueueHooks, _Ordered):
@@ -99,6 +105,9 @@ class _Incremental(QueueHooks, _Ordered):
     def new_queue(self) -> Any:
         raise NotImplementedError
 
+    def smallest_reservation(self) -> int | None:
+        return self.queue.smallest()
+
     def ordered(self, view: InstanceView) -> Iterator[int]:
         raise NotImplementedError
 
@@ -108,7 +117,7 @@ class LPM(_Incremental):
     """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
 
     def new_queue(self) -> PrefixQueues:
-        return PrefixQueues()  # `lpm_order`, kept incrementally
+        return PrefixQueues(self.admitter.reservation_size())  # `lpm_order`, kept incrementally
 
     def ordered(self, view: InstanceView) -> Iterator[int]:
         return iter(self.queue.lpm(view))
