@@ -1,4 +1,4 @@
-"""The stability guard under "reserve" admission, and its cheap skip (`Admitter.none_fits` over the
+"""The stability guard under "reserve" admission (DLPM's and VTC's), and its cheap skip (`Admitter.none_fits` over the
 waiting queue's smallest reservation, `ClientQueues.smallest`).
 
 A plan that stops at a misfit must ask again every iteration when a request left behind fits now:
@@ -30,12 +30,27 @@ from llmsched.sim.workload.core import Workload
 from llmsched.testing import UnitCost, fast_equals_step
 
 
+def _cluster(batching: str, params: dict) -> ClusterSpec:
+    spec = InstanceSpec(batching=batching, kv_capacity_tokens=40, block_size=1, token_budget=64,
+                        batching_params=freeze_params({**params, "admission": "reserve"}))
+    return ClusterSpec(instances=(spec,))
+
+
 def _case(b1_output_tokens: int) -> tuple[Workload, ClusterSpec]:
+    """DLPM: a1, a2 (client 0) and b1 (client 1), as in the module docstring; b1 is request 2."""
     w = Workload(arrival_s=[0.0, 0.5, 0.6], client=[0, 0, 1], prompt_tokens=[4, 30, 2],
                  output_tokens=[20, 10, b1_output_tokens], client_weight=np.ones(2))
-    spec = InstanceSpec(batching="dlpm", kv_capacity_tokens=40, block_size=1, token_budget=64,
-                        batching_params=freeze_params({"quantum": 10.0, "admission": "reserve"}))
-    return w, ClusterSpec(instances=(spec,))
+    return w, _cluster("dlpm", {"quantum": 10.0})
+
+
+def _vtc_case() -> tuple[Workload, ClusterSpec]:
+    """VTC without counter lift: client 1's earlier b0 (20 + 2 tokens, done by t = 2) leaves its counter at 24; a1 (2 +
+    16, client 0) runs from t = 0 to 16; a2 (30 + 10, client 0) arrives at t = 4 and cannot fit; b1
+    (2 + 2, client 1, request 3) arrives at t = 4.1 and fits. Client 0's counter (2, plus 2 per
+    output token) is the least until it passes 24, some iterations later; step mode then admits b1."""
+    w = Workload(arrival_s=[0.0, 0.0, 4.0, 4.1], client=[0, 1, 0, 1], prompt_tokens=[2, 20, 30, 2],
+                 output_tokens=[16, 2, 10, 2], client_weight=np.ones(2))
+    return w, _cluster("vtc", {"lift": "none"})  # no counter lift: the counters are the service
 
 
 def _first_token_s(run, rid: int) -> float:
@@ -48,6 +63,21 @@ def test_a_left_behind_request_that_fits_is_admitted_mid_segment():
     # b1 goes in while a1 still runs (a1 finishes at 20 s), once client 0's deficit is spent
     assert _first_token_s(step, 2) < float(step.requests["finish_s"].iloc[0]) == 20.0
     assert _first_token_s(fast, 2) == _first_token_s(step, 2)
+
+
+@pytest.mark.parametrize("batching", ["dlpm", "vtc"])
+def test_negative_control_without_the_guard_fast_forward_is_not_step(batching):
+    """The guard is what keeps these policies exact: with it a no-op, fast-forward admits b1 only at
+    a1's finish while step mode admits it as soon as the counters move (VTC: client 0's counter
+    grows past client 1's lifted one; DLPM: client 0's deficit is spent)."""
+    w, cluster = _case(b1_output_tokens=2) if batching == "dlpm" else _vtc_case()
+    b1 = 2 if batching == "dlpm" else 3
+    _fast, step = fast_equals_step(w, cluster, UnitCost())
+    a1_finish_s = float(step.requests["finish_s"].iloc[0])
+    assert _first_token_s(step, b1) < a1_finish_s  # admitted mid-segment, while a1 still runs
+    with mock.patch.object(_fair_common.Admitter, "guard", lambda self, b, view, left_behind: None), \
+            pytest.raises(AssertionError):
+        fast_equals_step(w, cluster, UnitCost())
 
 
 def test_nothing_fits_skips_the_guard_and_stays_exact():
