@@ -15,7 +15,8 @@ the simulation alone (`time.process_time` around `simulate`, the workload built 
 CPU per request, twice: the process's first run (`cpu_ms_per_request`, which carries the
 process's one-time costs: importing the policy modules, first calls) and the same run repeated
 in the same process (`warm_cpu_ms_per_request`, checked to give the same result). The
-acceptance of issue 13 is CPU per request flat within 1.5x across 60, 120, 240 and 480 s. Not a test: results go to docs/performance.md by hand with the command.
+acceptance of issue 13 is CPU per request flat within 1.5x across 60, 120, 240 and 480 s. Not a
+test: results go to docs/performance.md by hand with the command.
 
     python -m benchmarks.fairness_overload --policy vtc --duration-s 60
     python -m benchmarks.fairness_overload --policy dlpm --duration-s 60,120,240,480 --repeat 3 \\

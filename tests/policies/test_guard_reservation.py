@@ -28,6 +28,7 @@ from llmsched.policies.batching import _fair_common
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.workload.core import Workload
 from llmsched.testing import UnitCost, fast_equals_step
+from tests.policies.test_incremental_order import _QueueView
 
 
 def _cluster(batching: str, params: dict) -> ClusterSpec:
@@ -106,16 +107,6 @@ def test_negative_control_skipping_the_guard_breaks_fast_equals_step():
         fast_equals_step(w, cluster, UnitCost())
 
 
-class _QueueView:
-    """Just what `ClientQueues` reads: the waiting list and each request's client."""
-
-    def __init__(self) -> None:
-        self.waiting: list[int] = []
-
-    def client(self, rid: int) -> int:
-        return rid % 3
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["arrive", "leave", "requeue"]), st.integers(0, 10**6)), max_size=300))
 def test_smallest_is_the_least_size_over_the_waiting_requests(ops):
@@ -126,7 +117,7 @@ def test_smallest_is_the_least_size_over_the_waiting_requests(ops):
     def size(_view, rid: int) -> int:
         return (rid * 7919) % 13
 
-    view, q, next_rid, left = _QueueView(), ClientQueues(size), 0, []
+    view, q, next_rid, left = _QueueView([]), ClientQueues(size), 0, []
     for op, pick in ops:
         if op == "arrive" or not view.waiting:
             view.waiting.append(next_rid)
