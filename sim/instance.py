@@ -199,11 +199,9 @@ class Instance:
         self.reserved: dict[int, int] = {}  # rid -> blocks reserved here for its incoming migration
         self._has_tbt_slo = bool(np.isfinite(reqs.tbt_slo_s).any())
         self._jit = kernels.use_for(len(reqs.prompt))  # the compiled kernels, or the NumPy path
-        # the request columns the kernels take, in their argument order (the arrays are never replaced)
-        self._k_apply = (reqs.computed, reqs.generated, reqs.energy_nj, reqs.shared_tokens, reqs.held_blocks,
-                         reqs.last_token_s, reqs.tbt_max_s, reqs.tbt_slo_s, reqs.tbt_misses, self._has_tbt_slo,
-                         reqs.stop_at, self.block_size)
-        self._k_stats = (reqs.computed, reqs.shared_tokens, reqs.generated, reqs.stop_at, self.block_size)
+        # the kernels' arguments after the segment's own (the request table's arrays are never replaced)
+        self._k_apply = (reqs.kernel_ints, reqs.kernel_floats, self._has_tbt_slo, self.block_size)
+        self._k_stats = (reqs.kernel_ints, self.block_size)
         self._need_now: int | None = None  # cached decode block needs during one planning step
         # the same step's kernels.decode_stats of all decodes (array, need, context, tokens left), if taken
         self._decoding_stats: tuple[np.ndarray, int, int, int] | None = None

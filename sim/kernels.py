@@ -80,14 +80,21 @@ def use_for(n_requests: int) -> bool:
 def _start_up() -> None:
     """Pay Numba's one-time start-up (its code generator, ~0.5 s) with one call on tiny arrays;
     the kernels' other signatures then load from the cache in milliseconds each."""
-    ints = np.zeros(1, dtype=np.int64)
-    decode_stats(ints, ints, ints, ints, ints, 1)
+    decode_stats(np.zeros(1, dtype=np.int64), np.zeros((INT_ROWS, 1), dtype=np.int64), 1)
 
 
 def loaded() -> bool:
     """Whether a run in this process has taken the kernels."""
     return _loaded
 
+
+# The request columns the kernels read and write, as rows of `RequestTable.kernel_ints` (int64) and
+# `RequestTable.kernel_floats` (float64): one argument each, rather than one per column (Numba's
+# dispatch costs about 35 ns an argument, on every call).
+COMPUTED, GENERATED, SHARED_TOKENS, HELD_BLOCKS, STOP_AT, TBT_MISSES, ENERGY_NJ = range(7)
+INT_ROWS = 7
+LAST_TOKEN_S, TBT_MAX_S, TBT_SLO_S = range(3)
+FLOAT_ROWS = 3
 
 # Roofline constants, in `roofline_consts` order (see RooflineCost.__post_init__ and params)
 LIN_FLOP, LIN_WEIGHT, LIN_ACT, ATTN, KV, KVQO, ATTN_OVH, LAYER_OVH, HEAD_FLOP, HEAD_WEIGHT, ITER_OVH, \
@@ -121,9 +128,13 @@ def _record(j, dur, extra_s, end, ends, rates, cost_scale, energy_scale):
 
 
 @njit(cache=True, fastmath=False)
-def decode_stats(d, computed, shared, generated, stop_at, block_size):
+def decode_stats(d, ints, block_size):
     """(blocks the decodes `d` need for their next iteration, sum of their computed tokens,
-    min(stop_at - generated) over them, or -1 when `d` is empty)."""
+    min(stop_at - generated) over them, or -1 when `d` is empty); `ints` = `kernel_ints`."""
+    computed = ints[COMPUTED]
+    shared = ints[SHARED_TOKENS]
+    generated = ints[GENERATED]
+    stop_at = ints[STOP_AT]
     need = 0
     ctx = 0
     rem = -1
@@ -196,15 +207,25 @@ def segment_ends(durations, now, extra_s, cost_scale, energy_scale, ends, rates)
 
 
 @njit(cache=True, fastmath=False)
-def apply_segment(d, a, m, ends, seg_energy, seg_busy, computed, generated, energy_nj, shared, held,
-                  last_token, tbt_max, tbt_slo, tbt_misses, has_slo, stop_at, block_size, stopped):
+def apply_segment(d, a, m, ends, seg_energy, seg_busy, ints, floats, has_slo, block_size, stopped):
     """Apply iterations a..m-1 (ending at `ends[a..m-1]`) to the decodes `d`: k = m - a tokens
     each, KV blocks held (ceil((computed - shared) / block)), the largest token gap, TBT misses
-    (gaps above the request's SLO) when `has_slo`, the segment's energy per token over a..m-1.
+    (gaps above the request's SLO) when `has_slo`, the segment's energy per token over a..m-1
+    (`ints`, `floats` = the request table's `kernel_ints`, `kernel_floats`).
 
     Returns (energy per token over a..m-1 (0 if `seg_energy` is empty), busy ns over a..m-1,
     blocks to allocate (new minus old held), decodes that reached `stop_at`); those decodes, in
     the order of `d`, are the first entries of `stopped` (at least as long as `d`)."""
+    computed = ints[COMPUTED]
+    generated = ints[GENERATED]
+    energy_nj = ints[ENERGY_NJ]
+    shared = ints[SHARED_TOKENS]
+    held = ints[HELD_BLOCKS]
+    stop_at = ints[STOP_AT]
+    tbt_misses = ints[TBT_MISSES]
+    last_token = floats[LAST_TOKEN_S]
+    tbt_max = floats[TBT_MAX_S]
+    tbt_slo = floats[TBT_SLO_S]
     k = m - a
     energy = 0
     busy = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmsched.sim import kernels
 from llmsched.sim.workload.core import Workload
 
 # request life cycle
@@ -30,17 +31,21 @@ class RequestTable:
         self.client = workload.client
         self.priority = workload.priority
         self.ttft_slo_s = workload.ttft_slo_s
-        self.tbt_slo_s = workload.tbt_slo_s
         i64 = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
         nan = lambda: np.full(n, np.nan)  # noqa: E731
         self.state = np.full(n, PENDING, dtype=np.int64)
         self.instance = np.full(n, -1, dtype=np.int64)
         self.prefill_instance = np.full(n, -1, dtype=np.int64)
+        # the columns the compiled kernels take (`llmsched.sim.kernels`): rows of one int64 and one
+        # float64 array, so that a kernel gets them as two arguments; each column is a row view
+        self.kernel_ints = np.zeros((kernels.INT_ROWS, n), dtype=np.int64)
+        self.kernel_floats = np.zeros((kernels.FLOAT_ROWS, n))
+        ints, floats = self.kernel_ints, self.kernel_floats
         self.prefill_target = i64()  # tokens the current prefill must put in KV (prompt + generated)
-        self.computed = i64()  # tokens whose KV is in memory
-        self.generated = i64()
-        self.shared_tokens = i64()  # tokens covered by referenced prefix-tree nodes
-        self.held_blocks = i64()  # private KV blocks
+        self.computed = ints[kernels.COMPUTED]  # tokens whose KV is in memory
+        self.generated = ints[kernels.GENERATED]
+        self.shared_tokens = ints[kernels.SHARED_TOKENS]  # tokens covered by referenced prefix-tree nodes
+        self.held_blocks = ints[kernels.HELD_BLOCKS]  # private KV blocks
         self.admit_seq = i64()
         self.kv_ready = np.zeros(n, dtype=bool)  # arrives with its KV (P/D transfer, migration)
         # its images were encoded by an encode pool and the embeddings reached prefill (EPD), at embedded_s
@@ -49,17 +54,21 @@ class RequestTable:
         self.charged = np.zeros(n, dtype=bool)
         self.dispatch_s = nan()
         self.first_token_s = nan()
-        self.last_token_s = nan()
+        self.last_token_s = floats[kernels.LAST_TOKEN_S]
+        self.last_token_s[:] = np.nan
         self.finish_s = nan()
-        self.tbt_max_s = np.zeros(n)
-        self.tbt_misses = i64()
+        self.tbt_max_s = floats[kernels.TBT_MAX_S]
+        self.tbt_slo_s = floats[kernels.TBT_SLO_S]  # the workload's, copied
+        self.tbt_slo_s[:] = workload.tbt_slo_s
+        self.tbt_misses = ints[kernels.TBT_MISSES]
         self.preemptions = i64()
         self.migrations = i64()
         # generation slices (Plan.slice_tokens): the request leaves its instance, KV dropped, once
         # `generated` reaches `yield_at`; `slices` counts the slices it ended that way
         self.yield_at = np.full(n, NO_YIELD, dtype=np.int64)
         # min(output, yield_at): the `generated` count at which a decode must stop (kept with yield_at)
-        self.stop_at = self.output.astype(np.int64, copy=True)
+        self.stop_at = ints[kernels.STOP_AT]
+        self.stop_at[:] = self.output
         self.slices = i64()
         # the prefix cache's hits, counted here once: prompt tokens served from the cache and prompt
         # tokens to compute (prompt + generated), each summed over the request's admissions; the
@@ -72,7 +81,7 @@ class RequestTable:
         self.accuracy_sum = i64()
         self.accuracy_tokens = i64()
         # energy of the iterations that computed its tokens, its share by tokens (integer nJ: exact sums)
-        self.energy_nj = i64()
+        self.energy_nj = ints[kernels.ENERGY_NJ]
         # serverless cost (invocation fee share + GB-seconds by tokens), integer pico-dollars
         self.cost_pusd = i64()
         self.paths: dict[int, list[int]] = {}  # prefix-tree nodes referenced by a request

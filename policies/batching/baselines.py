@@ -24,10 +24,10 @@ def _finish_started_prefills(b: PlanBuilder, view: InstanceView) -> int:
 
 
 def _admit_in_order(b: PlanBuilder, view: InstanceView, whole: bool = False) -> None:
-    """Admit waiting requests in queue order until the head does not fit (no skipping)."""
-    if not view.waiting:
-        return
-    for rid in list(view.waiting):
+    """Admit waiting requests in queue order until the head does not fit (no skipping). Planning
+    leaves the queue as it is (admission happens after the plan), so it is read in place: a plan
+    costs what it admits, not the queue's length."""
+    for rid in view.waiting:
         if not b.admit(rid, whole=whole):
             break
 
