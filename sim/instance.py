@@ -913,6 +913,20 @@ class Instance:
             n = min(n, interval - self.iterations % interval)
         return max(n, 1)
 
+    def _segment_iterations(self, plan: Plan, chunks: list[tuple[int, int]], decodes: np.ndarray,
+                            left: int | None) -> int:
+        """Iterations the segment runs: one in step mode or when the plan asks again every
+        iteration, else `_segment_length`, at most the plan's `replan_after_iterations`."""
+        if self.step_mode or plan.replan_each_iteration:
+            return 1
+        n = self._segment_length(chunks, decodes, left)
+        after = plan.replan_after_iterations
+        if after is not None:
+            if after < 1:
+                raise ValueError(f"Plan.replan_after_iterations must be >= 1, got {after}")
+            n = min(n, after)
+        return n
+
     def start_segment(self, now: float) -> float | None:
         """Plan at `now` and lay out the next segment; returns its end time (None if idle).
 
@@ -942,8 +956,7 @@ class Instance:
             if plan.retry_at_s is not None and plan.retry_at_s > now:
                 return -float(plan.retry_at_s)
             return None
-        n = 1 if self.step_mode or plan.replan_each_iteration else self._segment_length(
-            chunks, decodes, None if stats is None else stats[2])
+        n = self._segment_iterations(plan, chunks, decodes, None if stats is None else stats[2])
         prefill = sum([c for _, c in chunks]) if chunks else 0  # real prompt tokens of an iteration (before padding)
         cost = plan.variant or self.cost
         layout = self._layout(chunks, decodes, None if stats is None else stats[1])

@@ -8,7 +8,9 @@ Stability contract (what makes exact fast-forward possible): between two change 
 admission, prefill completion, completion, preemption, migration, admission-cadence tick) a policy
 asked again must return the same plan, with each prefill chunk the same size, as long as that
 request still has at least a full chunk left. A policy whose decisions depend on the clock sets
-`Plan.replan_each_iteration = True`. The fast-forward-equals-step property test holds every
+`Plan.replan_each_iteration = True`; one whose decision depends on a counter that moves every
+iteration but crosses its threshold at an iteration the policy can compute sets
+`Plan.replan_after_iterations` to it. The fast-forward-equals-step property test holds every
 registered policy to this contract.
 
 The Protocols declare what the registered policies use, no more: routers read a `ClusterView`
@@ -40,6 +42,9 @@ class Plan:
     chunks:  prefill request id -> prompt tokens to compute this iteration (>= 1)
     decodes: decoding request ids that generate one token this iteration (None = all of them)
     replan_each_iteration: the plan depends on the clock; ask again every iteration
+    replan_after_iterations: the plan stays right for at most this many iterations (>= 1), then
+                ask again (a counter it depends on crosses a threshold there); None = until the
+                next change point
     retry_at_s: for an empty plan (nothing to run), wake the instance again at this time even if
                 nothing else happens (rate limiters that are not work-conserving need it)
     slice_tokens: generation slice (SCLS, arXiv 2406.13511): every request admitted by this plan
@@ -61,6 +66,7 @@ class Plan:
     retry_at_s: float | None = None
     slice_tokens: int | None = None
     variant: ModelVariant | None = None
+    replan_after_iterations: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -250,6 +256,7 @@ class PlanBuilder:
         "_in_batch",
         "_in_batch_pending",
         "budget_left",
+        "replan_after_iterations",
         "replan_each_iteration",
         "retry_at_s",
         "slice_tokens",
@@ -270,6 +277,7 @@ class PlanBuilder:
         # asks who is in the batch: most plans never do, and the set would cost one add per decode)
         self._in_batch_pending: list[int] | None = None
         self.replan_each_iteration = False
+        self.replan_after_iterations: int | None = None  # Plan.replan_after_iterations
         self.retry_at_s: float | None = None
         self.slice_tokens: int | None = None  # generation slice of this plan's admissions (Plan)
         self.variant: ModelVariant | None = None  # the model variant this iteration runs (Plan)
@@ -369,12 +377,18 @@ class PlanBuilder:
     def admitted(self) -> list[int]:
         return list(self._admit)
 
+    @property
+    def decodes(self) -> Sequence[int]:
+        """The decodes in the plan so far, in order (read only)."""
+        return self._decodes
+
     def plan(self) -> Plan:
         return Plan(
             admit=self._admit,
             chunks=self._chunks,
             decodes=self._decodes,
             replan_each_iteration=self.replan_each_iteration,
+            replan_after_iterations=self.replan_after_iterations,
             retry_at_s=self.retry_at_s,
             slice_tokens=self.slice_tokens,
             variant=self.variant,

@@ -142,12 +142,18 @@ class Admitter:
         assert self.capacity_blocks is not None  # __init__ refuses a reserve mode without it
         return self._reserved + smallest_reservation > self.capacity_blocks
 
+    def any_fits(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> bool:
+        """Whether any of `left_behind` would fit now (`fits`)."""
+        return any(self.fits(b, view, rid) for rid in left_behind)
+
     def guard(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> None:
         """Stability guard: a plan that stopped at a misfit stays right until the next change
         point only if nothing left behind fits now (free memory only shrinks between change
         points). Otherwise the choice may depend on counters that move every iteration, so ask
-        again each iteration (the fast-forward-equals-step contract of `llmsched.sim.policy_api`)."""
-        if any(self.fits(b, view, rid) for rid in left_behind):
+        again each iteration (the fast-forward-equals-step contract of `llmsched.sim.policy_api`).
+        A policy that knows when its counters can first change the choice asks `any_fits` and
+        sets `Plan.replan_after_iterations` instead (DLPM)."""
+        if self.any_fits(b, view, left_behind):
             b.replan_each_iteration = True
 
 

@@ -20,8 +20,12 @@ from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD
 from llmsched.policies.batching.waiting_queues import PrefixQueues, QueueHooks
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, number, one_of
-from llmsched.sim.policy_api import InstanceView, Plan
+from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
 from llmsched.theory.fairness import DEFAULT_INPUT_WEIGHT, DEFAULT_OUTPUT_WEIGHT
+
+#: beyond this many iterations a deficit's crossing is "never": far past any segment (the engine
+#: caps one at `MAX_SEGMENT_ITERATIONS`), it only bounds the search
+HORIZON_LIMIT = 2**40
 
 
 @register(BATCHING, "dlpm")
@@ -46,12 +50,14 @@ class DLPM(QueueHooks):
         self.granted: dict[int, float] = {}  # quanta granted (+ service forgiven at activation)
         self.queue = PrefixQueues(self.admitter.reservation_size())  # the waiting requests in LPM order, per client
 
-    def service(self, view: InstanceView, client: int) -> float:
+    def service(self, view: InstanceView, client: int, extra_output_tokens: int = 0) -> float:
+        """w_p · uncached prompt tokens + w_q · output tokens of `client` here (with
+        `extra_output_tokens` more output: what `_deficit_horizon` projects)."""
         uncached = view.input_service(client) - view.cached_input_service(client)
-        return self.w_p * uncached + self.w_q * view.output_service(client)
+        return self.w_p * uncached + self.w_q * (view.output_service(client) + extra_output_tokens)
 
-    def deficit(self, view: InstanceView, client: int) -> float:
-        return self.granted.get(client, 0.0) - self.service(view, client)
+    def deficit(self, view: InstanceView, client: int, extra_output_tokens: int = 0) -> float:
+        return self.granted.get(client, 0.0) - self.service(view, client, extra_output_tokens)
 
     def on_arrival(self, rid: int, view: InstanceView) -> None:
         """A client that becomes active starts with one fresh quantum (DRR: an idle flow's deficit
@@ -72,6 +78,7 @@ class DLPM(QueueHooks):
         admitted: set[int] = set()
         left = dict(queue.counts)  # client -> its requests not admitted by this plan
         q = {c: self.deficit(view, c) for c in left}
+        refilled = False
         while True:
             # one pass over the LPM order of the requests not yet admitted: a client's requests
             # are skipped from the first one met at a deficit <= 0 (deficits only fall in a pass)
@@ -82,8 +89,7 @@ class DLPM(QueueHooks):
                     order.drop(u)
                     continue
                 if not a.admit(b, view, rid):
-                    if not a.none_fits(queue.smallest()):  # else the guard would find no fit
-                        a.guard(b, view, islice(queue.lpm(view, admitted | {rid}), GUARD_LOOKAHEAD))
+                    self._guard(b, view, rid, u, admitted, refilled)
                     return b.plan()
                 order.pop()
                 admitted.add(rid)
@@ -95,7 +101,59 @@ class DLPM(QueueHooks):
             # every active client is at or below zero: refill by as many quanta as it takes for
             # one of them to turn positive (k single refills at once)
             k = min(math.floor(-q[c] / self.quantum) + 1 for c in active)
+            refilled = True
             for c in active:
                 self.granted[c] = self.granted.get(c, 0.0) + k * self.quantum
                 q[c] += k * self.quantum
         return b.plan()
+
+    def _guard(self, b: PlanBuilder, view: InstanceView, rid: int, u: int, admitted: set[int],
+               refilled: bool) -> None:
+        """The stability guard (`Admitter.guard`) at the misfit `rid` of client `u`, sharpened.
+
+        A plan that admitted nothing and granted no quantum stopped at `rid` because every client
+        met before it in the LPM order is at or below zero and `rid` does not fit. Between change
+        points deficits only fall (nothing is granted: the pass never gets past the misfit), free
+        memory only shrinks, and the order stays put; so the plan asked again is this one until
+        `u`'s own deficit reaches zero, when the pass skips `u` and may admit a request left
+        behind. That iteration is computable (`_deficit_horizon`): ask again there, not every
+        iteration. Any other plan (one that admitted or refilled: its in-pass deficits are sums
+        the next plan does not repeat, or "peak" admission, whose test loosens as requests decode)
+        keeps the guard as it is."""
+        a = self.admitter
+        queue = self.queue
+        if a.none_fits(queue.smallest()):  # no waiting request fits: the guard would find none
+            return
+        left_behind = islice(queue.lpm(view, admitted | {rid}), GUARD_LOOKAHEAD)
+        if admitted or refilled or a.mode == "peak":
+            a.guard(b, view, left_behind)
+            return
+        horizon = self._deficit_horizon(b, view, u)
+        if horizon is not None and a.any_fits(b, view, left_behind):
+            b.replan_after_iterations = horizon
+
+    def _deficit_horizon(self, b: PlanBuilder, view: InstanceView, u: int) -> int | None:
+        """The first iteration j >= 1 at which `u`'s deficit, computed as `deficit` computes it,
+        is <= 0 while the plan's batch runs: each of `u`'s decodes in it adds one output token per
+        iteration, and nothing else moves `u`'s service before the next change point (prompt
+        service is charged at admission, a prefill's first token when it completes). None if it
+        never falls (no decode of `u`, w_q = 0, or an infinite quantum). Deficits fall monotonically in j (IEEE
+        rounding is monotone), so a search finds the exact first j."""
+        decodes_of_u = sum(1 for rid in b.decodes if view.client(rid) == u)
+        deficit = self.deficit(view, u)
+        if decodes_of_u == 0 or self.w_q == 0 or not math.isfinite(deficit):  # quantum = inf: LPM
+            return None
+        def positive_after(j: int) -> bool:
+            return self.deficit(view, u, j * decodes_of_u) > 0
+        low, high = 0, max(1, math.ceil(deficit / (self.w_q * decodes_of_u)))
+        while positive_after(high):  # the estimate is close; rounding may put the crossing later
+            low, high = high, 2 * high
+            if high > HORIZON_LIMIT:
+                return None
+        while high - low > 1:  # positive after `low` iterations, not after `high`
+            mid = (low + high) // 2
+            if positive_after(mid):
+                low = mid
+            else:
+                high = mid
+        return high

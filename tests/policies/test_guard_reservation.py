@@ -17,6 +17,7 @@ iterations after a2's arrival refreshed it, so step mode admits b1 then.
 
 from __future__ import annotations
 
+from itertools import islice
 from unittest import mock
 
 import numpy as np
@@ -25,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsched.policies.batching import _fair_common
+from llmsched.policies.batching.dlpm import DLPM
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.workload.core import Workload
 from llmsched.testing import UnitCost, fast_equals_step
@@ -70,15 +72,125 @@ def test_a_left_behind_request_that_fits_is_admitted_mid_segment():
 def test_negative_control_without_the_guard_fast_forward_is_not_step(batching):
     """The guard is what keeps these policies exact: with it a no-op, fast-forward admits b1 only at
     a1's finish while step mode admits it as soon as the counters move (VTC: client 0's counter
-    grows past client 1's lifted one; DLPM: client 0's deficit is spent)."""
+    grows past client 1's lifted one; DLPM: client 0's deficit is spent). DLPM's guard here is its
+    deficit horizon (`DLPM._guard`): "never falls" makes it a no-op."""
     w, cluster = _case(b1_output_tokens=2) if batching == "dlpm" else _vtc_case()
     b1 = 2 if batching == "dlpm" else 3
     _fast, step = fast_equals_step(w, cluster, UnitCost())
     a1_finish_s = float(step.requests["finish_s"].iloc[0])
     assert _first_token_s(step, b1) < a1_finish_s  # admitted mid-segment, while a1 still runs
-    with mock.patch.object(_fair_common.Admitter, "guard", lambda self, b, view, left_behind: None), \
-            pytest.raises(AssertionError):
+    no_guard = mock.patch.object(_fair_common.Admitter, "guard", lambda self, b, view, left_behind: None)
+    no_horizon = mock.patch.object(DLPM, "_deficit_horizon", lambda self, b, view, u: None)
+    with no_guard, no_horizon, pytest.raises(AssertionError):
         fast_equals_step(w, cluster, UnitCost())
+
+
+def _count_plans(w: Workload, cluster: ClusterSpec) -> int:
+    """Plans DLPM makes in a fast-forward run, after checking that the run equals step mode."""
+    from llmsched.sim.run import simulate
+
+    fast_equals_step(w, cluster, UnitCost())
+    calls = 0
+    real = DLPM.plan
+
+    def counting(self, view):
+        nonlocal calls
+        calls += 1
+        return real(self, view)
+
+    with mock.patch.object(DLPM, "plan", counting):
+        simulate(w, cluster, mode="fast", cost_models=lambda _spec: UnitCost())
+    return calls
+
+
+def test_dlpm_asks_again_at_its_deficit_horizon_not_every_iteration():
+    """In the directed case DLPM's plan at a2's misfit admitted nothing, so it asks again when
+    client 0's deficit is spent (five iterations on) rather than each iteration, and stays equal
+    to step mode; the old guard (ask every iteration) makes more plans for the same run."""
+    w, cluster = _case(b1_output_tokens=2)
+    sharp = _count_plans(w, cluster)
+
+    def old_guard(self, b, view, rid, u, admitted, refilled):
+        a = self.admitter
+        if not a.none_fits(self.queue.smallest()):
+            a.guard(b, view, islice(self.queue.lpm(view, admitted | {rid}), 64))
+
+    with mock.patch.object(DLPM, "_guard", old_guard):
+        every = _count_plans(w, cluster)
+    assert sharp < every
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_negative_control_a_horizon_off_by_one_breaks_fast_equals_step(shift):
+    """One iteration late, fast-forward admits b1 after step mode does; one early is harmless (an
+    extra plan) unless it reaches 0, which the engine refuses. Late must be caught."""
+    w, cluster = _case(b1_output_tokens=2)
+    real = DLPM._deficit_horizon
+
+    def shifted(self, b, view, u):
+        h = real(self, b, view, u)
+        return None if h is None else max(1, h + shift)
+
+    with mock.patch.object(DLPM, "_deficit_horizon", shifted):
+        if shift > 0:
+            with pytest.raises(AssertionError):
+                fast_equals_step(w, cluster, UnitCost())
+        else:
+            fast_equals_step(w, cluster, UnitCost())
+
+
+class _ServiceView:
+    """One client's counters, as `DLPM.deficit` reads them; every decode belongs to client 0."""
+
+    def __init__(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> None:
+        self.counters = (input_tokens, cached_tokens, output_tokens)
+
+    def input_service(self, client: int) -> int:
+        return self.counters[0]
+
+    def cached_input_service(self, client: int) -> int:
+        return self.counters[1]
+
+    def output_service(self, client: int) -> int:
+        return self.counters[2]
+
+    def client(self, rid: int) -> int:
+        return 0
+
+
+class _Decodes:
+    def __init__(self, n: int) -> None:
+        self.decodes = list(range(n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(w_p=st.sampled_from([0.0, 0.1, 0.5, 1.0, 1.7]), w_q=st.sampled_from([0.1, 0.3, 1.0, 2.0, 3.3]),
+       decodes=st.integers(1, 6), input_tokens=st.integers(0, 10**9), cached=st.integers(0, 10**9),
+       output_tokens=st.integers(0, 10**9), steps=st.integers(0, 300), nudge=st.sampled_from([-1.0, 0.0, 1.0]))
+def test_deficit_horizon_is_the_first_iteration_at_or_below_zero(w_p, w_q, decodes, input_tokens, cached,
+                                                                 output_tokens, steps, nudge):
+    """`_deficit_horizon` against walking the iterations one by one with `deficit`, for grants
+    placed on and one ulp either side of an exact multiple of a decode iteration's service."""
+    policy = DLPM(quantum=10.0, input_weight=w_p, output_weight=w_q, admission="engine")
+    view = _ServiceView(input_tokens, min(cached, input_tokens), output_tokens)
+    service = policy.service(view, 0)  # type: ignore[arg-type]
+    granted = service + steps * w_q * decodes
+    granted = float(np.nextafter(granted, np.inf * nudge)) if nudge else granted
+    policy.granted[0] = granted
+    if policy.deficit(view, 0) <= 0:  # type: ignore[arg-type]
+        return  # DLPM asks only for a client whose deficit is positive
+    want = next(j for j in range(1, 10**6) if policy.deficit(view, 0, j * decodes) <= 0)  # type: ignore[arg-type]
+    assert policy._deficit_horizon(_Decodes(decodes), view, 0) == want  # type: ignore[arg-type]
+
+
+def test_deficit_horizon_never_without_decodes_or_an_infinite_quantum():
+    policy = DLPM(quantum=10.0, admission="engine")
+    view = _ServiceView(100, 0, 50)
+    policy.granted[0] = policy.service(view, 0) + 5.0  # type: ignore[arg-type]
+    assert policy._deficit_horizon(_Decodes(0), view, 0) is None  # type: ignore[arg-type]
+    assert policy._deficit_horizon(_Decodes(1), view, 0) is not None  # type: ignore[arg-type]
+    policy.granted[0] = float("inf")
+    assert policy._deficit_horizon(_Decodes(1), view, 0) is None  # type: ignore[arg-type]
 
 
 def test_nothing_fits_skips_the_guard_and_stays_exact():
