@@ -7,7 +7,7 @@ stability guard. Holds no policy's decision state and never touches the engine's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import overload
 
 import numpy as np
@@ -20,6 +20,7 @@ ADMISSION_MODES = ("engine", "reserve", "peak")
 #: (non-preemptive, every admitted request's prompt + output reserved). "engine" preempts and broke
 #: VTC's 2U on held-out flooding workloads (issue 15); docs/theory/fairness.md, "Admission modes".
 DEFAULT_ADMISSION = "reserve"
+GUARD_LOOKAHEAD = 64  # left-behind requests checked by the stability guard (cost cap, our choice)
 
 
 @overload
@@ -127,20 +128,6 @@ class Admitter:
         elif self.mode == "peak":
             self._held.append(self._entry(view, rid))
         return True
-
-    def reservation_size(self) -> Callable[[InstanceView, int], int] | None:
-        """What a waiting queue keeps the minimum of for `none_fits` (its `size`): the blocks a
-        request reserves under "reserve"; None for the other modes (no cheap test)."""
-        return self._blocks if self.mode == "reserve" else None
-
-    def none_fits(self, smallest_reservation: int | None) -> bool:
-        """True when no waiting request can fit now: under "reserve", not even the smallest
-        reservation among them (a waiting queue's `smallest()`) fits in what is left, so `fits`
-        refuses each one. A sufficient test only: False says nothing."""
-        if self.mode != "reserve" or smallest_reservation is None:
-            return False
-        assert self.capacity_blocks is not None  # __init__ refuses a reserve mode without it
-        return self._reserved + smallest_reservation > self.capacity_blocks
 
     def any_fits(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> bool:
         """Whether any of `left_behind` would fit now (`fits`)."""

@@ -12,11 +12,9 @@ Choices where the paper is silent are listed in docs/theory/fairness.md.
 from __future__ import annotations
 
 import math
-from itertools import islice
 from typing import Any
 
 from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
-from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD
 from llmsched.policies.batching.waiting_queues import PrefixQueues, QueueHooks
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, number, one_of
@@ -48,7 +46,7 @@ class DLPM(QueueHooks):
         self.w_q = float(output_weight)
         self.admitter = Admitter(admission, instance_spec)
         self.granted: dict[int, float] = {}  # quanta granted (+ service forgiven at activation)
-        self.queue = PrefixQueues(self.admitter.reservation_size())  # the waiting requests in LPM order, per client
+        self.queue = PrefixQueues()  # the waiting requests in LPM order, per client
 
     def service(self, view: InstanceView, client: int, extra_output_tokens: int = 0) -> float:
         """w_p · uncached prompt tokens + w_q · output tokens of `client` here (with
@@ -89,7 +87,7 @@ class DLPM(QueueHooks):
                     order.drop(u)
                     continue
                 if not a.admit(b, view, rid):
-                    self._guard(b, view, rid, u, admitted, refilled)
+                    self._guard(b, view, u, admitted, refilled)
                     return b.plan()
                 order.pop()
                 admitted.add(rid)
@@ -107,29 +105,24 @@ class DLPM(QueueHooks):
                 q[c] += k * self.quantum
         return b.plan()
 
-    def _guard(self, b: PlanBuilder, view: InstanceView, rid: int, u: int, admitted: set[int],
-               refilled: bool) -> None:
-        """The stability guard (`Admitter.guard`) at the misfit `rid` of client `u`, sharpened.
+    def _guard(self, b: PlanBuilder, view: InstanceView, u: int, admitted: set[int], refilled: bool) -> None:
+        """DLPM's stability guard, at a misfit of client `u`: when to ask again.
 
-        A plan that admitted nothing and granted no quantum stopped at `rid` because every client
-        met before it in the LPM order is at or below zero and `rid` does not fit. Between change
-        points deficits only fall (nothing is granted: the pass never gets past the misfit), free
-        memory only shrinks, and the order stays put; so the plan asked again is this one until
-        `u`'s own deficit reaches zero, when the pass skips `u` and may admit a request left
-        behind. That iteration is computable (`_deficit_horizon`): ask again there, not every
-        iteration. Any other plan (one that admitted or refilled: its in-pass deficits are sums
-        the next plan does not repeat, or "peak" admission, whose test loosens as requests decode)
-        keeps the guard as it is."""
-        a = self.admitter
-        queue = self.queue
-        if a.none_fits(queue.smallest()):  # no waiting request fits: the guard would find none
-            return
-        left_behind = islice(queue.lpm(view, admitted | {rid}), GUARD_LOOKAHEAD)
-        if admitted or refilled or a.mode == "peak":
-            a.guard(b, view, left_behind)
+        Every client met before the misfit in the LPM order is at or below zero, and between change
+        points deficits only fall, free memory only shrinks and the order stays put. So asked
+        again, the plan is this one, with no side effect, until `u`'s own deficit reaches zero:
+        then the pass goes past `u`, and may admit a request left behind or, with every client
+        at or below zero, grant quanta (a refill: state that later plans read, so it must happen
+        at the iteration step mode makes it). That iteration is computable (`_deficit_horizon`):
+        ask again there. A plan that admitted or refilled stopped on in-pass deficits (sums the
+        next plan does not repeat), so it asks again at the next iteration, whose plan starts
+        from the counters. The generic guard (`Admitter.guard`: ask every iteration if a request
+        left behind fits) is not enough here: it misses refills when nothing fits."""
+        if admitted or refilled:
+            b.replan_after_iterations = 1
             return
         horizon = self._deficit_horizon(b, view, u)
-        if horizon is not None and a.any_fits(b, view, left_behind):
+        if horizon is not None:
             b.replan_after_iterations = horizon
 
     def _deficit_horizon(self, b: PlanBuilder, view: InstanceView, u: int) -> int | None:

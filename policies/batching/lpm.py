@@ -13,14 +13,17 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from llmsched.policies.batching._fair_common import ADMISSION_MODES, DEFAULT_ADMISSION, Admitter
+from llmsched.policies.batching._fair_common import (
+    ADMISSION_MODES,
+    DEFAULT_ADMISSION,
+    GUARD_LOOKAHEAD,
+    Admitter,
+)
 from llmsched.policies.batching.waiting_queues import PrefixQueues, QueueHooks, SubtreeQueues
 from llmsched.policies.registry import BATCHING, register
 from llmsched.sim.params import declare, one_of
 from llmsched.sim.policy_api import InstanceView, Plan
 from llmsched.sim.radix import ROOT, RadixTree
-
-GUARD_LOOKAHEAD = 64  # left-behind requests checked by the stability guard (cost cap, our choice)
 
 
 def lpm_order(view: InstanceView, rids: Sequence[int]) -> list[int]:
@@ -78,6 +81,15 @@ class _Ordered:
         incrementally by the subclasses that have a `waiting_queues` structure)."""
         return iter(self.order(view, list(view.waiting)))
 
+    #: whether the order moves only at change points. Then a plan that stops at a misfit needs no
+    #: stability guard (`Admitter.guard`): the misfit stays one until the next change point
+    #: (reservations are fixed, free memory only shrinks) and stays first, so asked again before
+    #: then the plan is this one ("peak" admission, whose test loosens as requests decode, asks
+    #: again each iteration itself, in `Admitter.fits`). LPM's and DFS-weight's orders read only
+    #: the prefix cache, which changes at change points; Preble's rotating turn moves with its own
+    #: admissions, so it keeps the guard.
+    order_moves_only_at_change_points = False
+
     def plan(self, view: InstanceView) -> Plan:
         a = self.admitter
         b = a.start(view)
@@ -85,14 +97,10 @@ class _Ordered:
             order = self.ordered(view)
             for rid in order:
                 if not a.admit(b, view, rid):
-                    if not a.none_fits(self.smallest_reservation()):  # else the guard would find no fit
+                    if not self.order_moves_only_at_change_points:
                         a.guard(b, view, islice(order, GUARD_LOOKAHEAD))
                     break
         return b.plan()
-
-    def smallest_reservation(self) -> int | None:
-        """The least reservation among the waiting requests, where a queue keeps it."""
-        return None
 
 
 class _Incremental(QueueHooks, _Ordered):
@@ -105,9 +113,6 @@ class _Incremental(QueueHooks, _Ordered):
     def new_queue(self) -> Any:
         raise NotImplementedError
 
-    def smallest_reservation(self) -> int | None:
-        return self.queue.smallest()
-
     def ordered(self, view: InstanceView) -> Iterator[int]:
         raise NotImplementedError
 
@@ -116,8 +121,10 @@ class _Incremental(QueueHooks, _Ordered):
 class LPM(_Incremental):
     """LPM (SGLang): admit waiting requests with the longest cached prefix first."""
 
+    order_moves_only_at_change_points = True
+
     def new_queue(self) -> PrefixQueues:
-        return PrefixQueues(self.admitter.reservation_size())  # `lpm_order`, kept incrementally
+        return PrefixQueues()  # `lpm_order`, kept incrementally
 
     def ordered(self, view: InstanceView) -> Iterator[int]:
         return iter(self.queue.lpm(view))
@@ -126,6 +133,8 @@ class LPM(_Incremental):
 @register(BATCHING, "dfs-weight")
 class DFSWeight(_Incremental):
     """DFS-weight (SGLang): admit requests subtree by subtree of the prefix tree, heaviest first."""
+
+    order_moves_only_at_change_points = True
 
     def new_queue(self) -> SubtreeQueues:
         return SubtreeQueues()  # `dfs_weight_order`, kept incrementally

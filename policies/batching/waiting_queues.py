@@ -94,10 +94,7 @@ class SeqList:
 class ClientQueues:
     """The waiting queue per client, in queue order (see the module docstring)."""
 
-    def __init__(self, size: Callable[[InstanceView, int], int] | None = None) -> None:
-        """size: a static per-request quantity whose minimum over the waiting requests
-        `smallest()` returns (the admitter's reservation, for its cheap "nothing fits" test);
-        None keeps none."""
+    def __init__(self) -> None:
         self.seq: dict[int, int] = {}  # waiting rid -> queue sequence number
         self.where: dict[int, SeqList] = {}  # waiting rid -> the group list holding it
         self.client_of: dict[int, int] = {}
@@ -106,8 +103,6 @@ class ClientQueues:
         self._next = 0
         self._first = 0  # below every number given so far (requeued requests count down from it)
         self.rebuilds = 0
-        self._size_of = size
-        self._by_size: list[tuple[int, int]] = []  # heap of (size, rid), left requests removed lazily
 
     # -- hooks ---------------------------------------------------------------------------------
     def on_arrival(self, rid: int, view: InstanceView) -> None:
@@ -156,13 +151,6 @@ class ClientQueues:
     def count(self, client: int) -> int:
         return self.counts.get(client, 0)
 
-    def smallest(self) -> int | None:
-        """The least `size` over the waiting requests (None when none waits or no size is kept)."""
-        h = self._by_size
-        while h and h[0][1] not in self.seq:
-            heapq.heappop(h)
-        return h[0][0] if h else None
-
     def clients(self) -> list[int]:
         """Clients with waiting requests, in the order they last became backlogged."""
         return list(self.counts)
@@ -200,7 +188,6 @@ class ClientQueues:
         self.client_of.clear()
         self.counts.clear()
         self.groups.clear()
-        self._by_size.clear()
 
     def _add(self, rid: int, view: InstanceView, seq: int | None = None) -> None:
         if seq is None:
@@ -209,8 +196,6 @@ class ClientQueues:
         self.seq[rid] = seq
         c = self.client_of[rid] = view.client(rid)
         self.counts[c] = self.counts.get(c, 0) + 1
-        if self._size_of is not None:
-            heapq.heappush(self._by_size, (self._size_of(view, rid), rid))
         self._file(rid, self._key(rid, view))
 
     def _remove(self, rid: int) -> None:
@@ -220,10 +205,6 @@ class ClientQueues:
         self.counts[c] -= 1
         if not self.counts[c]:
             del self.counts[c]
-        if len(self._by_size) > 2 * len(self.seq) + 32:  # entries of left requests: drop them
-            live = {r: size for size, r in self._by_size if r in self.seq}
-            self._by_size = [(size, r) for r, size in live.items()]
-            heapq.heapify(self._by_size)
         self._removed(rid)
 
     def _removed(self, rid: int) -> None:
@@ -382,8 +363,8 @@ class PrefixQueues(ClientQueues):
     (node, kind, client).
     """
 
-    def __init__(self, size: Callable[[InstanceView, int], int] | None = None) -> None:
-        super().__init__(size)
+    def __init__(self) -> None:
+        super().__init__()
         self._tree = _WaitingTree()
         self._nodes: dict[int, list[int]] = {}  # waiting rid -> its path's node ids
         self._clampable: dict[int, bool] = {}

@@ -1,15 +1,16 @@
-"""The stability guard under "reserve" admission (DLPM's and VTC's), and its cheap skip (`Admitter.none_fits` over the
-waiting queue's smallest reservation, `ClientQueues.smallest`).
+"""The stability guards under "reserve" admission: DLPM's deficit horizon, VTC's generic guard,
+and LPM/DFS-weight, which need none.
 
-A plan that stops at a misfit must ask again every iteration when a request left behind fits now:
-DLPM's deficits move as running requests decode, so a later iteration may drop the misfit's client
-and admit the one behind. The guard is skipped only when even the smallest waiting reservation does
-not fit, where `fits` refuses every waiting request. Directed scenarios (UnitCost: one second per
-iteration; block size 1, so reservations are token counts):
+A plan that stops at a misfit must ask again before the iteration where step mode would decide
+differently. DLPM's deficits fall as running requests decode: once the misfit client's deficit
+reaches zero, the pass goes past it and may admit a request left behind, or grant quanta
+(`DLPM._guard`, `DLPM._deficit_horizon`). VTC asks every iteration while a request left behind
+fits (`Admitter.guard`). LPM's and DFS-weight's orders move only at change points. Directed
+scenarios (UnitCost: one second per iteration; block size 1, so reservations are token counts):
 
 * t=0: client 0's `a1` (4 prompt, 20 output tokens) is admitted and reserves 24 of 40 tokens;
 * t=0.5: client 0's `a2` (30 + 10) arrives: it cannot fit while a1 runs (24 + 40 > 40);
-* t=0.6: client 1's `b1` arrives, small enough to fit (4 tokens) or, in the second case, not (20).
+* t=0.6: client 1's `b1` arrives, small enough to fit (4 tokens).
 
 With a quantum of 10 service units and 2 per output token, client 0's deficit falls to zero five
 iterations after a2's arrival refreshed it, so step mode admits b1 then.
@@ -26,11 +27,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsched.policies.batching import _fair_common
+from llmsched.policies.batching._fair_common import GUARD_LOOKAHEAD
 from llmsched.policies.batching.dlpm import DLPM
 from llmsched.sim.config import ClusterSpec, InstanceSpec, freeze_params
 from llmsched.sim.workload.core import Workload
 from llmsched.testing import UnitCost, fast_equals_step
-from tests.policies.test_incremental_order import _QueueView
 
 
 def _cluster(batching: str, params: dict) -> ClusterSpec:
@@ -104,20 +105,47 @@ def _count_plans(w: Workload, cluster: ClusterSpec) -> int:
 
 
 def test_dlpm_asks_again_at_its_deficit_horizon_not_every_iteration():
-    """In the directed case DLPM's plan at a2's misfit admitted nothing, so it asks again when
-    client 0's deficit is spent (five iterations on) rather than each iteration, and stays equal
-    to step mode; the old guard (ask every iteration) makes more plans for the same run."""
+    """In the directed case DLPM asks again when client 0's deficit is spent (five iterations
+    on) rather than each iteration, and stays equal to step mode; asking every iteration at a
+    misfit (sound, and what step mode does) makes more plans for the same run."""
     w, cluster = _case(b1_output_tokens=2)
     sharp = _count_plans(w, cluster)
 
-    def old_guard(self, b, view, rid, u, admitted, refilled):
-        a = self.admitter
-        if not a.none_fits(self.queue.smallest()):
-            a.guard(b, view, islice(self.queue.lpm(view, admitted | {rid}), 64))
+    def every_iteration(self, b, view, u, admitted, refilled):
+        b.replan_each_iteration = True
 
-    with mock.patch.object(DLPM, "_guard", old_guard):
+    with mock.patch.object(DLPM, "_guard", every_iteration):
         every = _count_plans(w, cluster)
     assert sharp < every
+
+
+def _generic_guard(self, b, view, u, admitted, refilled):
+    """What DLPM did before its own guard: `Admitter.guard` (ask every iteration while a request
+    left behind fits), the misfit itself included in the look-ahead (it does not fit)."""
+    self.admitter.guard(b, view, islice(self.queue.lpm(view, admitted), GUARD_LOOKAHEAD))
+
+
+def test_dlpm_refills_where_step_mode_does():
+    """A regression found by sweeping the overloaded-fairness workload with tight KV memory
+    (benchmarks/fairness_overload.py's, seed 5, 30 s of arrivals at 1.5x capacity, 12,000 KV
+    tokens): with nothing left behind fitting, step mode still refills every client's quantum at
+    the iteration where the last positive deficit reaches zero, and that grant changes later
+    admissions. The generic guard never asked again there, so fast-forward granted later, once,
+    and admitted differently (negative control); DLPM's horizon asks at that iteration."""
+    from benchmarks.fairness_overload import GPU, MODEL, capacity_rps, workload
+
+    w = workload(5, 30.0, 1.5 * capacity_rps(0))
+    cluster = ClusterSpec(instances=(InstanceSpec(model=MODEL, gpu=GPU, batching="dlpm", kv_capacity_tokens=12000),))
+    from llmsched.sim.run import simulate
+
+    def same(cluster):
+        from llmsched.testing import assert_same_run
+
+        assert_same_run(simulate(w, cluster, seed=5, mode="fast"), simulate(w, cluster, seed=5, mode="step"))
+
+    same(cluster)
+    with mock.patch.object(DLPM, "_guard", _generic_guard), pytest.raises(AssertionError):
+        same(cluster)
 
 
 @pytest.mark.parametrize("shift", [1, -1])
@@ -193,59 +221,38 @@ def test_deficit_horizon_never_without_decodes_or_an_infinite_quantum():
     assert policy._deficit_horizon(_Decodes(1), view, 0) is None  # type: ignore[arg-type]
 
 
-def test_nothing_fits_skips_the_guard_and_stays_exact():
-    """b1 reserves 22 tokens: with a1's 24 reserved nothing waiting fits, `none_fits` holds (the
-    look-ahead is never built) and fast-forward still equals step mode."""
-    w, cluster = _case(b1_output_tokens=20)
-    calls: list[bool] = []
-    real = _fair_common.Admitter.none_fits
+@pytest.mark.parametrize("batching", ["lpm", "dfs-weight"])
+def test_counter_free_orders_need_no_guard(batching):
+    """LPM and DFS-weight order by the prefix cache alone, which moves only at change points: at
+    a2's misfit, b1 fits but stays behind a2 until a1 finishes (in step mode too), so their plans
+    skip the guard and still equal step mode, with fewer plans than the guard's every-iteration
+    asking makes."""
+    from llmsched.policies import registry
+    from llmsched.policies.batching.lpm import _Ordered
+    from llmsched.sim.run import simulate
 
-    def spy(self, smallest):
-        calls.append(real(self, smallest))
-        return calls[-1]
+    w, _ = _case(b1_output_tokens=2)
+    cluster = _cluster(batching, {})
+    _fast, step = fast_equals_step(w, cluster, UnitCost())
+    assert _first_token_s(step, 2) > float(step.requests["finish_s"].iloc[0])  # b1 waits for a1's finish
+    cls = registry.get(registry.BATCHING, batching)
+    assert cls.order_moves_only_at_change_points
 
-    with mock.patch.object(_fair_common.Admitter, "none_fits", spy):
-        fast_equals_step(w, cluster, UnitCost())
-    assert True in calls  # the skip was taken
-    assert _first_token_s(fast_equals_step(w, cluster, UnitCost())[1], 2) > 20  # b1 waits for a1
+    def plans() -> int:
+        calls = 0
+        real = _Ordered.plan
 
+        def counting(self, view):
+            nonlocal calls
+            calls += 1
+            return real(self, view)
 
-def test_negative_control_skipping_the_guard_breaks_fast_equals_step():
-    """A `none_fits` that always says "nothing fits" drops the guard: fast-forward runs on past
-    the iteration where step mode admits b1, and the comparison catches it."""
-    w, cluster = _case(b1_output_tokens=2)
-    always = mock.patch.object(_fair_common.Admitter, "none_fits", lambda self, smallest: self.mode == "reserve")
-    with always, pytest.raises(AssertionError):
-        fast_equals_step(w, cluster, UnitCost())
+        with mock.patch.object(_Ordered, "plan", counting):
+            simulate(w, cluster, mode="fast", cost_models=lambda _spec: UnitCost())
+        return calls
 
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["arrive", "leave", "requeue"]), st.integers(0, 10**6)), max_size=300))
-def test_smallest_is_the_least_size_over_the_waiting_requests(ops):
-    """`ClientQueues.smallest` against the minimum over `view.waiting`, through arrivals, leaves
-    (which compact the heap), requeues at the head and a rebuild; sizes collide often."""
-    from llmsched.policies.batching.waiting_queues import ClientQueues
-
-    def size(_view, rid: int) -> int:
-        return (rid * 7919) % 13
-
-    view, q, next_rid, left = _QueueView([]), ClientQueues(size), 0, []
-    for op, pick in ops:
-        if op == "arrive" or not view.waiting:
-            view.waiting.append(next_rid)
-            q.on_arrival(next_rid, view)  # type: ignore[arg-type]
-            next_rid += 1
-        elif op == "leave":
-            rid = view.waiting.pop(pick % len(view.waiting))
-            left.append(rid)
-            q.on_leave_queue(rid, view)  # type: ignore[arg-type]
-        elif left:
-            rid = left.pop()
-            view.waiting.insert(0, rid)
-            q.on_requeue(rid, view)  # type: ignore[arg-type]
-        want = min((size(view, r) for r in view.waiting), default=None)
-        assert q.smallest() == want
-        assert len(q._by_size) <= 2 * len(view.waiting) + 33  # left requests do not pile up
-    q.rebuild(view)  # type: ignore[arg-type]
-    assert q.smallest() == min((size(view, r) for r in view.waiting), default=None)
-    assert ClientQueues().smallest() is None  # no size kept
+    without = plans()
+    with mock.patch.object(cls, "order_moves_only_at_change_points", False):
+        fast_equals_step(w, cluster, UnitCost())  # the guard changes no decision here
+        guarded = plans()
+    assert without < guarded

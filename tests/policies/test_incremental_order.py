@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsched.policies.batching import dlpm, lpm, preble_mpq, rpm, slai, vtc, vtc_variants
-from llmsched.policies.batching._fair_common import waiting_by_client
-from llmsched.policies.batching.lpm import GUARD_LOOKAHEAD, dfs_weight_order, lpm_order
+from llmsched.policies.batching._fair_common import GUARD_LOOKAHEAD, waiting_by_client
+from llmsched.policies.batching.lpm import dfs_weight_order, lpm_order
 from llmsched.policies.routing import d2lpm
 from llmsched.sim.config import ClusterSpec, freeze_params
 from llmsched.sim.policy_api import InstanceView, Plan, PlanBuilder
