@@ -86,20 +86,21 @@ def test_negative_control_without_the_guard_fast_forward_is_not_step(batching):
         fast_equals_step(w, cluster, UnitCost())
 
 
-def _count_plans(w: Workload, cluster: ClusterSpec) -> int:
-    """Plans DLPM makes in a fast-forward run, after checking that the run equals step mode."""
+def _count_plans(w: Workload, cluster: ClusterSpec, policy_class: type = DLPM) -> int:
+    """Plans `policy_class.plan` makes in a fast-forward run, after checking that the run equals
+    step mode."""
     from llmsched.sim.run import simulate
 
     fast_equals_step(w, cluster, UnitCost())
     calls = 0
-    real = DLPM.plan
+    real = policy_class.plan
 
     def counting(self, view):
         nonlocal calls
         calls += 1
         return real(self, view)
 
-    with mock.patch.object(DLPM, "plan", counting):
+    with mock.patch.object(policy_class, "plan", counting):
         simulate(w, cluster, mode="fast", cost_models=lambda _spec: UnitCost())
     return calls
 
@@ -229,7 +230,6 @@ def test_counter_free_orders_need_no_guard(batching):
     asking makes."""
     from llmsched.policies import registry
     from llmsched.policies.batching.lpm import _Ordered
-    from llmsched.sim.run import simulate
 
     w, _ = _case(b1_output_tokens=2)
     cluster = _cluster(batching, {})
@@ -237,22 +237,7 @@ def test_counter_free_orders_need_no_guard(batching):
     assert _first_token_s(step, 2) > float(step.requests["finish_s"].iloc[0])  # b1 waits for a1's finish
     cls = registry.get(registry.BATCHING, batching)
     assert cls.order_moves_only_at_change_points
-
-    def plans() -> int:
-        calls = 0
-        real = _Ordered.plan
-
-        def counting(self, view):
-            nonlocal calls
-            calls += 1
-            return real(self, view)
-
-        with mock.patch.object(_Ordered, "plan", counting):
-            simulate(w, cluster, mode="fast", cost_models=lambda _spec: UnitCost())
-        return calls
-
-    without = plans()
+    without = _count_plans(w, cluster, _Ordered)
     with mock.patch.object(cls, "order_moves_only_at_change_points", False):
-        fast_equals_step(w, cluster, UnitCost())  # the guard changes no decision here
-        guarded = plans()
+        guarded = _count_plans(w, cluster, _Ordered)  # also equal to step mode: the guard changes no decision here
     assert without < guarded
