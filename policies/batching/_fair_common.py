@@ -129,18 +129,15 @@ class Admitter:
             self._held.append(self._entry(view, rid))
         return True
 
-    def any_fits(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> bool:
-        """Whether any of `left_behind` would fit now (`fits`)."""
-        return any(self.fits(b, view, rid) for rid in left_behind)
-
     def guard(self, b: PlanBuilder, view: InstanceView, left_behind: Iterable[int]) -> None:
         """Stability guard: a plan that stopped at a misfit stays right until the next change
         point only if nothing left behind fits now (free memory only shrinks between change
         points). Otherwise the choice may depend on counters that move every iteration, so ask
         again each iteration (the fast-forward-equals-step contract of `llmsched.sim.policy_api`).
-        A policy that knows when its counters can first change the choice asks `any_fits` and
-        sets `Plan.replan_after_iterations` instead (DLPM)."""
-        if self.any_fits(b, view, left_behind):
+        Enough where planning leaves nothing that later plans read (the VTC family, Preble's
+        queue); DLPM, whose plans grant quanta, has its own (`DLPM._guard`), and orders that move
+        only at change points need none (`lpm._Ordered`)."""
+        if any(self.fits(b, view, rid) for rid in left_behind):
             b.replan_each_iteration = True
 
 
