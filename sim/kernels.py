@@ -92,9 +92,9 @@ def loaded() -> bool:
 # `RequestTable.kernel_floats` (float64): one argument each, rather than one per column (Numba's
 # dispatch costs about 35 ns an argument, on every call).
 COMPUTED, GENERATED, SHARED_TOKENS, HELD_BLOCKS, STOP_AT, TBT_MISSES, ENERGY_NJ = range(7)
-INT_ROWS = 7
+INT_ROWS = ENERGY_NJ + 1
 LAST_TOKEN_S, TBT_MAX_S, TBT_SLO_S = range(3)
-FLOAT_ROWS = 3
+FLOAT_ROWS = TBT_SLO_S + 1
 
 # Roofline constants, in `roofline_consts` order (see RooflineCost.__post_init__ and params)
 LIN_FLOP, LIN_WEIGHT, LIN_ACT, ATTN, KV, KVQO, ATTN_OVH, LAYER_OVH, HEAD_FLOP, HEAD_WEIGHT, ITER_OVH, \

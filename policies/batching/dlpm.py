@@ -130,12 +130,13 @@ class DLPM(QueueHooks):
         is <= 0 while the plan's batch runs: each of `u`'s decodes in it adds one output token per
         iteration, and nothing else moves `u`'s service before the next change point (prompt
         service is charged at admission, a prefill's first token when it completes). None if it
-        never falls (no decode of `u`, w_q = 0, or an infinite quantum). Deficits fall monotonically in j (IEEE
-        rounding is monotone), so a search finds the exact first j."""
+        never falls (no decode of `u`, w_q = 0, or an infinite quantum). Deficits fall
+        monotonically in j (IEEE rounding is monotone), so a search finds the exact first j."""
         decodes_of_u = sum(1 for rid in b.decodes if view.client(rid) == u)
         deficit = self.deficit(view, u)
         if decodes_of_u == 0 or self.w_q == 0 or not math.isfinite(deficit):  # quantum = inf: LPM
             return None
+
         def positive_after(j: int) -> bool:
             return self.deficit(view, u, j * decodes_of_u) > 0
         low, high = 0, max(1, math.ceil(deficit / (self.w_q * decodes_of_u)))
